@@ -1,0 +1,249 @@
+// Package hub is Ferry's protocol-neutral router: tenants, sessions with
+// their subscriptions and offline queues, retained messages, and fan-out.
+//
+// # Basics
+//
+// Every publish goes to one tenant's namespace; nothing crosses tenants.
+// A protocol front end opens a Session per client, attaches a Sink while the
+// client is connected, subscribes, and publishes Messages with Hub.Publish.
+// Publish matches the tenant's subscription trie and hands each matching
+// session one Delivery (overlapping subscriptions are merged: highest granted
+// QoS, all subscription identifiers). Each shared subscription group gets one
+// Delivery, to its members in turn, preferring connected ones.
+//
+// # Caveats
+//
+// Publish never blocks on a slow consumer: a Sink that refuses a delivery
+// makes the hub drop it and count the drop (see Stats). An offline
+// persistent session queues QoS 1/2 deliveries (and QoS 0 when
+// Options.QueueQoS0 is set) up to Options.MaxQueuedMessages and
+// Options.MaxQueuedBytes; beyond that deliveries are dropped and counted.
+// Sessions and retained messages live in memory.
+//
+// Locks: Hub.mu guards the tenant map; tenant.mu guards a tenant's trie,
+// session map and each session's subscription map; Session.mu guards the
+// session's sink and queue. Order: tenant.mu before Session.mu, never the
+// reverse; Sink.Deliver is called with Session.mu held and must not call back
+// into the hub.
+package hub
+
+import (
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferry-iot/ferry/mqtt/topic"
+)
+
+// Options configures a Hub. The zero value works.
+type Options struct {
+	// MaxQueuedMessages bounds each offline session's queue. If zero, 1000.
+	MaxQueuedMessages int
+	// MaxQueuedBytes bounds each offline session's queue in (approximate)
+	// bytes. If zero, 64 MiB.
+	MaxQueuedBytes int
+	// QueueQoS0 makes offline persistent sessions queue QoS 0 messages too.
+	QueueQoS0 bool
+	// Logger receives drop warnings. If nil, slog.Default().
+	Logger *slog.Logger
+	// Now is the clock, for tests. If nil, time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxQueuedMessages == 0 {
+		o.MaxQueuedMessages = 1000
+	}
+	if o.MaxQueuedBytes == 0 {
+		o.MaxQueuedBytes = 64 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Hub routes messages between sessions of the same tenant.
+type Hub struct {
+	opts Options
+
+	mu      sync.RWMutex
+	tenants map[string]*tenant
+
+	stats counters
+}
+
+// New returns a Hub configured by opts.
+func New(opts Options) *Hub {
+	return &Hub{opts: opts.withDefaults(), tenants: make(map[string]*tenant)}
+}
+
+type tenant struct {
+	name string
+
+	mu       sync.RWMutex
+	subs     *topic.Trie[*Session, Subscription]
+	sessions map[string]*Session
+
+	retained retainedStore
+}
+
+func (h *Hub) tenant(name string) *tenant {
+	h.mu.RLock()
+	t := h.tenants[name]
+	h.mu.RUnlock()
+	if t != nil {
+		return t
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if t = h.tenants[name]; t == nil {
+		t = &tenant{
+			name:     name,
+			subs:     topic.NewTrie[*Session, Subscription](),
+			sessions: make(map[string]*Session),
+			retained: retainedStore{msgs: make(map[string]*Message)},
+		}
+		h.tenants[name] = t
+	}
+	return t
+}
+
+// target is one session a publish goes to, with the merged options of the
+// subscriptions that matched.
+type target struct {
+	s      *Session
+	qos    byte
+	retain bool
+	ids    []uint32
+}
+
+// Publish routes m to every matching session of the tenant and, when
+// m.Retain is set, stores it as the topic's retained message (an empty
+// payload clears it). It returns the number of sessions m was handed to.
+func (h *Hub) Publish(tenantName string, m *Message) int {
+	h.stats.published.Add(1)
+	now := h.opts.Now()
+	if m.Expired(now) {
+		return 0
+	}
+	t := h.tenant(tenantName)
+	if m.Retain {
+		t.retained.set(m)
+	}
+
+	var targets []target
+	add := func(s *Session, sub Subscription, merge bool) {
+		if merge {
+			for i := range targets {
+				if targets[i].s == s {
+					tg := &targets[i]
+					tg.qos = max(tg.qos, sub.QoS)
+					tg.retain = tg.retain || sub.RetainAsPublished
+					if sub.ID != 0 {
+						tg.ids = append(tg.ids, sub.ID)
+					}
+					return
+				}
+			}
+		}
+		tg := target{s: s, qos: sub.QoS, retain: sub.RetainAsPublished}
+		if sub.ID != 0 {
+			tg.ids = []uint32{sub.ID}
+		}
+		targets = append(targets, tg)
+	}
+	t.mu.RLock()
+	t.subs.Match(m.Topic, func(s *Session, sub Subscription) {
+		if sub.NoLocal && m.Origin != "" && s.ID == m.Origin {
+			return
+		}
+		add(s, sub, true)
+	}, func(g *topic.Group[*Session, Subscription]) {
+		// Each group gets one copy; prefer a member that is connected.
+		n := len(g.Members)
+		start := g.Next()
+		pick := g.Members[start]
+		for i := range n {
+			m := g.Members[(start+i)%n]
+			if m.Key.online() {
+				pick = m
+				break
+			}
+		}
+		add(pick.Key, pick.Val, false)
+	})
+	t.mu.RUnlock()
+
+	for i := range targets {
+		tg := &targets[i]
+		d := Delivery{
+			Message:         m,
+			QoS:             min(m.QoS, tg.qos),
+			Retain:          m.Retain && tg.retain,
+			SubscriptionIDs: tg.ids,
+		}
+		tg.s.deliver(d)
+	}
+	return len(targets)
+}
+
+// Open returns the session of clientID in the tenant, creating it when there
+// is none. With clean set, any existing session is discarded first. present
+// reports whether an existing session was resumed. The caller must make sure
+// no connection of the same client is still attached (session takeover).
+func (h *Hub) Open(tenantName, clientID string, clean bool) (s *Session, present bool) {
+	t := h.tenant(tenantName)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if old := t.sessions[clientID]; old != nil {
+		if !clean {
+			return old, true
+		}
+		old.discardLocked()
+	}
+	s = &Session{ID: clientID, hub: h, t: t, subs: make(map[string]Subscription)}
+	t.sessions[clientID] = s
+	h.stats.sessions.Add(1)
+	return s, false
+}
+
+// Stats is a snapshot of the hub's counters.
+type Stats struct {
+	Published  uint64 // messages handed to Publish
+	Delivered  uint64 // deliveries accepted by a sink or an offline queue
+	Dropped    uint64 // deliveries dropped (full queue, offline QoS 0, closed session)
+	Retained   int    // retained messages stored
+	Sessions   int64  // sessions in the hub
+	Subscripts int    // subscriptions, plain and shared
+}
+
+type counters struct {
+	published atomic.Uint64
+	delivered atomic.Uint64
+	dropped   atomic.Uint64
+	sessions  atomic.Int64
+}
+
+// Stats returns the hub's counters.
+func (h *Hub) Stats() Stats {
+	st := Stats{
+		Published: h.stats.published.Load(),
+		Delivered: h.stats.delivered.Load(),
+		Dropped:   h.stats.dropped.Load(),
+		Sessions:  h.stats.sessions.Load(),
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, t := range h.tenants {
+		t.mu.RLock()
+		st.Subscripts += t.subs.Len()
+		t.mu.RUnlock()
+		st.Retained += t.retained.len()
+	}
+	return st
+}

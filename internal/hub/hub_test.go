@@ -1,0 +1,259 @@
+package hub
+
+import (
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// recorder is a Sink that keeps what it is given, up to limit (0: no limit).
+type recorder struct {
+	mu    sync.Mutex
+	got   []Delivery
+	limit int
+}
+
+func (r *recorder) Deliver(d Delivery) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.limit > 0 && len(r.got) >= r.limit {
+		return false
+	}
+	r.got = append(r.got, d)
+	return true
+}
+
+func (r *recorder) topics() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, d := range r.got {
+		out = append(out, d.Message.Topic)
+	}
+	return out
+}
+
+func online(t *testing.T, h *Hub, tenant, id string, subs ...Subscription) (*Session, *recorder) {
+	t.Helper()
+	s, _ := h.Open(tenant, id, true)
+	r := &recorder{}
+	s.Attach(r)
+	for _, sub := range subs {
+		s.Subscribe(sub)
+	}
+	return s, r
+}
+
+func TestPublishMatchesAndDowngrades(t *testing.T) {
+	h := New(Options{})
+	_, r := online(t, h, "t1", "sub", Subscription{Filter: "a/+", QoS: 1})
+	for _, m := range []*Message{
+		{Topic: "a/b", QoS: 2, Payload: []byte("x")},
+		{Topic: "a/b/c", QoS: 1},
+		{Topic: "b", QoS: 0},
+		{Topic: "a/c", QoS: 0},
+	} {
+		h.Publish("t1", m)
+	}
+	if got, want := r.topics(), []string{"a/b", "a/c"}; !slices.Equal(got, want) {
+		t.Fatalf("delivered %v, want %v", got, want)
+	}
+	if r.got[0].QoS != 1 || r.got[1].QoS != 0 {
+		t.Errorf("QoS = %d,%d, want 1,0 (downgraded to granted, never raised)", r.got[0].QoS, r.got[1].QoS)
+	}
+}
+
+func TestOverlappingSubscriptionsMerge(t *testing.T) {
+	h := New(Options{})
+	_, r := online(t, h, "t", "c",
+		Subscription{Filter: "a/#", QoS: 0, ID: 7},
+		Subscription{Filter: "a/b", QoS: 2, ID: 9, RetainAsPublished: true})
+	h.Publish("t", &Message{Topic: "a/b", QoS: 2, Retain: true, Payload: []byte("p")})
+	if len(r.got) != 1 {
+		t.Fatalf("got %d deliveries, want 1 merged delivery", len(r.got))
+	}
+	d := r.got[0]
+	ids := slices.Clone(d.SubscriptionIDs)
+	slices.Sort(ids)
+	if d.QoS != 2 || !d.Retain || !slices.Equal(ids, []uint32{7, 9}) {
+		t.Errorf("delivery = QoS %d retain %v ids %v, want QoS 2 retain true ids [7 9]", d.QoS, d.Retain, ids)
+	}
+}
+
+func TestNoLocal(t *testing.T) {
+	h := New(Options{})
+	_, r := online(t, h, "t", "me", Subscription{Filter: "x", NoLocal: true})
+	h.Publish("t", &Message{Topic: "x", Origin: "me"})
+	h.Publish("t", &Message{Topic: "x", Origin: "other"})
+	if len(r.got) != 1 || r.got[0].Message.Origin != "other" {
+		t.Errorf("no-local subscription got %v", r.got)
+	}
+}
+
+func TestTenantIsolation(t *testing.T) {
+	h := New(Options{})
+	_, ra := online(t, h, "A", "c", Subscription{Filter: "#"})
+	_, rb := online(t, h, "B", "c", Subscription{Filter: "#"})
+	h.Publish("A", &Message{Topic: "x", Retain: true, Payload: []byte("1")})
+	if len(ra.got) != 1 || len(rb.got) != 0 {
+		t.Errorf("tenant A publish reached A %d, B %d times; want 1, 0", len(ra.got), len(rb.got))
+	}
+	s, _ := h.Open("B", "late", true)
+	if ret := s.Subscribe(Subscription{Filter: "#"}); len(ret) != 0 {
+		t.Errorf("tenant B saw %d retained messages of tenant A", len(ret))
+	}
+}
+
+func TestSharedSubscriptionBalances(t *testing.T) {
+	h := New(Options{})
+	_, r1 := online(t, h, "t", "m1", Subscription{Filter: "$share/g/s/+", QoS: 1})
+	_, r2 := online(t, h, "t", "m2", Subscription{Filter: "$share/g/s/+", QoS: 1})
+	_, plain := online(t, h, "t", "p", Subscription{Filter: "s/#"})
+	for range 10 {
+		h.Publish("t", &Message{Topic: "s/1", QoS: 1})
+	}
+	if len(r1.got)+len(r2.got) != 10 || len(r1.got) != 5 {
+		t.Errorf("group members got %d and %d, want 5 and 5", len(r1.got), len(r2.got))
+	}
+	if len(plain.got) != 10 {
+		t.Errorf("plain subscriber got %d, want 10", len(plain.got))
+	}
+}
+
+func TestSharedSubscriptionPrefersOnlineMember(t *testing.T) {
+	h := New(Options{})
+	off, _ := online(t, h, "t", "off", Subscription{Filter: "$share/g/x", QoS: 1})
+	off.Detach(nil, true)
+	_, r := online(t, h, "t", "on", Subscription{Filter: "$share/g/x", QoS: 1})
+	for range 4 {
+		h.Publish("t", &Message{Topic: "x", QoS: 1})
+	}
+	if len(r.got) != 4 || off.Queued() != 0 {
+		t.Errorf("online member got %d, offline queued %d; want 4, 0", len(r.got), off.Queued())
+	}
+}
+
+func TestRetained(t *testing.T) {
+	now := time.Unix(1000, 0)
+	h := New(Options{Now: func() time.Time { return now }})
+	h.Publish("t", &Message{Topic: "r/1", QoS: 1, Retain: true, Payload: []byte("old")})
+	h.Publish("t", &Message{Topic: "r/1", QoS: 1, Retain: true, Payload: []byte("new")})
+	h.Publish("t", &Message{Topic: "r/2", QoS: 0, Retain: true, Payload: []byte("two")})
+	h.Publish("t", &Message{Topic: "r/2", Retain: true}) // clears
+	h.Publish("t", &Message{Topic: "r/3", Retain: true, Payload: []byte("x"), Expiry: now.Add(time.Second)})
+	now = now.Add(2 * time.Second) // r/3 has expired: stored, never sent
+
+	s, _ := h.Open("t", "c", true)
+	tests := []struct {
+		name string
+		sub  Subscription
+		want int
+	}{
+		{"handling 0", Subscription{Filter: "r/+", QoS: 2}, 1},
+		{"handling 0 again", Subscription{Filter: "r/+", QoS: 2}, 1},
+		{"handling 1 existing", Subscription{Filter: "r/+", RetainHandling: 1}, 0},
+		{"handling 1 new", Subscription{Filter: "r/#", RetainHandling: 1}, 1},
+		{"handling 2", Subscription{Filter: "r/1", RetainHandling: 2}, 0},
+		{"shared", Subscription{Filter: "$share/g/r/1"}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := s.Subscribe(tt.sub)
+			if len(got) != tt.want {
+				t.Fatalf("got %d retained, want %d", len(got), tt.want)
+			}
+			if tt.want == 1 {
+				d := got[0]
+				if string(d.Message.Payload) != "new" || !d.Retain || d.QoS != min(1, tt.sub.QoS) {
+					t.Errorf("retained delivery = %q retain %v QoS %d", d.Message.Payload, d.Retain, d.QoS)
+				}
+			}
+		})
+	}
+	if st := h.Stats(); st.Retained != 2 { // r/1 and the expired r/3
+		t.Errorf("Stats.Retained = %d, want 2", st.Retained)
+	}
+}
+
+func TestOfflineQueueAndResume(t *testing.T) {
+	h := New(Options{MaxQueuedMessages: 3})
+	s, r := online(t, h, "t", "c", Subscription{Filter: "q", QoS: 1})
+	h.Publish("t", &Message{Topic: "q", QoS: 1, Payload: []byte("inflight")})
+	s.Detach([]Delivery{r.got[0]}, true)
+
+	h.Publish("t", &Message{Topic: "q", QoS: 0, Payload: []byte("qos0")}) // not queued offline
+	h.Publish("t", &Message{Topic: "q", QoS: 1, Payload: []byte("a")})
+	h.Publish("t", &Message{Topic: "q", QoS: 1, Payload: []byte("b")})
+	h.Publish("t", &Message{Topic: "q", QoS: 1, Payload: []byte("c")}) // over the limit
+
+	again, present := h.Open("t", "c", false)
+	if !present || again != s {
+		t.Fatalf("Open(clean=false) = %p present %v, want the old session", again, present)
+	}
+	r2 := &recorder{}
+	s.Attach(r2)
+	var got []string
+	for _, d := range r2.got {
+		got = append(got, string(d.Message.Payload))
+	}
+	if want := []string{"inflight", "a", "b"}; !slices.Equal(got, want) {
+		t.Errorf("resumed with %v, want %v", got, want)
+	}
+	if !r2.got[0].Dup || r2.got[1].Dup {
+		t.Errorf("dup flags = %v,%v, want true,false", r2.got[0].Dup, r2.got[1].Dup)
+	}
+	if st := h.Stats(); st.Dropped != 2 {
+		t.Errorf("Stats.Dropped = %d, want 2 (offline QoS 0 and the queue overflow)", st.Dropped)
+	}
+}
+
+func TestCleanSessionDiscards(t *testing.T) {
+	h := New(Options{})
+	s, _ := online(t, h, "t", "c", Subscription{Filter: "x", QoS: 1})
+	s.Detach(nil, false)
+	if n := h.Publish("t", &Message{Topic: "x", QoS: 1}); n != 0 {
+		t.Errorf("publish after the session ended reached %d sessions", n)
+	}
+	if _, present := h.Open("t", "c", false); present {
+		t.Error("a discarded session was resumed")
+	}
+	if st := h.Stats(); st.Subscripts != 0 || st.Sessions != 1 {
+		t.Errorf("stats = %+v, want no subscriptions and one session", st)
+	}
+}
+
+func TestSinkRefusalCountsDrop(t *testing.T) {
+	h := New(Options{})
+	s, _ := h.Open("t", "c", true)
+	s.Attach(&recorder{limit: 1})
+	s.Subscribe(Subscription{Filter: "x"})
+	h.Publish("t", &Message{Topic: "x"})
+	h.Publish("t", &Message{Topic: "x"})
+	if st := h.Stats(); st.Delivered != 1 || st.Dropped != 1 {
+		t.Errorf("stats = %+v, want 1 delivered, 1 dropped", st)
+	}
+}
+
+func TestConcurrentPublishSubscribe(t *testing.T) {
+	h := New(Options{})
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, _ := h.Open("t", string(rune('a'+i)), true)
+			s.Attach(&recorder{})
+			for range 200 {
+				s.Subscribe(Subscription{Filter: "c/#"})
+				h.Publish("t", &Message{Topic: "c/x"})
+				s.Unsubscribe("c/#")
+			}
+			s.Detach(nil, false)
+		}()
+	}
+	wg.Wait()
+	if st := h.Stats(); st.Sessions != 0 || st.Subscripts != 0 {
+		t.Errorf("stats after all sessions ended = %+v", st)
+	}
+}

@@ -1,0 +1,76 @@
+package hub
+
+import "time"
+
+// Message is a protocol-neutral application message. Once published it is
+// shared by every delivery and must not be modified.
+type Message struct {
+	Topic   string
+	Payload []byte
+	QoS     byte
+	Retain  bool
+	// Expiry is when the message stops being deliverable; zero means never.
+	Expiry time.Time
+
+	// MQTT 5 publish properties carried end to end.
+	ContentType     string
+	ResponseTopic   string
+	CorrelationData []byte
+	PayloadFormat   *byte
+	UserProperties  []UserProperty
+
+	// Origin is the ID of the publishing session, for no-local
+	// subscriptions; empty for messages from no session (wills keep theirs).
+	Origin string
+}
+
+// UserProperty is an MQTT 5 user property; order is significant.
+type UserProperty struct{ Key, Value string }
+
+// Expired reports whether the message may no longer be delivered at now.
+func (m *Message) Expired(now time.Time) bool {
+	return !m.Expiry.IsZero() && !now.Before(m.Expiry)
+}
+
+// size approximates the memory a queued message holds, for byte limits.
+func (m *Message) size() int {
+	n := len(m.Topic) + len(m.Payload) + len(m.ContentType) + len(m.ResponseTopic) + len(m.CorrelationData) + 64
+	for _, p := range m.UserProperties {
+		n += len(p.Key) + len(p.Value)
+	}
+	return n
+}
+
+// Subscription is one subscription of a session, with the MQTT 5 options.
+type Subscription struct {
+	// Filter is the topic filter as subscribed, $share/<group>/ prefix included.
+	Filter            string
+	QoS               byte
+	NoLocal           bool
+	RetainAsPublished bool
+	// RetainHandling: 0 send retained messages on subscribe, 1 only when the
+	// subscription is new, 2 never.
+	RetainHandling byte
+	// ID is the MQTT 5 subscription identifier; 0 means none.
+	ID uint32
+}
+
+// Delivery is a message on its way to one session.
+type Delivery struct {
+	Message *Message
+	// QoS is the delivered QoS: the message's, downgraded to the granted one.
+	QoS byte
+	// Retain is the retain flag as the receiver sees it.
+	Retain bool
+	// Dup marks a redelivery of a message that was sent before.
+	Dup bool
+	// SubscriptionIDs lists the identifiers of every matching subscription.
+	SubscriptionIDs []uint32
+}
+
+// Sink receives a session's deliveries while a connection is attached.
+type Sink interface {
+	// Deliver hands d to the connection. It must not block: it returns false
+	// when the connection cannot take d (its queue is full or it is closing).
+	Deliver(d Delivery) bool
+}
