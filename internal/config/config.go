@@ -1,0 +1,222 @@
+// Package config is Ferry's configuration: the schema, its defaults, loading
+// from a YAML file, FERRY_* environment variables and command-line flags (in
+// that order of increasing precedence), and validation.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// DefaultTenant is the tenant of connections when authentication is off.
+const DefaultTenant = "DEFAULT_TENANT"
+
+// Config is the whole configuration of a Ferry process. Field docs give the
+// YAML key, the default and the unit.
+type Config struct {
+	// DataDir (data_dir) holds all state of the embedded mode. Default ./ferry-data.
+	DataDir string `yaml:"data_dir"`
+	// AllowAnonymous (allow_anonymous) lets clients connect without
+	// credentials on non-loopback addresses. Default false; loopback
+	// listeners accept anonymous clients while no authentication is set up.
+	AllowAnonymous bool `yaml:"allow_anonymous"`
+	Log            Log  `yaml:"log"`
+	MQTT           MQTT `yaml:"mqtt"`
+	// ShutdownTimeout (shutdown_timeout) bounds a clean shutdown. Default 5s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level (log.level): debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format (log.format): text or json. Default text.
+	Format string `yaml:"format"`
+}
+
+// MQTT configures the MQTT listener and the limits of its connections.
+type MQTT struct {
+	// Addr (mqtt.addr) is the TCP listen address. Default 127.0.0.1:1883.
+	Addr string `yaml:"addr"`
+	// MaxPacketSize (mqtt.max_packet_size) limits inbound packets, bytes.
+	// Default 1048576 (1 MiB); at most 268435460.
+	MaxPacketSize uint32 `yaml:"max_packet_size"`
+	// ReceiveMaximum (mqtt.receive_maximum) is the number of unacknowledged
+	// inbound QoS 1/2 messages a client may have. Default 64.
+	ReceiveMaximum uint16 `yaml:"receive_maximum"`
+	// MaxInflight (mqtt.max_inflight) is the number of unacknowledged
+	// outbound QoS 1/2 messages per connection. Default 64.
+	MaxInflight uint16 `yaml:"max_inflight"`
+	// MaxQueued (mqtt.max_queued) bounds the messages waiting to be written
+	// to one connection. Default 1000.
+	MaxQueued int `yaml:"max_queued"`
+	// MaxQueuedOffline (mqtt.max_queued_offline) bounds the messages kept
+	// for a disconnected persistent session. Default 1000.
+	MaxQueuedOffline int `yaml:"max_queued_offline"`
+	// MaxQueuedOfflineBytes (mqtt.max_queued_offline_bytes) bounds them in
+	// bytes. Default 67108864 (64 MiB).
+	MaxQueuedOfflineBytes int `yaml:"max_queued_offline_bytes"`
+	// QueueQoS0Offline (mqtt.queue_qos0_offline) queues QoS 0 messages for
+	// disconnected persistent sessions too. Default false.
+	QueueQoS0Offline bool `yaml:"queue_qos0_offline"`
+	// MaxKeepAlive (mqtt.max_keep_alive) caps the keep alive a client may
+	// ask for, seconds; 0 means no cap. Default 0.
+	MaxKeepAlive uint16 `yaml:"max_keep_alive"`
+	// ConnectTimeout (mqtt.connect_timeout) is how long a new connection has
+	// to send CONNECT. Default 10s.
+	ConnectTimeout Duration `yaml:"connect_timeout"`
+	// TopicAliasMaximum (mqtt.topic_alias_maximum) is the number of inbound
+	// topic aliases an MQTT 5 client may use. Default 10.
+	TopicAliasMaximum uint16 `yaml:"topic_alias_maximum"`
+}
+
+// Duration is a time.Duration written as "5s", "250ms" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration like 5s or 250ms", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		DataDir:         "./ferry-data",
+		Log:             Log{Level: "info", Format: "text"},
+		ShutdownTimeout: Duration(5 * time.Second),
+		MQTT: MQTT{
+			Addr:                  "127.0.0.1:1883",
+			MaxPacketSize:         1 << 20,
+			ReceiveMaximum:        64,
+			MaxInflight:           64,
+			MaxQueued:             1000,
+			MaxQueuedOffline:      1000,
+			MaxQueuedOfflineBytes: 64 << 20,
+			ConnectTimeout:        Duration(10 * time.Second),
+			TopicAliasMaximum:     10,
+		},
+	}
+}
+
+// Load returns the defaults overlaid with the YAML file at path ("" for
+// none). Unknown keys are errors, so a typo never goes unnoticed.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	if path == "" {
+		return cfg, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return cfg, fmt.Errorf("config file: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return cfg, fmt.Errorf("config file %s: %w", path, err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return cfg, fmt.Errorf("config file %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Validate checks every value and names the key (and flag) of the first
+// that is wrong.
+func (c *Config) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("data_dir (--data-dir) must not be empty")
+	}
+	if _, err := ParseLevel(c.Log.Level); err != nil {
+		return fmt.Errorf("log.level (--log-level): %w", err)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		return fmt.Errorf("log.format (--log-format): %q is not text or json", c.Log.Format)
+	}
+	loopback, err := IsLoopback(c.MQTT.Addr)
+	if err != nil {
+		return fmt.Errorf("mqtt.addr (--mqtt-addr): %w", err)
+	}
+	if !loopback && !c.AllowAnonymous {
+		return fmt.Errorf("mqtt.addr (--mqtt-addr) %s is not a loopback address and no authentication is configured: "+
+			"pass --allow-anonymous (allow_anonymous: true) to accept anonymous clients from the network", c.MQTT.Addr)
+	}
+	m := c.MQTT
+	switch {
+	case m.MaxPacketSize < 64 || m.MaxPacketSize > 268435460:
+		return fmt.Errorf("mqtt.max_packet_size: %d is outside 64..268435460 bytes", m.MaxPacketSize)
+	case m.ReceiveMaximum == 0:
+		return errors.New("mqtt.receive_maximum must be at least 1")
+	case m.MaxInflight == 0:
+		return errors.New("mqtt.max_inflight must be at least 1")
+	case m.MaxQueued < 1:
+		return fmt.Errorf("mqtt.max_queued: %d must be at least 1", m.MaxQueued)
+	case m.MaxQueuedOffline < 0:
+		return fmt.Errorf("mqtt.max_queued_offline: %d must not be negative", m.MaxQueuedOffline)
+	case m.MaxQueuedOfflineBytes < 0:
+		return fmt.Errorf("mqtt.max_queued_offline_bytes: %d must not be negative", m.MaxQueuedOfflineBytes)
+	case m.ConnectTimeout <= 0:
+		return errors.New("mqtt.connect_timeout must be positive")
+	case c.ShutdownTimeout <= 0:
+		return errors.New("shutdown_timeout must be positive")
+	}
+	return nil
+}
+
+// IsLoopback reports whether a listen address binds only loopback
+// interfaces. An empty host or an unspecified IP binds every interface.
+func IsLoopback(addr string) (bool, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, fmt.Errorf("%q is not host:port: %w", addr, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return false, fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true, nil
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback(), nil
+}
+
+// ParseLevel parses a log level name.
+func ParseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("%q is not debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// Logger builds the process logger from the log settings.
+func (c *Config) Logger(w io.Writer) *slog.Logger {
+	level, _ := ParseLevel(c.Log.Level)
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// YAML renders the configuration as a YAML document.
+func (c *Config) YAML() ([]byte, error) { return yaml.Marshal(c) }

@@ -1,0 +1,88 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	cfg := Default()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("default config invalid: %v", err)
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ferry.yaml")
+	data := "data_dir: /tmp/x\nmqtt:\n  addr: 127.0.0.1:2883\n  connect_timeout: 3s\nlog:\n  level: debug\n"
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir != "/tmp/x" || cfg.MQTT.Addr != "127.0.0.1:2883" || cfg.Log.Level != "debug" ||
+		time.Duration(cfg.MQTT.ConnectTimeout) != 3*time.Second || cfg.MQTT.MaxQueued != 1000 {
+		t.Errorf("loaded %+v", cfg)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"unknown key", "mqtt:\n  adr: x\n", "adr"},
+		{"bad duration", "mqtt:\n  connect_timeout: soon\n", "duration"},
+		{"bad type", "mqtt:\n  max_queued: many\n", "line 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "f.yaml")
+			os.WriteFile(path, []byte(tt.yaml), 0o600)
+			_, err := Load(path)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Load error = %v, want one mentioning %q", err, tt.want)
+			}
+		})
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
+		t.Error("missing config file gave no error")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		want   string // "" means valid
+	}{
+		{"loopback v4", func(c *Config) { c.MQTT.Addr = "127.0.0.2:1883" }, ""},
+		{"loopback v6", func(c *Config) { c.MQTT.Addr = "[::1]:1883" }, ""},
+		{"localhost", func(c *Config) { c.MQTT.Addr = "localhost:1883" }, ""},
+		{"all interfaces refused", func(c *Config) { c.MQTT.Addr = ":1883" }, "--allow-anonymous"},
+		{"0.0.0.0 refused", func(c *Config) { c.MQTT.Addr = "0.0.0.0:1883" }, "--allow-anonymous"},
+		{"0.0.0.0 allowed", func(c *Config) { c.MQTT.Addr = "0.0.0.0:1883"; c.AllowAnonymous = true }, ""},
+		{"no port", func(c *Config) { c.MQTT.Addr = "127.0.0.1" }, "--mqtt-addr"},
+		{"bad port", func(c *Config) { c.MQTT.Addr = "127.0.0.1:http" }, "--mqtt-addr"},
+		{"log level", func(c *Config) { c.Log.Level = "loud" }, "--log-level"},
+		{"log format", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
+		{"packet size", func(c *Config) { c.MQTT.MaxPacketSize = 10 }, "mqtt.max_packet_size"},
+		{"receive maximum", func(c *Config) { c.MQTT.ReceiveMaximum = 0 }, "mqtt.receive_maximum"},
+		{"empty data dir", func(c *Config) { c.DataDir = "" }, "--data-dir"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := Default()
+			tt.mutate(&cfg)
+			err := cfg.Validate()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("unexpected error: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("error = %v, want one naming %q", err, tt.want)
+			}
+		})
+	}
+}
