@@ -86,3 +86,13 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestExampleFileIsTheDefault(t *testing.T) {
+	cfg, err := Load("../../docs/ferry.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg != Default() {
+		t.Errorf("docs/ferry.example.yaml differs from the defaults:\n got %+v\nwant %+v", cfg, Default())
+	}
+}
