@@ -1,11 +1,59 @@
 package packet
 
-// Error is what every decoder returns (as *Error).
+import "fmt"
+
+// Error is what every decoder returns (as *Error), and what encoders return
+// when a packet cannot be put on the wire. Code is the reason code to send:
+// CONNACK for CONNECT, DISCONNECT otherwise; in 3.1.1 the server just closes
+// the connection, except for the CONNECT failures that have a CONNACK return
+// code (see ConnackReturnCodeV3).
 type Error struct {
 	Code   ReasonCode
 	Reason string
+
+	// Version is set by the CONNECT decoder only: the protocol version in
+	// which to encode the CONNACK that reports the failure. 0 means the
+	// version is unknown (the packet broke before its protocol level): close
+	// the connection without a CONNACK. For an unsupported protocol level it
+	// is V311, since a 3.1.1 CONNACK with return code 1 is what clients of
+	// every version understand [MQTT-3.1.2-2].
+	Version Version
 }
 
-func (e *Error) Error() string { return e.Reason }
+func (e *Error) Error() string {
+	return "mqtt packet: " + e.Code.String() + ": " + e.Reason
+}
 
-var errNotImplemented = &Error{Code: ImplementationSpecificError, Reason: "not implemented"}
+// Is makes errors.Is(err, &Error{Code: c}) match any *Error with code c.
+// A target with a Reason matches only an identical error.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	if !ok {
+		return false
+	}
+	return t.Code == e.Code && (t.Reason == "" || t.Reason == e.Reason)
+}
+
+// errorf builds an *Error. It is only called on failure paths, so the
+// formatting cost never reaches the hot path.
+func errorf(code ReasonCode, format string, args ...any) *Error {
+	return &Error{Code: code, Reason: fmt.Sprintf(format, args...)}
+}
+
+// asError converts a possibly nil *Error to an error without producing a
+// non-nil interface holding a nil pointer.
+func asError(e *Error) error {
+	if e == nil {
+		return nil
+	}
+	return e
+}
+
+// checkVersion rejects versions this package does not speak.
+func checkVersion(v Version) *Error {
+	switch v {
+	case V31, V311, V5:
+		return nil
+	}
+	return errorf(ImplementationSpecificError, "unsupported protocol version %d", v)
+}

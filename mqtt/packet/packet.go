@@ -22,7 +22,89 @@ type Packet interface {
 // Decode decodes a body of exactly h.Remaining bytes. For TypeConnect v is
 // ignored (the packet states its own version). Byte slices in the result
 // (Payload, CorrelationData, Password, WillPayload, AuthData) alias body;
-// strings are copied.
+// strings are copied. Errors are *Error.
 func Decode(h Header, body []byte, v Version) (Packet, error) {
-	return nil, errNotImplemented
+	if len(body) != h.Remaining {
+		return nil, errorf(MalformedPacket, "%v: body of %d bytes, remaining length %d", h.Type, len(body), h.Remaining)
+	}
+	var e *Error
+	switch h.Type {
+	case TypeConnect:
+		p := new(Connect)
+		if e = p.decode(h.Flags, body); e == nil {
+			return p, nil
+		}
+	case TypeConnack:
+		p := new(Connack)
+		if e = p.decode(h.Flags, body, v); e == nil {
+			return p, nil
+		}
+	case TypePublish:
+		p := new(Publish)
+		if e = p.decode(h.Flags, body, v); e == nil {
+			return p, nil
+		}
+	case TypePuback:
+		p := new(Puback)
+		if e = decodeAck(h.Flags, body, v, h.Type, &p.PacketID, &p.ReasonCode, &p.Properties); e == nil {
+			return p, nil
+		}
+	case TypePubrec:
+		p := new(Pubrec)
+		if e = decodeAck(h.Flags, body, v, h.Type, &p.PacketID, &p.ReasonCode, &p.Properties); e == nil {
+			return p, nil
+		}
+	case TypePubrel:
+		p := new(Pubrel)
+		if e = decodeAck(h.Flags, body, v, h.Type, &p.PacketID, &p.ReasonCode, &p.Properties); e == nil {
+			return p, nil
+		}
+	case TypePubcomp:
+		p := new(Pubcomp)
+		if e = decodeAck(h.Flags, body, v, h.Type, &p.PacketID, &p.ReasonCode, &p.Properties); e == nil {
+			return p, nil
+		}
+	case TypeSubscribe:
+		p := new(Subscribe)
+		if e = p.decode(h.Flags, body, v); e == nil {
+			return p, nil
+		}
+	case TypeSuback:
+		p := new(Suback)
+		if e = p.decode(h.Flags, body, v); e == nil {
+			return p, nil
+		}
+	case TypeUnsubscribe:
+		p := new(Unsubscribe)
+		if e = p.decode(h.Flags, body, v); e == nil {
+			return p, nil
+		}
+	case TypeUnsuback:
+		p := new(Unsuback)
+		if e = p.decode(h.Flags, body, v); e == nil {
+			return p, nil
+		}
+	case TypePingreq:
+		if e = decodeEmpty(h.Flags, body, v, h.Type); e == nil {
+			return &Pingreq{}, nil
+		}
+	case TypePingresp:
+		if e = decodeEmpty(h.Flags, body, v, h.Type); e == nil {
+			return &Pingresp{}, nil
+		}
+	case TypeDisconnect:
+		p := new(Disconnect)
+		if e = p.decode(h.Flags, body, v); e == nil {
+			return p, nil
+		}
+	case TypeAuth:
+		p := new(Auth)
+		if e = p.decode(h.Flags, body, v); e == nil {
+			return p, nil
+		}
+	default:
+		// Type 0 is reserved [MQTT-2.1.2]; a Header from ReadHeader has 1..15.
+		e = errorf(MalformedPacket, "reserved packet type %d", h.Type)
+	}
+	return nil, e
 }
