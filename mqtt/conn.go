@@ -1,0 +1,324 @@
+package mqtt
+
+import (
+	"context"
+	"errors"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ferry-iot/ferry/mqtt/packet"
+)
+
+// Handler receives the events of the server's connections. Its methods are
+// called from the connection's reader goroutine, one at a time per
+// connection, and concurrently for different connections: they must be safe
+// for concurrent use and should return quickly, since the connection reads
+// nothing meanwhile.
+type Handler interface {
+	// Connect validates CONNECT (authentication, client id). It must not
+	// touch session state: the connection may still be refused or taken
+	// over. c.ClientID() is final (a v5 empty id has been assigned).
+	// Returning ContinueAuthentication starts a v5 AUTH exchange with the
+	// AuthHandler (Properties then carry the AUTH's method and data).
+	Connect(c *Conn, p *packet.Connect) ConnectResult
+
+	// Open is called after any older connection with the same SessionKey
+	// was taken over (closed with v5 DISCONNECT 0x8E and its Disconnected
+	// returned), before CONNACK is written. It returns session-present
+	// (forced to false when the client asked for a clean start). Sends made
+	// during Open are written after the CONNACK.
+	Open(c *Conn) (sessionPresent bool)
+
+	// Publish handles an inbound PUBLISH (QoS 0, 1 or 2; topic aliases
+	// already resolved). The returned code goes into PUBACK or PUBREC in
+	// v5; 3.1.1 has no negative acknowledgement, so QoS 1 and 2 are
+	// acknowledged whatever the code. For QoS 2 Publish is called once, on
+	// the PUBLISH. p and its slices are valid only during the call.
+	Publish(c *Conn, p *packet.Publish) packet.ReasonCode
+
+	// Subscribe returns one reason code per subscription for the SUBACK.
+	Subscribe(c *Conn, p *packet.Subscribe) []packet.ReasonCode
+
+	// Unsubscribe returns one reason code per filter for the UNSUBACK.
+	Unsubscribe(c *Conn, p *packet.Unsubscribe) []packet.ReasonCode
+
+	// Disconnected is called exactly once per opened connection (one whose
+	// Open was called), after the socket is closed. err is nil after a
+	// DISCONNECT 0x00 from the client and non-nil otherwise; errors.As to
+	// *DisconnectError or *packet.Error tells why.
+	Disconnected(c *Conn, err error)
+}
+
+// ConnectResult is Handler.Connect's verdict.
+type ConnectResult struct {
+	// Code is Success to accept; anything else is written as CONNACK
+	// (mapped to a 3.1.1 return code) and the connection is closed.
+	Code packet.ReasonCode
+	// Properties are merged into the v5 CONNACK (ReasonString, User, ...).
+	// The library sets ReceiveMaximum, MaximumPacketSize, TopicAliasMaximum,
+	// AssignedClientID and ServerKeepAlive itself.
+	Properties packet.Properties
+	// SessionKey identifies the session for takeover; "" means the client id.
+	SessionKey string
+}
+
+// DeliveredHandler is implemented by a Handler that wants to know when an
+// outbound QoS 1 or 2 message was acknowledged (PUBACK, PUBCOMP, or a v5
+// PUBREC with an error code). It is called on the reader goroutine.
+type DeliveredHandler interface {
+	Delivered(c *Conn, p *packet.Publish)
+}
+
+// AuthHandler is implemented by a Handler that supports v5 enhanced
+// authentication. Auth gets each AUTH packet, during CONNECT (after Connect
+// returned ContinueAuthentication) and afterwards (re-authentication), and
+// returns the answer: ContinueAuthentication to go on, Success to finish, an
+// error code (or nil) to refuse. Without it, AUTH ends the connection with
+// ProtocolError.
+type AuthHandler interface {
+	Auth(c *Conn, p *packet.Auth) *packet.Auth
+}
+
+type connState uint8
+
+const (
+	stateHandshake connState = iota // reading CONNECT, until CONNACK is queued
+	stateOpen                       // CONNACK queued
+	stateClosing                    // closing: nothing more is queued
+	stateClosed                     // the reader has ended
+)
+
+// Conn is one client connection. Its methods are safe for concurrent use.
+type Conn struct {
+	// Set before the handshake's handler calls, immutable afterwards.
+	srv          *Server
+	nc           net.Conn
+	connect      *packet.Connect
+	clientID     string
+	version      packet.Version
+	window       int // outbound inflight limit
+	maxOut       int // the client's Maximum Packet Size; 0: none
+	keepAlive    time.Duration
+	done         chan struct{}
+	opened       bool // Handler.Open was called
+	key          string
+	registered   bool // key is in srv.sessions (guarded by srv.mu until then)
+	delivered    DeliveredHandler
+	auth         AuthHandler
+
+	// Owned by the reader goroutine.
+	rd       reader
+	aliases  map[uint16]string   // inbound topic aliases
+	awaitRel map[uint16]struct{} // inbound QoS 2 ids that got PUBREC, awaiting PUBREL
+
+	// The writer goroutine (at most one, started by kickLocked) is tracked
+	// by wg; the reader waits for it before reporting Disconnected.
+	wg sync.WaitGroup
+
+	// Guarded by mu.
+	mu            sync.Mutex
+	state         connState
+	closeAfter    bool   // the writer closes the socket once the queue drained
+	endErr        error  // why the connection ends, first reason wins
+	out           []byte // encoded packets waiting for the writer
+	outMsgs       int    // PUBLISH packets in out
+	writing       bool   // a writer goroutine is running
+	werr          error  // the writer's error; nothing is queued after it
+	inflight      map[uint16]outMsg
+	pending       []*packet.Publish // not yet encoded: beyond the window, or before CONNACK
+	nextID        uint16
+	seq           uint64
+	dropped       uint64
+	sessionExpiry uint32
+	value         any
+	ctx           context.Context
+	cancel        context.CancelFunc
+}
+
+// outMsg is an outbound QoS 1 or 2 message in the inflight window.
+type outMsg struct {
+	p   *packet.Publish
+	seq uint64 // send order, for Unacked
+	rel bool   // QoS 2: PUBREC received, PUBREL sent
+}
+
+func newConn(s *Server, nc net.Conn) *Conn {
+	c := &Conn{srv: s, nc: nc, done: make(chan struct{})}
+	c.rd.nc = nc
+	c.delivered, _ = s.Handler.(DeliveredHandler)
+	c.auth, _ = s.Handler.(AuthHandler)
+	return c
+}
+
+// ClientID returns the client identifier, the assigned one if the client
+// sent none.
+func (c *Conn) ClientID() string { return c.clientID }
+
+// Version returns the protocol version of the connection.
+func (c *Conn) Version() packet.Version { return c.version }
+
+// RemoteAddr returns the client's network address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// Connect returns the CONNECT packet. Its byte slices are the library's own
+// copies: it stays valid after the connection ended (for the will message).
+// Treat it as read-only.
+func (c *Conn) Connect() *packet.Connect { return c.connect }
+
+// SessionExpiry returns the v5 Session Expiry Interval in seconds: the
+// CONNECT's, replaced by the one of the client's DISCONNECT if it had one.
+func (c *Conn) SessionExpiry() uint32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sessionExpiry
+}
+
+// Dropped returns the number of outbound messages dropped because they
+// exceeded the client's Maximum Packet Size or could not be encoded.
+func (c *Conn) Dropped() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dropped
+}
+
+// Context returns a context cancelled when the connection starts closing.
+func (c *Conn) Context() context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx == nil {
+		c.ctx, c.cancel = context.WithCancel(context.Background())
+		if c.state >= stateClosing {
+			c.cancel()
+		}
+	}
+	return c.ctx
+}
+
+// SetValue stores the handler's per-connection state.
+func (c *Conn) SetValue(v any) {
+	c.mu.Lock()
+	c.value = v
+	c.mu.Unlock()
+}
+
+// Value returns what SetValue stored.
+func (c *Conn) Value() any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.value
+}
+
+// Done returns a channel closed after Handler.Disconnected returned (or,
+// for a connection never opened, after it was closed).
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Close closes the connection: in v5 a DISCONNECT with code is written
+// first (after what is already queued). It does not wait.
+func (c *Conn) Close(code packet.ReasonCode) {
+	c.closeWith(code, &DisconnectError{Code: code})
+}
+
+// closeWith starts closing the connection for err. Before CONNACK it just
+// closes the socket; afterwards the writer flushes the queue, with a v5
+// DISCONNECT code at its end, then closes the socket. The reader notices
+// and ends the connection.
+func (c *Conn) closeWith(code packet.ReasonCode, err error) {
+	c.mu.Lock()
+	if c.state >= stateClosing {
+		c.mu.Unlock()
+		return
+	}
+	prev := c.state
+	c.state = stateClosing
+	if c.endErr == nil {
+		c.endErr = err
+	}
+	if c.cancel != nil {
+		c.cancel()
+	}
+	if prev == stateHandshake {
+		c.mu.Unlock()
+		c.nc.Close()
+		return
+	}
+	if c.version == packet.V5 && c.werr == nil {
+		c.out = appendDisconnect(c.outBuf(), code)
+	}
+	c.closeAfter = true
+	c.kickLocked()
+	c.mu.Unlock()
+}
+
+// serve runs on the connection's reader goroutine, owned by the Server.
+func (c *Conn) serve() {
+	err := c.handshake()
+	if err == nil {
+		err = c.readLoop()
+	}
+	c.finish(err)
+}
+
+// finish ends the connection: it waits for the writer, closes the socket,
+// calls Disconnected and releases the connection.
+func (c *Conn) finish(err error) {
+	c.mu.Lock()
+	if c.endErr != nil {
+		err = c.endErr
+	}
+	flush := c.state == stateClosing && c.closeAfter
+	c.state = stateClosed
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.mu.Unlock()
+	if !flush {
+		c.nc.Close() // unblocks a writer stuck in Write
+	}
+	c.wg.Wait() // a flushing writer closes the socket itself, bounded by WriteTimeout
+	c.nc.Close()
+	c.rd.release()
+
+	if errors.Is(err, errNormalDisconnect) {
+		err = nil
+	}
+	if c.opened {
+		c.srv.Handler.Disconnected(c, err)
+	}
+	close(c.done)
+	c.srv.release(c)
+}
+
+// Unacked returns, once the connection is closed (from Disconnected on),
+// the outbound QoS 1 and 2 messages not acknowledged, in order: the inflight
+// ones (Dup set, PacketID kept; QoS 2 ones whose PUBREC arrived included)
+// then those never sent. Before the close it returns nil.
+func (c *Conn) Unacked() []*packet.Publish {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateClosed {
+		return nil
+	}
+	msgs := make([]outMsg, 0, len(c.inflight))
+	for _, m := range c.inflight {
+		msgs = append(msgs, m)
+	}
+	slices.SortFunc(msgs, func(a, b outMsg) int {
+		if a.seq < b.seq {
+			return -1
+		}
+		return 1
+	})
+	res := make([]*packet.Publish, 0, len(msgs)+len(c.pending))
+	for _, m := range msgs {
+		m.p.Dup = true
+		res = append(res, m.p)
+	}
+	for _, p := range c.pending {
+		if p.QoS > 0 {
+			res = append(res, p)
+		}
+	}
+	return res
+}

@@ -1,0 +1,78 @@
+// Package mqtt is an MQTT 3.1.1 and 5 server library: it accepts
+// connections, runs the protocol (handshake, keep alive, QoS 1 and 2 flows,
+// flow control, topic aliases, session takeover) and hands the application
+// the events through a Handler. It knows nothing of subscriptions or
+// routing, so it serves as well for a broker as for a gateway or an adapter.
+//
+// # Basics
+//
+// A Server's zero value works once Handler is set:
+//
+//	srv := &mqtt.Server{Handler: h}
+//	go srv.Serve(listener)
+//	...
+//	srv.Shutdown(ctx)
+//
+// Handler.Connect accepts or refuses a CONNECT, Handler.Open attaches the
+// session (after any older connection of the same session key was closed
+// and reported), Handler.Publish, Subscribe and Unsubscribe answer the
+// client's requests, and Handler.Disconnected reports the end. Conn.Send
+// queues outbound messages from any goroutine; the library numbers QoS 1
+// and 2 messages, keeps them in the inflight window and handles their
+// acknowledgements. After the end, Conn.Unacked gives the messages to
+// redeliver in a persistent session.
+//
+// # Goroutines
+//
+//   - Serve runs the accept loop on the caller's goroutine and starts one
+//     reader goroutine per connection (Conn.serve). The Server owns them:
+//     Shutdown waits until every one has ended.
+//   - The reader goroutine owns the protocol state: the read buffer, the
+//     topic aliases, the inbound QoS 2 ids awaiting PUBREL, and the
+//     fields set during the handshake. Every Handler method is called on
+//     it, so a connection's events are serial. It exits when the socket
+//     fails or is closed, after waiting for the writer.
+//   - The writer goroutine (Conn.writeLoop) exists only while the outbound
+//     queue is non-empty: the first packet queued into an empty queue
+//     starts it, it writes the queue in batches (one Write per batch) and
+//     exits when the queue drained. An idle connection therefore has one
+//     goroutine and no write buffer. It is owned by its connection: the
+//     reader waits for it (Conn.wg) before calling Disconnected, and a
+//     stuck write ends after WriteTimeout.
+//   - Any goroutine may call Conn.Send, Close, Value and the accessors.
+//
+// # Locks
+//
+// Server.mu guards the listener set, the connection set and the session
+// map. Conn.mu guards the connection state (handshake, open, closing,
+// closed), the outbound queue of encoded bytes, the writer flag, the
+// inflight window and the pending messages: everything that Send (any
+// goroutine), the acknowledgements (reader) and the writer share. Lock
+// order: Server.mu before Conn.mu; no lock is held while a Handler method
+// runs or while the socket is read or written.
+//
+// # Buffers
+//
+// The reader holds one 512-byte buffer; a packet that does not fit borrows
+// a buffer from a size-classed sync.Pool for the duration of its handling.
+// The outbound queue borrows a pooled buffer while it is non-empty. Inbound
+// PUBLISH structs are pooled too, which is why Handler.Publish may not keep
+// its packet.
+//
+// # Backpressure
+//
+// Send never blocks. Up to MaxQueued messages wait (for the inflight window
+// or for the socket); beyond, Send returns ErrQueueFull and the caller
+// decides (drop a QoS 0 message, close a slow client...). Acknowledgements
+// the reader queues are not counted. A socket that accepts no data for
+// WriteTimeout closes the connection.
+//
+// # Caveats
+//
+//   - No outbound topic aliases, no retransmission within a connection
+//     (MQTT 5 and 3.1.1 allow it only on reconnection: see Unacked).
+//   - Unacked includes the QoS 2 messages whose PUBREC arrived: they are
+//     returned as PUBLISH with Dup set, not as PUBREL.
+//   - Acknowledgements the reader queues are bounded only by the
+//     WriteTimeout of a client that does not read.
+package mqtt

@@ -1,0 +1,289 @@
+package mqtt
+
+import (
+	"errors"
+	"net"
+
+	"github.com/ferry-iot/ferry/mqtt/packet"
+)
+
+// Fixed header bytes of the acknowledgements the library encodes itself.
+const (
+	hdrPuback  = byte(packet.TypePuback) << 4
+	hdrPubrec  = byte(packet.TypePubrec) << 4
+	hdrPubrel  = byte(packet.TypePubrel)<<4 | 0b0010
+	hdrPubcomp = byte(packet.TypePubcomp) << 4
+)
+
+// readLoop reads and handles packets until the connection ends. It runs on
+// the reader goroutine, which owns the protocol state. It returns why the
+// connection ended (errNormalDisconnect for a DISCONNECT 0x00).
+func (c *Conn) readLoop() error {
+	max := c.srv.maxPacketSize()
+	for {
+		h, body, err := c.rd.next(max)
+		if err != nil {
+			return c.readFailed(err)
+		}
+		if err := c.handle(h, body); err != nil {
+			return err
+		}
+	}
+}
+
+// readFailed turns a framing or socket error into the end of the
+// connection.
+func (c *Conn) readFailed(err error) error {
+	var pe *packet.Error
+	if errors.As(err, &pe) {
+		return c.fail(pe.Code, err)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() && c.rd.deadline > 0 {
+		// [MQTT-3.1.2-22] (3.1.1: [MQTT-3.1.2-24]).
+		return c.fail(packet.KeepAliveTimeout, errors.New("mqtt: keep alive expired"))
+	}
+	return err
+}
+
+// fail closes the connection for a protocol violation or decode error: v5
+// DISCONNECT with code, then close; 3.1.1 just closes.
+func (c *Conn) fail(code packet.ReasonCode, cause error) error {
+	var de *DisconnectError
+	if !errors.As(cause, &de) {
+		de = &DisconnectError{Code: code, Err: cause}
+	}
+	c.closeWith(code, de)
+	return de
+}
+
+// failDecode handles an error of a packet decoder.
+func (c *Conn) failDecode(err error) error {
+	var pe *packet.Error
+	if errors.As(err, &pe) {
+		return c.fail(pe.Code, err)
+	}
+	return c.fail(packet.MalformedPacket, err)
+}
+
+// handle dispatches one packet.
+func (c *Conn) handle(h packet.Header, body []byte) error {
+	switch h.Type {
+	case packet.TypePublish:
+		return c.handlePublish(h, body)
+	case packet.TypePuback:
+		var p packet.Puback
+		if err := p.Decode(h.Flags, body, c.version); err != nil {
+			return c.failDecode(err)
+		}
+		if m := c.ack(p.PacketID, 1, false); m != nil && c.delivered != nil {
+			c.delivered.Delivered(c, m)
+		}
+	case packet.TypePubrec:
+		var p packet.Pubrec
+		if err := p.Decode(h.Flags, body, c.version); err != nil {
+			return c.failDecode(err)
+		}
+		if c.version == packet.V5 && p.ReasonCode.IsError() {
+			// An error code ends the exchange (section 4.3.3): no PUBREL.
+			if m := c.ack(p.PacketID, 2, false); m != nil && c.delivered != nil {
+				c.delivered.Delivered(c, m)
+			}
+			return nil
+		}
+		if !c.released(p.PacketID) {
+			code := packet.Success
+			if c.version == packet.V5 {
+				code = packet.PacketIdentifierNotFound
+			}
+			c.enqueueAck(hdrPubrel, p.PacketID, code)
+		}
+	case packet.TypePubrel:
+		var p packet.Pubrel
+		if err := p.Decode(h.Flags, body, c.version); err != nil {
+			return c.failDecode(err)
+		}
+		code := packet.Success
+		if _, ok := c.awaitRel[p.PacketID]; ok {
+			delete(c.awaitRel, p.PacketID)
+		} else if c.version == packet.V5 {
+			code = packet.PacketIdentifierNotFound
+		}
+		c.enqueueAck(hdrPubcomp, p.PacketID, code)
+	case packet.TypePubcomp:
+		var p packet.Pubcomp
+		if err := p.Decode(h.Flags, body, c.version); err != nil {
+			return c.failDecode(err)
+		}
+		if m := c.ack(p.PacketID, 2, true); m != nil && c.delivered != nil {
+			c.delivered.Delivered(c, m)
+		}
+	case packet.TypeSubscribe:
+		var p packet.Subscribe
+		if err := p.Decode(h.Flags, body, c.version); err != nil {
+			return c.failDecode(err)
+		}
+		codes := fitCodes(c.srv.Handler.Subscribe(c, &p), len(p.Subscriptions))
+		if c.version != packet.V5 {
+			for i, code := range codes {
+				if code.IsError() {
+					codes[i] = 0x80 // 3.1.1 Failure
+				}
+			}
+		}
+		c.enqueue(&packet.Suback{PacketID: p.PacketID, ReasonCodes: codes})
+	case packet.TypeUnsubscribe:
+		var p packet.Unsubscribe
+		if err := p.Decode(h.Flags, body, c.version); err != nil {
+			return c.failDecode(err)
+		}
+		codes := fitCodes(c.srv.Handler.Unsubscribe(c, &p), len(p.Filters))
+		c.enqueue(&packet.Unsuback{PacketID: p.PacketID, ReasonCodes: codes})
+	case packet.TypePingreq:
+		var p packet.Pingreq
+		if err := p.Decode(h.Flags, body, c.version); err != nil {
+			return c.failDecode(err)
+		}
+		c.mu.Lock()
+		if c.state == stateOpen && c.werr == nil {
+			c.out = append(c.outBuf(), byte(packet.TypePingresp)<<4, 0)
+			c.kickLocked()
+		}
+		c.mu.Unlock()
+	case packet.TypeDisconnect:
+		return c.handleDisconnect(h, body)
+	case packet.TypeAuth:
+		return c.handleAuth(h, body)
+	case packet.TypeConnect:
+		// [MQTT-3.1.0-2] a second CONNECT is a Protocol Error.
+		return c.fail(packet.ProtocolError, protocolError(packet.ProtocolError, "second CONNECT"))
+	default:
+		// CONNACK, SUBACK, UNSUBACK, PINGRESP go to clients only.
+		return c.fail(packet.ProtocolError, protocolError(packet.ProtocolError, h.Type.String()+" sent by a client"))
+	}
+	return nil
+}
+
+// fitCodes makes the handler's answer one code per request entry.
+func fitCodes(codes []packet.ReasonCode, n int) []packet.ReasonCode {
+	if len(codes) == n {
+		return codes
+	}
+	res := make([]packet.ReasonCode, n)
+	for i := range res {
+		res[i] = packet.UnspecifiedError
+	}
+	copy(res, codes)
+	return res
+}
+
+func (c *Conn) handlePublish(h packet.Header, body []byte) error {
+	p := publishPool.Get().(*packet.Publish)
+	*p = packet.Publish{}
+	defer publishPool.Put(p)
+	if err := p.Decode(h.Flags, body, c.version); err != nil {
+		return c.failDecode(err)
+	}
+	if alias := p.Properties.TopicAlias; alias != nil && c.version == packet.V5 {
+		a := *alias
+		if a == 0 || a > c.srv.topicAliasMaximum() {
+			// [MQTT-3.3.2-8] [MQTT-3.3.2-9]
+			return c.fail(packet.TopicAliasInvalid, protocolError(packet.TopicAliasInvalid, "topic alias out of range"))
+		}
+		if p.Topic != "" {
+			if c.aliases == nil {
+				c.aliases = make(map[uint16]string)
+			}
+			c.aliases[a] = p.Topic
+		} else if t, ok := c.aliases[a]; ok {
+			p.Topic = t
+		} else {
+			return c.fail(packet.ProtocolError, protocolError(packet.ProtocolError, "unknown topic alias"))
+		}
+		p.Properties.TopicAlias = nil // resolved: the handler sees no alias
+	}
+	if p.Topic == "" {
+		return c.fail(packet.ProtocolError, protocolError(packet.ProtocolError, "empty topic without alias"))
+	}
+
+	switch p.QoS {
+	case 0:
+		c.srv.Handler.Publish(c, p)
+	case 1:
+		if len(c.awaitRel)+1 > c.srv.receiveMaximum() {
+			return c.fail(packet.ReceiveMaximumExceeded, protocolError(packet.ReceiveMaximumExceeded, "receive maximum exceeded"))
+		}
+		code := c.srv.Handler.Publish(c, p)
+		c.enqueueAck(hdrPuback, p.PacketID, c.ackCode(code))
+	case 2:
+		if _, dup := c.awaitRel[p.PacketID]; dup {
+			// Method A (section 4.3.3): the message was already handed over.
+			c.enqueueAck(hdrPubrec, p.PacketID, packet.Success)
+			return nil
+		}
+		if len(c.awaitRel)+1 > c.srv.receiveMaximum() {
+			// [MQTT-3.3.4-9]
+			return c.fail(packet.ReceiveMaximumExceeded, protocolError(packet.ReceiveMaximumExceeded, "receive maximum exceeded"))
+		}
+		code := c.ackCode(c.srv.Handler.Publish(c, p))
+		if !code.IsError() {
+			if c.awaitRel == nil {
+				c.awaitRel = make(map[uint16]struct{})
+			}
+			c.awaitRel[p.PacketID] = struct{}{}
+		}
+		c.enqueueAck(hdrPubrec, p.PacketID, code)
+	}
+	return nil
+}
+
+// ackCode is the code for PUBACK/PUBREC: 3.1.1 has none.
+func (c *Conn) ackCode(code packet.ReasonCode) packet.ReasonCode {
+	if c.version != packet.V5 {
+		return packet.Success
+	}
+	return code
+}
+
+func (c *Conn) handleDisconnect(h packet.Header, body []byte) error {
+	var p packet.Disconnect
+	if err := p.Decode(h.Flags, body, c.version); err != nil {
+		return c.failDecode(err)
+	}
+	if se := p.Properties.SessionExpiryInterval; se != nil && c.version == packet.V5 {
+		c.mu.Lock()
+		was := c.sessionExpiry
+		if was != 0 || *se == 0 {
+			c.sessionExpiry = *se
+		}
+		c.mu.Unlock()
+		if was == 0 && *se != 0 {
+			// [MQTT-3.14.2-2]
+			return c.fail(packet.ProtocolError, protocolError(packet.ProtocolError, "session expiry set in DISCONNECT after 0 in CONNECT"))
+		}
+	}
+	if p.ReasonCode == packet.NormalDisconnection {
+		return errNormalDisconnect
+	}
+	return &DisconnectError{Code: p.ReasonCode, Remote: true}
+}
+
+func (c *Conn) handleAuth(h packet.Header, body []byte) error {
+	var p packet.Auth
+	if err := p.Decode(h.Flags, body, c.version); err != nil {
+		return c.failDecode(err)
+	}
+	if c.auth == nil {
+		return c.fail(packet.ProtocolError, protocolError(packet.ProtocolError, "AUTH without enhanced authentication"))
+	}
+	reply := c.auth.Auth(c, &p)
+	if reply == nil || reply.ReasonCode.IsError() {
+		code := packet.NotAuthorized
+		if reply != nil {
+			code = reply.ReasonCode
+		}
+		return c.fail(code, &DisconnectError{Code: code, Err: errors.New("mqtt: re-authentication refused")})
+	}
+	c.enqueue(reply)
+	return nil
+}

@@ -1,0 +1,261 @@
+package mqtt
+
+import (
+	"time"
+
+	"github.com/ferry-iot/ferry/mqtt/packet"
+)
+
+// Send queues an outbound PUBLISH. It is safe from any goroutine and never
+// blocks. p and its slices must not be modified afterwards: the library
+// keeps them until written (QoS 0) or acknowledged (QoS 1 and 2; it works
+// on a copy of the struct, so p itself is never modified).
+//
+// For QoS 1 and 2 the library allocates the packet identifier when the
+// message enters the inflight window, in order, and handles the
+// acknowledgements; messages beyond the window wait in order. A message with
+// Dup set and a PacketID (a retransmission from Unacked) keeps its id if it
+// is free. Send returns ErrQueueFull when MaxQueued messages already wait,
+// and ErrClosed once the connection is closing. A message bigger than the
+// client's Maximum Packet Size is dropped [MQTT-3.1.2-24] and counted in
+// Dropped.
+func (c *Conn) Send(p *packet.Publish) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state >= stateClosing || c.werr != nil {
+		return ErrClosed
+	}
+	if c.outMsgs+len(c.pending) >= c.srv.maxQueued() {
+		return ErrQueueFull
+	}
+	if p.QoS == 0 {
+		if c.state == stateOpen {
+			c.writePublishLocked(p)
+		} else {
+			c.pending = append(c.pending, p)
+		}
+		return nil
+	}
+	cp := *p
+	if c.state == stateOpen && len(c.pending) == 0 && len(c.inflight) < c.window {
+		c.writePublishLocked(&cp)
+	} else {
+		c.pending = append(c.pending, &cp)
+	}
+	return nil
+}
+
+// writePublishLocked encodes p into the queue; for QoS > 0 it allocates the
+// packet identifier and enters the inflight window, which has room.
+func (c *Conn) writePublishLocked(p *packet.Publish) {
+	var id uint16
+	if p.QoS > 0 {
+		id = c.allocIDLocked(p)
+		p.PacketID = id
+	}
+	start := len(c.out)
+	b, err := p.Append(c.outBuf(), c.version)
+	if err != nil || (c.maxOut > 0 && len(b)-start > c.maxOut) {
+		c.out = b[:start]
+		c.dropped++
+		c.srv.logger().Debug("mqtt: outbound PUBLISH dropped", "client", c.clientID,
+			"topic", p.Topic, "size", len(b)-start, "max", c.maxOut, "err", err)
+		return
+	}
+	c.out = b
+	c.outMsgs++
+	if p.QoS > 0 {
+		if c.inflight == nil {
+			c.inflight = make(map[uint16]outMsg)
+		}
+		c.inflight[id] = outMsg{p: p, seq: c.seq}
+		c.seq++
+	}
+	c.kickLocked()
+}
+
+// allocIDLocked returns a packet identifier not in the inflight window:
+// p's own for a retransmission, otherwise the next free one.
+func (c *Conn) allocIDLocked(p *packet.Publish) uint16 {
+	if p.Dup && p.PacketID != 0 {
+		if _, used := c.inflight[p.PacketID]; !used {
+			return p.PacketID
+		}
+		p.Dup = false // a new id makes it a new message for the client
+	}
+	for {
+		c.nextID++
+		if c.nextID == 0 {
+			c.nextID = 1
+		}
+		if _, used := c.inflight[c.nextID]; !used {
+			return c.nextID // terminates: the window is below 65535
+		}
+	}
+}
+
+// promoteLocked moves pending messages into the queue while the window has
+// room.
+func (c *Conn) promoteLocked() {
+	n := 0
+	for _, p := range c.pending {
+		if p.QoS > 0 && len(c.inflight) >= c.window {
+			break
+		}
+		c.writePublishLocked(p)
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	clear(c.pending[:n])
+	c.pending = c.pending[n:]
+	if len(c.pending) == 0 {
+		c.pending = nil
+	}
+}
+
+// ack ends the outbound exchange of id: the message leaves the window and
+// the next pending ones enter it. It returns the message, nil if id is not
+// inflight with the given QoS.
+func (c *Conn) ack(id uint16, qos byte, needRel bool) *packet.Publish {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.inflight[id]
+	if !ok || m.p.QoS != qos || m.rel != needRel {
+		return nil
+	}
+	delete(c.inflight, id)
+	if c.state == stateOpen {
+		c.promoteLocked()
+	}
+	return m.p
+}
+
+// released records the PUBREC of a QoS 2 message and queues its PUBREL. It
+// reports false when id is not an outbound QoS 2 message.
+func (c *Conn) released(id uint16) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.inflight[id]
+	if !ok || m.p.QoS != 2 {
+		return false
+	}
+	m.rel = true
+	c.inflight[id] = m
+	c.appendAckLocked(0x62, id, packet.Success)
+	return true
+}
+
+// outBuf returns the queue, borrowing a buffer when it is empty.
+func (c *Conn) outBuf() []byte {
+	if c.out == nil {
+		c.out = getBuf(smallBufSize)[:0]
+	}
+	return c.out
+}
+
+// enqueue encodes p into the queue. Encoding failures are logged and p is
+// dropped: they are bugs in what the handler returned.
+func (c *Conn) enqueue(p packet.Packet) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateOpen || c.werr != nil {
+		return
+	}
+	start := len(c.outBuf())
+	b, err := p.Append(c.out, c.version)
+	if err != nil {
+		c.out = c.out[:start]
+		c.srv.logger().Warn("mqtt: encode", "client", c.clientID, "type", p.Type(), "err", err)
+		return
+	}
+	c.out = b
+	c.kickLocked()
+}
+
+// enqueueAck queues PUBACK, PUBREC, PUBREL or PUBCOMP (first is the fixed
+// header byte).
+func (c *Conn) enqueueAck(first byte, id uint16, code packet.ReasonCode) {
+	c.mu.Lock()
+	c.appendAckLocked(first, id, code)
+	c.mu.Unlock()
+}
+
+func (c *Conn) appendAckLocked(first byte, id uint16, code packet.ReasonCode) {
+	if c.state != stateOpen || c.werr != nil {
+		return
+	}
+	b := c.outBuf()
+	if c.version == packet.V5 && code != packet.Success {
+		// The reason code may be omitted when it is 0x00 and there are no
+		// properties [MQTT-3.4.2.1].
+		b = append(b, first, 3, byte(id>>8), byte(id), byte(code))
+	} else {
+		b = append(b, first, 2, byte(id>>8), byte(id))
+	}
+	c.out = b
+	c.kickLocked()
+}
+
+// appendDisconnect appends a v5 DISCONNECT with code and no properties.
+func appendDisconnect(b []byte, code packet.ReasonCode) []byte {
+	if code == packet.NormalDisconnection {
+		return append(b, byte(packet.TypeDisconnect)<<4, 0)
+	}
+	return append(b, byte(packet.TypeDisconnect)<<4, 1, byte(code))
+}
+
+// kickLocked starts the writer goroutine if there is something to write
+// and none runs. The writer exists only while the queue is non-empty.
+func (c *Conn) kickLocked() {
+	if c.writing || c.werr != nil || (len(c.out) == 0 && !c.closeAfter) {
+		return
+	}
+	c.writing = true
+	c.wg.Add(1)
+	go c.writeLoop()
+}
+
+// writeLoop is the writer goroutine: it writes the queue in batches until
+// it is empty, then exits (closing the socket if the connection is closing).
+// It owns the socket's write side.
+func (c *Conn) writeLoop() {
+	defer c.wg.Done()
+	timeout := c.srv.writeTimeout()
+	var batch []byte
+	for {
+		c.mu.Lock()
+		if batch != nil {
+			putBuf(batch)
+			batch = nil
+		}
+		if len(c.out) == 0 || c.werr != nil {
+			c.writing = false
+			closeNow := c.closeAfter || c.werr != nil
+			if c.out != nil {
+				putBuf(c.out)
+				c.out = nil
+			}
+			c.outMsgs = 0
+			c.mu.Unlock()
+			if closeNow {
+				c.nc.Close()
+			}
+			return
+		}
+		batch, c.out = c.out, nil
+		c.outMsgs = 0
+		c.mu.Unlock()
+
+		c.nc.SetWriteDeadline(time.Now().Add(timeout))
+		if _, err := c.nc.Write(batch); err != nil {
+			c.mu.Lock()
+			c.werr = err
+			if c.endErr == nil {
+				c.endErr = err
+			}
+			c.mu.Unlock()
+		}
+	}
+}
