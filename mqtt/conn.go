@@ -93,20 +93,20 @@ const (
 // Conn is one client connection. Its methods are safe for concurrent use.
 type Conn struct {
 	// Set before the handshake's handler calls, immutable afterwards.
-	srv          *Server
-	nc           net.Conn
-	connect      *packet.Connect
-	clientID     string
-	version      packet.Version
-	window       int // outbound inflight limit
-	maxOut       int // the client's Maximum Packet Size; 0: none
-	keepAlive    time.Duration
-	done         chan struct{}
-	opened       bool // Handler.Open was called
-	key          string
-	registered   bool // key is in srv.sessions (guarded by srv.mu until then)
-	delivered    DeliveredHandler
-	auth         AuthHandler
+	srv        *Server
+	nc         net.Conn
+	connect    *packet.Connect
+	clientID   string
+	version    packet.Version
+	window     int // outbound inflight limit
+	maxOut     int // the client's Maximum Packet Size; 0: none
+	keepAlive  time.Duration
+	done       chan struct{}
+	opened     bool // Handler.Open was called
+	key        string
+	registered bool // key is in srv.sessions (guarded by srv.mu until then)
+	delivered  DeliveredHandler
+	auth       AuthHandler
 
 	// Owned by the reader goroutine.
 	rd       reader

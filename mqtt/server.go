@@ -75,8 +75,8 @@ type Server struct {
 	mu        sync.Mutex
 	shutdown  bool
 	listeners map[net.Listener]struct{}
-	conns     map[*Conn]struct{}  // every connection with a running reader
-	sessions  map[string]*Conn    // SessionKey -> current connection
+	conns     map[*Conn]struct{} // every connection with a running reader
+	sessions  map[string]*Conn   // SessionKey -> current connection
 }
 
 func (s *Server) logger() *slog.Logger {
