@@ -120,7 +120,7 @@ func (h *testHandler) Disconnected(c *mqtt.Conn, err error) {
 
 func (h *testHandler) Delivered(c *mqtt.Conn, p *packet.Publish) { h.delivered <- p }
 
-func recv[T any](t *testing.T, ch <-chan T, what string) T {
+func recv[T any](t testing.TB, ch <-chan T, what string) T {
 	t.Helper()
 	select {
 	case v := <-ch:
@@ -131,7 +131,7 @@ func recv[T any](t *testing.T, ch <-chan T, what string) T {
 	}
 }
 
-func noRecv[T any](t *testing.T, ch <-chan T, what string) {
+func noRecv[T any](t testing.TB, ch <-chan T, what string) {
 	t.Helper()
 	select {
 	case v := <-ch:
@@ -141,7 +141,7 @@ func noRecv[T any](t *testing.T, ch <-chan T, what string) {
 }
 
 // startServer serves h on 127.0.0.1:0 until the test ends.
-func startServer(t *testing.T, h mqtt.Handler, configure func(*mqtt.Server)) (*mqtt.Server, string) {
+func startServer(t testing.TB, h mqtt.Handler, configure func(*mqtt.Server)) (*mqtt.Server, string) {
 	t.Helper()
 	srv := &mqtt.Server{Handler: h}
 	if configure != nil {
@@ -168,13 +168,13 @@ func startServer(t *testing.T, h mqtt.Handler, configure func(*mqtt.Server)) (*m
 
 // client is a scripted raw-socket MQTT client.
 type client struct {
-	t  *testing.T
+	t  testing.TB
 	nc net.Conn
 	br *bufio.Reader
 	v  packet.Version
 }
 
-func dial(t *testing.T, addr string, v packet.Version) *client {
+func dial(t testing.TB, addr string, v packet.Version) *client {
 	t.Helper()
 	nc, err := net.DialTimeout("tcp", addr, waitTimeout)
 	if err != nil {

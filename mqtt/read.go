@@ -13,11 +13,17 @@ import (
 // goroutine.
 type reader struct {
 	nc       net.Conn
-	buf      []byte // resident small buffer; data is buf[r:w]
+	small    []byte // resident small buffer
+	buf      []byte // working buffer, small or borrowed (busy connection); data is buf[r:w]
 	r, w     int
+	lastRead int           // bytes of the last read
 	big      []byte        // borrowed buffer of the last large packet
 	deadline time.Duration // per-read deadline (keep alive); 0: none
 }
+
+// busyBufSize is the working buffer of a connection whose reads fill the
+// small buffer: fewer read calls for a stream of small packets.
+const busyBufSize = 16 << 10
 
 // next returns the next packet. body is valid until the following call.
 // A packet bigger than max is reported as *packet.Error{PacketTooLarge}
@@ -27,8 +33,14 @@ func (rd *reader) next(max int) (packet.Header, []byte, error) {
 		putBuf(rd.big)
 		rd.big = nil
 	}
-	if rd.buf == nil {
-		rd.buf = getBuf(smallBufSize)
+	if rd.small == nil {
+		rd.small = getBuf(smallBufSize)
+		rd.buf = rd.small
+	}
+	if rd.r == rd.w && len(rd.buf) != smallBufSize && rd.lastRead < smallBufSize {
+		// Traffic calmed down: back to the small buffer.
+		putBuf(rd.buf)
+		rd.buf, rd.r, rd.w = rd.small, 0, 0
 	}
 	for {
 		h, n, err := parseHeader(rd.buf[rd.r:rd.w])
@@ -72,8 +84,16 @@ func (rd *reader) next(max int) (packet.Header, []byte, error) {
 		}
 		m, err := rd.read(rd.buf[rd.w:])
 		rd.w += m
+		rd.lastRead = m
 		if err != nil && m == 0 {
 			return h, nil, err
+		}
+		if rd.w == len(rd.buf) && len(rd.buf) == smallBufSize {
+			// The read filled the small buffer: more is probably waiting.
+			nb := getBuf(busyBufSize)
+			rd.w = copy(nb, rd.buf[rd.r:rd.w])
+			rd.r = 0
+			rd.buf = nb
 		}
 	}
 }
@@ -91,10 +111,13 @@ func (rd *reader) release() {
 		putBuf(rd.big)
 		rd.big = nil
 	}
-	if rd.buf != nil {
+	if rd.buf != nil && len(rd.buf) != smallBufSize {
 		putBuf(rd.buf)
-		rd.buf = nil
 	}
+	if rd.small != nil {
+		putBuf(rd.small)
+	}
+	rd.buf, rd.small = nil, nil
 }
 
 // parseHeader parses a fixed header at the start of b. n is its length, 0
