@@ -82,10 +82,14 @@ func AppendDouble(dst []byte, v float64) []byte {
 }
 
 // AppendDecimal32 appends v as decimal32.
-func AppendDecimal32(dst []byte, v Decimal32) []byte { return append(append(dst, CodeDecimal32), v[:]...) }
+func AppendDecimal32(dst []byte, v Decimal32) []byte {
+	return append(append(dst, CodeDecimal32), v[:]...)
+}
 
 // AppendDecimal64 appends v as decimal64.
-func AppendDecimal64(dst []byte, v Decimal64) []byte { return append(append(dst, CodeDecimal64), v[:]...) }
+func AppendDecimal64(dst []byte, v Decimal64) []byte {
+	return append(append(dst, CodeDecimal64), v[:]...)
+}
 
 // AppendDecimal128 appends v as decimal128.
 func AppendDecimal128(dst []byte, v Decimal128) []byte {
