@@ -376,6 +376,10 @@ func (p *Properties) check(t Type, ctx propCtx) *Error {
 // size adds the encoded size of p, Property Length included, to s, checks
 // that p may be encoded in ctx, and returns the Property Length.
 func (p *Properties) size(s *sizer, ctx propCtx) int {
+	if p.present() == 0 {
+		s.n++ // Property Length 0
+		return 0
+	}
 	if e := p.check(s.t, ctx); e != nil {
 		s.fail(e)
 		return 0

@@ -1,7 +1,5 @@
 package packet
 
-import "strings"
-
 // Publish is the PUBLISH control packet (MQTT 5 section 3.3, 3.1.1 section 3.3).
 type Publish struct {
 	Dup        bool
@@ -16,7 +14,8 @@ type Publish struct {
 // Type returns TypePublish.
 func (p *Publish) Type() Type { return TypePublish }
 
-// check holds the rules shared by encoder and decoder.
+// check holds the rules shared by encoder and decoder, except the topic's
+// contents, which checkTopicName scans in the same pass as its UTF-8.
 func (p *Publish) check(v Version) *Error {
 	if p.QoS > 2 {
 		// [MQTT-3.3.1-4] a PUBLISH MUST NOT have both QoS bits set.
@@ -30,16 +29,11 @@ func (p *Publish) check(v Version) *Error {
 		// [MQTT-2.2.1-3] (3.1.1: [MQTT-2.3.1-1]) a non-zero Packet Identifier.
 		return errorf(ProtocolError, "PUBLISH: packet identifier 0 with QoS %d", p.QoS)
 	}
-	if p.Topic == "" {
+	if p.Topic == "" && (v != V5 || p.Properties.TopicAlias == nil) {
 		// [MQTT-3.3.2-1] [MQTT-4.7.3-1]: a topic name is at least one
 		// character, except that in v5 a Topic Alias may stand for it
 		// (section 3.3.2.3.4).
-		if v != V5 || p.Properties.TopicAlias == nil {
-			return errorf(TopicNameInvalid, "PUBLISH: empty topic name")
-		}
-	} else if i := strings.IndexAny(p.Topic, "+#"); i >= 0 {
-		// [MQTT-3.3.2-2] the Topic Name MUST NOT contain wildcard characters.
-		return errorf(TopicNameInvalid, "PUBLISH: wildcard %q in topic name", p.Topic[i])
+		return errorf(TopicNameInvalid, "PUBLISH: empty topic name")
 	}
 	return nil
 }
@@ -53,8 +47,13 @@ func (p *Publish) Append(dst []byte, v Version) ([]byte, error) {
 	if e := p.check(v); e != nil {
 		return dst, e
 	}
-	s := sizer{t: TypePublish}
-	s.str(p.Topic, "topic name")
+	if e := checkTopicName(TypePublish, p.Topic); e != nil {
+		return dst, e
+	}
+	if len(p.Topic) > 65535 {
+		return dst, errorf(MalformedPacket, "PUBLISH: topic name of %d bytes", len(p.Topic))
+	}
+	s := sizer{t: TypePublish, n: 2 + len(p.Topic)}
 	if p.QoS > 0 {
 		s.n += 2
 	}
@@ -106,9 +105,7 @@ func (p *Publish) decode(flags byte, body []byte, v Version) *Error {
 		return p.check(v)
 	}
 	r := reader{b: body, t: TypePublish}
-	// The topic is checked as bytes so that the string is only made once
-	// it is known good.
-	topic := r.stringBytes("topic name")
+	topic := r.binary("topic name")
 	if p.QoS > 0 {
 		p.PacketID = r.uint16("packet identifier")
 	}
@@ -119,6 +116,11 @@ func (p *Publish) decode(flags byte, body []byte, v Version) *Error {
 	if r.err != nil {
 		return r.err
 	}
+	// The topic is converted before it is checked so that the check runs
+	// on a string, as in Append; on failure the copy is garbage.
 	p.Topic = string(topic)
+	if e := checkTopicName(TypePublish, p.Topic); e != nil {
+		return e
+	}
 	return p.check(v)
 }

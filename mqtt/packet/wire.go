@@ -213,3 +213,28 @@ func appendUint32(dst []byte, n uint32) []byte {
 func appendString[S string | []byte](dst []byte, s S) []byte {
 	return append(appendUint16(dst, uint16(len(s))), s...)
 }
+
+// checkTopicName checks a PUBLISH or will topic in one pass over its bytes:
+// U+0000 and ill-formed UTF-8 are Malformed Packet [MQTT-1.5.4-1]
+// [MQTT-1.5.4-2], a wildcard is Topic Name invalid [MQTT-3.3.2-2]. The empty
+// topic is the caller's business (it is valid in v5 with a Topic Alias).
+func checkTopicName(t Type, s string) *Error {
+	wild, ascii := -1, true
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == 0:
+			return errorf(MalformedPacket, "%v: topic name: contains U+0000", t)
+		case c >= utf8.RuneSelf:
+			ascii = false
+		case (c == '+' || c == '#') && wild < 0:
+			wild = i
+		}
+	}
+	if !ascii && !utf8.ValidString(s) {
+		return errorf(MalformedPacket, "%v: topic name: not well-formed UTF-8", t)
+	}
+	if wild >= 0 {
+		return errorf(TopicNameInvalid, "%v: wildcard %q in topic name", t, s[wild])
+	}
+	return nil
+}
