@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferry-iot/ferry/mqtt/packet"
@@ -116,6 +117,9 @@ type Conn struct {
 	// The writer goroutine (at most one, started by kickLocked) is tracked
 	// by wg; the reader waits for it before reporting Disconnected.
 	wg sync.WaitGroup
+
+	// closing mirrors state >= stateClosing for the reader's fast check.
+	closing atomic.Bool
 
 	// Guarded by mu.
 	mu            sync.Mutex
@@ -232,6 +236,7 @@ func (c *Conn) closeWith(code packet.ReasonCode, err error) {
 	}
 	prev := c.state
 	c.state = stateClosing
+	c.closing.Store(true)
 	if c.endErr == nil {
 		c.endErr = err
 	}

@@ -57,7 +57,7 @@ func (c *Conn) handshake() error {
 	c.window = s.maxInflight()
 	keepAlive := p.KeepAlive
 	if p.Version == packet.V5 {
-		if rm := p.Properties.ReceiveMaximum; rm != nil && int(*rm) < c.window {
+		if rm := p.Properties.ReceiveMaximum; rm != nil && *rm != 0 && int(*rm) < c.window {
 			c.window = int(*rm)
 		}
 		if mps := p.Properties.MaximumPacketSize; mps != nil {
@@ -87,6 +87,9 @@ func (c *Conn) handshake() error {
 		if res, err = c.authenticate(res); err != nil {
 			return err
 		}
+	}
+	if c.closing.Load() {
+		return ErrClosed // Close or Shutdown during Connect
 	}
 	if res.Code != packet.Success {
 		c.writeNow(&packet.Connack{ReasonCode: res.Code, Properties: res.Properties}, c.version)

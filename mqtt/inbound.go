@@ -25,6 +25,10 @@ func (c *Conn) readLoop() error {
 		if err != nil {
 			return c.readFailed(err)
 		}
+		if c.closing.Load() {
+			// Closing: nothing more is handled; finish reports the reason.
+			return ErrClosed
+		}
 		if err := c.handle(h, body); err != nil {
 			return err
 		}

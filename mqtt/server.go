@@ -273,6 +273,12 @@ func (s *Server) takeOver(c *Conn, key string) bool {
 		s.logger().Warn("mqtt: session takeover timed out", "key", key)
 		return false
 	case <-c.Context().Done():
+		// c was taken over (or shut down) in turn. Its Done must still
+		// follow old's, so that whoever waits for c waits for old too.
+		select {
+		case <-old.done:
+		case <-t.C:
+		}
 		return false
 	}
 }
