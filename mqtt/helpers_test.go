@@ -63,10 +63,10 @@ type testHandler struct {
 
 func newTestHandler() *testHandler {
 	return &testHandler{
-		opened:       make(chan *mqtt.Conn, 100),
+		opened:       make(chan *mqtt.Conn, 1000),
 		published:    make(chan packet.Publish, 1000),
 		delivered:    make(chan *packet.Publish, 1000),
-		disconnected: make(chan discEvent, 100),
+		disconnected: make(chan discEvent, 1000),
 	}
 }
 
