@@ -48,12 +48,12 @@ const maxClientIDV31 = 23
 // checkFlags holds the rules on the Connect Flags alone.
 func (p *Connect) checkFlags(v Version) *Error {
 	if p.WillQoS > 2 {
-		// [MQTT-3.1.2-12] (3.1.1: [MQTT-3.1.2-14]) Will QoS MUST NOT be 3.
+		// [MQTT-3.1.2-14] Will QoS MUST NOT be 3 (same clause in 3.1.1).
 		return errorf(MalformedPacket, "CONNECT: will QoS 3")
 	}
 	if !p.WillFlag && (p.WillQoS != 0 || p.WillRetain) {
-		// [MQTT-3.1.2-11] [MQTT-3.1.2-13] (3.1.1: [MQTT-3.1.2-13]
-		// [MQTT-3.1.2-15]) without a will, Will QoS and Will Retain are 0.
+		// [MQTT-3.1.2-11] [MQTT-3.1.2-13] [MQTT-3.1.2-15] (same clauses in
+		// 3.1.1) without a will, Will QoS and Will Retain are 0.
 		return errorf(MalformedPacket, "CONNECT: will QoS or retain set without will flag")
 	}
 	if v != V5 && p.PasswordFlag && !p.UsernameFlag {
@@ -70,17 +70,18 @@ func (p *Connect) check(v Version) *Error {
 		return e
 	}
 	if !p.UsernameFlag && p.Username != "" {
-		// [MQTT-3.1.2-16] (3.1.1: [MQTT-3.1.2-18]) no user name in the
-		// payload when the flag is 0; an encoder-only condition.
+		// [MQTT-3.1.2-18] no user name in the payload when the flag is 0;
+		// an encoder-only condition.
 		return errorf(ProtocolError, "CONNECT: user name set without user name flag")
 	}
 	if !p.PasswordFlag && len(p.Password) != 0 {
-		// [MQTT-3.1.2-18] (3.1.1: [MQTT-3.1.2-20]), as above.
+		// [MQTT-3.1.2-20], as above.
 		return errorf(ProtocolError, "CONNECT: password set without password flag")
 	}
 	if p.WillFlag {
-		// [MQTT-3.1.3-11] the Will Topic is a topic name: no wildcard
-		// [MQTT-3.3.2-2], at least one character [MQTT-4.7.3-1].
+		// [MQTT-3.1.3-9] (3.1.1: [MQTT-3.1.3-10]) the Will Topic is a
+		// topic name: no wildcard [MQTT-4.7.0-1], at least one character
+		// [MQTT-4.7.3-1].
 		if p.WillTopic == "" {
 			return errorf(TopicNameInvalid, "CONNECT: empty will topic")
 		}
@@ -241,7 +242,7 @@ func (p *Connect) decodeRest(r *reader, v Version) *Error {
 	}
 	// [MQTT-3.1.3-1] payload order: Client Identifier, Will Properties,
 	// Will Topic, Will Payload, User Name, Password; [MQTT-3.1.3-3] the
-	// Client Identifier MUST be present.
+	// Client Identifier MUST be present, [MQTT-3.1.3-4] as a UTF-8 string.
 	p.ClientID = r.string("client identifier")
 	if p.WillFlag {
 		// [MQTT-3.1.2-9] will fields present when the flag is set.
@@ -252,10 +253,10 @@ func (p *Connect) decodeRest(r *reader, v Version) *Error {
 		p.WillPayload = r.binary("will payload")
 	}
 	if p.UsernameFlag {
-		p.Username = r.string("user name") // [MQTT-3.1.2-17]
+		p.Username = r.string("user name") // [MQTT-3.1.2-19]
 	}
 	if p.PasswordFlag {
-		p.Password = r.binary("password") // [MQTT-3.1.2-19]
+		p.Password = r.binary("password") // [MQTT-3.1.2-21]
 	}
 	r.end()
 	if r.err != nil {

@@ -44,10 +44,16 @@
 // an absent one: it decodes as absent and is not encoded. The pointer fields
 // of one decoded Properties share one allocation.
 //
-// Rules that need connection state are the caller's: Topic Alias ranges,
-// Receive Maximum, Maximum Packet Size, packet identifiers in use, a second
-// CONNECT, AUTH exchanges. So are limits a server chooses, such as client
-// identifier length in 3.1.1 and 5.0.
+// The codec does not know which side sent a packet, so rules that depend on
+// the direction are the caller's: a client's PUBLISH must not carry a
+// Subscription Identifier [MQTT-3.3.4-6], a server's DISCONNECT no Session
+// Expiry Interval [MQTT-3.14.2-2]. So are rules that need connection state:
+// Topic Alias ranges, Receive Maximum, Maximum Packet Size, packet
+// identifiers in use, a second CONNECT, AUTH exchanges; and limits a server
+// chooses, such as client identifier length in 3.1.1 and 5.0.
+//
+// A $share/ filter is checked as a Shared Subscription in v5 only; in 3.1.1
+// it is an ordinary filter.
 //
 // Variable byte integers that use more bytes than needed are accepted;
 // encoders always write the shortest form [MQTT-1.5.5-1].

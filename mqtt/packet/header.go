@@ -143,6 +143,7 @@ func checkFlags(t Type, flags byte) *Error {
 		// [MQTT-3.6.1-1] [MQTT-3.8.1-1] [MQTT-3.10.1-1]
 		want = 0b0010
 	}
+	// Others all 0, e.g. DISCONNECT [MQTT-3.14.1-1], AUTH [MQTT-3.15.1-1].
 	if flags != want {
 		return errorf(MalformedPacket, "%v: reserved flags 0b%04b, want 0b%04b", t, flags, want)
 	}

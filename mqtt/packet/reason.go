@@ -153,8 +153,10 @@ func newCodeSet(codes ...ReasonCode) codeSet {
 
 func (s *codeSet) has(c ReasonCode) bool { return s[c>>6]&(1<<(c&63)) != 0 }
 
-// Reason codes allowed per packet type in MQTT 5 (section 2.4, table 2-6,
-// and each packet's Reason Code section).
+// Reason codes allowed per packet type in MQTT 5 (section 2.4, table 2-6):
+// CONNACK [MQTT-3.2.2-8], PUBACK [MQTT-3.4.2-1], PUBREC [MQTT-3.5.2-1],
+// PUBREL [MQTT-3.6.2-1], PUBCOMP [MQTT-3.7.2-1], SUBACK [MQTT-3.9.3-2],
+// UNSUBACK [MQTT-3.11.3-2], DISCONNECT [MQTT-3.14.2-1], AUTH [MQTT-3.15.2-1].
 var (
 	connackCodes = newCodeSet(Success, UnspecifiedError, MalformedPacket, ProtocolError,
 		ImplementationSpecificError, UnsupportedProtocolVersion, ClientIdentifierNotValid,
@@ -183,9 +185,9 @@ var (
 	authCodes = newCodeSet(Success, ContinueAuthentication, ReAuthenticate)
 )
 
-// checkCode reports a reason code that t may not carry. A code outside the
-// packet's list is a Protocol Error (MQTT 5 section 2.4: "the Reason Code
-// ... MUST be one of the values listed").
+// checkCode reports a reason code that t may not carry: the sender MUST use
+// one of the packet's codes (clauses above), and a receiver treats any other
+// as a Protocol Error.
 func checkCode(t Type, set *codeSet, c ReasonCode) *Error {
 	if !set.has(c) {
 		return errorf(ProtocolError, "%v: reason code 0x%02X not allowed", t, byte(c))

@@ -30,8 +30,8 @@ func checkFilter(t Type, f string, v Version) (bool, *Error) {
 	if v == V5 {
 		_, _, shared, err := topic.ParseShared(f)
 		if err != nil {
-			// [MQTT-4.7.1-1..3] wildcards; [MQTT-4.7.3-1] non-empty;
-			// [MQTT-4.8.2-1] [MQTT-4.8.2-2] share name.
+			// [MQTT-4.7.1-1] [MQTT-4.7.1-2] wildcards; [MQTT-4.7.3-1]
+			// non-empty; [MQTT-4.8.2-1] [MQTT-4.8.2-2] share name.
 			return shared, errorf(TopicFilterInvalid, "%v: %v", t, err)
 		}
 		return shared, nil
@@ -54,13 +54,14 @@ func (p *Subscribe) check(v Version) *Error {
 	for i := range p.Subscriptions {
 		s := &p.Subscriptions[i]
 		if s.QoS > 2 {
-			// [MQTT-3.8.3-4] (3.1.1: [MQTT-3-8.3-4]) QoS 3 is malformed.
+			// 3.8.3.1 (v5 calls it a Protocol Error; 3.1.1 [MQTT-3-8.3-4]
+			// malformed): Malformed Packet in both, as for retain handling.
 			return errorf(MalformedPacket, "SUBSCRIBE: %q: QoS 3", s.Filter)
 		}
 		if s.RetainHandling > 2 {
 			// 3.8.3.1: "It is a Protocol Error to send a Retain Handling
-			// value of 3"; the brief maps it to Malformed Packet, like the
-			// other option bits.
+			// value of 3"; the packet-api contract makes it Malformed
+			// Packet, like the reserved option bits [MQTT-3.8.3-5].
 			return errorf(MalformedPacket, "SUBSCRIBE: %q: retain handling 3", s.Filter)
 		}
 		shared, e := checkFilter(TypeSubscribe, s.Filter, v)

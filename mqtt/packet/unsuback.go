@@ -20,8 +20,8 @@ func (p *Unsuback) check(v Version) *Error {
 		return nil
 	}
 	if len(p.ReasonCodes) == 0 {
-		// [MQTT-3.10.4-5] one reason code per topic filter, and an
-		// UNSUBSCRIBE has at least one.
+		// [MQTT-3.11.3-1] one reason code per topic filter, in order, and
+		// an UNSUBSCRIBE has at least one [MQTT-3.10.3-2].
 		return errorf(ProtocolError, "UNSUBACK: no reason code")
 	}
 	for _, c := range p.ReasonCodes {

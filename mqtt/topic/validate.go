@@ -19,7 +19,7 @@ var (
 )
 
 // MaxLength is the longest topic name or filter: it is sent as an MQTT UTF-8
-// string, whose length prefix is 16 bits [MQTT-1.5.4-1].
+// string, whose length prefix is 16 bits [MQTT-4.7.3-3].
 const MaxLength = 65535
 
 // SharePrefix starts a shared subscription filter: $share/<group>/<filter>.
@@ -51,7 +51,8 @@ func ValidateName(name string) error {
 	if err := checkString(name, ErrInvalidName); err != nil {
 		return err
 	}
-	// [MQTT-3.3.2-2] [MQTT-4.7.1-1] no wildcard characters in a topic name.
+	// [MQTT-4.7.0-1] [MQTT-3.3.2-2] (3.1.1: [MQTT-4.7.1-1]) no wildcard
+	// characters in a topic name.
 	if i := strings.IndexAny(name, "+#"); i >= 0 {
 		return fmt.Errorf("%w: wildcard %q at byte %d", ErrInvalidName, name[i], i)
 	}
@@ -79,10 +80,12 @@ func ValidateFilter(filter string) error {
 		if i := strings.IndexAny(level, "+#"); i >= 0 {
 			switch {
 			case len(level) != 1:
-				// [MQTT-4.7.1-2] [MQTT-4.7.1-3] a wildcard occupies a whole level.
+				// [MQTT-4.7.1-1] [MQTT-4.7.1-2] (3.1.1: [MQTT-4.7.1-2]
+				// [MQTT-4.7.1-3]) a wildcard occupies a whole level.
 				return fmt.Errorf("%w: wildcard %q must be alone in its level %q", ErrInvalidFilter, level[i], level)
 			case level == "#" && !last:
-				// [MQTT-4.7.1-2] '#' must be the last character of the filter.
+				// [MQTT-4.7.1-1] (3.1.1: [MQTT-4.7.1-2]) '#' must be the
+				// last character of the filter.
 				return fmt.Errorf("%w: '#' must be the last level", ErrInvalidFilter)
 			}
 		}
