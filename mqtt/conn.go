@@ -3,7 +3,9 @@ package mqtt
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -258,11 +260,27 @@ func (c *Conn) closeWith(code packet.ReasonCode, err error) {
 
 // serve runs on the connection's reader goroutine, owned by the Server.
 func (c *Conn) serve() {
-	err := c.handshake()
-	if err == nil {
-		err = c.readLoop()
+	c.finish(c.run())
+}
+
+// run serves the connection until it ends. A panic (a bug in a handler or
+// in the codec, perhaps triggered by a hostile client) ends this connection
+// only: it is logged with its stack and reported to Disconnected.
+func (c *Conn) run() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			stack := make([]byte, 32<<10)
+			stack = stack[:runtime.Stack(stack, false)]
+			c.srv.logger().Error("mqtt: panic serving connection", "client", c.clientID,
+				"remote", c.nc.RemoteAddr(), "panic", r, "stack", string(stack))
+			err = fmt.Errorf("mqtt: panic serving connection: %v", r)
+			c.closeWith(packet.UnspecifiedError, &DisconnectError{Code: packet.UnspecifiedError, Err: err})
+		}
+	}()
+	if err := c.handshake(); err != nil {
+		return err
 	}
-	c.finish(err)
+	return c.readLoop()
 }
 
 // finish ends the connection: it waits for the writer, closes the socket,

@@ -3,6 +3,8 @@ package mqtt_test
 import (
 	"bytes"
 	"errors"
+	"io"
+	"log/slog"
 	"testing"
 
 	"github.com/ferry-iot/ferry/mqtt"
@@ -294,4 +296,22 @@ func decodeError(t *testing.T, b []byte, v packet.Version) packet.ReasonCode {
 		t.Fatalf("codec accepts % x (%v)", b, err)
 	}
 	return pe.Code
+}
+
+func TestHandlerPanic(t *testing.T) {
+	h := newTestHandler()
+	h.publish = func(c *mqtt.Conn, p *packet.Publish) packet.ReasonCode {
+		if p.Topic == "boom" {
+			panic("boom")
+		}
+		return packet.Success
+	}
+	c, _, _ := connected(t, h, packet.V5, func(s *mqtt.Server) {
+		s.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	})
+	c.send(&packet.Publish{QoS: 1, PacketID: 1, Topic: "boom"})
+	c.expectDisconnect(packet.UnspecifiedError)
+	if ev := recv(t, h.disconnected, "Disconnected"); ev.err == nil {
+		t.Fatal("Disconnected(nil) after a panic")
+	}
 }
