@@ -239,3 +239,20 @@ func TestConnectWillOwned(t *testing.T) {
 		t.Fatalf("will %q %q", p.WillTopic, p.WillPayload)
 	}
 }
+
+func TestPipelinedAfterConnect(t *testing.T) {
+	h := newTestHandler()
+	_, addr := startServer(t, h, nil)
+	c := dial(t, addr, packet.V5)
+	// CONNECT, PUBLISH and PINGREQ in one write, before any CONNACK.
+	c.send(&packet.Connect{ProtocolName: "MQTT", Version: packet.V5, CleanStart: true, ClientID: "p"},
+		&packet.Publish{Topic: "early", Payload: []byte("x")},
+		&packet.Pingreq{})
+	if ack := expect[*packet.Connack](c); ack.ReasonCode != packet.Success {
+		t.Fatalf("CONNACK %v", ack.ReasonCode)
+	}
+	expect[*packet.Pingresp](c)
+	if p := recv(t, h.published, "Publish"); p.Topic != "early" {
+		t.Fatalf("published %+v", p)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -282,4 +283,27 @@ func TestShutdownBounded(t *testing.T) {
 	}
 	close(release)
 	recv(t, h.disconnected, "Disconnected")
+}
+
+func TestWriteTimeout(t *testing.T) {
+	h := newTestHandler()
+	_, sc, _ := connected(t, h, packet.V311, func(s *mqtt.Server) {
+		s.WriteTimeout = 200 * time.Millisecond
+		s.MaxQueued = 1 << 20
+	})
+	// The client reads nothing: the socket buffers fill up and a write stalls.
+	payload := make([]byte, 64<<10)
+	for i := 0; i < 1024; i++ {
+		if err := sc.Send(&packet.Publish{Topic: "t", Payload: payload}); err != nil {
+			if !errors.Is(err, mqtt.ErrClosed) {
+				t.Fatalf("Send: %v", err)
+			}
+			break
+		}
+	}
+	ev := recv(t, h.disconnected, "Disconnected")
+	var ne net.Error
+	if !errors.As(ev.err, &ne) || !ne.Timeout() {
+		t.Fatalf("Disconnected(%v), want a write timeout", ev.err)
+	}
 }
