@@ -111,7 +111,8 @@ type Conn struct {
 	delivered  DeliveredHandler
 	auth       AuthHandler
 
-	// Owned by the reader goroutine.
+	// Owned by the reader goroutine (checked in race builds by readerG).
+	readerG  goroutineLock
 	rd       reader
 	aliases  map[uint16]string   // inbound topic aliases
 	awaitRel map[uint16]struct{} // inbound QoS 2 ids that got PUBREC, awaiting PUBREL
@@ -260,6 +261,7 @@ func (c *Conn) closeWith(code packet.ReasonCode, err error) {
 
 // serve runs on the connection's reader goroutine, owned by the Server.
 func (c *Conn) serve() {
+	c.readerG = newGoroutineLock()
 	c.finish(c.run())
 }
 
@@ -286,6 +288,7 @@ func (c *Conn) run() (err error) {
 // finish ends the connection: it waits for the writer, closes the socket,
 // calls Disconnected and releases the connection.
 func (c *Conn) finish(err error) {
+	c.readerG.check()
 	c.mu.Lock()
 	if c.endErr != nil {
 		err = c.endErr

@@ -31,7 +31,9 @@
 //     topic aliases, the inbound QoS 2 ids awaiting PUBREL, and the
 //     fields set during the handshake. Every Handler method is called on
 //     it, so a connection's events are serial. It exits when the socket
-//     fails or is closed, after waiting for the writer.
+//     fails or is closed, after waiting for the writer. In race builds
+//     (owner_race.go) the reader-only entry points check that they run on
+//     it.
 //   - The writer goroutine (Conn.writeLoop) exists only while the outbound
 //     queue is non-empty: the first packet queued into an empty queue
 //     starts it, it writes the queue in batches (one Write per batch) and

@@ -72,6 +72,7 @@ func (c *Conn) failDecode(err error) error {
 
 // handle dispatches one packet.
 func (c *Conn) handle(h packet.Header, body []byte) error {
+	c.readerG.check()
 	switch h.Type {
 	case packet.TypePublish:
 		return c.handlePublish(h, body)
