@@ -36,7 +36,8 @@ func (p *Connack) Append(dst []byte, v Version) ([]byte, error) {
 		return dst, e
 	}
 	var flags byte
-	if p.SessionPresent {
+	if p.SessionPresent && v != V31 {
+		// MQTT 3.1 has no Session Present: the byte is reserved.
 		flags = 1
 	}
 	if v != V5 {
@@ -70,6 +71,9 @@ func (p *Connack) decode(flags byte, body []byte, v Version) *Error {
 	r := reader{b: body, t: TypeConnack}
 	ack := r.byte("acknowledge flags")
 	code := r.byte("reason code")
+	if v == V31 {
+		ack = 0 // reserved and unused in MQTT 3.1
+	}
 	if r.err == nil && ack&0xFE != 0 {
 		// [MQTT-3.2.2-1] bits 7-1 of the Connect Acknowledge Flags are reserved.
 		return errorf(MalformedPacket, "CONNACK: reserved acknowledge flags 0x%02X", ack)

@@ -135,6 +135,15 @@ type scalars struct {
 	messageExpiry, sessionExpiry, willDelay, maximumPacketSize         uint32
 }
 
+// scalarProps has one bit per property held by pointer, that is backed by
+// scalars when decoded.
+const scalarProps uint64 = 1<<propPayloadFormat | 1<<propMessageExpiry |
+	1<<propSessionExpiryInterval | 1<<propServerKeepAlive | 1<<propRequestProblemInfo |
+	1<<propWillDelayInterval | 1<<propRequestResponseInfo | 1<<propReceiveMaximum |
+	1<<propTopicAliasMaximum | 1<<propTopicAlias | 1<<propMaximumQoS | 1<<propRetainAvailable |
+	1<<propMaximumPacketSize | 1<<propWildcardSubAvailable | 1<<propSubIDAvailable |
+	1<<propSharedSubAvailable
+
 // decode reads a Property Length and the properties after it into p, which
 // must be zero. ctx is where the list sits; it decides which identifiers
 // are allowed.
@@ -142,6 +151,9 @@ func (p *Properties) decode(r *reader, ctx propCtx) {
 	n := r.varInt("property length")
 	if r.err != nil {
 		return
+	}
+	if n == 0 {
+		return // the common case, kept cheap
 	}
 	if int(n) > r.len() {
 		r.truncated("properties")
@@ -178,13 +190,8 @@ func (p *Properties) decode(r *reader, ctx propCtx) {
 			break
 		}
 		seen |= 1 << id
-		if sc == nil && id != propUser && id != propSubscriptionIdentifier {
-			switch id {
-			case propContentType, propResponseTopic, propCorrelationData, propAssignedClientID,
-				propAuthMethod, propAuthData, propResponseInfo, propServerReference, propReasonString:
-			default:
-				sc = new(scalars)
-			}
+		if sc == nil && scalarProps&(1<<id) != 0 {
+			sc = new(scalars)
 		}
 		switch id {
 		case propPayloadFormat:
