@@ -307,3 +307,42 @@ func TestWriteTimeout(t *testing.T) {
 		t.Fatalf("Disconnected(%v), want a write timeout", ev.err)
 	}
 }
+
+// TestConcurrentSend has several goroutines Send QoS 1 messages through a
+// small window while the client acknowledges: everything arrives once, in
+// each sender's order.
+func TestConcurrentSend(t *testing.T) {
+	const senders, each = 4, 200
+	h := newTestHandler()
+	c, sc, _ := connected(t, h, packet.V5, func(s *mqtt.Server) { s.MaxInflight = 8; s.MaxQueued = senders * each })
+	errs := make(chan error, senders)
+	for g := range senders {
+		go func() {
+			for i := range each {
+				if err := sc.Send(&packet.Publish{QoS: 1, Topic: "t", Payload: []byte{byte(g), byte(i >> 8), byte(i)}}); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	next := make([]int, senders)
+	for range senders * each {
+		p := expect[*packet.Publish](c)
+		g, i := int(p.Payload[0]), int(p.Payload[1])<<8|int(p.Payload[2])
+		if i != next[g] {
+			t.Fatalf("sender %d: got message %d, want %d", g, i, next[g])
+		}
+		next[g]++
+		c.send(&packet.Puback{PacketID: p.PacketID})
+	}
+	for range senders {
+		if err := recv(t, errs, "sender"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range senders * each {
+		recv(t, h.delivered, "Delivered")
+	}
+}
