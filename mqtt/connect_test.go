@@ -2,6 +2,8 @@ package mqtt_test
 
 import (
 	"errors"
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -254,5 +256,28 @@ func TestPipelinedAfterConnect(t *testing.T) {
 	expect[*packet.Pingresp](c)
 	if p := recv(t, h.published, "Publish"); p.Topic != "early" {
 		t.Fatalf("published %+v", p)
+	}
+}
+
+// TestIdleGoroutines checks that an idle connection keeps only its reader:
+// the writer exits once the queue drained.
+func TestIdleGoroutines(t *testing.T) {
+	h := newTestHandler()
+	_, addr := startServer(t, h, nil)
+	base := runtime.NumGoroutine()
+	const n = 10
+	for i := range n {
+		c := dial(t, addr, packet.V311)
+		c.connect(fmt.Sprint("idle-", i))
+		c.ping()
+		c.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "a"}}})
+		expect[*packet.Suback](c)
+	}
+	deadline := time.Now().Add(waitTimeout)
+	for runtime.NumGoroutine() != base+n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines for %d idle connections, want %d", runtime.NumGoroutine()-base, n, n)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -128,7 +128,7 @@ func (c *Conn) handle(h packet.Header, body []byte) error {
 		if err := p.Decode(h.Flags, body, c.version); err != nil {
 			return c.failDecode(err)
 		}
-		codes := fitCodes(c.srv.Handler.Subscribe(c, &p), len(p.Subscriptions))
+		codes := fitCodes(c.srv.Handler.Subscribe(c, &p), len(p.Subscriptions), subackAllowed)
 		if c.version != packet.V5 {
 			for i, code := range codes {
 				if code.IsError() {
@@ -142,7 +142,7 @@ func (c *Conn) handle(h packet.Header, body []byte) error {
 		if err := p.Decode(h.Flags, body, c.version); err != nil {
 			return c.failDecode(err)
 		}
-		codes := fitCodes(c.srv.Handler.Unsubscribe(c, &p), len(p.Filters))
+		codes := fitCodes(c.srv.Handler.Unsubscribe(c, &p), len(p.Filters), unsubackAllowed)
 		c.enqueue(&packet.Unsuback{PacketID: p.PacketID, ReasonCodes: codes})
 	case packet.TypePingreq:
 		var p packet.Pingreq
@@ -169,17 +169,51 @@ func (c *Conn) handle(h packet.Header, body []byte) error {
 	return nil
 }
 
-// fitCodes makes the handler's answer one code per request entry.
-func fitCodes(codes []packet.ReasonCode, n int) []packet.ReasonCode {
-	if len(codes) == n {
-		return codes
-	}
+// fitCodes makes the handler's answer one code per request entry, each one
+// the packet may carry (others become UnspecifiedError, so that a handler's
+// mistake cannot leave a request unanswered).
+func fitCodes(codes []packet.ReasonCode, n int, allowed func(packet.ReasonCode) bool) []packet.ReasonCode {
 	res := make([]packet.ReasonCode, n)
 	for i := range res {
 		res[i] = packet.UnspecifiedError
+		if i < len(codes) && allowed(codes[i]) {
+			res[i] = codes[i]
+		}
 	}
-	copy(res, codes)
 	return res
+}
+
+// Reason codes each acknowledgement may carry (MQTT 5 sections 3.4.2.1,
+// 3.9.3, 3.11.3).
+func pubackAllowed(c packet.ReasonCode) bool {
+	switch c {
+	case packet.Success, packet.NoMatchingSubscribers, packet.UnspecifiedError,
+		packet.ImplementationSpecificError, packet.NotAuthorized, packet.TopicNameInvalid,
+		packet.PacketIdentifierInUse, packet.QuotaExceeded, packet.PayloadFormatInvalid:
+		return true
+	}
+	return false
+}
+
+func subackAllowed(c packet.ReasonCode) bool {
+	switch c {
+	case packet.GrantedQoS0, packet.GrantedQoS1, packet.GrantedQoS2, packet.UnspecifiedError,
+		packet.ImplementationSpecificError, packet.NotAuthorized, packet.TopicFilterInvalid,
+		packet.PacketIdentifierInUse, packet.QuotaExceeded, packet.SharedSubscriptionsNotSupported,
+		packet.SubscriptionIdentifiersNotSupported, packet.WildcardSubscriptionsNotSupported:
+		return true
+	}
+	return false
+}
+
+func unsubackAllowed(c packet.ReasonCode) bool {
+	switch c {
+	case packet.Success, packet.NoSubscriptionExisted, packet.UnspecifiedError,
+		packet.ImplementationSpecificError, packet.NotAuthorized, packet.TopicFilterInvalid,
+		packet.PacketIdentifierInUse:
+		return true
+	}
+	return false
 }
 
 func (c *Conn) handlePublish(h packet.Header, body []byte) error {
@@ -242,12 +276,18 @@ func (c *Conn) handlePublish(h packet.Header, body []byte) error {
 	return nil
 }
 
-// ackCode is the code for PUBACK/PUBREC: 3.1.1 has none.
+// ackCode is the code for PUBACK/PUBREC: 3.1.1 has none; a code PUBACK
+// may not carry becomes UnspecifiedError (or Success if not an error).
 func (c *Conn) ackCode(code packet.ReasonCode) packet.ReasonCode {
-	if c.version != packet.V5 {
+	switch {
+	case c.version != packet.V5:
 		return packet.Success
+	case pubackAllowed(code):
+		return code
+	case code.IsError():
+		return packet.UnspecifiedError
 	}
-	return code
+	return packet.Success
 }
 
 func (c *Conn) handleDisconnect(h packet.Header, body []byte) error {
