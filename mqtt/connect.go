@@ -128,7 +128,9 @@ func (c *Conn) handshake() error {
 	}
 	b, err := ack.Append(c.outBuf(), c.version)
 	if err != nil {
+		// The handler's CONNACK properties cannot be encoded.
 		c.state = stateClosing
+		c.closing.Store(true)
 		c.endErr = err
 		return err
 	}

@@ -56,7 +56,7 @@ func (c *Conn) writePublishLocked(p *packet.Publish) {
 	start := len(c.out)
 	b, err := p.Append(c.outBuf(), c.version)
 	if err != nil || (c.maxOut > 0 && len(b)-start > c.maxOut) {
-		c.out = b[:start]
+		c.out = c.out[:start] // b may be nil on error
 		c.dropped++
 		c.srv.logger().Debug("mqtt: outbound PUBLISH dropped", "client", c.clientID,
 			"topic", p.Topic, "size", len(b)-start, "max", c.maxOut, "err", err)
