@@ -210,7 +210,9 @@ func (p *Connect) decode(flags byte, body []byte) *Error {
 		return e
 	}
 	e := p.decodeRest(&r, p.Version)
-	if e != nil {
+	if e != nil && (p.Version == V5 || e.Code == ClientIdentifierNotValid) {
+		// See Error.Version: v5 reports every failure in a CONNACK, 3.1.1
+		// only the ones it has a return code for.
 		e.Version = p.Version
 	}
 	return e

@@ -11,12 +11,15 @@ type Error struct {
 	Code   ReasonCode
 	Reason string
 
-	// Version is set by the CONNECT decoder only: the protocol version in
-	// which to encode the CONNACK that reports the failure. 0 means the
-	// version is unknown (the packet broke before its protocol level): close
-	// the connection without a CONNACK. For an unsupported protocol level it
-	// is V311, since a 3.1.1 CONNACK with return code 1 is what clients of
-	// every version understand [MQTT-3.1.2-2].
+	// Version is set by the CONNECT decoder only, when a CONNACK should
+	// report the failure: the protocol version to encode it in. For an
+	// unsupported protocol level it is V311, since a 3.1.1 CONNACK with
+	// return code 1 is what clients of every version understand
+	// [MQTT-3.1.2-2]. 0 means close the connection without a CONNACK: the
+	// packet broke before its protocol level, or it is 3.1/3.1.1, where a
+	// non-conforming CONNECT is closed without one (3.1.1 [MQTT-3.1.4-1])
+	// except for a rejected client identifier (return code 2,
+	// 3.1.1 [MQTT-3.1.3-8]).
 	Version Version
 }
 
