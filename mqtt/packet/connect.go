@@ -1,9 +1,6 @@
 package packet
 
-import (
-	"strings"
-	"unicode/utf8"
-)
+import "unicode/utf8"
 
 // Connect is the CONNECT control packet (MQTT 5 section 3.1, 3.1.1 section
 // 3.1, and the MQTT 3.1 "MQIsdp" variant).
@@ -85,8 +82,8 @@ func (p *Connect) check(v Version) *Error {
 		if p.WillTopic == "" {
 			return errorf(TopicNameInvalid, "CONNECT: empty will topic")
 		}
-		if i := strings.IndexAny(p.WillTopic, "+#"); i >= 0 {
-			return errorf(TopicNameInvalid, "CONNECT: wildcard %q in will topic", p.WillTopic[i])
+		if e := checkTopicName(TypeConnect, "will topic", p.WillTopic); e != nil {
+			return e
 		}
 	}
 	switch v {

@@ -335,7 +335,7 @@ func (p *Properties) check(t Type, ctx propCtx) *Error {
 		v  *byte
 		id int
 	}{
-		{p.PayloadFormat, propPayloadFormat},             // [MQTT-3.3.2.3.2] 0 or 1
+		{p.PayloadFormat, propPayloadFormat},             // 3.3.2.3.2
 		{p.RequestProblemInfo, propRequestProblemInfo},   // 3.1.2.11.7
 		{p.RequestResponseInfo, propRequestResponseInfo}, // 3.1.2.11.6
 		{p.MaximumQoS, propMaximumQoS},                   // 3.2.2.3.4

@@ -47,7 +47,7 @@ func (p *Publish) Append(dst []byte, v Version) ([]byte, error) {
 	if e := p.check(v); e != nil {
 		return dst, e
 	}
-	if e := checkTopicName(TypePublish, p.Topic); e != nil {
+	if e := checkTopicName(TypePublish, "topic name", p.Topic); e != nil {
 		return dst, e
 	}
 	if len(p.Topic) > 65535 {
@@ -119,7 +119,7 @@ func (p *Publish) decode(flags byte, body []byte, v Version) *Error {
 	// The topic is converted before it is checked so that the check runs
 	// on a string, as in Append; on failure the copy is garbage.
 	p.Topic = string(topic)
-	if e := checkTopicName(TypePublish, p.Topic); e != nil {
+	if e := checkTopicName(TypePublish, "topic name", p.Topic); e != nil {
 		return e
 	}
 	return p.check(v)

@@ -230,13 +230,13 @@ var topicByteClass = func() (c [256]byte) {
 	return c
 }()
 
-// checkTopicName checks a PUBLISH topic: U+0000 and ill-formed UTF-8 are
-// Malformed Packet [MQTT-1.5.4-1] [MQTT-1.5.4-2], a wildcard is Topic Name
-// invalid [MQTT-3.3.2-2]. The empty topic is the caller's business (it is
+// checkTopicName checks a topic name (PUBLISH, will topic): U+0000 and
+// ill-formed UTF-8 are Malformed Packet [MQTT-1.5.4-1] [MQTT-1.5.4-2], a
+// wildcard is Topic Name invalid [MQTT-3.3.2-2]. The empty topic is the caller's business (it is
 // valid in v5 with a Topic Alias). It is on the PUBLISH hot path, so one
 // branch-free pass ORs the byte classes and only a topic with something
 // unusual pays for a closer look.
-func checkTopicName(t Type, s string) *Error {
+func checkTopicName(t Type, field, s string) *Error {
 	var seen byte
 	for i := 0; i < len(s); i++ {
 		seen |= topicByteClass[s[i]]
@@ -245,11 +245,11 @@ func checkTopicName(t Type, s string) *Error {
 	case seen == 0:
 		return nil
 	case seen&classNUL != 0:
-		return errorf(MalformedPacket, "%v: topic name: contains U+0000", t)
+		return errorf(MalformedPacket, "%v: %s: contains U+0000", t, field)
 	case seen&classNonASCII != 0 && !utf8.ValidString(s):
-		return errorf(MalformedPacket, "%v: topic name: not well-formed UTF-8", t)
+		return errorf(MalformedPacket, "%v: %s: not well-formed UTF-8", t, field)
 	case seen&classWildcard != 0:
-		return errorf(TopicNameInvalid, "%v: wildcard in topic name %q", t, s)
+		return errorf(TopicNameInvalid, "%v: %s: wildcard in %q", t, field, s)
 	}
 	return nil
 }
