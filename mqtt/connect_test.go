@@ -281,3 +281,20 @@ func TestIdleGoroutines(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+func TestMalformedConnect(t *testing.T) {
+	h := newTestHandler()
+	_, addr := startServer(t, h, nil)
+	// v5 CONNECT with the reserved flag set: a v5 CONNACK 0x81.
+	c := dial(t, addr, packet.V5)
+	c.raw(0x10, 14, 0, 4, 'M', 'Q', 'T', 'T', 5, 0x03, 0, 60, 0, 0, 1, 'a')
+	if ack := expect[*packet.Connack](c); ack.ReasonCode != packet.MalformedPacket {
+		t.Fatalf("CONNACK %v", ack.ReasonCode)
+	}
+	c.expectClosed()
+	// The same in 3.1.1: closed without CONNACK.
+	c = dial(t, addr, packet.V311)
+	c.raw(0x10, 13, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x03, 0, 60, 0, 1, 'a')
+	c.expectClosed()
+	noRecv(t, h.opened, "Open")
+}
