@@ -8,9 +8,9 @@ import (
 )
 
 // goldenBodies pairs each performative with its encoding. The bytes were
-// checked field by field against the spec's type definitions; the
-// go-amqp capture test (interop_test.go) checks the decoder against a
-// real client as well.
+// checked field by field against the spec's type definitions; the amqp
+// package's interoperability tests (go-amqp, Qpid Proton) check the
+// decoder against real clients as well.
 var goldenBodies = []struct {
 	name string
 	body Body

@@ -1,0 +1,63 @@
+// Package amqp is Ferry's AMQP 1.0 engine: connections, sessions and links
+// in both roles, a client (Dial) and a server (Listen).
+//
+// # Basics
+//
+// A client dials, begins a session and attaches links:
+//
+//	conn, err := amqp.Dial(ctx, "amqp://127.0.0.1:5672", nil)
+//	sess, err := conn.NewSession(ctx, nil)
+//	snd, err := sess.NewSender(ctx, "telemetry/tenant", nil)
+//	err = snd.Send(ctx, &amqp.Message{Data: [][]byte{payload}}, nil)
+//	rcv, err := sess.NewReceiver(ctx, "events", nil)
+//	d, err := rcv.Receive(ctx)
+//	err = d.Accept(ctx)
+//
+// A server listens and decides on each link a peer attaches with a
+// Handler, which gets a *Sender when the peer receives and a *Receiver
+// when it sends, and can refuse with a condition:
+//
+//	l, err := amqp.Listen(ln, &amqp.ListenerOptions{Handler: amqp.HandlerFunc(
+//		func(req *amqp.LinkRequest) error {
+//			if req.Address != "q" {
+//				return &amqp.Error{Condition: frame.CondNotFound}
+//			}
+//			go serve(req.Receiver)
+//			return nil
+//		})})
+//
+// Connection setup (protocol headers, TLS, SASL ANONYMOUS/PLAIN/EXTERNAL,
+// open) is a chain of state functions in handshake.go. Afterwards each
+// connection has one reader goroutine, which decodes frames and applies
+// them to the session and link state under the connection's mutex, and a
+// writer that encodes frames into a buffer flushed by a goroutine that
+// exists only while there is something to write.
+//
+// Flow control follows part 2 of the spec: session windows are replenished
+// as transfers arrive; receivers grant credit equal to the room in their
+// buffer (ReceiverOptions.Credit) and top it up when half is used; senders
+// block in Send while they have no credit, no session window or more than
+// 4 MiB queued for the socket. Messages larger than the peer's
+// max-frame-size are split over several transfer frames.
+//
+// Errors carry their scope: *ConnError (close), *SessionError (end) and
+// *LinkError (detach), each with the peer's condition in RemoteErr.
+// Protocol violations by the peer end the narrowest scope that contains
+// them, with the matching condition: amqp:connection:framing-error for
+// bad or oversized frames, amqp:decode-error, amqp:not-allowed for a
+// performative out of place, amqp:session:window-violation,
+// amqp:session:unattached-handle, amqp:link:transfer-limit-exceeded.
+//
+// # Caveats
+//
+//   - Handler.HandleLink runs on the connection's reader goroutine: it
+//     must return quickly and serve the link from another goroutine.
+//   - Send waits for the outcome of unsettled messages; throughput needs
+//     several goroutines sending on one Sender, or settled sends.
+//   - A message needs session window for all its frames at once, so it may
+//     not exceed the peer's incoming window times its max frame size.
+//   - Transactions, link recovery (the unsettled map, resume) and
+//     symbolic descriptors are not implemented.
+//   - An idle connection still keeps its reader goroutine; with an idle
+//     time-out it also has a timer.
+package amqp

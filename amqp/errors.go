@@ -1,0 +1,151 @@
+package amqp
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/ferry-iot/ferry/amqp/frame"
+)
+
+// Error is an AMQP error: a condition, a description and optional info.
+// Return one from a Handler to refuse a link with that condition.
+type Error = frame.Error
+
+// ErrClosed is wrapped by errors that report a local close.
+var ErrClosed = errors.New("amqp: closed")
+
+// ConnError reports that a connection ended. RemoteErr is the condition
+// the peer sent with its close, if any; otherwise the error says what
+// ended the connection locally (a protocol violation by the peer, an I/O
+// error, Close).
+type ConnError struct {
+	RemoteErr *Error
+	inner     error
+}
+
+func (e *ConnError) Error() string {
+	switch {
+	case e.RemoteErr != nil:
+		return "amqp: connection closed by peer: " + e.RemoteErr.Error()
+	case e.inner != nil:
+		return "amqp: connection closed: " + e.inner.Error()
+	}
+	return "amqp: connection closed"
+}
+
+func (e *ConnError) Unwrap() error {
+	if e.RemoteErr != nil {
+		return e.RemoteErr
+	}
+	return e.inner
+}
+
+// SessionError reports that a session ended while the connection lives on.
+type SessionError struct {
+	RemoteErr *Error
+	inner     error
+}
+
+func (e *SessionError) Error() string {
+	switch {
+	case e.RemoteErr != nil:
+		return "amqp: session ended by peer: " + e.RemoteErr.Error()
+	case e.inner != nil:
+		return "amqp: session ended: " + e.inner.Error()
+	}
+	return "amqp: session ended"
+}
+
+func (e *SessionError) Unwrap() error {
+	if e.RemoteErr != nil {
+		return e.RemoteErr
+	}
+	return e.inner
+}
+
+// LinkError reports that a link was detached: by the peer (RemoteErr set
+// when it gave a condition, for example when it refused the attach), or
+// locally.
+type LinkError struct {
+	RemoteErr *Error
+	inner     error
+}
+
+func (e *LinkError) Error() string {
+	switch {
+	case e.RemoteErr != nil:
+		return "amqp: link detached by peer: " + e.RemoteErr.Error()
+	case e.inner != nil:
+		return "amqp: link detached: " + e.inner.Error()
+	}
+	return "amqp: link detached"
+}
+
+func (e *LinkError) Unwrap() error {
+	if e.RemoteErr != nil {
+		return e.RemoteErr
+	}
+	return e.inner
+}
+
+// protoError is a violation by the peer, carrying the condition we send
+// back when we close the connection, end the session or detach the link.
+type protoError struct {
+	cond frame.Condition
+	desc string
+}
+
+func (e *protoError) Error() string { return fmt.Sprintf("%s: %s", e.cond, e.desc) }
+
+func (e *protoError) amqpError() *Error {
+	return &Error{Condition: e.cond, Description: e.desc}
+}
+
+func violation(cond frame.Condition, format string, args ...any) *protoError {
+	return &protoError{cond: cond, desc: fmt.Sprintf(format, args...)}
+}
+
+// sessionViolation ends the session, not the connection.
+type sessionViolation struct{ *protoError }
+
+// linkViolation detaches the link, not the session.
+type linkViolation struct {
+	*protoError
+	l *link
+}
+
+// asError turns what a Handler returned into the condition sent with the
+// refusal: an *Error as is, anything else as amqp:internal-error.
+func asError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Condition: frame.CondInternalError, Description: err.Error()}
+}
+
+var (
+	errHandles = errors.New("amqp: no free link handle")
+	errDupName = errors.New("amqp: a link with this name is already attaching")
+)
+
+// OutcomeError reports that the receiver did not accept a message: the
+// State is *frame.Rejected, *frame.Released or *frame.Modified.
+type OutcomeError struct {
+	State frame.DeliveryState
+}
+
+func (e *OutcomeError) Error() string {
+	switch s := e.State.(type) {
+	case *frame.Rejected:
+		if s.Error != nil {
+			return "amqp: message rejected: " + s.Error.Error()
+		}
+		return "amqp: message rejected"
+	case *frame.Released:
+		return "amqp: message released"
+	case *frame.Modified:
+		return "amqp: message modified"
+	}
+	return "amqp: message not accepted"
+}

@@ -1,0 +1,198 @@
+package amqp
+
+import (
+	"context"
+
+	"github.com/ferry-iot/ferry/amqp/frame"
+)
+
+// link is the state shared by Sender and Receiver (part 2, section 2.6).
+// Guarded by the Conn's mutex, like its session.
+type link struct {
+	s            *Session
+	name         string
+	handle       uint32
+	remoteHandle uint32
+	role         frame.Role // ours
+	source       *frame.Source
+	target       *frame.Target
+	sndSettle    frame.SenderSettleMode
+	rcvSettle    frame.ReceiverSettleMode
+	remote       *frame.Attach // the peer's attach
+	attachFrame  *frame.Attach // ours
+
+	attached       chan struct{} // closed when the attach exchange succeeded
+	detached       chan struct{} // closed when the link is over for the API
+	remoteDetached chan struct{} // closed when the peer's detach arrived
+	err            error         // why; set before detached is closed
+	remoteAttached bool
+	detachSent     bool
+	refused        bool // the peer's attach had no terminus: a detach follows
+
+	// Flow control (part 2, section 2.6.7).
+	deliveryCount uint32
+	linkCredit    uint32
+	available     uint32
+	drain         bool
+
+	sender   *Sender
+	receiver *Receiver
+}
+
+func newLink(s *Session, name string, role frame.Role) *link {
+	if name == "" {
+		name = randomID("ferry-link-")
+	}
+	return &link{
+		s: s, name: name, role: role,
+		sndSettle:      frame.SenderSettleMixed,
+		attached:       make(chan struct{}),
+		detached:       make(chan struct{}),
+		remoteDetached: make(chan struct{}),
+	}
+}
+
+// attachLocked allocates a handle and sends our attach, for links we
+// initiate.
+func (l *link) attachLocked(a *frame.Attach) error {
+	s := l.s
+	select {
+	case <-s.ended:
+		return s.err
+	default:
+	}
+	if s.endSent {
+		return &SessionError{inner: ErrClosed}
+	}
+	h, ok := s.freeHandle()
+	if !ok {
+		return &LinkError{inner: errHandles}
+	}
+	if _, dup := s.pending[l.name]; dup {
+		return &LinkError{inner: errDupName}
+	}
+	l.handle = h
+	a.Handle = h
+	a.Name = l.name
+	l.attachFrame = a
+	s.links[h] = l
+	s.pending[l.name] = l
+	return s.c.w.frame(frame.TypeAMQP, s.channel, a)
+}
+
+// waitAttached waits for the peer's answer to our attach.
+func (l *link) waitAttached(ctx context.Context) error {
+	select {
+	case <-l.attached:
+		return nil
+	case <-l.detached:
+		return l.err
+	case <-ctx.Done():
+		l.s.c.mu.Lock()
+		l.detachLocked(nil, &LinkError{inner: ctx.Err()})
+		l.s.c.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+// handleAttach processes the peer's answer to our attach.
+func (l *link) handleAttach(a *frame.Attach) {
+	l.remote = a
+	l.remoteHandle = a.Handle
+	l.remoteAttached = true
+	l.s.remoteLinks[a.Handle] = l
+	// [part 2, 2.6.3] a null terminus means the peer refused; its detach,
+	// with the reason, follows.
+	if (l.role == frame.RoleSender && a.Target == nil) || (l.role == frame.RoleReceiver && a.Source == nil) {
+		l.refused = true
+		return
+	}
+	if l.role == frame.RoleSender {
+		l.target = a.Target // names the dynamic node, if we asked for one
+		l.rcvSettle = a.RcvSettleMode
+	} else {
+		l.source = a.Source
+		l.sndSettle = a.SndSettleMode
+		if a.InitialDeliveryCount != nil {
+			l.deliveryCount = *a.InitialDeliveryCount
+		}
+	}
+	close(l.attached)
+	if l.receiver != nil {
+		l.receiver.grantInitialLocked()
+	}
+}
+
+// handleDetach processes the peer's detach.
+func (l *link) handleDetach(d *frame.Detach) {
+	s := l.s
+	close(l.remoteDetached)
+	delete(s.remoteLinks, l.remoteHandle)
+	err := &LinkError{RemoteErr: d.Error}
+	if !l.detachSent {
+		l.detachSent = true
+		_ = s.c.w.frame(frame.TypeAMQP, s.channel, &frame.Detach{Handle: l.handle, Closed: d.Closed})
+	}
+	l.failLocked(err)
+	delete(s.links, l.handle)
+}
+
+// detachLocked detaches the link from our side, with e as the condition
+// when we detach because of an error. The local handle stays reserved
+// until the peer's detach arrives.
+func (l *link) detachLocked(e *Error, err error) {
+	if !l.detachSent {
+		l.detachSent = true
+		_ = l.s.c.w.frame(frame.TypeAMQP, l.s.channel, &frame.Detach{Handle: l.handle, Closed: true, Error: e})
+	}
+	l.failLocked(err)
+	select {
+	case <-l.remoteDetached:
+		delete(l.s.links, l.handle)
+	default:
+	}
+}
+
+// failLocked ends the link for the API: blocked calls return err.
+func (l *link) failLocked(err error) {
+	select {
+	case <-l.detached:
+		return
+	default:
+	}
+	delete(l.s.pending, l.name)
+	l.err = err
+	close(l.detached)
+	if l.receiver != nil {
+		l.receiver.failLocked()
+	}
+}
+
+// close detaches the link and waits for the peer's detach or ctx.
+func (l *link) close(ctx context.Context) error {
+	c := l.s.c
+	c.mu.Lock()
+	select {
+	case <-l.detached:
+		err := l.err
+		c.mu.Unlock()
+		if le, ok := err.(*LinkError); ok && le.RemoteErr == nil {
+			return nil
+		}
+		return err
+	default:
+	}
+	l.detachLocked(nil, &LinkError{inner: ErrClosed})
+	c.mu.Unlock()
+	select {
+	case <-l.remoteDetached:
+	case <-c.done:
+	case <-l.s.ended:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// linkInfo is what Sender and Receiver expose about the attach.
+func (l *link) info() (name string, remote *frame.Attach) { return l.name, l.remote }

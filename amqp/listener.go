@@ -1,0 +1,284 @@
+package amqp
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+
+	"github.com/ferry-iot/ferry/amqp/frame"
+)
+
+// Handler decides on the links peers attach. HandleLink is called once per
+// link, on the connection's reader goroutine: while it runs no other
+// frame of that connection is processed, so it must be quick. To serve
+// the link, start a goroutine that uses req.Sender or req.Receiver.
+// Returning an error refuses the link: an *Error is sent as is
+// (amqp:not-found, amqp:unauthorized-access...), any other error as
+// amqp:internal-error. Handlers must be safe for concurrent use.
+type Handler interface {
+	HandleLink(req *LinkRequest) error
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(req *LinkRequest) error
+
+// HandleLink implements Handler.
+func (f HandlerFunc) HandleLink(req *LinkRequest) error { return f(req) }
+
+// LinkRequest describes a link a peer attaches.
+type LinkRequest struct {
+	Conn    *Conn
+	Session *Session
+	// Attach is the peer's attach frame: name, settle modes, source,
+	// target, capabilities and properties.
+	Attach *frame.Attach
+	// Address is the node the link is for: the target address when the
+	// peer sends, the source address when it receives. "" when the peer
+	// sends to the anonymous relay (each message carries Properties.To)
+	// or asks for a dynamic node.
+	Address string
+	// Dynamic reports that the peer asks us to create a node; set
+	// DynamicAddress to its name (default: a random name).
+	Dynamic        bool
+	DynamicAddress string
+
+	// Sender is set when the peer receives: Ferry sends on this link.
+	Sender *Sender
+	// Receiver is set when the peer sends: Ferry receives on this link.
+	Receiver *Receiver
+
+	// The handler may set these for our attach.
+	Properties          map[Symbol]any
+	OfferedCapabilities []Symbol
+	// Credit overrides the listener's Credit for a Receiver.
+	Credit uint32
+}
+
+// pendingAttach is an incoming attach waiting for the Handler, which runs
+// after the reader has released the Conn's mutex.
+type pendingAttach struct {
+	l   *link
+	req *LinkRequest
+}
+
+// acceptLink sets up a link the peer attaches and queues it for the
+// Handler. Called with c.mu held.
+func (c *Conn) acceptLink(s *Session, a *frame.Attach) error {
+	h, ok := s.freeHandle()
+	if !ok {
+		return sessionViolation{violation(frame.CondResourceLimitExceeded, "no free handle")}
+	}
+	l := newLink(s, a.Name, !a.Role)
+	l.handle = h
+	l.remote = a
+	l.remoteHandle = a.Handle
+	l.remoteAttached = true
+	l.sndSettle, l.rcvSettle = a.SndSettleMode, a.RcvSettleMode
+	s.links[h] = l
+	s.remoteLinks[a.Handle] = l
+	req := &LinkRequest{Conn: c, Session: s, Attach: a}
+	if a.Role == frame.RoleSender {
+		if a.Target != nil {
+			t := *a.Target
+			l.target = &t
+			req.Address, req.Dynamic = t.Address, t.Dynamic
+		}
+		l.source = a.Source
+		req.Receiver = newReceiver(l, c.cfg.credit, false, c.cfg.maxMessageSize)
+	} else {
+		if a.Source != nil {
+			src := *a.Source
+			l.source = &src
+			req.Address, req.Dynamic = src.Address, src.Dynamic
+		}
+		l.target = a.Target
+		if a.InitialDeliveryCount != nil {
+			return linkViolation{violation(frame.CondInvalidField, "receiver sent initial-delivery-count"), l}
+		}
+		req.Sender = newSender(l)
+	}
+	c.pendingAttach = &pendingAttach{l: l, req: req}
+	return nil
+}
+
+// completeAttach runs the Handler for a queued attach and answers it.
+// Called by the reader goroutine without c.mu.
+func (c *Conn) completeAttach(p *pendingAttach) {
+	l, req := p.l, p.req
+	var err error
+	switch {
+	case c.cfg.handler == nil:
+		err = &Error{Condition: frame.CondNotAllowed, Description: "this container does not accept links"}
+	case l.role == frame.RoleReceiver && l.target == nil, l.role == frame.RoleSender && l.source == nil:
+		err = &Error{Condition: frame.CondInvalidField, Description: "attach without terminus"}
+	default:
+		err = c.cfg.handler.HandleLink(req)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := l.s
+	if s.endSent || c.err != nil {
+		return
+	}
+	a := &frame.Attach{
+		Name: l.name, Handle: l.handle, Role: l.role,
+		SndSettleMode: l.sndSettle, RcvSettleMode: l.rcvSettle,
+		Source: l.source, Target: l.target,
+	}
+	if err != nil {
+		// [part 2, 2.6.3] refuse: attach with a null terminus, then detach
+		// with the reason.
+		if l.role == frame.RoleReceiver {
+			a.Target = nil
+		} else {
+			a.Source = nil
+			a.InitialDeliveryCount = new(uint32)
+		}
+		_ = c.w.frame(frame.TypeAMQP, s.channel, a)
+		l.detachLocked(asError(err), &LinkError{inner: err})
+		return
+	}
+	if req.Dynamic {
+		addr := req.DynamicAddress
+		if addr == "" {
+			addr = randomID("dynamic-")
+		}
+		if l.role == frame.RoleReceiver {
+			l.target.Address = addr
+		} else {
+			l.source.Address = addr
+		}
+	}
+	a.Properties = req.Properties
+	a.OfferedCapabilities = req.OfferedCapabilities
+	if l.role == frame.RoleSender {
+		a.InitialDeliveryCount = new(uint32)
+	} else {
+		a.MaxMessageSize = l.receiver.maxSize
+		if req.Credit > 0 && req.Credit != l.receiver.maxCredit {
+			l.receiver.maxCredit = req.Credit
+			l.receiver.queue = make(chan *Delivery, req.Credit)
+		}
+	}
+	l.attachFrame = a
+	_ = c.w.frame(frame.TypeAMQP, s.channel, a)
+	close(l.attached)
+	if l.receiver != nil {
+		l.receiver.grantInitialLocked()
+	}
+}
+
+// Listener accepts AMQP connections and hands the links peers attach to
+// a Handler.
+type Listener struct {
+	ln  net.Listener
+	cfg connConfig
+
+	mu     sync.Mutex
+	conns  map[*Conn]bool // value: handshake done and reader started
+	closed bool
+	wg     sync.WaitGroup // the accept loop and handshakes in progress
+}
+
+// Listen serves AMQP on ln until Close. It takes ownership of ln.
+func Listen(ln net.Listener, opts *ListenerOptions) (*Listener, error) {
+	if opts == nil || opts.Handler == nil {
+		return nil, errors.New("amqp: ListenerOptions.Handler is required")
+	}
+	cfg := connConfig{
+		server: true, containerID: opts.ContainerID, tlsConfig: opts.TLSConfig,
+		authenticate: opts.Authenticate, maxFrameSize: opts.MaxFrameSize, channelMax: opts.ChannelMax,
+		idleTimeout: opts.IdleTimeout, offeredCaps: opts.OfferedCapabilities, properties: opts.Properties,
+		handshakeTimeout: opts.HandshakeTimeout, session: opts.Session, credit: opts.Credit,
+		maxMessageSize: opts.MaxMessageSize, handler: opts.Handler,
+	}
+	cfg.setDefaults()
+	l := &Listener{ln: ln, cfg: cfg, conns: make(map[*Conn]bool)}
+	l.wg.Add(1)
+	go l.acceptLoop()
+	return l, nil
+}
+
+// Addr returns the listening address.
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+func (l *Listener) acceptLoop() {
+	defer l.wg.Done()
+	for {
+		nc, err := l.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return
+		}
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			nc.Close()
+			return
+		}
+		c := newConn(nc, l.cfg)
+		c.listener = l
+		l.conns[c] = false
+		l.wg.Add(1)
+		l.mu.Unlock()
+		go l.serve(c)
+	}
+}
+
+// serve runs one connection's handshake; the connection's reader takes
+// over afterwards.
+func (l *Listener) serve(c *Conn) {
+	defer l.wg.Done()
+	if err := c.handshake(context.Background(), c.serverStart); err != nil {
+		c.nc.Close()
+		l.forget(c)
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		c.nc.Close()
+		delete(l.conns, c)
+		return
+	}
+	l.conns[c] = true
+	c.start()
+}
+
+func (l *Listener) forget(c *Conn) {
+	l.mu.Lock()
+	delete(l.conns, c)
+	l.mu.Unlock()
+}
+
+// Close stops accepting, closes every connection (peers see a close
+// without error) and waits for the listener's goroutines to finish.
+func (l *Listener) Close() error {
+	l.mu.Lock()
+	l.closed = true
+	var conns []*Conn
+	for c, started := range l.conns {
+		if started {
+			conns = append(conns, c)
+		} else {
+			c.nc.Close() // fails the handshake; serve forgets it
+		}
+	}
+	l.mu.Unlock()
+	err := l.ln.Close()
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = c.Close()
+		}()
+	}
+	wg.Wait()
+	l.wg.Wait()
+	return err
+}

@@ -1,0 +1,231 @@
+package amqp
+
+import (
+	"context"
+	"crypto/tls"
+	"math"
+	"net"
+	"time"
+
+	"github.com/ferry-iot/ferry/amqp/encoding"
+	"github.com/ferry-iot/ferry/amqp/frame"
+)
+
+// Symbol is the AMQP symbol type, used for capabilities and property keys.
+type Symbol = encoding.Symbol
+
+// Defaults for the options below.
+const (
+	DefaultMaxFrameSize     = 64 * 1024
+	DefaultWindow           = 5000
+	DefaultCredit           = 256
+	DefaultMaxMessageSize   = 64 << 20
+	DefaultHandshakeTimeout = 10 * time.Second
+	// maxWriteBacklog bounds the bytes queued for the socket before Send
+	// blocks: enough to batch many frames, small enough that a stalled
+	// peer cannot make us buffer without limit.
+	maxWriteBacklog = 4 << 20
+)
+
+// ConnOptions configures a connection opened with Dial or NewConn. The
+// zero value works: no SASL, no TLS unless the address is amqps://.
+type ConnOptions struct {
+	// ContainerID identifies this container. Default: a random id.
+	ContainerID string
+	// HostName is sent in open and in sasl-init. Default: the host of
+	// the dialled address.
+	HostName string
+	// TLSConfig configures TLS for amqps:// addresses, and for amqp://
+	// addresses when StartTLS is set. Default: a config with ServerName
+	// set from the address.
+	TLSConfig *tls.Config
+	// StartTLS negotiates TLS inside the AMQP connection with the TLS
+	// protocol header (part 5, section 5.2) instead of dialling TLS.
+	StartTLS bool
+	// SASL selects the mechanism: "" (no SASL layer), "ANONYMOUS",
+	// "PLAIN" or "EXTERNAL". Default: "", or PLAIN when the address
+	// carries a user name.
+	SASL Symbol
+	// Username and Password are the PLAIN credentials.
+	Username, Password string
+	// MaxFrameSize is the largest frame we accept, in bytes. Default
+	// DefaultMaxFrameSize; at least 512.
+	MaxFrameSize uint32
+	// ChannelMax is the highest channel number we accept. Default 65535.
+	ChannelMax uint16
+	// IdleTimeout is announced to the peer: if nothing arrives for this
+	// long, we close the connection. Default 0: none.
+	IdleTimeout time.Duration
+	// OfferedCapabilities, DesiredCapabilities and Properties go into open.
+	OfferedCapabilities []Symbol
+	DesiredCapabilities []Symbol
+	Properties          map[Symbol]any
+	// HandshakeTimeout bounds protocol negotiation, SASL and open.
+	// Default DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+
+	// dialer is a test seam.
+	dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// SessionOptions configures a session. The zero value works.
+type SessionOptions struct {
+	// IncomingWindow is the number of transfer frames the peer may send
+	// before we update the window. Default DefaultWindow.
+	IncomingWindow uint32
+	// HandleMax is the highest link handle we accept. Default 4294967295.
+	HandleMax uint32
+}
+
+// SenderOptions configures a Sender. The zero value works: mixed
+// settlement, deliveries sent unsettled.
+type SenderOptions struct {
+	// Name is the link name. Default: a random name.
+	Name string
+	// SettleMode is the sender settle mode requested. Default mixed.
+	SettleMode *frame.SenderSettleMode
+	// ReceiverSettleMode is the receiver settle mode requested. Default first.
+	ReceiverSettleMode *frame.ReceiverSettleMode
+	// DynamicTarget asks the peer to create a node and name it; the name
+	// is then Sender.Address.
+	DynamicTarget bool
+	// SourceAddress is the address of our source terminus, if any.
+	SourceAddress string
+	// TargetCapabilities and TargetDurability go into the target.
+	TargetCapabilities []Symbol
+	TargetDurability   frame.Durability
+	// OfferedCapabilities, DesiredCapabilities and Properties go into attach.
+	OfferedCapabilities []Symbol
+	DesiredCapabilities []Symbol
+	Properties          map[Symbol]any
+}
+
+// ReceiverOptions configures a Receiver. The zero value works: credit
+// DefaultCredit, settle first.
+type ReceiverOptions struct {
+	// Name is the link name. Default: a random name.
+	Name string
+	// Credit is the number of messages the receiver buffers; the peer is
+	// granted this much credit and topped up as messages are received.
+	// Default DefaultCredit.
+	Credit uint32
+	// ManualCredit disables automatic top-ups: IssueCredit grants credit.
+	ManualCredit bool
+	// SettleMode requests a sender settle mode. Default mixed.
+	SettleMode *frame.SenderSettleMode
+	// ReceiverSettleMode requests a receiver settle mode. Default first.
+	ReceiverSettleMode *frame.ReceiverSettleMode
+	// MaxMessageSize bounds incoming messages, in bytes. Default
+	// DefaultMaxMessageSize.
+	MaxMessageSize uint64
+	// DynamicSource asks the peer to create a node and name it.
+	DynamicSource bool
+	// Filter, SourceCapabilities and SourceDurability go into the source.
+	Filter             map[Symbol]any
+	SourceCapabilities []Symbol
+	SourceDurability   frame.Durability
+	// TargetAddress is the address of our target terminus, if any.
+	TargetAddress string
+	// OfferedCapabilities, DesiredCapabilities and Properties go into attach.
+	OfferedCapabilities []Symbol
+	DesiredCapabilities []Symbol
+	Properties          map[Symbol]any
+}
+
+// ListenerOptions configures a Listener. Only Handler is required.
+type ListenerOptions struct {
+	// Handler is offered every link a peer attaches. Required.
+	Handler Handler
+	// ContainerID identifies this container. Default: a random id.
+	ContainerID string
+	// TLSConfig enables TLS: direct TLS connections (detected by their
+	// first byte) and the AMQP TLS protocol header. Default: no TLS.
+	TLSConfig *tls.Config
+	// Authenticate checks SASL credentials. When nil, SASL is optional and
+	// offers ANONYMOUS only. When set, SASL is required, PLAIN and
+	// ANONYMOUS are offered, and EXTERNAL too when TLSConfig is set.
+	// See Authenticator.
+	Authenticate Authenticator
+	// MaxFrameSize, ChannelMax and IdleTimeout are announced in open; see
+	// ConnOptions. Default DefaultMaxFrameSize, 65535 and 0.
+	MaxFrameSize uint32
+	ChannelMax   uint16
+	IdleTimeout  time.Duration
+	// Session applies to the sessions peers begin.
+	Session SessionOptions
+	// Credit is the credit granted on links where Ferry receives, when
+	// the handler does not change it. Default DefaultCredit.
+	Credit uint32
+	// MaxMessageSize bounds messages on links where Ferry receives.
+	// Default DefaultMaxMessageSize.
+	MaxMessageSize uint64
+	// OfferedCapabilities and Properties go into open; offer
+	// "ANONYMOUS-RELAY" when the handler accepts links without target.
+	OfferedCapabilities []Symbol
+	Properties          map[Symbol]any
+	// HandshakeTimeout bounds negotiation, SASL and open. Default
+	// DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+}
+
+// connConfig is what a Conn needs from either role's options.
+type connConfig struct {
+	server           bool
+	containerID      string
+	hostname         string
+	tlsConfig        *tls.Config
+	startTLS         bool
+	saslMech         Symbol
+	username         string
+	password         string
+	authenticate     Authenticator
+	maxFrameSize     uint32
+	channelMax       uint16
+	idleTimeout      time.Duration
+	offeredCaps      []Symbol
+	desiredCaps      []Symbol
+	properties       map[Symbol]any
+	handshakeTimeout time.Duration
+	session          SessionOptions
+	credit           uint32
+	maxMessageSize   uint64
+	handler          Handler
+}
+
+func (c *connConfig) setDefaults() {
+	if c.containerID == "" {
+		c.containerID = randomID("ferry-")
+	}
+	if c.maxFrameSize == 0 {
+		c.maxFrameSize = DefaultMaxFrameSize
+	}
+	if c.maxFrameSize < frame.MinMaxFrameSize {
+		c.maxFrameSize = frame.MinMaxFrameSize
+	}
+	if c.channelMax == 0 {
+		c.channelMax = math.MaxUint16
+	}
+	if c.handshakeTimeout == 0 {
+		c.handshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.credit == 0 {
+		c.credit = DefaultCredit
+	}
+	if c.maxMessageSize == 0 {
+		c.maxMessageSize = DefaultMaxMessageSize
+	}
+}
+
+func (o *SessionOptions) withDefaults() SessionOptions {
+	var s SessionOptions
+	if o != nil {
+		s = *o
+	}
+	if s.IncomingWindow == 0 {
+		s.IncomingWindow = DefaultWindow
+	}
+	if s.HandleMax == 0 {
+		s.HandleMax = math.MaxUint32
+	}
+	return s
+}

@@ -1,0 +1,410 @@
+package amqp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/ferry-iot/ferry/amqp/frame"
+)
+
+// Receiver receives messages on a link. Its methods are safe for
+// concurrent use.
+type Receiver struct {
+	l         *link
+	maxCredit uint32
+	manual    bool
+	maxSize   uint64
+	// queue holds complete deliveries. Its capacity is maxCredit and the
+	// peer never has more credit than the free room, so the reader never
+	// blocks on it.
+	queue    chan *Delivery
+	partial  *Delivery // a multi-frame delivery being assembled
+	consumed atomic.Uint32
+	drainCh  chan struct{} // non-nil while a Drain waits
+	// unsettled holds deliveries whose settlement waits for the sender
+	// (rcv-settle-mode second).
+	unsettled map[uint32]*Delivery
+}
+
+func newReceiver(l *link, credit uint32, manual bool, maxSize uint64) *Receiver {
+	r := &Receiver{l: l, maxCredit: credit, manual: manual, maxSize: maxSize,
+		queue: make(chan *Delivery, credit), unsettled: make(map[uint32]*Delivery)}
+	l.receiver = r
+	return r
+}
+
+// NewReceiver attaches a receiving link to source. opts may be nil.
+func (s *Session) NewReceiver(ctx context.Context, source string, opts *ReceiverOptions) (*Receiver, error) {
+	if opts == nil {
+		opts = &ReceiverOptions{}
+	}
+	credit := opts.Credit
+	if credit == 0 {
+		credit = DefaultCredit
+	}
+	maxSize := opts.MaxMessageSize
+	if maxSize == 0 {
+		maxSize = DefaultMaxMessageSize
+	}
+	l := newLink(s, opts.Name, frame.RoleReceiver)
+	r := newReceiver(l, credit, opts.ManualCredit, maxSize)
+	a := &frame.Attach{
+		Role:          frame.RoleReceiver,
+		SndSettleMode: frame.SenderSettleMixed,
+		Source: &frame.Source{Address: source, Dynamic: opts.DynamicSource, Filter: opts.Filter,
+			Capabilities: opts.SourceCapabilities, Durable: opts.SourceDurability},
+		Target:              &frame.Target{Address: opts.TargetAddress},
+		MaxMessageSize:      maxSize,
+		OfferedCapabilities: opts.OfferedCapabilities,
+		DesiredCapabilities: opts.DesiredCapabilities,
+		Properties:          opts.Properties,
+	}
+	if opts.DynamicSource {
+		a.Source.Address = ""
+	}
+	if opts.SettleMode != nil {
+		a.SndSettleMode = *opts.SettleMode
+	}
+	if opts.ReceiverSettleMode != nil {
+		a.RcvSettleMode = *opts.ReceiverSettleMode
+	}
+	l.sndSettle, l.rcvSettle = a.SndSettleMode, a.RcvSettleMode
+	l.source = a.Source
+	s.c.mu.Lock()
+	err := l.attachLocked(a)
+	s.c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if err := l.waitAttached(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Name returns the link name.
+func (r *Receiver) Name() string { return r.l.name }
+
+// Address returns the source address: the one asked for, or the name the
+// peer gave a dynamic node.
+func (r *Receiver) Address() string {
+	if r.l.source == nil {
+		return ""
+	}
+	return r.l.source.Address
+}
+
+// RemoteAttach returns the peer's attach.
+func (r *Receiver) RemoteAttach() *frame.Attach { return r.l.remote }
+
+// Session returns the link's session.
+func (r *Receiver) Session() *Session { return r.l.s }
+
+// Done is closed when the link is detached.
+func (r *Receiver) Done() <-chan struct{} { return r.l.detached }
+
+// Close detaches the link (closed=true) and waits for the peer's detach.
+func (r *Receiver) Close(ctx context.Context) error { return r.l.close(ctx) }
+
+// grantInitialLocked gives the peer its first credit once attached.
+func (r *Receiver) grantInitialLocked() {
+	if r.manual {
+		return
+	}
+	r.l.linkCredit = r.maxCredit
+	r.l.s.sendFlowLocked(r.l)
+}
+
+// Delivery is a received message.
+type Delivery struct {
+	Message Message
+	// ID is the delivery id, Tag the delivery tag, Format the message
+	// format.
+	ID     uint32
+	Tag    []byte
+	Format uint32
+	// Settled reports that the sender sent the message settled (at most
+	// once): there is nothing to accept.
+	Settled bool
+
+	r         *Receiver
+	raw       []byte
+	settledCh chan struct{} // rcv-settle-mode second: closed when the sender settles
+}
+
+// handleTransfer processes one transfer frame, from the reader goroutine.
+func (r *Receiver) handleTransfer(t *frame.Transfer) error {
+	l := r.l
+	d := r.partial
+	if d == nil {
+		if t.DeliveryID == nil {
+			return linkViolation{violation(frame.CondNotAllowed, "first transfer of a delivery without delivery-id"), l}
+		}
+		if l.linkCredit == 0 {
+			// [part 2, 2.6.7] a sender must not send without credit.
+			return linkViolation{violation(frame.CondTransferLimitExceeded, "transfer without link credit"), l}
+		}
+		l.linkCredit--
+		l.deliveryCount++
+		d = &Delivery{ID: *t.DeliveryID, Tag: append([]byte(nil), t.DeliveryTag...), r: r,
+			Settled: t.Settled || l.sndSettle == frame.SenderSettleSettled}
+		if t.MessageFormat != nil {
+			d.Format = *t.MessageFormat
+		}
+		r.partial = d
+	} else if t.DeliveryID != nil && *t.DeliveryID != d.ID {
+		return linkViolation{violation(frame.CondNotAllowed, "transfer of delivery %d interleaved with %d", *t.DeliveryID, d.ID), l}
+	}
+	if t.Aborted {
+		r.partial = nil
+		return nil
+	}
+	if uint64(len(d.raw))+uint64(len(t.Payload)) > r.maxSize {
+		r.partial = nil
+		return linkViolation{violation(frame.CondMessageSizeExceeded, "message exceeds %d bytes", r.maxSize), l}
+	}
+	if d.raw == nil && !t.More {
+		d.raw = append(make([]byte, 0, len(t.Payload)), t.Payload...)
+	} else {
+		d.raw = append(d.raw, t.Payload...)
+	}
+	d.Settled = d.Settled || t.Settled
+	if t.More {
+		return nil
+	}
+	r.partial = nil
+	if !d.Settled && l.rcvSettle == frame.ReceiverSettleSecond {
+		d.settledCh = make(chan struct{})
+		r.unsettled[d.ID] = d
+	}
+	select {
+	case r.queue <- d:
+		return nil
+	default:
+		return linkViolation{violation(frame.CondTransferLimitExceeded, "more deliveries than credit"), l}
+	}
+}
+
+// settledBySender closes the settlement waits for first..last.
+func (r *Receiver) settledBySender(first, last uint32) {
+	for id, d := range r.unsettled {
+		if id-first <= last-first {
+			delete(r.unsettled, id)
+			close(d.settledCh)
+		}
+	}
+}
+
+// handleFlow applies a sender's flow (part 2, section 2.6.7): the sender
+// may have advanced delivery-count (drain), which consumes credit.
+func (r *Receiver) handleFlow(f *frame.Flow) {
+	l := r.l
+	if f.DeliveryCount != nil {
+		limit := l.deliveryCount + l.linkCredit
+		l.deliveryCount = *f.DeliveryCount
+		l.linkCredit = limit - l.deliveryCount
+		if int32(l.linkCredit) < 0 {
+			l.linkCredit = 0
+		}
+	}
+	if f.Available != nil {
+		l.available = *f.Available
+	}
+	if r.drainCh != nil && l.linkCredit == 0 {
+		close(r.drainCh)
+		r.drainCh = nil
+		l.drain = false
+	}
+	if f.Echo {
+		l.s.sendFlowLocked(l)
+	}
+}
+
+func (r *Receiver) failLocked() {
+	if r.drainCh != nil {
+		close(r.drainCh)
+		r.drainCh = nil
+	}
+	for id, d := range r.unsettled {
+		delete(r.unsettled, id)
+		close(d.settledCh)
+	}
+}
+
+// Receive returns the next message, waiting for one or ctx. Messages
+// already received are still returned after the link is detached.
+func (r *Receiver) Receive(ctx context.Context) (*Delivery, error) {
+	for {
+		var d *Delivery
+		select {
+		case d = <-r.queue:
+		default:
+			select {
+			case d = <-r.queue:
+			case <-r.l.detached:
+				select {
+				case d = <-r.queue:
+				default:
+					return nil, r.l.err
+				}
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		r.topUp()
+		err := d.Message.Decode(d.raw)
+		d.raw = nil
+		if err == nil {
+			return d, nil
+		}
+		// An undecodable message is the sender's fault: reject it and
+		// carry on with the next.
+		_ = d.Reject(ctx, &Error{Condition: frame.CondDecodeError, Description: err.Error()})
+	}
+}
+
+// topUp grants more credit once half the window has been consumed, so
+// that flow frames stay rare.
+func (r *Receiver) topUp() {
+	if r.manual || r.consumed.Add(1) < max(r.maxCredit/2, 1) {
+		return
+	}
+	r.consumed.Store(0)
+	c := r.l.s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r.grantLocked()
+}
+
+// grantLocked raises the credit to the room left in the queue.
+func (r *Receiver) grantLocked() {
+	l := r.l
+	if l.drain || l.detachSent || !l.remoteAttached || l.refused {
+		return
+	}
+	inFlight := uint32(len(r.queue))
+	if r.partial != nil {
+		inFlight++
+	}
+	if target := r.maxCredit - min(inFlight, r.maxCredit); target > l.linkCredit {
+		l.linkCredit = target
+		l.s.sendFlowLocked(l)
+	}
+}
+
+// IssueCredit grants n more credit, for receivers with ManualCredit. The
+// total outstanding credit plus buffered messages may not exceed the
+// configured Credit.
+func (r *Receiver) IssueCredit(n uint32) error {
+	c := r.l.s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := r.l
+	if l.detachSent {
+		return l.err
+	}
+	if uint64(l.linkCredit)+uint64(n)+uint64(len(r.queue)) > uint64(r.maxCredit) {
+		return fmt.Errorf("amqp: credit %d + %d would exceed the receiver's buffer of %d", l.linkCredit, n, r.maxCredit)
+	}
+	l.linkCredit += n
+	l.s.sendFlowLocked(l)
+	return nil
+}
+
+// Drain asks the sender to use up or give back all credit (part 2,
+// section 2.6.7, drain) and waits until it has. Messages sent meanwhile
+// are queued for Receive as usual.
+func (r *Receiver) Drain(ctx context.Context) error {
+	c := r.l.s.c
+	c.mu.Lock()
+	l := r.l
+	if l.detachSent {
+		c.mu.Unlock()
+		return l.err
+	}
+	if l.linkCredit == 0 {
+		c.mu.Unlock()
+		return nil
+	}
+	ch := r.drainCh
+	if ch == nil {
+		ch = make(chan struct{})
+		r.drainCh = ch
+		l.drain = true
+		l.s.sendFlowLocked(l)
+	}
+	c.mu.Unlock()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l.err != nil && l.detachSent {
+		return l.err
+	}
+	return nil
+}
+
+// Accept accepts the delivery. Settled deliveries need no answer; the
+// call is then a no-op.
+func (d *Delivery) Accept(ctx context.Context) error {
+	return d.settle(ctx, &frame.Accepted{})
+}
+
+// Reject rejects the delivery with e (may be nil).
+func (d *Delivery) Reject(ctx context.Context, e *Error) error {
+	return d.settle(ctx, &frame.Rejected{Error: e})
+}
+
+// Release releases the delivery: it was not processed and may go to
+// another receiver.
+func (d *Delivery) Release(ctx context.Context) error {
+	return d.settle(ctx, &frame.Released{})
+}
+
+// Modify gives the delivery the modified outcome.
+func (d *Delivery) Modify(ctx context.Context, m *frame.Modified) error {
+	return d.settle(ctx, m)
+}
+
+func (d *Delivery) settle(ctx context.Context, state frame.DeliveryState) error {
+	if d.Settled {
+		return nil
+	}
+	l := d.r.l
+	w := l.s.c.w
+	select {
+	case <-l.s.ended:
+		return l.s.err
+	default:
+	}
+	if d.settledCh == nil {
+		// rcv-settle-mode first: we settle with the outcome.
+		var err error
+		if _, ok := state.(*frame.Accepted); ok {
+			err = w.acceptSettled(l.s.channel, frame.RoleReceiver, d.ID)
+		} else {
+			err = w.frame(frame.TypeAMQP, l.s.channel, &frame.Disposition{Role: frame.RoleReceiver, First: d.ID, Settled: true, State: state})
+		}
+		d.Settled = err == nil
+		return err
+	}
+	// Mode second: send the outcome unsettled and wait for the sender to
+	// settle.
+	if err := w.frame(frame.TypeAMQP, l.s.channel, &frame.Disposition{Role: frame.RoleReceiver, First: d.ID, State: state}); err != nil {
+		return err
+	}
+	select {
+	case <-d.settledCh:
+		d.Settled = true
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.s.c.done:
+		return errors.Join(ErrClosed, l.s.c.err)
+	}
+}

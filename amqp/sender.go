@@ -1,0 +1,300 @@
+package amqp
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sync"
+
+	"github.com/ferry-iot/ferry/amqp/frame"
+)
+
+// Message is an AMQP message.
+type Message = frame.Message
+
+// Sender sends messages on a link. Its methods are safe for concurrent use.
+type Sender struct {
+	l        *link
+	creditCh chan struct{} // closed and replaced when credit arrives
+	waiting  int           // Send calls waiting for credit or window
+	nextTag  uint64
+}
+
+func newSender(l *link) *Sender {
+	snd := &Sender{l: l, creditCh: make(chan struct{})}
+	l.sender = snd
+	return snd
+}
+
+// NewSender attaches a sending link to target ("" asks for the anonymous
+// relay: each message names its address in Properties.To). opts may be nil.
+func (s *Session) NewSender(ctx context.Context, target string, opts *SenderOptions) (*Sender, error) {
+	if opts == nil {
+		opts = &SenderOptions{}
+	}
+	l := newLink(s, opts.Name, frame.RoleSender)
+	snd := newSender(l)
+	a := &frame.Attach{
+		Role:                 frame.RoleSender,
+		SndSettleMode:        frame.SenderSettleMixed,
+		Target:               &frame.Target{Address: target, Dynamic: opts.DynamicTarget, Capabilities: opts.TargetCapabilities, Durable: opts.TargetDurability},
+		Source:               &frame.Source{Address: opts.SourceAddress},
+		InitialDeliveryCount: new(uint32),
+		OfferedCapabilities:  opts.OfferedCapabilities,
+		DesiredCapabilities:  opts.DesiredCapabilities,
+		Properties:           opts.Properties,
+	}
+	if opts.DynamicTarget {
+		a.Target.Address = ""
+	}
+	if opts.SettleMode != nil {
+		a.SndSettleMode = *opts.SettleMode
+	}
+	if opts.ReceiverSettleMode != nil {
+		a.RcvSettleMode = *opts.ReceiverSettleMode
+	}
+	l.sndSettle, l.rcvSettle = a.SndSettleMode, a.RcvSettleMode
+	l.target = a.Target
+	s.c.mu.Lock()
+	err := l.attachLocked(a)
+	s.c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if err := l.waitAttached(ctx); err != nil {
+		return nil, err
+	}
+	return snd, nil
+}
+
+// Name returns the link name.
+func (snd *Sender) Name() string { return snd.l.name }
+
+// Address returns the target address: the one asked for, or the name the
+// peer gave a dynamic node.
+func (snd *Sender) Address() string {
+	if snd.l.target == nil {
+		return ""
+	}
+	return snd.l.target.Address
+}
+
+// RemoteAttach returns the peer's attach.
+func (snd *Sender) RemoteAttach() *frame.Attach { return snd.l.remote }
+
+// Session returns the link's session.
+func (snd *Sender) Session() *Session { return snd.l.s }
+
+// Done is closed when the link is detached.
+func (snd *Sender) Done() <-chan struct{} { return snd.l.detached }
+
+// Close detaches the link (closed=true) and waits for the peer's detach.
+func (snd *Sender) Close(ctx context.Context) error { return snd.l.close(ctx) }
+
+// SendOptions modifies one Send.
+type SendOptions struct {
+	// Settled sends the message pre-settled (at most once) on a link in
+	// mixed mode. On a link in settled mode every message is settled.
+	Settled bool
+	// MessageFormat is the transfer's message-format. Default 0.
+	MessageFormat uint32
+}
+
+// outDelivery is an unsettled delivery waiting for its outcome.
+type outDelivery struct {
+	done  chan struct{}
+	state frame.DeliveryState
+}
+
+func (od *outDelivery) finish(state frame.DeliveryState) {
+	od.state = state
+	close(od.done)
+}
+
+var payloadPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// Send sends msg and, unless it is sent settled, waits for its outcome:
+// nil when accepted, *OutcomeError for any other outcome. It blocks while
+// the link has no credit or the session no window. opts may be nil.
+func (snd *Sender) Send(ctx context.Context, msg *Message, opts *SendOptions) error {
+	l := snd.l
+	s := l.s
+	c := s.c
+	bp := payloadPool.Get().(*[]byte)
+	defer payloadPool.Put(bp)
+	payload, err := msg.AppendTo((*bp)[:0])
+	*bp = payload
+	if err != nil {
+		return fmt.Errorf("amqp: encoding message: %w", err)
+	}
+	if err := c.w.waitRoom(ctx, l.detached); err != nil {
+		return snd.linkErr(err)
+	}
+	settled := l.sndSettle == frame.SenderSettleSettled ||
+		(opts != nil && opts.Settled && l.sndSettle == frame.SenderSettleMixed)
+
+	c.mu.Lock()
+	if max := l.remoteMaxMessageSize(); max > 0 && uint64(len(payload)) > max {
+		c.mu.Unlock()
+		return &LinkError{inner: fmt.Errorf("amqp: message of %d bytes exceeds the peer's max-message-size %d", len(payload), max)}
+	}
+	perFrame := int(c.peerMax) - frame.HeaderSize - transferOverhead
+	frames := max(1, (len(payload)+perFrame-1)/perFrame)
+	for {
+		select {
+		case <-l.detached:
+			err := l.err
+			c.mu.Unlock()
+			return err
+		default:
+		}
+		// A message goes out whole, so it needs window for all its frames.
+		// (A message larger than the peer's whole window would wait
+		// forever; with 512-byte frames and go-amqp's 5000-frame window
+		// that is 2.5 MB, with 64 KiB frames 320 MB.)
+		if l.linkCredit > 0 && s.remoteIncomingWindow >= uint32(frames) {
+			break
+		}
+		creditCh, windowCh := snd.creditCh, s.windowCh
+		snd.waiting++
+		c.mu.Unlock()
+		select {
+		case <-creditCh:
+		case <-windowCh:
+		case <-l.detached:
+		case <-ctx.Done():
+		}
+		c.mu.Lock()
+		snd.waiting--
+		if ctx.Err() != nil {
+			snd.completeDrainLocked()
+			c.mu.Unlock()
+			return ctx.Err()
+		}
+	}
+	id := s.nextDeliveryID
+	s.nextDeliveryID++
+	l.linkCredit--
+	l.deliveryCount++
+	var tag [8]byte
+	binary.BigEndian.PutUint64(tag[:], snd.nextTag)
+	snd.nextTag++
+	var od *outDelivery
+	if !settled {
+		od = &outDelivery{done: make(chan struct{})}
+		s.unsettled[id] = od
+	}
+	format := uint32(0)
+	if opts != nil {
+		format = opts.MessageFormat
+	}
+	t := frame.Transfer{Handle: l.handle, DeliveryID: &id, DeliveryTag: tag[:], MessageFormat: &format, Settled: settled}
+	err = snd.writeTransfer(&t, payload, perFrame)
+	snd.completeDrainLocked()
+	c.mu.Unlock()
+	if err != nil {
+		return &ConnError{inner: err}
+	}
+	if od == nil {
+		return nil
+	}
+	select {
+	case <-od.done:
+	case <-l.detached:
+		return l.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	switch od.state.(type) {
+	case *frame.Accepted:
+		return nil
+	case nil:
+		if l.err != nil {
+			return l.err
+		}
+		return nil // settled without an outcome: the receiver's choice
+	}
+	return &OutcomeError{State: od.state}
+}
+
+// transferOverhead bounds the encoded transfer performative of the first
+// frame of a delivery (handle, id, 8-byte tag, format, flags).
+const transferOverhead = 48
+
+// writeTransfer queues the frames of one delivery, splitting the payload
+// at the peer's max-frame-size (part 2, section 2.6.14). Each frame
+// consumes one transfer id of the session window.
+func (snd *Sender) writeTransfer(t *frame.Transfer, payload []byte, perFrame int) error {
+	s := snd.l.s
+	return s.c.w.appendFrames(func(dst []byte) []byte {
+		for first := true; first || len(payload) > 0; first = false {
+			n := min(len(payload), perFrame)
+			ft := t
+			if !first {
+				ft = &frame.Transfer{Handle: t.Handle, Settled: t.Settled}
+			}
+			ft.Payload = payload[:n]
+			ft.More = n < len(payload)
+			payload = payload[n:]
+			dst, _ = frame.Append(dst, frame.TypeAMQP, s.channel, ft)
+			s.nextOutgoingID++
+			s.remoteIncomingWindow--
+		}
+		return dst
+	})
+}
+
+func (l *link) remoteMaxMessageSize() uint64 {
+	if l.remote == nil {
+		return 0
+	}
+	return l.remote.MaxMessageSize
+}
+
+// handleFlow applies a receiver's flow to our credit (part 2, section
+// 2.6.7): link-credit = delivery-count(receiver) + link-credit(receiver)
+// - delivery-count(sender).
+func (snd *Sender) handleFlow(f *frame.Flow) {
+	l := snd.l
+	if f.LinkCredit != nil {
+		var dc uint32 // initial delivery count when the receiver has none yet
+		if f.DeliveryCount != nil {
+			dc = *f.DeliveryCount
+		}
+		l.linkCredit = dc + *f.LinkCredit - l.deliveryCount
+		if int32(l.linkCredit) < 0 {
+			l.linkCredit = 0
+		}
+	}
+	l.drain = f.Drain
+	if l.linkCredit > 0 {
+		close(snd.creditCh)
+		snd.creditCh = make(chan struct{})
+	}
+	if f.Drain {
+		snd.completeDrainLocked()
+	} else if f.Echo {
+		l.s.sendFlowLocked(l)
+	}
+}
+
+// completeDrainLocked finishes a drain once no Send is waiting: the
+// credit left is used up by advancing the delivery count, and the
+// receiver is told (part 2, section 2.6.7).
+func (snd *Sender) completeDrainLocked() {
+	l := snd.l
+	if !l.drain || snd.waiting > 0 {
+		return
+	}
+	l.deliveryCount += l.linkCredit
+	l.linkCredit = 0
+	l.s.sendFlowLocked(l)
+	l.drain = false
+}
+
+func (snd *Sender) linkErr(err error) error {
+	if err == ErrClosed && snd.l.err != nil {
+		return snd.l.err
+	}
+	return err
+}

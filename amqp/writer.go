@@ -1,0 +1,214 @@
+package amqp
+
+import (
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferry-iot/ferry/amqp/frame"
+)
+
+// writer owns the write side of a connection. Frames are encoded straight
+// into buf under mu; a goroutine exists only while buf is non-empty (it
+// exits when it finds buf empty), so an idle connection holds no writer
+// goroutine. Frames queued while a write is in progress go out together
+// in the next write.
+type writer struct {
+	nc net.Conn
+
+	mu      sync.Mutex
+	buf     []byte // frames waiting for the socket
+	spare   []byte // the buffer of the previous write, reused
+	running bool   // a flush goroutine exists
+	err     error  // first write error; sticky
+	room    chan struct{}
+	idle    chan struct{} // closed and replaced when the goroutine exits
+	// lastDisp remembers the last frame in buf when it is a settled
+	// accepted disposition, so that the next one for the following
+	// delivery id can widen its range instead of adding a frame.
+	lastDisp dispRun
+
+	writes atomic.Uint64 // frames written, for heartbeats
+}
+
+type dispRun struct {
+	ok          bool
+	off         int
+	ch          uint16
+	role        frame.Role
+	first, last uint32
+}
+
+func newWriter(nc net.Conn) *writer {
+	return &writer{nc: nc, room: make(chan struct{}), idle: make(chan struct{})}
+}
+
+// frame queues one frame. It never blocks, so the reader goroutine can use
+// it; application paths call waitRoom first.
+func (w *writer) frame(t frame.Type, ch uint16, body frame.Body) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	var err error
+	start := len(w.buf)
+	w.buf, err = frame.Append(w.buf, t, ch, body)
+	if err != nil {
+		return err
+	}
+	w.lastDisp.ok = false
+	if d, ok := body.(*frame.Disposition); ok && d.Settled && d.Last == nil && isAccepted(d.State) {
+		w.lastDisp = dispRun{ok: true, off: start, ch: ch, role: d.Role, first: d.First, last: d.First}
+	}
+	w.kick()
+	return nil
+}
+
+func isAccepted(s frame.DeliveryState) bool {
+	_, ok := s.(*frame.Accepted)
+	return ok
+}
+
+// disposition queues a settled accepted disposition for one delivery,
+// merging it with the previous frame when that frame is a disposition of
+// the preceding delivery id which has not been written yet (part 2,
+// section 2.7.6: dispositions cover ranges).
+func (w *writer) acceptSettled(ch uint16, role frame.Role, id uint32) error {
+	w.mu.Lock()
+	if w.err != nil {
+		w.mu.Unlock()
+		return w.err
+	}
+	if r := w.lastDisp; r.ok && r.ch == ch && r.role == role && r.last+1 == id {
+		last := id
+		w.buf = w.buf[:r.off]
+		w.buf, _ = frame.Append(w.buf, frame.TypeAMQP, ch, &frame.Disposition{
+			Role: role, First: r.first, Last: &last, Settled: true, State: &frame.Accepted{}})
+		w.lastDisp.last = id
+		w.kick()
+		w.mu.Unlock()
+		return nil
+	}
+	w.mu.Unlock()
+	return w.frame(frame.TypeAMQP, ch, &frame.Disposition{Role: role, First: id, Settled: true, State: &frame.Accepted{}})
+}
+
+// raw queues bytes that are not a frame (protocol headers, heartbeats).
+func (w *writer) raw(b []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	w.buf = append(w.buf, b...)
+	w.lastDisp.ok = false
+	w.kick()
+	return nil
+}
+
+// appendFrames runs fn with the buffer under the lock, for callers (the
+// transfer path) that encode several frames at once.
+func (w *writer) appendFrames(fn func([]byte) []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	w.buf = fn(w.buf)
+	w.lastDisp.ok = false
+	w.kick()
+	return nil
+}
+
+// kick starts the flush goroutine if none runs. Called with mu held.
+func (w *writer) kick() {
+	if !w.running && len(w.buf) > 0 {
+		w.running = true
+		go w.flush()
+	}
+}
+
+// flush writes buf until it finds it empty. Its owner is the writer: it
+// exits when there is nothing left to write or after a write error.
+func (w *writer) flush() {
+	for {
+		w.mu.Lock()
+		if len(w.buf) == 0 || w.err != nil {
+			w.running = false
+			close(w.idle)
+			w.idle = make(chan struct{})
+			w.mu.Unlock()
+			return
+		}
+		b := w.buf
+		w.buf, w.spare = w.spare[:0], nil
+		w.lastDisp.ok = false
+		w.mu.Unlock()
+
+		_, err := w.nc.Write(b)
+		w.writes.Add(1)
+
+		w.mu.Lock()
+		if cap(b) <= 4*maxWriteBacklog {
+			w.spare = b[:0]
+		}
+		if err != nil && w.err == nil {
+			w.err = err
+		}
+		close(w.room)
+		w.room = make(chan struct{})
+		w.mu.Unlock()
+	}
+}
+
+// waitRoom blocks while more than maxWriteBacklog bytes are queued:
+// the policy is to slow down producers, never to drop or grow without
+// bound.
+func (w *writer) waitRoom(ctx context.Context, done <-chan struct{}) error {
+	for {
+		w.mu.Lock()
+		if w.err != nil || len(w.buf) < maxWriteBacklog {
+			err := w.err
+			w.mu.Unlock()
+			return err
+		}
+		room := w.room
+		w.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-done:
+			return ErrClosed
+		}
+	}
+}
+
+// drain waits until everything queued has been written, or the timeout.
+func (w *writer) drain(timeout time.Duration) {
+	w.mu.Lock()
+	if !w.running {
+		w.mu.Unlock()
+		return
+	}
+	idle := w.idle
+	w.mu.Unlock()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-idle:
+	case <-t.C:
+	}
+}
+
+// fail makes every later write fail with err.
+func (w *writer) fail(err error) {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.mu.Unlock()
+}
