@@ -1,0 +1,155 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/ferry-iot/ferry/internal/config"
+	"github.com/ferry-iot/ferry/internal/node"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "ferry",
+		Short:         "Ferry: an IoT messaging hub (MQTT, AMQP 1.0, HTTP, Kafka)",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServeCmd(), newVersionCmd(), newBenchCmd())
+	return root
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print Ferry's version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), "ferry", buildVersion())
+		},
+	}
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v := bi.Main.Version; v != "" && v != "(devel)" {
+			return v
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "devel-" + s.Value[:12]
+			}
+		}
+	}
+	return "devel"
+}
+
+// serveFlags are the flags of `ferry serve`; each has an env twin
+// FERRY_<NAME> (dashes become underscores).
+type serveFlags struct {
+	configPath     string
+	mqttAddr       string
+	dataDir        string
+	logLevel       string
+	logFormat      string
+	allowAnonymous bool
+	printConfig    bool
+}
+
+func newServeCmd() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Ferry hub (embedded mode: one process, one data directory)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd.Flags(), &f)
+			if err != nil {
+				return err
+			}
+			if f.printConfig {
+				out, err := cfg.YAML()
+				if err != nil {
+					return err
+				}
+				_, err = cmd.OutOrStdout().Write(out)
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return node.Run(ctx, cfg, cfg.Logger(cmd.ErrOrStderr()))
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.configPath, "config", "", "YAML configuration file")
+	fl.StringVar(&f.mqttAddr, "mqtt-addr", "127.0.0.1:1883", "MQTT listen address (host:port)")
+	fl.StringVar(&f.dataDir, "data-dir", "./ferry-data", "data directory of the embedded mode")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fl.BoolVar(&f.allowAnonymous, "allow-anonymous", false, "accept clients without credentials on non-loopback addresses")
+	fl.BoolVar(&f.printConfig, "print-config", false, "print the effective configuration as YAML and exit")
+	return cmd
+}
+
+// loadConfig builds the effective configuration: defaults, then the config
+// file, then FERRY_* environment variables, then flags given on the command
+// line.
+func loadConfig(fl *pflag.FlagSet, f *serveFlags) (config.Config, error) {
+	if err := applyEnv(fl); err != nil {
+		return config.Config{}, err
+	}
+	cfg, err := config.Load(f.configPath)
+	if err != nil {
+		return cfg, err
+	}
+	set := func(name string, apply func()) {
+		if fl.Changed(name) {
+			apply()
+		}
+	}
+	set("mqtt-addr", func() { cfg.MQTT.Addr = f.mqttAddr })
+	set("data-dir", func() { cfg.DataDir = f.dataDir })
+	set("log-level", func() { cfg.Log.Level = f.logLevel })
+	set("log-format", func() { cfg.Log.Format = f.logFormat })
+	set("allow-anonymous", func() { cfg.AllowAnonymous = f.allowAnonymous })
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// applyEnv sets every flag not given on the command line from its
+// FERRY_<NAME> environment variable, when that is set. Flags from the
+// command line win over the environment; the environment wins over the
+// config file (flags set here count as changed).
+func applyEnv(fl *pflag.FlagSet) error {
+	var firstErr error
+	fl.VisitAll(func(flag *pflag.Flag) {
+		if flag.Changed || firstErr != nil {
+			return
+		}
+		name := "FERRY_" + strings.ToUpper(strings.ReplaceAll(flag.Name, "-", "_"))
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			return
+		}
+		if err := fl.Set(flag.Name, v); err != nil {
+			firstErr = fmt.Errorf("environment variable %s (flag --%s): %w", name, flag.Name, err)
+		}
+	})
+	return firstErr
+}
+

@@ -1,0 +1,103 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestMosquittoClients drives Ferry with mosquitto_pub and mosquitto_sub in
+// both protocol versions and every QoS, with a mix of subscriber and
+// publisher QoS to check the downgrade to the granted QoS.
+func TestMosquittoClients(t *testing.T) {
+	sub := requirePeer(t, "mosquitto_sub", "mosquitto-clients")
+	pub := requirePeer(t, "mosquitto_pub", "mosquitto-clients")
+	n := startFerry(t)
+	host, port := hostPort(n)
+
+	subs := 0
+	for _, version := range []string{"mqttv311", "mqttv5"} {
+		for _, qos := range []string{"0", "1", "2"} {
+			t.Run(version+"/qos"+qos, func(t *testing.T) {
+				topic := fmt.Sprintf("e2e/%s/%s", version, qos)
+				s := startProc(t, sub, "-h", host, "-p", port, "-V", version, "-q", qos,
+					"-t", topic+"/#", "-C", "3", "-v")
+				subs++
+				waitSubscriptions(t, n.Hub(), subs)
+				for i, pq := range []string{"0", "1", "2"} {
+					run(t, pub, "-h", host, "-p", port, "-V", version, "-q", pq,
+						"-t", fmt.Sprintf("%s/m%d", topic, i), "-m", "hello "+pq)
+				}
+				out := s.wait(t)
+				for i, pq := range []string{"0", "1", "2"} {
+					want := fmt.Sprintf("%s/m%d hello %s", topic, i, pq)
+					if !strings.Contains(out, want) {
+						t.Errorf("subscriber output lacks %q:\n%s", want, out)
+					}
+				}
+				subs-- // -C exits and the clean session is gone
+				waitFor(t, "subscriber gone", func() bool { return n.Hub().Stats().Subscripts == subs })
+			})
+		}
+	}
+}
+
+// TestMosquittoRetained sets, replaces and clears a retained message.
+func TestMosquittoRetained(t *testing.T) {
+	sub := requirePeer(t, "mosquitto_sub", "mosquitto-clients")
+	pub := requirePeer(t, "mosquitto_pub", "mosquitto-clients")
+	n := startFerry(t)
+	host, port := hostPort(n)
+
+	run(t, pub, "-h", host, "-p", port, "-t", "r/state", "-m", "first", "-r", "-q", "1")
+	run(t, pub, "-h", host, "-p", port, "-t", "r/state", "-m", "second", "-r", "-q", "1")
+	for _, version := range []string{"mqttv311", "mqttv5"} {
+		out := run(t, sub, "-h", host, "-p", port, "-V", version, "-t", "r/#", "-C", "1", "-v", "-W", "10")
+		if strings.TrimSpace(out) != "r/state second" {
+			t.Errorf("%s retained = %q, want %q", version, out, "r/state second")
+		}
+	}
+	// An empty retained message clears the topic [MQTT-3.3.1-10].
+	run(t, pub, "-h", host, "-p", port, "-t", "r/state", "-n", "-r")
+	waitFor(t, "retained cleared", func() bool { return n.Hub().Stats().Retained == 0 })
+	// --retained-only exits as soon as a non-retained message or nothing
+	// arrives: with -W 1 it must time out having printed nothing.
+	s := startProc(t, sub, "-h", host, "-p", port, "-t", "r/#", "-v", "-W", "1")
+	if out := s.exit(t); strings.Contains(out, "r/state") {
+		t.Errorf("cleared retained message still delivered: %q", out)
+	}
+}
+
+// TestMosquittoWill checks that a will is published when the client dies
+// and not when it disconnects normally.
+func TestMosquittoWill(t *testing.T) {
+	sub := requirePeer(t, "mosquitto_sub", "mosquitto-clients")
+	n := startFerry(t)
+	host, port := hostPort(n)
+
+	for _, version := range []string{"mqttv311", "mqttv5"} {
+		t.Run(version, func(t *testing.T) {
+			waitFor(t, "earlier clients gone", func() bool { return n.Hub().Stats().Subscripts == 0 })
+			base := 0
+			watcher := startProc(t, sub, "-h", host, "-p", port, "-V", version, "-t", "will/"+version, "-C", "1", "-v", "-q", "1")
+			waitSubscriptions(t, n.Hub(), base+1)
+
+			// A client that ends normally (-C 1 after a message... here: -W
+			// timeout exits with DISCONNECT) leaves no will.
+			normal := startProc(t, sub, "-h", host, "-p", port, "-V", version, "-t", "idle/x", "-W", "1",
+				"--will-topic", "will/"+version, "--will-payload", "normal", "--will-qos", "1")
+			normal.exit(t)
+
+			dying := startProc(t, sub, "-h", host, "-p", port, "-V", version, "-t", "idle/y", "-k", "5",
+				"--will-topic", "will/"+version, "--will-payload", "died", "--will-qos", "1")
+			waitSubscriptions(t, n.Hub(), base+2)
+			dying.cmd.Process.Signal(syscall.SIGKILL)
+
+			out := watcher.wait(t)
+			if strings.TrimSpace(out) != "will/"+version+" died" {
+				t.Errorf("will watcher got %q, want only the will of the killed client", out)
+			}
+		})
+	}
+}

@@ -1,0 +1,262 @@
+// Package mqttadapter connects Ferry's MQTT server library to the hub: it is
+// the mqtt.Handler of Ferry's broker. It maps CONNECT to a tenant and a hub
+// session, PUBLISH to hub messages, SUBSCRIBE to hub subscriptions, and hub
+// deliveries back to PUBLISH packets.
+//
+// # Caveats
+//
+// Authentication is not wired in yet: every client lands in the configured
+// tenant. Unacknowledged QoS 1/2 messages of a persistent session are
+// redelivered with DUP set on resume, with new packet identifiers; PUBREL
+// state is not carried across connections.
+package mqttadapter
+
+import (
+	"log/slog"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ferry-iot/ferry/internal/hub"
+	"github.com/ferry-iot/ferry/mqtt"
+	"github.com/ferry-iot/ferry/mqtt/packet"
+)
+
+// Options configures an Adapter.
+type Options struct {
+	// Tenant is the tenant of unauthenticated clients. If empty,
+	// "DEFAULT_TENANT".
+	Tenant string
+	// Logger; if nil, slog.Default().
+	Logger *slog.Logger
+	// Now is the clock, for tests. If nil, time.Now.
+	Now func() time.Time
+}
+
+// Adapter is Ferry's MQTT broker logic on top of the hub.
+type Adapter struct {
+	hub    *hub.Hub
+	tenant string
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+var (
+	_ mqtt.Handler = (*Adapter)(nil)
+)
+
+// New returns an Adapter routing through h.
+func New(h *hub.Hub, opts Options) *Adapter {
+	a := &Adapter{hub: h, tenant: opts.Tenant, log: opts.Logger, now: opts.Now}
+	if a.tenant == "" {
+		a.tenant = "DEFAULT_TENANT"
+	}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	return a
+}
+
+// connState is the adapter's state of one connection, kept in Conn.Value.
+type connState struct {
+	tenant     string
+	session    *hub.Session
+	will       *hub.Message
+	persistent bool
+}
+
+func state(c *mqtt.Conn) *connState {
+	st, _ := c.Value().(*connState)
+	return st
+}
+
+// Connect accepts every client into the adapter's tenant.
+func (a *Adapter) Connect(c *mqtt.Conn, p *packet.Connect) mqtt.ConnectResult {
+	st := &connState{tenant: a.tenant}
+	if p.Version == packet.V5 {
+		// A v5 session ends with the connection unless it asks for expiry.
+		st.persistent = p.Properties.SessionExpiryInterval != nil && *p.Properties.SessionExpiryInterval > 0
+	} else {
+		st.persistent = !p.CleanStart
+	}
+	if p.WillFlag {
+		if reserved(p.WillTopic) {
+			return mqtt.ConnectResult{Code: packet.TopicNameInvalid}
+		}
+		if !validPayloadFormat(p.WillProperties.PayloadFormat, p.WillPayload) {
+			return mqtt.ConnectResult{Code: packet.PayloadFormatInvalid}
+		}
+		st.will = a.message(p.WillTopic, p.WillPayload, p.WillQoS, p.WillRetain, &p.WillProperties, c.ClientID())
+	}
+	c.SetValue(st)
+	return mqtt.ConnectResult{Code: packet.Success, SessionKey: st.tenant + "\x00" + c.ClientID()}
+}
+
+// Open attaches the client's hub session, resuming it unless clean start is
+// set.
+func (a *Adapter) Open(c *mqtt.Conn) bool {
+	st := state(c)
+	s, present := a.hub.Open(st.tenant, c.ClientID(), c.Connect().CleanStart)
+	st.session = s
+	s.Attach(sink{c: c, now: a.now})
+	return present
+}
+
+// Publish routes an inbound message to the hub.
+func (a *Adapter) Publish(c *mqtt.Conn, p *packet.Publish) packet.ReasonCode {
+	st := state(c)
+	if reserved(p.Topic) {
+		return packet.NotAuthorized
+	}
+	if !validPayloadFormat(p.Properties.PayloadFormat, p.Payload) {
+		return packet.PayloadFormatInvalid // [MQTT-3.3.2-4]
+	}
+	m := a.message(p.Topic, p.Payload, p.QoS, p.Retain, &p.Properties, c.ClientID())
+	a.hub.Publish(st.tenant, m)
+	return packet.Success
+}
+
+// Subscribe adds the subscriptions and sends the retained messages they ask
+// for.
+func (a *Adapter) Subscribe(c *mqtt.Conn, p *packet.Subscribe) []packet.ReasonCode {
+	st := state(c)
+	codes := make([]packet.ReasonCode, len(p.Subscriptions))
+	var id uint32
+	if len(p.Properties.SubscriptionIdentifier) > 0 {
+		id = p.Properties.SubscriptionIdentifier[0]
+	}
+	out := sink{c: c, now: a.now}
+	for i, sub := range p.Subscriptions {
+		if strings.HasPrefix(sub.Filter, "$share/") && sub.NoLocal {
+			// No Local on a shared subscription is a protocol error
+			// [MQTT-3.8.3-4]; refuse this subscription only.
+			codes[i] = packet.TopicFilterInvalid
+			continue
+		}
+		qos := min(sub.QoS, 2)
+		retained := st.session.Subscribe(hub.Subscription{
+			Filter:            sub.Filter,
+			QoS:               qos,
+			NoLocal:           sub.NoLocal,
+			RetainAsPublished: sub.RetainAsPublished,
+			RetainHandling:    sub.RetainHandling,
+			ID:                id,
+		})
+		for _, d := range retained {
+			out.Deliver(d)
+		}
+		codes[i] = packet.ReasonCode(qos) // GrantedQoS0..2
+	}
+	return codes
+}
+
+// Unsubscribe removes subscriptions.
+func (a *Adapter) Unsubscribe(c *mqtt.Conn, p *packet.Unsubscribe) []packet.ReasonCode {
+	st := state(c)
+	codes := make([]packet.ReasonCode, len(p.Filters))
+	for i, f := range p.Filters {
+		if !st.session.Unsubscribe(f) {
+			codes[i] = packet.NoSubscriptionExisted
+		}
+	}
+	return codes
+}
+
+// Disconnected detaches the session, keeping it with its unacknowledged
+// messages when it is persistent, and publishes the will after an abnormal
+// disconnect.
+func (a *Adapter) Disconnected(c *mqtt.Conn, err error) {
+	st := state(c)
+	if st == nil || st.session == nil {
+		return
+	}
+	var unacked []hub.Delivery
+	if st.persistent {
+		for _, p := range c.Unacked() {
+			m := a.message(p.Topic, p.Payload, p.QoS, p.Retain, &p.Properties, "")
+			unacked = append(unacked, hub.Delivery{Message: m, QoS: p.QoS, Retain: p.Retain, SubscriptionIDs: p.Properties.SubscriptionIdentifier})
+		}
+	}
+	st.session.Detach(unacked, st.persistent)
+	if err != nil && st.will != nil {
+		a.hub.Publish(st.tenant, st.will) // [MQTT-3.1.2-8]
+	}
+}
+
+// message converts MQTT publish fields into a hub message, copying what
+// aliases the connection's read buffer.
+func (a *Adapter) message(topic string, payload []byte, qos byte, retain bool, props *packet.Properties, origin string) *hub.Message {
+	m := &hub.Message{
+		Topic:         topic,
+		Payload:       append([]byte(nil), payload...),
+		QoS:           qos,
+		Retain:        retain,
+		ContentType:   props.ContentType,
+		ResponseTopic: props.ResponseTopic,
+		PayloadFormat: props.PayloadFormat,
+		Origin:        origin,
+	}
+	if props.CorrelationData != nil {
+		m.CorrelationData = append([]byte(nil), props.CorrelationData...)
+	}
+	if props.MessageExpiry != nil {
+		m.Expiry = a.now().Add(time.Duration(*props.MessageExpiry) * time.Second)
+	}
+	for _, u := range props.User {
+		m.UserProperties = append(m.UserProperties, hub.UserProperty{Key: u.Key, Value: u.Value})
+	}
+	return m
+}
+
+// reserved reports whether a topic belongs to the server: clients neither
+// publish to $SYS nor leave wills there.
+func reserved(topic string) bool {
+	return strings.HasPrefix(topic, "$SYS")
+}
+
+func validPayloadFormat(indicator *byte, payload []byte) bool {
+	return indicator == nil || *indicator != 1 || utf8.Valid(payload)
+}
+
+// sink hands hub deliveries to an MQTT connection.
+type sink struct {
+	c   *mqtt.Conn
+	now func() time.Time
+}
+
+func (s sink) Deliver(d hub.Delivery) bool {
+	m := d.Message
+	p := &packet.Publish{
+		Topic:   m.Topic,
+		Payload: m.Payload,
+		QoS:     d.QoS,
+		Retain:  d.Retain,
+		Dup:     d.Dup && d.QoS > 0,
+		Properties: packet.Properties{
+			ContentType:            m.ContentType,
+			ResponseTopic:          m.ResponseTopic,
+			CorrelationData:        m.CorrelationData,
+			PayloadFormat:          m.PayloadFormat,
+			SubscriptionIdentifier: d.SubscriptionIDs,
+		},
+	}
+	if !m.Expiry.IsZero() {
+		// The receiver sees the remaining lifetime [MQTT-3.3.2-6].
+		left := m.Expiry.Sub(s.now())
+		if left <= 0 {
+			return true // expired on the way: never delivered, nothing to retry
+		}
+		secs := uint32((left + time.Second - 1) / time.Second)
+		p.Properties.MessageExpiry = &secs
+	}
+	if len(m.UserProperties) > 0 {
+		p.Properties.User = make([]packet.UserProperty, len(m.UserProperties))
+		for i, u := range m.UserProperties {
+			p.Properties.User[i] = packet.UserProperty{Key: u.Key, Value: u.Value}
+		}
+	}
+	return s.c.Send(p) == nil
+}
