@@ -226,6 +226,7 @@ func (s *Session) handleFlow(f *frame.Flow) error {
 // sendFlowLocked sends a flow with the session's state and, with l, the
 // link's.
 func (s *Session) sendFlowLocked(l *link) {
+	s.incomingRemaining = s.opts.IncomingWindow
 	next := s.nextIncomingID
 	f := &frame.Flow{
 		NextIncomingID: &next,
@@ -256,10 +257,10 @@ func (s *Session) handleTransfer(t *frame.Transfer) error {
 	if err := l.receiver.handleTransfer(t); err != nil {
 		return err
 	}
-	// Replenish the window once half is used: the receiver's queue, bounded
-	// by link credit, is what limits memory, not the window.
-	if s.incomingRemaining <= s.opts.IncomingWindow/2 {
-		s.incomingRemaining = s.opts.IncomingWindow
+	// Replenish the window once half is used: the receivers' queues,
+	// bounded by link credit, are what limit memory, not the window. A
+	// window of 1 is replenished only with the receivers' credit flows.
+	if s.opts.IncomingWindow > 1 && s.incomingRemaining <= s.opts.IncomingWindow/2 {
 		s.sendFlowLocked(nil)
 	}
 	return nil
