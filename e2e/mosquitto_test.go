@@ -73,6 +73,7 @@ func TestMosquittoRetained(t *testing.T) {
 // and not when it disconnects normally.
 func TestMosquittoWill(t *testing.T) {
 	sub := requirePeer(t, "mosquitto_sub", "mosquitto-clients")
+	pub := requirePeer(t, "mosquitto_pub", "mosquitto-clients")
 	n := startFerry(t)
 	host, port := hostPort(n)
 
@@ -83,15 +84,18 @@ func TestMosquittoWill(t *testing.T) {
 			watcher := startProc(t, sub, "-h", host, "-p", port, "-V", version, "-t", "will/"+version, "-C", "1", "-v", "-q", "1")
 			waitSubscriptions(t, n.Hub(), base+1)
 
-			// A client that ends normally (-C 1 after a message... here: -W
-			// timeout exits with DISCONNECT) leaves no will.
-			normal := startProc(t, sub, "-h", host, "-p", port, "-V", version, "-t", "idle/x", "-W", "1",
+			// A client that ends with a normal DISCONNECT leaves no will.
+			// (mosquitto_sub's -W timeout sends DISCONNECT 0x04 "with will"
+			// in v5, so mosquitto_pub is the well-behaved client here.)
+			run(t, pub, "-h", host, "-p", port, "-V", version, "-t", "idle/x", "-m", "bye",
 				"--will-topic", "will/"+version, "--will-payload", "normal", "--will-qos", "1")
-			normal.exit(t)
 
 			dying := startProc(t, sub, "-h", host, "-p", port, "-V", version, "-t", "idle/y", "-k", "5",
 				"--will-topic", "will/"+version, "--will-payload", "died", "--will-qos", "1")
 			waitSubscriptions(t, n.Hub(), base+2)
+			if out := watcher.out.String(); out != "" {
+				t.Fatalf("will published after a normal disconnect: %q", out)
+			}
 			dying.cmd.Process.Signal(syscall.SIGKILL)
 
 			out := watcher.wait(t)

@@ -152,4 +152,3 @@ func applyEnv(fl *pflag.FlagSet) error {
 	})
 	return firstErr
 }
-
