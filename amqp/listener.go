@@ -93,9 +93,8 @@ func (c *Conn) acceptLink(s *Session, a *frame.Attach) error {
 			req.Address, req.Dynamic = src.Address, src.Dynamic
 		}
 		l.target = a.Target
-		if a.InitialDeliveryCount != nil {
-			return linkViolation{violation(frame.CondInvalidField, "receiver sent initial-delivery-count"), l}
-		}
+		// A receiver's initial-delivery-count is meaningless; Qpid Proton
+		// sends 0, so it is ignored rather than refused.
 		req.Sender = newSender(l)
 	}
 	c.pendingAttach = &pendingAttach{l: l, req: req}
