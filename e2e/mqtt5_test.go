@@ -1,0 +1,247 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+)
+
+// pahoGo connects a paho.golang MQTT 5 client to n; received gets every
+// PUBLISH it receives.
+func pahoGo(t *testing.T, addr, id string) (*paho.Client, chan *paho.Publish) {
+	t.Helper()
+	received := make(chan *paho.Publish, 1024)
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := paho.NewClient(paho.ClientConfig{
+		Conn: nc,
+		OnPublishReceived: []func(paho.PublishReceived) (bool, error){
+			func(r paho.PublishReceived) (bool, error) { received <- r.Packet; return true, nil },
+		},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ack, err := cl.Connect(ctx, &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30})
+	if err != nil || ack.ReasonCode != 0 {
+		t.Fatalf("connect %s: %v %v", id, err, ack)
+	}
+	t.Cleanup(func() {
+		cl.Disconnect(&paho.Disconnect{})
+		<-cl.Done()
+	})
+	return cl, received
+}
+
+func ctx5(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func subscribe(t *testing.T, cl *paho.Client, id int, opts ...paho.SubscribeOptions) {
+	t.Helper()
+	s := &paho.Subscribe{Subscriptions: opts}
+	if id != 0 {
+		s.Properties = &paho.SubscribeProperties{SubscriptionIdentifier: &id}
+	}
+	ack, err := cl.Subscribe(ctx5(t), s)
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	for i, o := range opts {
+		if ack.Reasons[i] != o.QoS {
+			t.Fatalf("SUBACK for %s = %#x, want granted QoS %d", o.Topic, ack.Reasons[i], o.QoS)
+		}
+	}
+}
+
+func publish(t *testing.T, cl *paho.Client, p *paho.Publish) *paho.PublishResponse {
+	t.Helper()
+	resp, err := cl.Publish(ctx5(t), p)
+	if err != nil {
+		t.Fatalf("publish to %s: %v", p.Topic, err)
+	}
+	return resp
+}
+
+func receive(t *testing.T, ch chan *paho.Publish) *paho.Publish {
+	t.Helper()
+	select {
+	case p := <-ch:
+		return p
+	case <-time.After(5 * time.Second):
+		t.Fatal("no message received")
+		return nil
+	}
+}
+
+// nothing asserts that ch stays empty a little while: used after a
+// message that must not arrive was published and a later one that must
+// arrive was received, so it only guards against late duplicates.
+func nothing(t *testing.T, ch chan *paho.Publish) {
+	t.Helper()
+	select {
+	case p := <-ch:
+		t.Fatalf("unexpected message on %s: %q", p.Topic, p.Payload)
+	default:
+	}
+}
+
+func TestMQTT5Properties(t *testing.T) {
+	n := startFerry(t)
+	addr := n.MQTTAddr().String()
+	sub, got := pahoGo(t, addr, "props-sub")
+	pub, _ := pahoGo(t, addr, "props-pub")
+	subscribe(t, sub, 42, paho.SubscribeOptions{Topic: "req/#", QoS: 1})
+
+	format := byte(1)
+	expiry := uint32(60)
+	want := &paho.Publish{Topic: "req/1", QoS: 1, Payload: []byte("héllo"), Properties: &paho.PublishProperties{
+		ContentType:     "text/plain",
+		ResponseTopic:   "resp/1",
+		CorrelationData: []byte{1, 2, 3},
+		PayloadFormat:   &format,
+		MessageExpiry:   &expiry,
+		User:            paho.UserProperties{{Key: "a", Value: "1"}, {Key: "b", Value: "2"}, {Key: "a", Value: "3"}},
+	}}
+	publish(t, pub, want)
+	p := receive(t, got)
+	pp := p.Properties
+	switch {
+	case string(p.Payload) != "héllo" || p.QoS != 1:
+		t.Errorf("payload %q QoS %d", p.Payload, p.QoS)
+	case pp.ContentType != "text/plain" || pp.ResponseTopic != "resp/1" || string(pp.CorrelationData) != "\x01\x02\x03":
+		t.Errorf("request/response properties lost: %+v", pp)
+	case pp.PayloadFormat == nil || *pp.PayloadFormat != 1:
+		t.Errorf("payload format indicator lost")
+	case pp.MessageExpiry == nil || *pp.MessageExpiry == 0 || *pp.MessageExpiry > 60:
+		t.Errorf("message expiry = %v, want 1..60", pp.MessageExpiry)
+	case !slices.Equal(pp.User, want.Properties.User):
+		t.Errorf("user properties = %v, want %v in order", pp.User, want.Properties.User)
+	case pp.SubscriptionIdentifier == nil || *pp.SubscriptionIdentifier != 42:
+		t.Errorf("subscription identifier = %v, want 42", pp.SubscriptionIdentifier)
+	}
+
+	// Payload format 1 with invalid UTF-8 is refused with 0x99.
+	// (paho reports a failure code as an error and still returns the PUBACK.)
+	bad, _ := pub.Publish(ctx5(t), &paho.Publish{Topic: "req/2", QoS: 1, Payload: []byte{0xff, 0xfe},
+		Properties: &paho.PublishProperties{PayloadFormat: &format}})
+	if bad == nil || bad.ReasonCode != 0x99 {
+		t.Errorf("PUBACK for invalid UTF-8 payload = %+v, want reason 0x99", bad)
+	}
+}
+
+func TestMQTT5SubscriptionOptions(t *testing.T) {
+	n := startFerry(t)
+	addr := n.MQTTAddr().String()
+	a, gotA := pahoGo(t, addr, "opt-a")
+	b, gotB := pahoGo(t, addr, "opt-b")
+
+	// No local: a does not get its own messages.
+	subscribe(t, a, 0, paho.SubscribeOptions{Topic: "nl", QoS: 1, NoLocal: true})
+	publish(t, a, &paho.Publish{Topic: "nl", QoS: 1, Payload: []byte("own")})
+	publish(t, b, &paho.Publish{Topic: "nl", QoS: 1, Payload: []byte("other")})
+	if p := receive(t, gotA); string(p.Payload) != "other" {
+		t.Errorf("no-local subscriber got %q first, want %q", p.Payload, "other")
+	}
+	nothing(t, gotA)
+
+	// Retain as published keeps the flag on live retained messages.
+	subscribe(t, a, 0, paho.SubscribeOptions{Topic: "rap/keep", QoS: 1, RetainAsPublished: true},
+		paho.SubscribeOptions{Topic: "rap/clear", QoS: 1})
+	publish(t, b, &paho.Publish{Topic: "rap/keep", QoS: 1, Retain: true, Payload: []byte("k")})
+	publish(t, b, &paho.Publish{Topic: "rap/clear", QoS: 1, Retain: true, Payload: []byte("c")})
+	if p := receive(t, gotA); p.Topic != "rap/keep" || !p.Retain {
+		t.Errorf("retain-as-published: %s retain=%v", p.Topic, p.Retain)
+	}
+	if p := receive(t, gotA); p.Topic != "rap/clear" || p.Retain {
+		t.Errorf("without retain-as-published: %s retain=%v", p.Topic, p.Retain)
+	}
+
+	// Retain handling 2: no retained message on subscribe; 0: sent.
+	subscribe(t, b, 0, paho.SubscribeOptions{Topic: "rap/keep", QoS: 1, RetainHandling: 2})
+	subscribe(t, b, 0, paho.SubscribeOptions{Topic: "rap/clear", QoS: 1, RetainHandling: 0})
+	if p := receive(t, gotB); p.Topic != "rap/clear" || !p.Retain {
+		t.Errorf("retain handling: got %s retain=%v, want only rap/clear retained", p.Topic, p.Retain)
+	}
+	nothing(t, gotB)
+
+	// Overlapping subscriptions: one copy at the highest granted QoS.
+	subscribe(t, a, 0, paho.SubscribeOptions{Topic: "ov/#", QoS: 0}, paho.SubscribeOptions{Topic: "ov/x", QoS: 1})
+	publish(t, b, &paho.Publish{Topic: "ov/x", QoS: 1, Payload: []byte("once")})
+	publish(t, b, &paho.Publish{Topic: "ov/y", QoS: 1, Payload: []byte("marker")})
+	if p := receive(t, gotA); p.Topic != "ov/x" || p.QoS != 1 {
+		t.Errorf("overlap: got %s QoS %d, want ov/x QoS 1", p.Topic, p.QoS)
+	}
+	if p := receive(t, gotA); p.Topic != "ov/y" {
+		t.Errorf("overlap: got a second copy of %s", p.Topic)
+	}
+}
+
+func TestMQTT5SharedSubscription(t *testing.T) {
+	n := startFerry(t)
+	addr := n.MQTTAddr().String()
+	m1, got1 := pahoGo(t, addr, "share-1")
+	m2, got2 := pahoGo(t, addr, "share-2")
+	pub, _ := pahoGo(t, addr, "share-pub")
+	subscribe(t, m1, 0, paho.SubscribeOptions{Topic: "$share/g/work/#", QoS: 1})
+	subscribe(t, m2, 0, paho.SubscribeOptions{Topic: "$share/g/work/#", QoS: 1})
+	const total = 20
+	for i := range total {
+		publish(t, pub, &paho.Publish{Topic: "work/item", QoS: 1, Payload: fmt.Appendf(nil, "%d", i)})
+	}
+	seen := map[string]bool{}
+	c1, c2 := 0, 0
+	for c1+c2 < total {
+		select {
+		case p := <-got1:
+			c1++
+			seen[string(p.Payload)] = true
+		case p := <-got2:
+			c2++
+			seen[string(p.Payload)] = true
+		case <-time.After(5 * time.Second):
+			t.Fatalf("group received %d of %d", c1+c2, total)
+		}
+	}
+	if len(seen) != total || c1 == 0 || c2 == 0 {
+		t.Errorf("members got %d and %d messages, %d distinct; want every message once, shared by both", c1, c2, len(seen))
+	}
+}
+
+// TestPerPublisherOrdering checks that QoS 1 messages of one publisher on
+// one topic arrive in publish order, across the inflight window.
+func TestPerPublisherOrdering(t *testing.T) {
+	n := startFerry(t)
+	addr := n.MQTTAddr().String()
+	sub, got := pahoGo(t, addr, "order-sub")
+	pub, _ := pahoGo(t, addr, "order-pub")
+	subscribe(t, sub, 0, paho.SubscribeOptions{Topic: "order", QoS: 1})
+	const total = 500
+	errs := make(chan error, 1)
+	go func() {
+		for i := range total {
+			if _, err := pub.Publish(context.Background(), &paho.Publish{Topic: "order", QoS: 1, Payload: fmt.Appendf(nil, "%d", i)}); err != nil {
+				errs <- err
+				return
+			}
+		}
+		errs <- nil
+	}()
+	for i := range total {
+		p := receive(t, got)
+		if string(p.Payload) != fmt.Sprint(i) {
+			t.Fatalf("message %d has payload %q: out of order", i, p.Payload)
+		}
+	}
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+}
