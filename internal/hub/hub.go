@@ -13,11 +13,13 @@
 //
 // # Caveats
 //
-// Publish never blocks on a slow consumer: a Sink that refuses a delivery
-// makes the hub drop it and count the drop (see Stats). An offline
+// Publish never blocks on a slow consumer. When a Sink refuses a delivery,
+// QoS 0 is dropped and counted (see Stats) while QoS 1/2 waits in the
+// session's queue until the front end calls Session.Drain. An offline
 // persistent session queues QoS 1/2 deliveries (and QoS 0 when
-// Options.QueueQoS0 is set) up to Options.MaxQueuedMessages and
-// Options.MaxQueuedBytes; beyond that deliveries are dropped and counted.
+// Options.QueueQoS0 is set). Queues are bounded by Options.MaxQueuedMessages
+// and Options.MaxQueuedBytes; beyond that deliveries are dropped, counted and
+// logged at debug level.
 // Sessions and retained messages live in memory.
 //
 // Locks: Hub.mu guards the tenant map; tenant.mu guards a tenant's trie,

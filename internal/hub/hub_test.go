@@ -257,3 +257,32 @@ func TestConcurrentPublishSubscribe(t *testing.T) {
 		t.Errorf("stats after all sessions ended = %+v", st)
 	}
 }
+
+func TestBacklogWhileOnline(t *testing.T) {
+	h := New(Options{MaxQueuedMessages: 2})
+	s, _ := h.Open("t", "c", true)
+	r := &recorder{limit: 1}
+	s.Attach(r)
+	s.Subscribe(Subscription{Filter: "x", QoS: 1})
+	for _, p := range []string{"1", "2", "3", "4"} {
+		h.Publish("t", &Message{Topic: "x", QoS: 1, Payload: []byte(p)})
+	}
+	h.Publish("t", &Message{Topic: "x", QoS: 0, Payload: []byte("q0")}) // dropped: no room
+	if s.Queued() != 2 {
+		t.Fatalf("backlog = %d, want 2 (the bound)", s.Queued())
+	}
+	r.mu.Lock()
+	r.limit = 0 // the connection has room again
+	r.mu.Unlock()
+	s.Drain()
+	var got []string
+	for _, d := range r.got {
+		got = append(got, string(d.Message.Payload))
+	}
+	if want := []string{"1", "2", "3"}; !slices.Equal(got, want) {
+		t.Errorf("delivered %v, want %v in order", got, want)
+	}
+	if st := h.Stats(); st.Dropped != 2 {
+		t.Errorf("dropped %d, want 2 (message 4 over the bound, the QoS 0)", st.Dropped)
+	}
+}

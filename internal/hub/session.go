@@ -39,8 +39,21 @@ func (s *Session) deliver(d Delivery) {
 	case s.closed:
 		s.hub.stats.dropped.Add(1)
 	case s.sink != nil:
-		if s.sink.Deliver(d) {
+		// A backlog keeps order: it goes first, and d joins it if it
+		// does not drain.
+		if len(s.queue) > 0 {
+			s.drainLocked()
+		}
+		if len(s.queue) == 0 && s.sink.Deliver(d) {
 			s.hub.stats.delivered.Add(1)
+			return
+		}
+		if d.QoS > 0 {
+			// QoS 1/2 wait in the session until the connection has room
+			// (Drain); QoS 0 is dropped.
+			if s.enqueueLocked(d) {
+				s.hub.stats.delivered.Add(1)
+			}
 			return
 		}
 		s.drop(d, "connection queue full")
@@ -72,24 +85,43 @@ func (s *Session) drop(d Delivery, why string) {
 		slog.String("topic", d.Message.Topic), slog.Int("qos", int(d.QoS)), slog.String("reason", why))
 }
 
+// Drain hands the session's backlog to its connection, as far as the
+// connection takes it. Front ends call it when the connection has room
+// again, e.g. when an outbound QoS 1/2 message is acknowledged.
+func (s *Session) Drain() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sink != nil && len(s.queue) > 0 {
+		s.drainLocked()
+	}
+}
+
+func (s *Session) drainLocked() {
+	now := s.hub.opts.Now()
+	i := 0
+	for ; i < len(s.queue); i++ {
+		d := s.queue[i]
+		if !d.Message.Expired(now) && !s.sink.Deliver(d) {
+			break
+		}
+		s.queuedBytes -= d.Message.size()
+		s.queue[i] = Delivery{}
+	}
+	if i == len(s.queue) {
+		s.queue = nil // let the backing array go
+	} else {
+		s.queue = s.queue[i:]
+	}
+}
+
 // Attach connects the session to sink: queued deliveries are handed to it in
-// order, then new ones as they arrive. Expired queued messages are dropped.
+// order as far as it takes them (the rest waits for Drain), then new ones as
+// they arrive. Expired queued messages are dropped.
 func (s *Session) Attach(sink Sink) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.hub.opts.Now()
-	queue := s.queue
-	s.queue, s.queuedBytes = nil, 0
-	for _, d := range queue {
-		if d.Message.Expired(now) {
-			s.hub.stats.dropped.Add(1)
-			continue
-		}
-		if !sink.Deliver(d) {
-			s.drop(d, "connection queue full on resume")
-		}
-	}
 	s.sink = sink
+	s.drainLocked()
 }
 
 // Detach disconnects the session from its sink. When keep is set the session

@@ -42,7 +42,8 @@ type Adapter struct {
 }
 
 var (
-	_ mqtt.Handler = (*Adapter)(nil)
+	_ mqtt.Handler          = (*Adapter)(nil)
+	_ mqtt.DeliveredHandler = (*Adapter)(nil)
 )
 
 // New returns an Adapter routing through h.
@@ -163,6 +164,14 @@ func (a *Adapter) Unsubscribe(c *mqtt.Conn, p *packet.Unsubscribe) []packet.Reas
 		}
 	}
 	return codes
+}
+
+// Delivered is called when the client acknowledged an outbound QoS 1/2
+// message: the connection has room again for the session's backlog.
+func (a *Adapter) Delivered(c *mqtt.Conn, _ *packet.Publish) {
+	if st := state(c); st != nil && st.session != nil {
+		st.session.Drain()
+	}
 }
 
 // Disconnected detaches the session, keeping it with its unacknowledged
