@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/ferry-iot/ferry/internal/config"
 )
 
 // pahoGo connects a paho.golang MQTT 5 client to n; received gets every
@@ -243,5 +245,48 @@ func TestPerPublisherOrdering(t *testing.T) {
 	}
 	if err := <-errs; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSlowSubscriberKeepsQoS1 sends bursts from many publishers at once,
+// far more than the subscriber connection's queue holds: QoS 1 messages wait
+// in the session and all arrive, each publisher's in order.
+func TestSlowSubscriberKeepsQoS1(t *testing.T) {
+	n := startFerry(t, func(c *config.Config) {
+		c.MQTT.MaxInflight = 4
+		c.MQTT.MaxQueued = 8
+	})
+	addr := n.MQTTAddr().String()
+	sub, got := pahoGo(t, addr, "slow-sub")
+	subscribe(t, sub, 0, paho.SubscribeOptions{Topic: "burst/#", QoS: 1})
+	const publishers, each = 16, 40
+	errs := make(chan error, publishers)
+	for g := range publishers {
+		pub, _ := pahoGo(t, addr, fmt.Sprintf("burst-pub-%d", g))
+		go func() {
+			for i := range each {
+				if _, err := pub.Publish(context.Background(), &paho.Publish{Topic: fmt.Sprintf("burst/%d", g), QoS: 1, Payload: fmt.Appendf(nil, "%d", i)}); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	next := make(map[string]int)
+	for range publishers * each {
+		p := receive(t, got)
+		if want := fmt.Sprint(next[p.Topic]); string(p.Payload) != want {
+			t.Fatalf("%s: got %q, want %q (order per publisher)", p.Topic, p.Payload, want)
+		}
+		next[p.Topic]++
+	}
+	for range publishers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := n.Hub().Stats(); st.Dropped != 0 {
+		t.Errorf("hub dropped %d deliveries", st.Dropped)
 	}
 }
