@@ -126,6 +126,10 @@ func NewConn(ctx context.Context, nc net.Conn, opts *ConnOptions) (*Conn, error)
 	}
 	cfg.setDefaults()
 	c := newConn(nc, cfg)
+	if tn, ok := nc.(*tls.Conn); ok {
+		st := tn.ConnectionState()
+		c.tlsState = &st
+	}
 	if err := c.handshake(ctx, c.clientStart); err != nil {
 		c.nc.Close()
 		return nil, err
@@ -231,10 +235,17 @@ func (c *Conn) Err() error {
 	}
 }
 
-// Close closes the connection: it sends close, waits for the peer's close
-// (bounded by ctx... or one second) and closes the socket. Sessions and
-// links fail with a ConnError wrapping ErrClosed.
-func (c *Conn) Close() error {
+// Close closes the connection: it sends close, waits up to a second for
+// the peer's close and closes the socket. Sessions and links fail with a
+// ConnError wrapping ErrClosed. It returns the peer's error, if its close
+// carried one.
+func (c *Conn) Close() error { return c.CloseWithError(nil) }
+
+// CloseWithError is Close with a condition for the peer, for example
+// amqp:connection:forced when a server evicts a client. It must not be
+// called from a Handler's goroutine-free path (HandleLink), which would
+// wait for a close only the blocked reader can read.
+func (c *Conn) CloseWithError(e *Error) error {
 	if c.closeCalled.Swap(true) {
 		<-c.done
 		return nil
@@ -244,7 +255,7 @@ func (c *Conn) Close() error {
 	c.closeSent = true
 	c.mu.Unlock()
 	if !sent {
-		_ = c.w.frame(frame.TypeAMQP, 0, &frame.Close{})
+		_ = c.w.frame(frame.TypeAMQP, 0, &frame.Close{Error: e})
 	}
 	t := time.NewTimer(time.Second)
 	select {
