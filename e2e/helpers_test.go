@@ -56,6 +56,7 @@ func startFerry(t *testing.T, mutate ...func(*config.Config)) *node.Node {
 	t.Helper()
 	cfg := config.Default()
 	cfg.MQTT.Addr = "127.0.0.1:0"
+	cfg.HTTP.Addr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	for _, m := range mutate {
 		m(&cfg)

@@ -62,6 +62,8 @@ func buildVersion() string {
 type serveFlags struct {
 	configPath     string
 	mqttAddr       string
+	httpAddr       string
+	pprof          bool
 	dataDir        string
 	logLevel       string
 	logFormat      string
@@ -96,6 +98,8 @@ func newServeCmd() *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&f.configPath, "config", "", "YAML configuration file")
 	fl.StringVar(&f.mqttAddr, "mqtt-addr", "127.0.0.1:1883", "MQTT listen address (host:port)")
+	fl.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8080", "HTTP address of /metrics, /healthz and /readyz (empty: off)")
+	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on --http-addr")
 	fl.StringVar(&f.dataDir, "data-dir", "./ferry-data", "data directory of the embedded mode")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
@@ -122,6 +126,8 @@ func loadConfig(fl *pflag.FlagSet, f *serveFlags) (config.Config, error) {
 	}
 	set("mqtt-addr", func() { cfg.MQTT.Addr = f.mqttAddr })
 	set("data-dir", func() { cfg.DataDir = f.dataDir })
+	set("http-addr", func() { cfg.HTTP.Addr = f.httpAddr })
+	set("pprof", func() { cfg.HTTP.Pprof = f.pprof })
 	set("log-level", func() { cfg.Log.Level = f.logLevel })
 	set("log-format", func() { cfg.Log.Format = f.logFormat })
 	set("allow-anonymous", func() { cfg.AllowAnonymous = f.allowAnonymous })

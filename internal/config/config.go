@@ -32,6 +32,7 @@ type Config struct {
 	AllowAnonymous bool `yaml:"allow_anonymous"`
 	Log            Log  `yaml:"log"`
 	MQTT           MQTT `yaml:"mqtt"`
+	HTTP           HTTP `yaml:"http"`
 	// ShutdownTimeout (shutdown_timeout) bounds a clean shutdown. Default 5s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 }
@@ -42,6 +43,16 @@ type Log struct {
 	Level string `yaml:"level"`
 	// Format (log.format): text or json. Default text.
 	Format string `yaml:"format"`
+}
+
+// HTTP configures the operations endpoint: /metrics, /healthz, /readyz
+// and, when enabled, /debug/pprof/.
+type HTTP struct {
+	// Addr (http.addr) is the listen address; empty disables the endpoint.
+	// Default 127.0.0.1:8080.
+	Addr string `yaml:"addr"`
+	// Pprof (http.pprof) serves Go's profiler under /debug/pprof/. Default false.
+	Pprof bool `yaml:"pprof"`
 }
 
 // MQTT configures the MQTT listener and the limits of its connections.
@@ -102,6 +113,7 @@ func Default() Config {
 		DataDir:         "./ferry-data",
 		Log:             Log{Level: "info", Format: "text"},
 		ShutdownTimeout: Duration(5 * time.Second),
+		HTTP:            HTTP{Addr: "127.0.0.1:8080"},
 		MQTT: MQTT{
 			Addr:                  "127.0.0.1:1883",
 			MaxPacketSize:         1 << 20,
@@ -159,6 +171,11 @@ func (c *Config) Validate() error {
 	if !loopback && !c.AllowAnonymous {
 		return fmt.Errorf("mqtt.addr (--mqtt-addr) %s is not a loopback address and no authentication is configured: "+
 			"pass --allow-anonymous (allow_anonymous: true) to accept anonymous clients from the network", c.MQTT.Addr)
+	}
+	if c.HTTP.Addr != "" {
+		if _, err := IsLoopback(c.HTTP.Addr); err != nil {
+			return fmt.Errorf("http.addr (--http-addr): %w", err)
+		}
 	}
 	m := c.MQTT
 	switch {

@@ -216,18 +216,21 @@ func (h *Hub) Open(tenantName, clientID string, clean bool) (s *Session, present
 
 // Stats is a snapshot of the hub's counters.
 type Stats struct {
-	Published  uint64 // messages handed to Publish
-	Delivered  uint64 // deliveries accepted by a sink or an offline queue
-	Dropped    uint64 // deliveries dropped (full queue, offline QoS 0, closed session)
-	Retained   int    // retained messages stored
-	Sessions   int64  // sessions in the hub
-	Subscripts int    // subscriptions, plain and shared
+	Published uint64 // messages handed to Publish
+	Delivered uint64 // deliveries accepted by a sink or an offline queue
+	Dropped   uint64 // deliveries dropped, for every reason
+	// Drops counts dropped deliveries by reason, indexed by DropReason.
+	Drops      [NumDropReasons]uint64
+	Queued     int   // deliveries waiting in session queues
+	Retained   int   // retained messages stored
+	Sessions   int64 // sessions in the hub
+	Subscripts int   // subscriptions, plain and shared
 }
 
 type counters struct {
 	published atomic.Uint64
 	delivered atomic.Uint64
-	dropped   atomic.Uint64
+	drops     [NumDropReasons]atomic.Uint64
 	sessions  atomic.Int64
 }
 
@@ -236,16 +239,52 @@ func (h *Hub) Stats() Stats {
 	st := Stats{
 		Published: h.stats.published.Load(),
 		Delivered: h.stats.delivered.Load(),
-		Dropped:   h.stats.dropped.Load(),
 		Sessions:  h.stats.sessions.Load(),
 	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
+	for i := range st.Drops {
+		st.Drops[i] = h.stats.drops[i].Load()
+		st.Dropped += st.Drops[i]
+	}
 	for _, t := range h.tenants {
 		t.mu.RLock()
 		st.Subscripts += t.subs.Len()
+		for _, s := range t.sessions {
+			st.Queued += s.Queued()
+		}
 		t.mu.RUnlock()
 		st.Retained += t.retained.len()
 	}
 	return st
 }
+
+// DropReason says why a delivery was dropped.
+type DropReason int
+
+// Reasons for dropping a delivery.
+const (
+	// DropConnectionFull: a QoS 0 message for a connection whose queue was full.
+	DropConnectionFull DropReason = iota
+	// DropSessionQueueFull: the session's queue reached its bounds.
+	DropSessionQueueFull
+	// DropOfflineQoS0: a QoS 0 message for a disconnected session.
+	DropOfflineQoS0
+	// DropExpired: the message expired while it waited.
+	DropExpired
+	// DropSessionEnded: the session ended with deliveries still queued.
+	DropSessionEnded
+	// NumDropReasons is the number of reasons.
+	NumDropReasons
+)
+
+var dropReasonNames = [NumDropReasons]string{"connection_queue_full", "session_queue_full", "offline_qos0", "expired", "session_ended"}
+
+func (r DropReason) String() string {
+	if r >= 0 && r < NumDropReasons {
+		return dropReasonNames[r]
+	}
+	return "unknown"
+}
+
+func (c *counters) drop(r DropReason) { c.drops[r].Add(1) }

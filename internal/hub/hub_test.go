@@ -203,8 +203,9 @@ func TestOfflineQueueAndResume(t *testing.T) {
 	if !r2.got[0].Dup || r2.got[1].Dup {
 		t.Errorf("dup flags = %v,%v, want true,false", r2.got[0].Dup, r2.got[1].Dup)
 	}
-	if st := h.Stats(); st.Dropped != 2 {
-		t.Errorf("Stats.Dropped = %d, want 2 (offline QoS 0 and the queue overflow)", st.Dropped)
+	st := h.Stats()
+	if st.Dropped != 2 || st.Drops[DropOfflineQoS0] != 1 || st.Drops[DropSessionQueueFull] != 1 {
+		t.Errorf("drops = %d %v, want one offline QoS 0 and one queue overflow", st.Dropped, st.Drops)
 	}
 }
 

@@ -37,7 +37,7 @@ func (s *Session) deliver(d Delivery) {
 	defer s.mu.Unlock()
 	switch {
 	case s.closed:
-		s.hub.stats.dropped.Add(1)
+		s.hub.stats.drop(DropSessionEnded)
 	case s.sink != nil:
 		// A backlog keeps order: it goes first, and d joins it if it
 		// does not drain.
@@ -56,13 +56,13 @@ func (s *Session) deliver(d Delivery) {
 			}
 			return
 		}
-		s.drop(d, "connection queue full")
+		s.drop(d, DropConnectionFull)
 	case d.QoS > 0 || s.hub.opts.QueueQoS0:
 		if s.enqueueLocked(d) {
 			s.hub.stats.delivered.Add(1)
 		}
 	default:
-		s.hub.stats.dropped.Add(1)
+		s.hub.stats.drop(DropOfflineQoS0)
 	}
 }
 
@@ -71,7 +71,7 @@ func (s *Session) deliver(d Delivery) {
 func (s *Session) enqueueLocked(d Delivery) bool {
 	size := d.Message.size()
 	if len(s.queue) >= s.hub.opts.MaxQueuedMessages || s.queuedBytes+size > s.hub.opts.MaxQueuedBytes {
-		s.drop(d, "offline queue full")
+		s.drop(d, DropSessionQueueFull)
 		return false
 	}
 	s.queue = append(s.queue, d)
@@ -79,10 +79,10 @@ func (s *Session) enqueueLocked(d Delivery) bool {
 	return true
 }
 
-func (s *Session) drop(d Delivery, why string) {
-	s.hub.stats.dropped.Add(1)
+func (s *Session) drop(d Delivery, why DropReason) {
+	s.hub.stats.drop(why)
 	s.hub.opts.Logger.Debug("delivery dropped", slog.String("tenant", s.t.name), slog.String("client", s.ID),
-		slog.String("topic", d.Message.Topic), slog.Int("qos", int(d.QoS)), slog.String("reason", why))
+		slog.String("topic", d.Message.Topic), slog.Int("qos", int(d.QoS)), slog.String("reason", why.String()))
 }
 
 // Drain hands the session's backlog to its connection, as far as the
@@ -101,7 +101,9 @@ func (s *Session) drainLocked() {
 	i := 0
 	for ; i < len(s.queue); i++ {
 		d := s.queue[i]
-		if !d.Message.Expired(now) && !s.sink.Deliver(d) {
+		if d.Message.Expired(now) {
+			s.hub.stats.drop(DropExpired)
+		} else if !s.sink.Deliver(d) {
 			break
 		}
 		s.queuedBytes -= d.Message.size()
@@ -162,7 +164,7 @@ func (s *Session) discardLocked() {
 	s.mu.Lock()
 	s.closed = true
 	s.sink = nil
-	s.hub.stats.dropped.Add(uint64(len(s.queue)))
+	s.hub.stats.drops[DropSessionEnded].Add(uint64(len(s.queue)))
 	s.queue, s.queuedBytes = nil, 0
 	s.mu.Unlock()
 }

@@ -8,24 +8,33 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferry-iot/ferry/internal/adapter/mqttadapter"
 	"github.com/ferry-iot/ferry/internal/config"
 	"github.com/ferry-iot/ferry/internal/hub"
+	"github.com/ferry-iot/ferry/internal/metrics"
 	"github.com/ferry-iot/ferry/mqtt"
 )
 
 // Node is one running Ferry process.
 type Node struct {
-	cfg  config.Config
-	log  *slog.Logger
-	hub  *hub.Hub
-	mqtt *mqtt.Server
+	cfg     config.Config
+	log     *slog.Logger
+	hub     *hub.Hub
+	metrics *metrics.Metrics
+	mqtt    *mqtt.Server
+	http    *http.Server // nil when the HTTP endpoint is off
 
 	mqttLn net.Listener
-	served chan error
+	httpLn net.Listener
+	ready  atomic.Bool
+	// served receives the end of each serving goroutine (MQTT, HTTP).
+	served  chan error
+	serving int
 }
 
 // Start validates cfg, prepares the data directory and opens the listeners.
@@ -37,7 +46,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data directory (--data-dir): %w", err)
 	}
-	n := &Node{cfg: cfg, log: log, served: make(chan error, 1)}
+	n := &Node{cfg: cfg, log: log, served: make(chan error, 2), metrics: metrics.New()}
 	n.hub = hub.New(hub.Options{
 		MaxQueuedMessages: cfg.MQTT.MaxQueuedOffline,
 		MaxQueuedBytes:    cfg.MQTT.MaxQueuedOfflineBytes,
@@ -45,7 +54,9 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 		Logger:            log,
 	})
 	n.mqtt = &mqtt.Server{
-		Handler:           mqttadapter.New(n.hub, mqttadapter.Options{Tenant: config.DefaultTenant, Logger: log}),
+		Handler: mqttadapter.New(n.hub, mqttadapter.Options{
+			Tenant: config.DefaultTenant, Logger: log, Metrics: n.metrics,
+		}),
 		Logger:            log,
 		MaxPacketSize:     cfg.MQTT.MaxPacketSize,
 		ReceiveMaximum:    cfg.MQTT.ReceiveMaximum,
@@ -55,15 +66,43 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 		MaxKeepAlive:      cfg.MQTT.MaxKeepAlive,
 		TopicAliasMaximum: cfg.MQTT.TopicAliasMaximum,
 	}
+	n.metrics.WatchHub(n.hub)
+
 	ln, err := net.Listen("tcp", cfg.MQTT.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("mqtt listener (--mqtt-addr): %w", err)
 	}
 	n.mqttLn = ln
+	if cfg.HTTP.Addr != "" {
+		hl, err := net.Listen("tcp", cfg.HTTP.Addr)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("http listener (--http-addr): %w", err)
+		}
+		n.httpLn = hl
+		n.http = newHTTPServer(n.opsMux(&n.ready))
+	}
+
+	n.serving++
 	go func() { n.served <- n.mqtt.Serve(ln) }()
-	log.Info("ferry started", slog.String("mqtt", ln.Addr().String()), slog.String("data_dir", cfg.DataDir),
-		slog.String("tenant", config.DefaultTenant))
+	attrs := []any{slog.String("mqtt", ln.Addr().String())}
+	if n.http != nil {
+		n.serving++
+		go func() { n.served <- n.http.Serve(n.httpLn) }()
+		attrs = append(attrs, slog.String("http", n.httpLn.Addr().String()))
+	}
+	n.ready.Store(true)
+	log.Info("ferry started", append(attrs, slog.String("data_dir", cfg.DataDir),
+		slog.String("tenant", config.DefaultTenant))...)
 	return n, nil
+}
+
+// HTTPAddr is the address of the HTTP endpoint, nil when it is off.
+func (n *Node) HTTPAddr() net.Addr {
+	if n.httpLn == nil {
+		return nil
+	}
+	return n.httpLn.Addr()
 }
 
 // MQTTAddr is the address the MQTT listener is bound to.
@@ -75,14 +114,20 @@ func (n *Node) Hub() *hub.Hub { return n.hub }
 // Shutdown stops accepting, disconnects clients and waits for the
 // components to finish, bounded by ctx.
 func (n *Node) Shutdown(ctx context.Context) error {
+	n.ready.Store(false)
 	err := n.mqtt.Shutdown(ctx)
-	select {
-	case serr := <-n.served:
-		if serr != nil && !errors.Is(serr, mqtt.ErrServerClosed) {
-			err = errors.Join(err, serr)
+	if n.http != nil {
+		err = errors.Join(err, n.http.Shutdown(ctx))
+	}
+	for ; n.serving > 0; n.serving-- {
+		select {
+		case serr := <-n.served:
+			if serr != nil && !errors.Is(serr, mqtt.ErrServerClosed) && !errors.Is(serr, http.ErrServerClosed) {
+				err = errors.Join(err, serr)
+			}
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
 		}
-	case <-ctx.Done():
-		err = errors.Join(err, ctx.Err())
 	}
 	return err
 }
@@ -97,7 +142,10 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	select {
 	case <-ctx.Done():
 	case err := <-n.served:
-		return fmt.Errorf("mqtt listener: %w", err)
+		n.serving--
+		sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
+		defer cancel()
+		return errors.Join(fmt.Errorf("listener failed: %w", err), n.Shutdown(sctx))
 	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ferry-iot/ferry/internal/hub"
+	"github.com/ferry-iot/ferry/internal/metrics"
 	"github.com/ferry-iot/ferry/mqtt"
 	"github.com/ferry-iot/ferry/mqtt/packet"
 )
@@ -31,14 +32,18 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock, for tests. If nil, time.Now.
 	Now func() time.Time
+	// Metrics counts connections and messages. If nil, nothing is counted.
+	Metrics *metrics.Metrics
 }
 
 // Adapter is Ferry's MQTT broker logic on top of the hub.
 type Adapter struct {
-	hub    *hub.Hub
-	tenant string
-	log    *slog.Logger
-	now    func() time.Time
+	hub     *hub.Hub
+	tenant  string
+	log     *slog.Logger
+	now     func() time.Time
+	metrics *metrics.Metrics
+	flow    *metrics.Flow // nil without metrics
 }
 
 var (
@@ -48,7 +53,10 @@ var (
 
 // New returns an Adapter routing through h.
 func New(h *hub.Hub, opts Options) *Adapter {
-	a := &Adapter{hub: h, tenant: opts.Tenant, log: opts.Logger, now: opts.Now}
+	a := &Adapter{hub: h, tenant: opts.Tenant, log: opts.Logger, now: opts.Now, metrics: opts.Metrics}
+	if a.metrics != nil {
+		a.flow = a.metrics.Flow("mqtt", "publish")
+	}
 	if a.tenant == "" {
 		a.tenant = "DEFAULT_TENANT"
 	}
@@ -85,15 +93,22 @@ func (a *Adapter) Connect(c *mqtt.Conn, p *packet.Connect) mqtt.ConnectResult {
 	}
 	if p.WillFlag {
 		if reserved(p.WillTopic) {
-			return mqtt.ConnectResult{Code: packet.TopicNameInvalid}
+			return a.refuse(packet.TopicNameInvalid)
 		}
 		if !validPayloadFormat(p.WillProperties.PayloadFormat, p.WillPayload) {
-			return mqtt.ConnectResult{Code: packet.PayloadFormatInvalid}
+			return a.refuse(packet.PayloadFormatInvalid)
 		}
 		st.will = a.message(p.WillTopic, p.WillPayload, p.WillQoS, p.WillRetain, &p.WillProperties, c.ClientID())
 	}
 	c.SetValue(st)
 	return mqtt.ConnectResult{Code: packet.Success, SessionKey: st.tenant + "\x00" + c.ClientID()}
+}
+
+func (a *Adapter) refuse(code packet.ReasonCode) mqtt.ConnectResult {
+	if a.metrics != nil {
+		a.metrics.Refused("mqtt", code.String())
+	}
+	return mqtt.ConnectResult{Code: code}
 }
 
 // Open attaches the client's hub session, resuming it unless clean start is
@@ -102,7 +117,10 @@ func (a *Adapter) Open(c *mqtt.Conn) bool {
 	st := state(c)
 	s, present := a.hub.Open(st.tenant, c.ClientID(), c.Connect().CleanStart)
 	st.session = s
-	s.Attach(sink{c: c, now: a.now})
+	if a.metrics != nil {
+		a.metrics.Connected(st.tenant, "mqtt")
+	}
+	s.Attach(sink{c: c, now: a.now, flow: a.flow})
 	return present
 }
 
@@ -115,6 +133,7 @@ func (a *Adapter) Publish(c *mqtt.Conn, p *packet.Publish) packet.ReasonCode {
 	if !validPayloadFormat(p.Properties.PayloadFormat, p.Payload) {
 		return packet.PayloadFormatInvalid // [MQTT-3.3.2-4]
 	}
+	a.flow.In(p.QoS, len(p.Payload))
 	m := a.message(p.Topic, p.Payload, p.QoS, p.Retain, &p.Properties, c.ClientID())
 	a.hub.Publish(st.tenant, m)
 	return packet.Success
@@ -129,7 +148,7 @@ func (a *Adapter) Subscribe(c *mqtt.Conn, p *packet.Subscribe) []packet.ReasonCo
 	if len(p.Properties.SubscriptionIdentifier) > 0 {
 		id = p.Properties.SubscriptionIdentifier[0]
 	}
-	out := sink{c: c, now: a.now}
+	out := sink{c: c, now: a.now, flow: a.flow}
 	for i, sub := range p.Subscriptions {
 		if strings.HasPrefix(sub.Filter, "$share/") && sub.NoLocal {
 			// No Local on a shared subscription is a protocol error
@@ -190,6 +209,9 @@ func (a *Adapter) Disconnected(c *mqtt.Conn, err error) {
 		}
 	}
 	st.session.Detach(unacked, st.persistent)
+	if a.metrics != nil {
+		a.metrics.Disconnected(st.tenant, "mqtt")
+	}
 	if err != nil && st.will != nil {
 		a.hub.Publish(st.tenant, st.will) // [MQTT-3.1.2-8]
 	}
@@ -232,8 +254,9 @@ func validPayloadFormat(indicator *byte, payload []byte) bool {
 
 // sink hands hub deliveries to an MQTT connection.
 type sink struct {
-	c   *mqtt.Conn
-	now func() time.Time
+	c    *mqtt.Conn
+	now  func() time.Time
+	flow *metrics.Flow
 }
 
 func (s sink) Deliver(d hub.Delivery) bool {
@@ -267,5 +290,9 @@ func (s sink) Deliver(d hub.Delivery) bool {
 			p.Properties.User[i] = packet.UserProperty{Key: u.Key, Value: u.Value}
 		}
 	}
-	return s.c.Send(p) == nil
+	if s.c.Send(p) != nil {
+		return false
+	}
+	s.flow.Out(p.QoS, len(p.Payload))
+	return true
 }

@@ -1,0 +1,164 @@
+// Package metrics defines Ferry's Prometheus metrics and serves them.
+//
+// Hot-path counters (messages and bytes) are resolved to plain
+// prometheus.Counter values once, so counting costs an atomic add; state
+// that already exists elsewhere (the hub's queues, drops and retained
+// messages) is read at scrape time by a collector instead of being counted
+// twice.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ferry-iot/ferry/internal/hub"
+)
+
+const namespace = "ferry"
+
+// Metrics holds every metric of one Ferry process.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	connections      *prometheus.GaugeVec   // tenant, protocol
+	connectionsTotal *prometheus.CounterVec // tenant, protocol
+	connectRefused   *prometheus.CounterVec // protocol, reason
+	messages         *prometheus.CounterVec // direction, protocol, kind, qos
+	bytes            *prometheus.CounterVec // direction, protocol, kind
+}
+
+// New creates the metrics, registered with a fresh registry that also holds
+// the Go runtime and process collectors.
+func New() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.connections = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "connections",
+		Help: "Open client connections.",
+	}, []string{"tenant", "protocol"})
+	m.connectionsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "connections_total",
+		Help: "Client connections accepted.",
+	}, []string{"tenant", "protocol"})
+	m.connectRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "connections_refused_total",
+		Help: "Connection attempts refused, by protocol and reason (authentication failures among them).",
+	}, []string{"protocol", "reason"})
+	m.messages = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "messages_total",
+		Help: "Messages received from (in) and sent to (out) clients.",
+	}, []string{"direction", "protocol", "kind", "qos"})
+	m.bytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "payload_bytes_total",
+		Help: "Payload bytes received from (in) and sent to (out) clients.",
+	}, []string{"direction", "protocol", "kind"})
+	m.reg.MustRegister(m.connections, m.connectionsTotal, m.connectRefused, m.messages, m.bytes,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Registry is the registry the metrics are in, for components that add
+// their own collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Connected counts a new connection of a tenant over a protocol.
+func (m *Metrics) Connected(tenant, protocol string) {
+	m.connections.WithLabelValues(tenant, protocol).Inc()
+	m.connectionsTotal.WithLabelValues(tenant, protocol).Inc()
+}
+
+// Disconnected counts the end of a connection counted by Connected.
+func (m *Metrics) Disconnected(tenant, protocol string) {
+	m.connections.WithLabelValues(tenant, protocol).Dec()
+}
+
+// Refused counts a refused connection attempt.
+func (m *Metrics) Refused(protocol, reason string) {
+	m.connectRefused.WithLabelValues(protocol, reason).Inc()
+}
+
+// Flow is the set of counters of one protocol and kind of message, resolved
+// once so that counting a message is an atomic add.
+type Flow struct {
+	in, out   [3]prometheus.Counter
+	inB, outB prometheus.Counter
+}
+
+// Flow returns the counters of a protocol ("mqtt") and kind ("publish",
+// "telemetry", "event", ...).
+func (m *Metrics) Flow(protocol, kind string) *Flow {
+	f := &Flow{
+		inB:  m.bytes.WithLabelValues("in", protocol, kind),
+		outB: m.bytes.WithLabelValues("out", protocol, kind),
+	}
+	for q := range 3 {
+		qos := strconv.Itoa(q)
+		f.in[q] = m.messages.WithLabelValues("in", protocol, kind, qos)
+		f.out[q] = m.messages.WithLabelValues("out", protocol, kind, qos)
+	}
+	return f
+}
+
+// In counts a message received from a client. A nil Flow counts nothing.
+func (f *Flow) In(qos byte, payload int) {
+	if f == nil || qos > 2 {
+		return
+	}
+	f.in[qos].Inc()
+	f.inB.Add(float64(payload))
+}
+
+// Out counts a message handed to a client's connection.
+func (f *Flow) Out(qos byte, payload int) {
+	if f == nil || qos > 2 {
+		return
+	}
+	f.out[qos].Inc()
+	f.outB.Add(float64(payload))
+}
+
+// WatchHub registers a collector that reads the hub's counters at scrape
+// time: routed messages, drops by reason, queue depth, sessions,
+// subscriptions and retained messages.
+func (m *Metrics) WatchHub(h *hub.Hub) {
+	m.reg.MustRegister(&hubCollector{hub: h})
+}
+
+var (
+	hubPublished = prometheus.NewDesc(namespace+"_hub_published_total", "Messages routed by the hub.", nil, nil)
+	hubDelivered = prometheus.NewDesc(namespace+"_hub_delivered_total", "Deliveries handed to a connection or a session queue.", nil, nil)
+	hubDropped   = prometheus.NewDesc(namespace+"_hub_dropped_total", "Deliveries dropped, by reason.", []string{"reason"}, nil)
+	hubQueued    = prometheus.NewDesc(namespace+"_hub_queued_messages", "Deliveries waiting in session queues.", nil, nil)
+	hubSessions  = prometheus.NewDesc(namespace+"_hub_sessions", "Sessions held by the hub.", nil, nil)
+	hubSubs      = prometheus.NewDesc(namespace+"_hub_subscriptions", "Subscriptions, plain and shared.", nil, nil)
+	hubRetained  = prometheus.NewDesc(namespace+"_hub_retained_messages", "Retained messages stored.", nil, nil)
+)
+
+type hubCollector struct{ hub *hub.Hub }
+
+func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{hubPublished, hubDelivered, hubDropped, hubQueued, hubSessions, hubSubs, hubRetained} {
+		ch <- d
+	}
+}
+
+func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.hub.Stats()
+	ch <- prometheus.MustNewConstMetric(hubPublished, prometheus.CounterValue, float64(st.Published))
+	ch <- prometheus.MustNewConstMetric(hubDelivered, prometheus.CounterValue, float64(st.Delivered))
+	for r := range hub.NumDropReasons {
+		ch <- prometheus.MustNewConstMetric(hubDropped, prometheus.CounterValue, float64(st.Drops[r]), r.String())
+	}
+	ch <- prometheus.MustNewConstMetric(hubQueued, prometheus.GaugeValue, float64(st.Queued))
+	ch <- prometheus.MustNewConstMetric(hubSessions, prometheus.GaugeValue, float64(st.Sessions))
+	ch <- prometheus.MustNewConstMetric(hubSubs, prometheus.GaugeValue, float64(st.Subscripts))
+	ch <- prometheus.MustNewConstMetric(hubRetained, prometheus.GaugeValue, float64(st.Retained))
+}
