@@ -147,9 +147,55 @@ func Load(path string) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return cfg, fmt.Errorf("config file %s: %w", path, err)
+		return cfg, fmt.Errorf("config file %s: %w", path, nameKeys(data, err))
 	}
 	return cfg, nil
+}
+
+// nameKeys rewrites yaml's "line N: ..." errors to name the dotted key at
+// that line, so the user reads "mqtt.max_queued (line 3): ...".
+func nameKeys(data []byte, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil {
+		return err
+	}
+	keys := map[int]string{}
+	var walk func(n *yaml.Node, prefix string)
+	walk = func(n *yaml.Node, prefix string) {
+		for _, c := range n.Content {
+			if n.Kind != yaml.MappingNode {
+				walk(c, prefix)
+			}
+		}
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			key := k.Value
+			if prefix != "" {
+				key = prefix + "." + key
+			}
+			keys[k.Line] = key
+			walk(v, key)
+		}
+	}
+	walk(&root, "")
+	msgs := make([]string, len(te.Errors))
+	for i, e := range te.Errors {
+		msgs[i] = e
+		var line int
+		if _, serr := fmt.Sscanf(e, "line %d:", &line); serr == nil {
+			if key, ok := keys[line]; ok {
+				msgs[i] = key + " (" + e + ")"
+			}
+		}
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // Validate checks every value and names the key (and flag) of the first

@@ -35,7 +35,8 @@ func TestLoadErrors(t *testing.T) {
 	tests := []struct{ name, yaml, want string }{
 		{"unknown key", "mqtt:\n  adr: x\n", "adr"},
 		{"bad duration", "mqtt:\n  connect_timeout: soon\n", "duration"},
-		{"bad type", "mqtt:\n  max_queued: many\n", "line 2"},
+		{"bad type", "mqtt:\n  max_queued: many\n", "mqtt.max_queued (line 2"},
+		{"bad nested type", "log:\n  level: info\nhttp:\n  pprof: maybe\n", "http.pprof (line 4"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
