@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"slices"
 	"time"
 
@@ -33,8 +34,14 @@ func (c *Conn) handshake(ctx context.Context, start stateFunc) error {
 	for state := start; state != nil; {
 		var err error
 		if state, err = state(ctx); err != nil {
-			if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
-				err = fmt.Errorf("%w (%w)", ctx.Err(), err)
+			// The socket deadline may fire just before ctx notices.
+			if cerr := ctx.Err(); cerr != nil || errors.Is(err, os.ErrDeadlineExceeded) {
+				if cerr == nil {
+					cerr = context.DeadlineExceeded
+				}
+				if !errors.Is(err, cerr) {
+					err = fmt.Errorf("%w (%w)", cerr, err)
+				}
 			}
 			var ce *ConnError
 			if errors.As(err, &ce) {

@@ -163,6 +163,15 @@ func (l *link) failLocked(err error) {
 	delete(l.s.pending, l.name)
 	l.err = err
 	close(l.detached)
+	if l.sender != nil {
+		// Unsettled deliveries of a detached link can no longer settle
+		// (no link recovery); their Send calls return err.
+		for id, od := range l.s.unsettled {
+			if od.l == l {
+				delete(l.s.unsettled, id)
+			}
+		}
+	}
 	if l.receiver != nil {
 		l.receiver.failLocked()
 	}

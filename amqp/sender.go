@@ -102,6 +102,7 @@ type SendOptions struct {
 
 // outDelivery is an unsettled delivery waiting for its outcome.
 type outDelivery struct {
+	l     *link
 	done  chan struct{}
 	state frame.DeliveryState
 }
@@ -181,7 +182,7 @@ func (snd *Sender) Send(ctx context.Context, msg *Message, opts *SendOptions) er
 	snd.nextTag++
 	var od *outDelivery
 	if !settled {
-		od = &outDelivery{done: make(chan struct{})}
+		od = &outDelivery{l: l, done: make(chan struct{})}
 		s.unsettled[id] = od
 	}
 	format := uint32(0)

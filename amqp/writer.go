@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,12 @@ type writer struct {
 	writes atomic.Uint64 // frames written, for heartbeats
 }
 
+// hardWriteBacklog is the queued size at which a peer that does not read
+// is disconnected.
+const hardWriteBacklog = 16 * maxWriteBacklog
+
+var errSlowPeer = errors.New("amqp: peer does not read; write backlog exceeded")
+
 type dispRun struct {
 	ok          bool
 	off         int
@@ -51,6 +58,14 @@ func (w *writer) frame(t frame.Type, ch uint16, body frame.Body) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err != nil {
+		return w.err
+	}
+	if len(w.buf) > hardWriteBacklog {
+		// The reader and the Handler's goroutines never block on the
+		// socket, so a peer that sends but does not read could make us
+		// queue without end. Past this bound it is disconnected.
+		w.err = errSlowPeer
+		w.nc.Close()
 		return w.err
 	}
 	var err error
