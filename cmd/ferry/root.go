@@ -64,6 +64,12 @@ type serveFlags struct {
 	mqttAddr       string
 	httpAddr       string
 	pprof          bool
+	mqttsAddr      string
+	tlsCert        string
+	tlsKey         string
+	tlsClientCA    string
+	tlsRequireCert bool
+	wsAddr         string
 	dataDir        string
 	logLevel       string
 	logFormat      string
@@ -98,6 +104,12 @@ func newServeCmd() *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&f.configPath, "config", "", "YAML configuration file")
 	fl.StringVar(&f.mqttAddr, "mqtt-addr", "127.0.0.1:1883", "MQTT listen address (host:port)")
+	fl.StringVar(&f.mqttsAddr, "mqtts-addr", "", "MQTT over TLS listen address, e.g. 127.0.0.1:8883 (needs --tls-cert, --tls-key)")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate chain of the TLS listener")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of the TLS listener")
+	fl.StringVar(&f.tlsClientCA, "tls-client-ca", "", "PEM CA bundle for verifying client certificates")
+	fl.BoolVar(&f.tlsRequireCert, "tls-require-client-cert", false, "refuse TLS clients without a valid client certificate")
+	fl.StringVar(&f.wsAddr, "ws-addr", "", "MQTT over WebSocket listen address, e.g. 127.0.0.1:8083 (path /mqtt)")
 	fl.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8080", "HTTP address of /metrics, /healthz and /readyz (empty: off)")
 	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on --http-addr")
 	fl.StringVar(&f.dataDir, "data-dir", "./ferry-data", "data directory of the embedded mode")
@@ -127,6 +139,12 @@ func loadConfig(fl *pflag.FlagSet, f *serveFlags) (config.Config, error) {
 	set("mqtt-addr", func() { cfg.MQTT.Addr = f.mqttAddr })
 	set("data-dir", func() { cfg.DataDir = f.dataDir })
 	set("http-addr", func() { cfg.HTTP.Addr = f.httpAddr })
+	set("mqtts-addr", func() { cfg.MQTT.TLS.Addr = f.mqttsAddr })
+	set("tls-cert", func() { cfg.MQTT.TLS.CertFile = f.tlsCert })
+	set("tls-key", func() { cfg.MQTT.TLS.KeyFile = f.tlsKey })
+	set("tls-client-ca", func() { cfg.MQTT.TLS.ClientCAFile = f.tlsClientCA })
+	set("tls-require-client-cert", func() { cfg.MQTT.TLS.RequireClientCert = f.tlsRequireCert })
+	set("ws-addr", func() { cfg.MQTT.WebSocket.Addr = f.wsAddr })
 	set("pprof", func() { cfg.HTTP.Pprof = f.pprof })
 	set("log-level", func() { cfg.Log.Level = f.logLevel })
 	set("log-format", func() { cfg.Log.Format = f.logFormat })

@@ -89,6 +89,36 @@ type MQTT struct {
 	// TopicAliasMaximum (mqtt.topic_alias_maximum) is the number of inbound
 	// topic aliases an MQTT 5 client may use. Default 10.
 	TopicAliasMaximum uint16 `yaml:"topic_alias_maximum"`
+	// TLS is MQTT over TLS (mqtt.tls).
+	TLS TLS `yaml:"tls"`
+	// WebSocket is MQTT over WebSocket (mqtt.websocket).
+	WebSocket WebSocket `yaml:"websocket"`
+}
+
+// TLS configures a TLS listener.
+type TLS struct {
+	// Addr (mqtt.tls.addr, --mqtts-addr) is the listen address; empty
+	// disables TLS. Default empty (the conventional port is 8883).
+	Addr string `yaml:"addr"`
+	// CertFile and KeyFile (cert_file, key_file; --tls-cert, --tls-key) are
+	// the PEM server certificate chain and private key.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile (client_ca_file, --tls-client-ca) is a PEM bundle of CAs
+	// whose client certificates are verified when presented.
+	ClientCAFile string `yaml:"client_ca_file"`
+	// RequireClientCert (require_client_cert, --tls-require-client-cert)
+	// refuses clients without a valid certificate. Default false.
+	RequireClientCert bool `yaml:"require_client_cert"`
+}
+
+// WebSocket configures MQTT over WebSocket.
+type WebSocket struct {
+	// Addr (mqtt.websocket.addr, --ws-addr) is the HTTP listen address;
+	// empty disables WebSocket. Default empty.
+	Addr string `yaml:"addr"`
+	// Path (mqtt.websocket.path) is the upgrade path. Default /mqtt.
+	Path string `yaml:"path"`
 }
 
 // Duration is a time.Duration written as "5s", "250ms" in YAML.
@@ -124,6 +154,7 @@ func Default() Config {
 			MaxQueuedOfflineBytes: 64 << 20,
 			ConnectTimeout:        Duration(10 * time.Second),
 			TopicAliasMaximum:     10,
+			WebSocket:             WebSocket{Path: "/mqtt"},
 		},
 	}
 }
@@ -210,13 +241,31 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		return fmt.Errorf("log.format (--log-format): %q is not text or json", c.Log.Format)
 	}
-	loopback, err := IsLoopback(c.MQTT.Addr)
-	if err != nil {
-		return fmt.Errorf("mqtt.addr (--mqtt-addr): %w", err)
+	for _, l := range []struct{ key, flag, addr string }{
+		{"mqtt.addr", "--mqtt-addr", c.MQTT.Addr},
+		{"mqtt.tls.addr", "--mqtts-addr", c.MQTT.TLS.Addr},
+		{"mqtt.websocket.addr", "--ws-addr", c.MQTT.WebSocket.Addr},
+	} {
+		if l.addr == "" && l.key != "mqtt.addr" {
+			continue
+		}
+		loopback, err := IsLoopback(l.addr)
+		if err != nil {
+			return fmt.Errorf("%s (%s): %w", l.key, l.flag, err)
+		}
+		if !loopback && !c.AllowAnonymous {
+			return fmt.Errorf("%s (%s) %s is not a loopback address and no authentication is configured: "+
+				"pass --allow-anonymous (allow_anonymous: true) to accept anonymous clients from the network", l.key, l.flag, l.addr)
+		}
 	}
-	if !loopback && !c.AllowAnonymous {
-		return fmt.Errorf("mqtt.addr (--mqtt-addr) %s is not a loopback address and no authentication is configured: "+
-			"pass --allow-anonymous (allow_anonymous: true) to accept anonymous clients from the network", c.MQTT.Addr)
+	if t := c.MQTT.TLS; t.Addr != "" && (t.CertFile == "" || t.KeyFile == "") {
+		return errors.New("mqtt.tls.addr (--mqtts-addr) needs mqtt.tls.cert_file (--tls-cert) and mqtt.tls.key_file (--tls-key)")
+	}
+	if t := c.MQTT.TLS; t.RequireClientCert && t.ClientCAFile == "" {
+		return errors.New("mqtt.tls.require_client_cert (--tls-require-client-cert) needs mqtt.tls.client_ca_file (--tls-client-ca)")
+	}
+	if ws := c.MQTT.WebSocket; ws.Addr != "" && !strings.HasPrefix(ws.Path, "/") {
+		return fmt.Errorf("mqtt.websocket.path: %q must start with /", ws.Path)
 	}
 	if c.HTTP.Addr != "" {
 		if _, err := IsLoopback(c.HTTP.Addr); err != nil {

@@ -72,6 +72,15 @@ func TestValidate(t *testing.T) {
 		{"packet size", func(c *Config) { c.MQTT.MaxPacketSize = 10 }, "mqtt.max_packet_size"},
 		{"receive maximum", func(c *Config) { c.MQTT.ReceiveMaximum = 0 }, "mqtt.receive_maximum"},
 		{"empty data dir", func(c *Config) { c.DataDir = "" }, "--data-dir"},
+		{"tls without cert", func(c *Config) { c.MQTT.TLS.Addr = "127.0.0.1:8883" }, "--tls-cert"},
+		{"tls public", func(c *Config) {
+			c.MQTT.TLS = TLS{Addr: "0.0.0.0:8883", CertFile: "c", KeyFile: "k"}
+		}, "--mqtts-addr"},
+		{"client cert without CA", func(c *Config) {
+			c.MQTT.TLS = TLS{Addr: "127.0.0.1:8883", CertFile: "c", KeyFile: "k", RequireClientCert: true}
+		}, "--tls-client-ca"},
+		{"ws public", func(c *Config) { c.MQTT.WebSocket.Addr = ":8083" }, "--ws-addr"},
+		{"ws path", func(c *Config) { c.MQTT.WebSocket = WebSocket{Addr: "127.0.0.1:8083", Path: "mqtt"} }, "mqtt.websocket.path"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/ferry-iot/ferry/internal/config"
 	"github.com/ferry-iot/ferry/internal/hub"
 	"github.com/ferry-iot/ferry/internal/metrics"
+	"github.com/ferry-iot/ferry/internal/transport"
 	"github.com/ferry-iot/ferry/mqtt"
 )
 
@@ -29,9 +31,13 @@ type Node struct {
 	mqtt    *mqtt.Server
 	http    *http.Server // nil when the HTTP endpoint is off
 
-	mqttLn net.Listener
-	httpLn net.Listener
-	ready  atomic.Bool
+	mqttLn  net.Listener
+	tlsLn   net.Listener // nil when MQTT over TLS is off
+	wsLn    *transport.WSListener
+	wsHTTP  *http.Server // serves wsLn over wsNetLn; nil when WebSocket is off
+	wsNetLn net.Listener
+	httpLn  net.Listener
+	ready   atomic.Bool
 	// served receives the end of each serving goroutine (MQTT, HTTP).
 	served  chan error
 	serving int
@@ -68,33 +74,105 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 	}
 	n.metrics.WatchHub(n.hub)
 
-	ln, err := net.Listen("tcp", cfg.MQTT.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("mqtt listener (--mqtt-addr): %w", err)
+	if err := n.listen(); err != nil {
+		n.closeListeners()
+		return nil, err
 	}
-	n.mqttLn = ln
-	if cfg.HTTP.Addr != "" {
-		hl, err := net.Listen("tcp", cfg.HTTP.Addr)
-		if err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("http listener (--http-addr): %w", err)
-		}
-		n.httpLn = hl
-		n.http = newHTTPServer(n.opsMux(&n.ready))
-	}
-
-	n.serving++
-	go func() { n.served <- n.mqtt.Serve(ln) }()
-	attrs := []any{slog.String("mqtt", ln.Addr().String())}
-	if n.http != nil {
+	serve := func(what string, run func() error) {
 		n.serving++
-		go func() { n.served <- n.http.Serve(n.httpLn) }()
+		go func() {
+			err := run()
+			switch {
+			case errors.Is(err, mqtt.ErrServerClosed), errors.Is(err, http.ErrServerClosed), errors.Is(err, net.ErrClosed):
+				err = nil
+			case err != nil:
+				err = fmt.Errorf("%s: %w", what, err)
+			}
+			n.served <- err
+		}()
+	}
+	attrs := []any{slog.String("mqtt", n.mqttLn.Addr().String())}
+	serve("mqtt listener", func() error { return n.mqtt.Serve(n.mqttLn) })
+	if n.tlsLn != nil {
+		serve("mqtts listener", func() error { return n.mqtt.Serve(n.tlsLn) })
+		attrs = append(attrs, slog.String("mqtts", n.tlsLn.Addr().String()))
+	}
+	if n.wsLn != nil {
+		serve("websocket listener", func() error { return n.mqtt.Serve(n.wsLn) })
+		wsNet := n.wsLn.Addr()
+		serve("websocket http", func() error { return n.wsHTTP.Serve(n.wsNetLn) })
+		attrs = append(attrs, slog.String("ws", "ws://"+wsNet.String()+cfg.MQTT.WebSocket.Path))
+	}
+	if n.http != nil {
+		serve("http", func() error { return n.http.Serve(n.httpLn) })
 		attrs = append(attrs, slog.String("http", n.httpLn.Addr().String()))
 	}
 	n.ready.Store(true)
 	log.Info("ferry started", append(attrs, slog.String("data_dir", cfg.DataDir),
 		slog.String("tenant", config.DefaultTenant))...)
 	return n, nil
+}
+
+// listen opens every configured listener; on error the caller closes
+// those already open.
+func (n *Node) listen() error {
+	cfg := n.cfg
+	var err error
+	if n.mqttLn, err = net.Listen("tcp", cfg.MQTT.Addr); err != nil {
+		return fmt.Errorf("mqtt listener (--mqtt-addr): %w", err)
+	}
+	if t := cfg.MQTT.TLS; t.Addr != "" {
+		tlsCfg, err := transport.ServerTLS(t.CertFile, t.KeyFile, t.ClientCAFile, t.RequireClientCert)
+		if err != nil {
+			return fmt.Errorf("mqtt.tls (--tls-cert, --tls-key, --tls-client-ca): %w", err)
+		}
+		ln, err := net.Listen("tcp", t.Addr)
+		if err != nil {
+			return fmt.Errorf("mqtts listener (--mqtts-addr): %w", err)
+		}
+		n.tlsLn = tls.NewListener(ln, tlsCfg)
+	}
+	if ws := cfg.MQTT.WebSocket; ws.Addr != "" {
+		if n.wsNetLn, err = net.Listen("tcp", ws.Addr); err != nil {
+			return fmt.Errorf("websocket listener (--ws-addr): %w", err)
+		}
+		n.wsLn = transport.NewWSListener(n.wsNetLn.Addr(), "mqtt")
+		mux := http.NewServeMux()
+		mux.Handle(ws.Path, n.wsLn)
+		n.wsHTTP = newHTTPServer(mux)
+	}
+	if cfg.HTTP.Addr != "" {
+		if n.httpLn, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
+			return fmt.Errorf("http listener (--http-addr): %w", err)
+		}
+		n.http = newHTTPServer(n.opsMux(&n.ready))
+	}
+	return nil
+}
+
+func (n *Node) closeListeners() {
+	for _, l := range []net.Listener{n.mqttLn, n.tlsLn, n.wsNetLn, n.httpLn} {
+		if l != nil {
+			l.Close()
+		}
+	}
+}
+
+// TLSAddr is the address of the MQTT over TLS listener, nil when it is off.
+func (n *Node) TLSAddr() net.Addr {
+	if n.tlsLn == nil {
+		return nil
+	}
+	return n.tlsLn.Addr()
+}
+
+// WebSocketAddr is the address of the MQTT over WebSocket listener, nil
+// when it is off.
+func (n *Node) WebSocketAddr() net.Addr {
+	if n.wsLn == nil {
+		return nil
+	}
+	return n.wsLn.Addr()
 }
 
 // HTTPAddr is the address of the HTTP endpoint, nil when it is off.
@@ -115,16 +193,18 @@ func (n *Node) Hub() *hub.Hub { return n.hub }
 // components to finish, bounded by ctx.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.ready.Store(false)
+	// MQTT first: it closes its listeners (the WebSocket one included) and
+	// every connection, which ends the WebSocket handlers.
 	err := n.mqtt.Shutdown(ctx)
-	if n.http != nil {
-		err = errors.Join(err, n.http.Shutdown(ctx))
+	for _, s := range []*http.Server{n.wsHTTP, n.http} {
+		if s != nil {
+			err = errors.Join(err, s.Shutdown(ctx))
+		}
 	}
 	for ; n.serving > 0; n.serving-- {
 		select {
 		case serr := <-n.served:
-			if serr != nil && !errors.Is(serr, mqtt.ErrServerClosed) && !errors.Is(serr, http.ErrServerClosed) {
-				err = errors.Join(err, serr)
-			}
+			err = errors.Join(err, serr)
 		case <-ctx.Done():
 			return errors.Join(err, ctx.Err())
 		}
@@ -145,7 +225,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		n.serving--
 		sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
 		defer cancel()
-		return errors.Join(fmt.Errorf("listener failed: %w", err), n.Shutdown(sctx))
+		return errors.Join(err, n.Shutdown(sctx))
 	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
