@@ -167,11 +167,12 @@ func (c *Conn) start() {
 
 // heartbeatInterval is how often the idle timer fires: often enough to
 // send an empty frame within half the peer's idle time-out (part 2,
-// section 2.4.5) and to notice our own time-out expiring.
+// section 2.4.5), with margin for timer jitter, and to notice our own
+// time-out expiring.
 func (c *Conn) heartbeatInterval() time.Duration {
 	var d time.Duration
 	if c.peerIdle > 0 {
-		d = c.peerIdle / 2
+		d = c.peerIdle / 3
 	}
 	if c.cfg.idleTimeout > 0 && (d == 0 || c.cfg.idleTimeout/2 < d) {
 		d = c.cfg.idleTimeout / 2
@@ -483,7 +484,11 @@ func (c *Conn) NewSession(ctx context.Context, opts *SessionOptions) (*Session, 
 	case <-s.ended:
 		return nil, s.err
 	case <-ctx.Done():
-		go s.End(context.Background()) // the begin may still arrive
+		// The peer's begin may still arrive; end the session without
+		// waiting, and the peer's end will unmap it.
+		c.mu.Lock()
+		s.endLocked(nil, &SessionError{inner: ctx.Err()})
+		c.mu.Unlock()
 		return nil, ctx.Err()
 	}
 }
@@ -542,15 +547,4 @@ func randomID(prefix string) string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return prefix + hex.EncodeToString(b[:])
-}
-
-// minNonZero returns the smaller of two sizes where 0 means unlimited.
-func minNonZero(a, b uint64) uint64 {
-	if a == 0 {
-		return b
-	}
-	if b == 0 || a < b {
-		return a
-	}
-	return b
 }

@@ -340,13 +340,13 @@ func (c *Conn) serverHeader(saslDone bool) stateFunc {
 	}
 }
 
-func (c *Conn) serverMechanisms() []frame.Condition {
+func (c *Conn) serverMechanisms() []Symbol {
 	if c.cfg.authenticate == nil {
-		return []frame.Condition{frame.SASLAnonymous}
+		return []Symbol{frame.SASLAnonymous}
 	}
-	m := []frame.Condition{frame.SASLPlain, frame.SASLAnonymous}
+	m := []Symbol{frame.SASLPlain, frame.SASLAnonymous}
 	if c.tlsState != nil && len(c.tlsState.PeerCertificates) > 0 {
-		m = append([]frame.Condition{frame.SASLExternal}, m...)
+		m = append([]Symbol{frame.SASLExternal}, m...)
 	}
 	return m
 }

@@ -202,6 +202,3 @@ func (l *link) close(ctx context.Context) error {
 	}
 	return nil
 }
-
-// linkInfo is what Sender and Receiver expose about the attach.
-func (l *link) info() (name string, remote *frame.Attach) { return l.name, l.remote }

@@ -146,12 +146,12 @@ func TestTLS(t *testing.T) {
 func TestClientHeartbeats(t *testing.T) {
 	checkGoroutines(t)
 	b := newTestBroker()
-	// The listener closes silent peers after 200 ms; the client's
-	// heartbeats, sent at half that, keep the connection alive.
-	l := startListener(t, b, &ListenerOptions{IdleTimeout: 200 * time.Millisecond})
+	// The listener closes silent peers after 300 ms; the client's
+	// heartbeats, sent every 100 ms, keep the connection alive.
+	l := startListener(t, b, &ListenerOptions{IdleTimeout: 300 * time.Millisecond})
 	c := dialTest(t, l, nil)
 	s := mustSession(t, c)
-	timer := time.NewTimer(600 * time.Millisecond)
+	timer := time.NewTimer(time.Second)
 	select {
 	case <-c.Done():
 		t.Fatalf("connection closed despite heartbeats: %v", c.Err())

@@ -87,7 +87,7 @@ func isAccepted(s frame.DeliveryState) bool {
 	return ok
 }
 
-// disposition queues a settled accepted disposition for one delivery,
+// acceptSettled queues a settled accepted disposition for one delivery,
 // merging it with the previous frame when that frame is a disposition of
 // the preceding delivery id which has not been written yet (part 2,
 // section 2.7.6: dispositions cover ranges).
