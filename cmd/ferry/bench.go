@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -9,45 +12,250 @@ import (
 	"github.com/ferry-iot/ferry/internal/bench"
 )
 
+// benchOptions are the flags shared by every `ferry bench` scenario.
+type benchOptions struct {
+	addr   string
+	runs   int
+	output string
+	label  string // scenario name in kv output
+}
+
+// report prints one run: a human line (text) or its metrics (kv).
+func (o *benchOptions) report(w io.Writer, run int, human fmt.Stringer, metrics []bench.Metric) {
+	if o.output == "kv" {
+		for _, m := range metrics {
+			fmt.Fprintf(w, "run=%d %s\n", run, m)
+		}
+		return
+	}
+	fmt.Fprintf(w, "run %d: %s\n", run, human)
+}
+
+func (o *benchOptions) check() error {
+	if o.runs < 1 {
+		return fmt.Errorf("--runs must be at least 1")
+	}
+	if o.output != "text" && o.output != "kv" {
+		return fmt.Errorf("--output %q: text or kv", o.output)
+	}
+	return nil
+}
+
 func newBenchCmd() *cobra.Command {
-	f := bench.FanIn{}
-	var runs int
-	var qos uint8
+	var o benchOptions
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Generate MQTT load against a broker (Ferry or any other) and measure throughput",
+		Short: "Generate MQTT load against a broker (Ferry or any other) and measure it",
+		Long: "Generate MQTT 3.1.1 load against a broker (Ferry or any other) and measure throughput,\n" +
+			"latency, memory per idle connection and loss. A figure counts only with 0% loss.\n" +
+			"bench/run.sh runs every scenario against Ferry, Mosquitto and mochi-mqtt.",
 	}
-	fanin := &cobra.Command{
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&o.addr, "addr", "127.0.0.1:1883", "broker address")
+	pf.IntVar(&o.runs, "runs", 1, "number of runs")
+	pf.StringVar(&o.output, "output", "text", "text, or kv: one key=value line per metric and run (read by `ferry bench report`)")
+	pf.StringVar(&o.label, "label", "", "scenario name in kv output (default: derived from the scenario and its QoS)")
+	cmd.AddCommand(newBenchFanInCmd(&o), newBenchFanOutCmd(&o), newBenchLatencyCmd(&o), newBenchIdleCmd(&o), newBenchReportCmd())
+	return cmd
+}
+
+func (o *benchOptions) scenario(def string) string {
+	if o.label != "" {
+		return o.label
+	}
+	return def
+}
+
+func newBenchFanInCmd(o *benchOptions) *cobra.Command {
+	f := bench.FanIn{}
+	var qos uint8
+	cmd := &cobra.Command{
 		Use:   "fanin",
-		Short: "N publishers -> 1 wildcard subscriber; prints delivered msgs/s and loss per run",
+		Short: "N publishers -> 1 wildcard subscriber; delivered msgs/s and loss per run",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.check(); err != nil {
+				return err
+			}
 			if qos > 1 {
 				return fmt.Errorf("--qos %d: the fan-in scenario supports QoS 0 and 1", qos)
 			}
-			if f.Publishers < 1 || f.Messages < 1 || f.Payload < 0 || runs < 1 {
-				return fmt.Errorf("--publishers, --messages and --runs must be at least 1, --payload at least 0")
+			if f.Publishers < 1 || f.Messages < 1 || f.Payload < 0 {
+				return fmt.Errorf("--publishers and --messages must be at least 1, --payload at least 0")
 			}
-			f.QoS = qos
-			for i := range runs {
+			f.Addr, f.QoS = o.addr, qos
+			name := o.scenario(fmt.Sprintf("fanin-qos%d", qos))
+			for i := range o.runs {
 				res, err := f.Run(cmd.Context())
 				if err != nil {
 					return fmt.Errorf("run %d: %w", i+1, err)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "run %d: %s\n", i+1, res)
+				o.report(cmd.OutOrStdout(), i+1, res, res.Metrics(name, "msgs/s"))
 			}
 			return nil
 		},
 	}
-	fl := fanin.Flags()
-	fl.StringVar(&f.Addr, "addr", "127.0.0.1:1883", "broker address")
+	fl := cmd.Flags()
 	fl.IntVar(&f.Publishers, "publishers", 8, "publishing clients")
 	fl.IntVar(&f.Messages, "messages", 100000, "messages per publisher")
 	fl.IntVar(&f.Payload, "payload", 64, "payload size, bytes")
 	fl.Uint8Var(&qos, "qos", 0, "QoS of publishes and of the subscription (0 or 1)")
 	fl.IntVar(&f.Window, "window", 64, "unacknowledged QoS 1 publishes per publisher")
 	fl.DurationVar(&f.Idle, "idle", 3*time.Second, "silence after which undelivered messages count as lost")
-	fl.IntVar(&runs, "runs", 1, "number of runs")
-	cmd.AddCommand(fanin)
+	return cmd
+}
+
+func newBenchFanOutCmd(o *benchOptions) *cobra.Command {
+	f := bench.FanOut{}
+	var qos uint8
+	cmd := &cobra.Command{
+		Use:   "fanout",
+		Short: "1 publisher -> N subscribers of its topic; deliveries/s and loss per run",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.check(); err != nil {
+				return err
+			}
+			if qos > 1 {
+				return fmt.Errorf("--qos %d: the fan-out scenario supports QoS 0 and 1", qos)
+			}
+			if f.Subscribers < 1 || f.Messages < 1 || f.Payload < 0 {
+				return fmt.Errorf("--subscribers and --messages must be at least 1, --payload at least 0")
+			}
+			f.Addr, f.QoS = o.addr, qos
+			name := o.scenario(fmt.Sprintf("fanout-qos%d", qos))
+			for i := range o.runs {
+				res, err := f.Run(cmd.Context())
+				if err != nil {
+					return fmt.Errorf("run %d: %w", i+1, err)
+				}
+				o.report(cmd.OutOrStdout(), i+1, res, res.Metrics(name, "deliveries/s"))
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&f.Subscribers, "subscribers", 50, "subscribing clients, each receiving every message")
+	fl.IntVar(&f.Messages, "messages", 20000, "messages published")
+	fl.IntVar(&f.Payload, "payload", 64, "payload size, bytes")
+	fl.Uint8Var(&qos, "qos", 0, "QoS of publishes and of the subscriptions (0 or 1)")
+	fl.IntVar(&f.Window, "window", 64, "unacknowledged QoS 1 publishes")
+	fl.DurationVar(&f.Idle, "idle", 3*time.Second, "silence after which undelivered messages count as lost")
+	return cmd
+}
+
+func newBenchLatencyCmd(o *benchOptions) *cobra.Command {
+	l := bench.Latency{}
+	var qos uint8
+	cmd := &cobra.Command{
+		Use:   "latency",
+		Short: "1 publisher paced at a fixed rate -> 1 subscriber; p50/p99 latency and loss per run",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.check(); err != nil {
+				return err
+			}
+			if qos > 1 {
+				return fmt.Errorf("--qos %d: the latency scenario supports QoS 0 and 1", qos)
+			}
+			if l.Rate < 1 || l.Duration <= 0 || l.Warmup < 0 || l.Warmup >= l.Duration {
+				return fmt.Errorf("--rate must be at least 1, --duration positive and --warmup in [0, duration)")
+			}
+			l.Addr, l.QoS = o.addr, qos
+			name := o.scenario(fmt.Sprintf("latency-%dk-qos%d", l.Rate/1000, qos))
+			if l.Rate%1000 != 0 {
+				name = o.scenario(fmt.Sprintf("latency-%d-qos%d", l.Rate, qos))
+			}
+			for i := range o.runs {
+				res, err := l.Run(cmd.Context())
+				if err != nil {
+					return fmt.Errorf("run %d: %w", i+1, err)
+				}
+				if res.Behind > 50*time.Millisecond {
+					fmt.Fprintf(cmd.ErrOrStderr(), "run %d: the publisher fell %v behind its schedule: the generator, not the broker, set the pace\n", i+1, res.Behind.Round(time.Millisecond))
+				}
+				o.report(cmd.OutOrStdout(), i+1, res, res.Metrics(name))
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&l.Rate, "rate", 16000, "messages per second")
+	fl.DurationVar(&l.Duration, "duration", 3*time.Second, "how long to publish")
+	fl.DurationVar(&l.Warmup, "warmup", 500*time.Millisecond, "first part of the run left out of the percentiles")
+	fl.IntVar(&l.Payload, "payload", 64, "payload size, bytes (at least 16: sequence number and send time)")
+	fl.Uint8Var(&qos, "qos", 0, "QoS of publishes and of the subscription (0 or 1)")
+	fl.IntVar(&l.Window, "window", 64, "unacknowledged QoS 1 publishes")
+	fl.DurationVar(&l.Idle, "idle", 3*time.Second, "silence after which undelivered messages count as lost")
+	return cmd
+}
+
+func newBenchIdleCmd(o *benchOptions) *cobra.Command {
+	s := bench.Idle{}
+	var sources int
+	cmd := &cobra.Command{
+		Use:   "idle",
+		Short: "Open N connections with a keep alive and hold them; broker memory per connection (--pid) and loss",
+		Long: "Open N MQTT connections with a keep alive, hold them idle, then check that each still\n" +
+			"answers a PINGREQ. With --pid, the broker's VmRSS (/proc/PID/status) is read before the\n" +
+			"first connection and after the hold; the growth divided by the live connections is the\n" +
+			"memory per idle connection. Both ends need a file-descriptor limit above N (ulimit -n).",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.check(); err != nil {
+				return err
+			}
+			if s.Conns < 1 || sources < 0 || sources > 254 {
+				return fmt.Errorf("--conns must be at least 1, --sources within 0..254")
+			}
+			s.Addr = o.addr
+			s.Sources = nil
+			for i := range sources {
+				s.Sources = append(s.Sources, net.IPv4(127, 0, 0, byte(i+1)))
+			}
+			name := o.scenario(fmt.Sprintf("idle-%d", s.Conns))
+			for i := range o.runs {
+				res, err := s.Run(cmd.Context())
+				if err != nil {
+					return fmt.Errorf("run %d: %w", i+1, err)
+				}
+				o.report(cmd.OutOrStdout(), i+1, res, res.Metrics(name))
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&s.Conns, "conns", 10000, "connections to open")
+	fl.DurationVar(&s.KeepAlive, "keepalive", 60*time.Second, "keep alive of the connections (pinged at half of it)")
+	fl.DurationVar(&s.Hold, "hold", 5*time.Second, "how long to hold the connections before measuring")
+	fl.IntVar(&sources, "sources", 0, "connect from 127.0.0.1 .. 127.0.0.N in turn (each has its own ephemeral ports); 0: let the system choose")
+	fl.IntVar(&s.Parallel, "parallel", 64, "connections being opened at once")
+	fl.IntVar(&s.PID, "pid", 0, "broker process whose VmRSS to read (0: do not measure memory)")
+	return cmd
+}
+
+func newBenchReportCmd() *cobra.Command {
+	var base string
+	cmd := &cobra.Command{
+		Use:   "report [FILE]",
+		Short: "Print medians and ratios of kv lines (broker=NAME prefixed) as a Markdown table",
+		Long: "Read lines of `ferry bench --output kv`, each prefixed with broker=NAME, from FILE or\n" +
+			"standard input and print per scenario and metric the median of the lossless runs of every\n" +
+			"broker and the ratio of the --base broker to each other one.",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in := cmd.InOrStdin()
+			if len(args) == 1 {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				in = f
+			}
+			return bench.Report(cmd.OutOrStdout(), in, base)
+		},
+	}
+	cmd.Flags().StringVar(&base, "base", "ferry", "broker whose ratio to every other one is shown")
 	return cmd
 }

@@ -2,6 +2,8 @@ package bench
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -99,4 +101,114 @@ func (c *client) close() {
 	c.write(&packet.Disconnect{})
 	c.flush()
 	c.conn.Close()
+}
+
+// receive reads PUBLISH packets until total have arrived or nothing has
+// arrived for idle (the rest counts as lost), acknowledging QoS 1. Every
+// message is passed to seen, which runs on the receiving goroutine.
+func (c *client) receive(total int, idle time.Duration, seen func(*packet.Publish)) error {
+	for n := 0; n < total; {
+		c.conn.SetReadDeadline(time.Now().Add(idle))
+		p, err := c.read()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, io.EOF) {
+				return nil // the rest is lost
+			}
+			return fmt.Errorf("subscriber: %w", err)
+		}
+		pub, ok := p.(*packet.Publish)
+		if !ok {
+			continue
+		}
+		n++
+		seen(pub)
+		if pub.QoS == 1 {
+			if err := c.write(&packet.Puback{PacketID: pub.PacketID}); err != nil {
+				return err
+			}
+			if c.r.Buffered() == 0 {
+				if err := c.flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return c.flush()
+}
+
+// publisher sends PUBLISH packets: QoS 0 straight into the write buffer,
+// QoS 1 with at most window unacknowledged (a reader goroutine returns
+// credits as PUBACKs arrive).
+type publisher struct {
+	c       *client
+	qos     byte
+	window  int
+	credits chan struct{}
+	readErr chan error
+	next    uint16
+}
+
+// newPublisher prepares c to publish total messages at qos.
+func newPublisher(c *client, qos byte, window, total int) *publisher {
+	p := &publisher{c: c, qos: qos, window: window}
+	if qos == 0 {
+		return p
+	}
+	p.credits = make(chan struct{}, window)
+	for range window {
+		p.credits <- struct{}{}
+	}
+	p.readErr = make(chan error, 1)
+	go func() {
+		for acked := 0; acked < total; {
+			pk, err := c.read()
+			if err != nil {
+				p.readErr <- err
+				return
+			}
+			if _, ok := pk.(*packet.Puback); ok {
+				acked++
+				p.credits <- struct{}{}
+			}
+		}
+		p.readErr <- nil
+	}()
+	return p
+}
+
+// publish buffers pub (its PacketID is set here for QoS 1), flushing and
+// waiting first when the window is full.
+func (p *publisher) publish(ctx context.Context, pub *packet.Publish) error {
+	pub.QoS = p.qos
+	if p.qos > 0 {
+		select {
+		case <-p.credits:
+		default:
+			if err := p.c.flush(); err != nil {
+				return err
+			}
+			select {
+			case <-p.credits:
+			case err := <-p.readErr:
+				return fmt.Errorf("reading acks: %v", err)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		p.next = p.next%65535 + 1
+		pub.PacketID = p.next
+	}
+	return p.c.write(pub)
+}
+
+// finish flushes and, for QoS 1, waits for the remaining acknowledgements.
+func (p *publisher) finish() error {
+	if err := p.c.flush(); err != nil {
+		return err
+	}
+	if p.qos == 0 {
+		return nil
+	}
+	return <-p.readErr
 }

@@ -1,15 +1,13 @@
 // Package bench generates MQTT load against any broker and measures
-// delivered messages per second and loss. It backs `ferry bench`.
+// throughput, latency, memory per connection and loss. It backs
+// `ferry bench`.
 package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net"
+	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ferry-iot/ferry/mqtt/packet"
@@ -31,8 +29,10 @@ type FanIn struct {
 	Idle time.Duration
 }
 
-// Result is the outcome of one run.
+// Result is the outcome of one throughput run.
 type Result struct {
+	// Sent is the number of deliveries expected: messages published times
+	// the subscribers that should receive each.
 	Sent, Received int
 	Elapsed        time.Duration // first publish to last delivery
 }
@@ -45,28 +45,37 @@ func (r Result) Rate() float64 {
 	return float64(r.Received) / r.Elapsed.Seconds()
 }
 
-// Loss is the fraction of sent messages that were not delivered.
-func (r Result) Loss() float64 {
-	if r.Sent == 0 {
-		return 0
-	}
-	return float64(r.Sent-r.Received) / float64(r.Sent)
-}
+// Loss is the fraction of expected deliveries that did not happen.
+func (r Result) Loss() float64 { return loss(r.Sent, r.Received) }
 
 func (r Result) String() string {
 	return fmt.Sprintf("sent %d received %d in %v: %.0f msgs/s, loss %.2f%%",
 		r.Sent, r.Received, r.Elapsed.Round(time.Millisecond), r.Rate(), 100*r.Loss())
 }
 
-// Run runs the scenario once.
-func (f FanIn) Run(ctx context.Context) (Result, error) {
+func loss(expected, got int) float64 {
+	if expected <= 0 || got >= expected {
+		return 0
+	}
+	return float64(expected-got) / float64(expected)
+}
+
+func (f *FanIn) defaults() {
 	if f.Window <= 0 {
 		f.Window = 64
 	}
 	if f.Idle <= 0 {
 		f.Idle = 3 * time.Second
 	}
-	run := fmt.Sprintf("%d", time.Now().UnixNano())
+}
+
+// runID tells one run's client identifiers and topics from another's.
+func runID() string { return strconv.FormatInt(time.Now().UnixNano(), 36) }
+
+// Run runs the scenario once.
+func (f FanIn) Run(ctx context.Context) (Result, error) {
+	f.defaults()
+	run := runID()
 	sub, err := dial(f.Addr, "bench-sub-"+run, true)
 	if err != nil {
 		return Result{}, fmt.Errorf("subscriber: %w", err)
@@ -84,23 +93,26 @@ func (f FanIn) Run(ctx context.Context) (Result, error) {
 	}
 
 	total := f.Publishers * f.Messages
-	var received atomic.Int64
-	var last atomic.Int64
+	var received int
+	var last time.Time
 	subDone := make(chan error, 1)
-	go func() { subDone <- f.receive(sub, total, &received, &last) }()
+	go func() {
+		subDone <- sub.receive(total, f.Idle, func(*packet.Publish) {
+			received++
+			last = time.Now()
+		})
+	}()
 
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, f.Publishers)
 	payload := make([]byte, f.Payload)
 	for i, c := range pubs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if err := f.publish(ctx, c, fmt.Sprintf("bench/%s/%d", run, i), payload); err != nil {
 				errs <- fmt.Errorf("publisher %d: %w", i, err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errs)
@@ -110,9 +122,9 @@ func (f FanIn) Run(ctx context.Context) (Result, error) {
 	if err := <-subDone; err != nil {
 		return Result{}, err
 	}
-	res := Result{Sent: total, Received: int(received.Load())}
-	if l := last.Load(); l > 0 {
-		res.Elapsed = time.Unix(0, l).Sub(start)
+	res := Result{Sent: total, Received: received}
+	if !last.IsZero() {
+		res.Elapsed = last.Sub(start)
 	}
 	for _, c := range pubs {
 		c.close()
@@ -122,92 +134,15 @@ func (f FanIn) Run(ctx context.Context) (Result, error) {
 }
 
 func (f FanIn) publish(ctx context.Context, c *client, topic string, payload []byte) error {
-	p := &packet.Publish{Topic: topic, QoS: f.QoS, Payload: payload}
-	if f.QoS == 0 {
-		for i := 0; i < f.Messages; i++ {
-			if i%1024 == 0 && ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if err := c.write(p); err != nil {
-				return err
-			}
+	p := newPublisher(c, f.QoS, f.Window, f.Messages)
+	pub := &packet.Publish{Topic: topic, Payload: payload}
+	for i := range f.Messages {
+		if i%1024 == 0 && ctx.Err() != nil {
+			return ctx.Err()
 		}
-		return c.flush()
-	}
-	// QoS 1: keep up to Window publishes unacknowledged; a reader goroutine
-	// returns credits as PUBACKs arrive.
-	credits := make(chan struct{}, f.Window)
-	for range f.Window {
-		credits <- struct{}{}
-	}
-	readErr := make(chan error, 1)
-	go func() {
-		for acked := 0; acked < f.Messages; {
-			pk, err := c.read()
-			if err != nil {
-				readErr <- err
-				return
-			}
-			if _, ok := pk.(*packet.Puback); ok {
-				acked++
-				credits <- struct{}{}
-			}
-		}
-		readErr <- nil
-	}()
-	for i := 0; i < f.Messages; i++ {
-		select {
-		case <-credits:
-		default:
-			if err := c.flush(); err != nil {
-				return err
-			}
-			select {
-			case <-credits:
-			case err := <-readErr:
-				return fmt.Errorf("reading acks: %v", err)
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		p.PacketID = uint16(i%65535) + 1
-		if err := c.write(p); err != nil {
+		if err := p.publish(ctx, pub); err != nil {
 			return err
 		}
 	}
-	if err := c.flush(); err != nil {
-		return err
-	}
-	return <-readErr
-}
-
-func (f FanIn) receive(c *client, total int, received, last *atomic.Int64) error {
-	for received.Load() < int64(total) {
-		c.conn.SetReadDeadline(time.Now().Add(f.Idle))
-		p, err := c.read()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, io.EOF) {
-				return nil // the rest is lost
-			}
-			return fmt.Errorf("subscriber: %w", err)
-		}
-		pub, ok := p.(*packet.Publish)
-		if !ok {
-			continue
-		}
-		received.Add(1)
-		last.Store(time.Now().UnixNano())
-		if pub.QoS == 1 {
-			if err := c.write(&packet.Puback{PacketID: pub.PacketID}); err != nil {
-				return err
-			}
-			if c.r.Buffered() == 0 {
-				if err := c.flush(); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return c.flush()
+	return p.finish()
 }
