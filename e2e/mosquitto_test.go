@@ -5,6 +5,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/ferry-iot/ferry/internal/config"
 )
 
 // TestMosquittoClients drives Ferry with mosquitto_pub and mosquitto_sub in
@@ -103,5 +106,24 @@ func TestMosquittoWill(t *testing.T) {
 				t.Errorf("will watcher got %q, want only the will of the killed client", out)
 			}
 		})
+	}
+}
+
+// TestSysTopics reads the $SYS tree with mosquitto_sub.
+func TestSysTopics(t *testing.T) {
+	sub := requirePeer(t, "mosquitto_sub", "mosquitto-clients")
+	n := startFerry(t, func(c *config.Config) { c.MQTT.SysInterval = config.Duration(time.Minute) })
+	host, port := hostPort(n)
+	// Wildcards starting the filter do not match $SYS [MQTT-4.7.2-1]; the
+	// figures are retained, so -C gets them at once.
+	out := run(t, sub, "-h", host, "-p", port, "-t", "$SYS/broker/#", "-C", "14", "-v", "-W", "10")
+	for _, want := range []string{"$SYS/broker/version ferry ", "$SYS/broker/uptime ", "$SYS/broker/clients/connected ", "$SYS/broker/messages/received "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("$SYS output lacks %q:\n%s", want, out)
+		}
+	}
+	s := startProc(t, sub, "-h", host, "-p", port, "-t", "#", "-v", "-W", "1")
+	if out := s.exit(t); strings.Contains(out, "$SYS") {
+		t.Errorf("subscription to # received $SYS topics:\n%s", out)
 	}
 }

@@ -96,6 +96,7 @@ func newServeCmd() *cobra.Command {
 				_, err = cmd.OutOrStdout().Write(out)
 				return err
 			}
+			node.Version = buildVersion()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return node.Run(ctx, cfg, cfg.Logger(cmd.ErrOrStderr()))

@@ -89,6 +89,9 @@ type MQTT struct {
 	// TopicAliasMaximum (mqtt.topic_alias_maximum) is the number of inbound
 	// topic aliases an MQTT 5 client may use. Default 10.
 	TopicAliasMaximum uint16 `yaml:"topic_alias_maximum"`
+	// SysInterval (mqtt.sys_interval) is how often $SYS/broker/ topics are
+	// refreshed; 0 turns them off. Default 10s.
+	SysInterval Duration `yaml:"sys_interval"`
 	// TLS is MQTT over TLS (mqtt.tls).
 	TLS TLS `yaml:"tls"`
 	// WebSocket is MQTT over WebSocket (mqtt.websocket).
@@ -155,6 +158,7 @@ func Default() Config {
 			ConnectTimeout:        Duration(10 * time.Second),
 			TopicAliasMaximum:     10,
 			WebSocket:             WebSocket{Path: "/mqtt"},
+			SysInterval:           Duration(10 * time.Second),
 		},
 	}
 }
@@ -288,6 +292,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("mqtt.max_queued_offline_bytes: %d must not be negative", m.MaxQueuedOfflineBytes)
 	case m.ConnectTimeout <= 0:
 		return errors.New("mqtt.connect_timeout must be positive")
+	case m.SysInterval < 0:
+		return errors.New("mqtt.sys_interval must not be negative")
 	case c.ShutdownTimeout <= 0:
 		return errors.New("shutdown_timeout must be positive")
 	}

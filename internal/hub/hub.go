@@ -75,8 +75,6 @@ type Hub struct {
 
 	mu      sync.RWMutex
 	tenants map[string]*tenant
-
-	stats counters
 }
 
 // New returns a Hub configured by opts.
@@ -92,6 +90,8 @@ type tenant struct {
 	sessions map[string]*Session
 
 	retained retainedStore
+
+	stats counters
 }
 
 func (h *Hub) tenant(name string) *tenant {
@@ -128,12 +128,14 @@ type target struct {
 // m.Retain is set, stores it as the topic's retained message (an empty
 // payload clears it). It returns the number of sessions m was handed to.
 func (h *Hub) Publish(tenantName string, m *Message) int {
-	h.stats.published.Add(1)
+	t := h.tenant(tenantName)
+	t.stats.published.Add(1)
+	t.stats.bytesIn.Add(uint64(len(m.Payload)))
 	now := h.opts.Now()
 	if m.Expired(now) {
+		t.stats.drop(DropExpired)
 		return 0
 	}
-	t := h.tenant(tenantName)
 	if m.Retain {
 		t.retained.set(m)
 	}
@@ -210,53 +212,119 @@ func (h *Hub) Open(tenantName, clientID string, clean bool) (s *Session, present
 	}
 	s = &Session{ID: clientID, hub: h, t: t, subs: make(map[string]Subscription)}
 	t.sessions[clientID] = s
-	h.stats.sessions.Add(1)
+	t.stats.sessions.Add(1)
 	return s, false
 }
 
-// Stats is a snapshot of the hub's counters.
+// Stats is a snapshot of the hub's counters, of one tenant or of all.
 type Stats struct {
-	Published uint64 // messages handed to Publish
-	Delivered uint64 // deliveries accepted by a sink or an offline queue
-	Dropped   uint64 // deliveries dropped, for every reason
-	// Drops counts dropped deliveries by reason, indexed by DropReason.
-	Drops      [NumDropReasons]uint64
-	Queued     int   // deliveries waiting in session queues
-	Retained   int   // retained messages stored
-	Sessions   int64 // sessions in the hub
-	Subscripts int   // subscriptions, plain and shared
+	Published  uint64                 // messages handed to Publish
+	BytesIn    uint64                 // their payload bytes
+	Delivered  uint64                 // deliveries accepted by a connection or a session queue
+	Sent       uint64                 // deliveries handed to a connection
+	BytesSent  uint64                 // their payload bytes
+	Dropped    uint64                 // deliveries dropped, for every reason
+	Drops      [NumDropReasons]uint64 // dropped deliveries by reason
+	Queued     int                    // deliveries waiting in session queues
+	Retained   int                    // retained messages stored
+	Sessions   int64                  // sessions
+	Connected  int64                  // sessions with a connection attached
+	Connects   uint64                 // connections attached since start
+	Subscripts int                    // subscriptions, plain and shared
 }
 
 type counters struct {
-	published atomic.Uint64
-	delivered atomic.Uint64
-	drops     [NumDropReasons]atomic.Uint64
-	sessions  atomic.Int64
+	published, bytesIn  atomic.Uint64
+	delivered           atomic.Uint64
+	sent, bytesSent     atomic.Uint64
+	connects            atomic.Uint64
+	sessions, connected atomic.Int64
+	drops               [NumDropReasons]atomic.Uint64
 }
 
-// Stats returns the hub's counters.
+// Stats returns the counters of every tenant added up.
 func (h *Hub) Stats() Stats {
-	st := Stats{
-		Published: h.stats.published.Load(),
-		Delivered: h.stats.delivered.Load(),
-		Sessions:  h.stats.sessions.Load(),
-	}
+	var st Stats
 	h.mu.RLock()
-	defer h.mu.RUnlock()
-	for i := range st.Drops {
-		st.Drops[i] = h.stats.drops[i].Load()
-		st.Dropped += st.Drops[i]
-	}
+	tenants := make([]*tenant, 0, len(h.tenants))
 	for _, t := range h.tenants {
-		t.mu.RLock()
-		st.Subscripts += t.subs.Len()
-		for _, s := range t.sessions {
-			st.Queued += s.Queued()
-		}
-		t.mu.RUnlock()
-		st.Retained += t.retained.len()
+		tenants = append(tenants, t)
+	}
+	h.mu.RUnlock()
+	for _, t := range tenants {
+		st.add(t.statsSnapshot())
 	}
 	return st
+}
+
+// TenantStats returns one tenant's counters.
+func (h *Hub) TenantStats(name string) Stats {
+	h.mu.RLock()
+	t := h.tenants[name]
+	h.mu.RUnlock()
+	if t == nil {
+		return Stats{}
+	}
+	return t.statsSnapshot()
+}
+
+// AddTenant makes sure the tenant exists, so that tenant-wide work (such as
+// $SYS topics) covers it before its first client arrives.
+func (h *Hub) AddTenant(name string) { h.tenant(name) }
+
+// Tenants returns the names of the tenants the hub has seen.
+func (h *Hub) Tenants() []string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	names := make([]string, 0, len(h.tenants))
+	for name := range h.tenants {
+		names = append(names, name)
+	}
+	return names
+}
+
+func (t *tenant) statsSnapshot() Stats {
+	c := &t.stats
+	st := Stats{
+		Published: c.published.Load(),
+		BytesIn:   c.bytesIn.Load(),
+		Delivered: c.delivered.Load(),
+		Sent:      c.sent.Load(),
+		BytesSent: c.bytesSent.Load(),
+		Sessions:  c.sessions.Load(),
+		Connected: c.connected.Load(),
+		Connects:  c.connects.Load(),
+		Retained:  t.retained.len(),
+	}
+	for i := range st.Drops {
+		st.Drops[i] = c.drops[i].Load()
+		st.Dropped += st.Drops[i]
+	}
+	t.mu.RLock()
+	st.Subscripts = t.subs.Len()
+	for _, s := range t.sessions {
+		st.Queued += s.Queued()
+	}
+	t.mu.RUnlock()
+	return st
+}
+
+func (st *Stats) add(o Stats) {
+	st.Published += o.Published
+	st.BytesIn += o.BytesIn
+	st.Delivered += o.Delivered
+	st.Sent += o.Sent
+	st.BytesSent += o.BytesSent
+	st.Dropped += o.Dropped
+	for i := range st.Drops {
+		st.Drops[i] += o.Drops[i]
+	}
+	st.Queued += o.Queued
+	st.Retained += o.Retained
+	st.Sessions += o.Sessions
+	st.Connected += o.Connected
+	st.Connects += o.Connects
+	st.Subscripts += o.Subscripts
 }
 
 // DropReason says why a delivery was dropped.

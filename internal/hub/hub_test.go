@@ -99,6 +99,10 @@ func TestTenantIsolation(t *testing.T) {
 	if len(ra.got) != 1 || len(rb.got) != 0 {
 		t.Errorf("tenant A publish reached A %d, B %d times; want 1, 0", len(ra.got), len(rb.got))
 	}
+	a, b := h.TenantStats("A"), h.TenantStats("B")
+	if a.Published != 1 || a.Sent != 1 || a.BytesIn != 1 || a.Connected != 1 || b.Published != 0 || b.Sent != 0 || b.Connected != 1 {
+		t.Errorf("tenant stats A %+v, B %+v", a, b)
+	}
 	s, _ := h.Open("B", "late", true)
 	if ret := s.Subscribe(Subscription{Filter: "#"}); len(ret) != 0 {
 		t.Errorf("tenant B saw %d retained messages of tenant A", len(ret))

@@ -37,32 +37,32 @@ func (s *Session) deliver(d Delivery) {
 	defer s.mu.Unlock()
 	switch {
 	case s.closed:
-		s.hub.stats.drop(DropSessionEnded)
+		s.t.stats.drop(DropSessionEnded)
 	case s.sink != nil:
 		// A backlog keeps order: it goes first, and d joins it if it
 		// does not drain.
 		if len(s.queue) > 0 {
 			s.drainLocked()
 		}
-		if len(s.queue) == 0 && s.sink.Deliver(d) {
-			s.hub.stats.delivered.Add(1)
+		if len(s.queue) == 0 && s.send(d) {
+			s.t.stats.delivered.Add(1)
 			return
 		}
 		if d.QoS > 0 {
 			// QoS 1/2 wait in the session until the connection has room
 			// (Drain); QoS 0 is dropped.
 			if s.enqueueLocked(d) {
-				s.hub.stats.delivered.Add(1)
+				s.t.stats.delivered.Add(1)
 			}
 			return
 		}
 		s.drop(d, DropConnectionFull)
 	case d.QoS > 0 || s.hub.opts.QueueQoS0:
 		if s.enqueueLocked(d) {
-			s.hub.stats.delivered.Add(1)
+			s.t.stats.delivered.Add(1)
 		}
 	default:
-		s.hub.stats.drop(DropOfflineQoS0)
+		s.t.stats.drop(DropOfflineQoS0)
 	}
 }
 
@@ -80,7 +80,7 @@ func (s *Session) enqueueLocked(d Delivery) bool {
 }
 
 func (s *Session) drop(d Delivery, why DropReason) {
-	s.hub.stats.drop(why)
+	s.t.stats.drop(why)
 	s.hub.opts.Logger.Debug("delivery dropped", slog.String("tenant", s.t.name), slog.String("client", s.ID),
 		slog.String("topic", d.Message.Topic), slog.Int("qos", int(d.QoS)), slog.String("reason", why.String()))
 }
@@ -96,14 +96,24 @@ func (s *Session) Drain() {
 	}
 }
 
+// send hands d to the sink and counts it; s.mu must be held.
+func (s *Session) send(d Delivery) bool {
+	if !s.sink.Deliver(d) {
+		return false
+	}
+	s.t.stats.sent.Add(1)
+	s.t.stats.bytesSent.Add(uint64(len(d.Message.Payload)))
+	return true
+}
+
 func (s *Session) drainLocked() {
 	now := s.hub.opts.Now()
 	i := 0
 	for ; i < len(s.queue); i++ {
 		d := s.queue[i]
 		if d.Message.Expired(now) {
-			s.hub.stats.drop(DropExpired)
-		} else if !s.sink.Deliver(d) {
+			s.t.stats.drop(DropExpired)
+		} else if !s.send(d) {
 			break
 		}
 		s.queuedBytes -= d.Message.size()
@@ -122,6 +132,10 @@ func (s *Session) drainLocked() {
 func (s *Session) Attach(sink Sink) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.sink == nil {
+		s.t.stats.connected.Add(1)
+	}
+	s.t.stats.connects.Add(1)
 	s.sink = sink
 	s.drainLocked()
 }
@@ -141,6 +155,9 @@ func (s *Session) Detach(unacked []Delivery, keep bool) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.sink != nil {
+		s.t.stats.connected.Add(-1)
+	}
 	s.sink = nil
 	later := s.queue
 	s.queue, s.queuedBytes = nil, 0
@@ -160,11 +177,14 @@ func (s *Session) discardLocked() {
 	}
 	s.subs = nil
 	delete(s.t.sessions, s.ID)
-	s.hub.stats.sessions.Add(-1)
+	s.t.stats.sessions.Add(-1)
 	s.mu.Lock()
 	s.closed = true
+	if s.sink != nil {
+		s.t.stats.connected.Add(-1)
+	}
 	s.sink = nil
-	s.hub.stats.drops[DropSessionEnded].Add(uint64(len(s.queue)))
+	s.t.stats.drops[DropSessionEnded].Add(uint64(len(s.queue)))
 	s.queue, s.queuedBytes = nil, 0
 	s.mu.Unlock()
 }

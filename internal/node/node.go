@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,9 +19,14 @@ import (
 	"github.com/ferry-iot/ferry/internal/config"
 	"github.com/ferry-iot/ferry/internal/hub"
 	"github.com/ferry-iot/ferry/internal/metrics"
+	"github.com/ferry-iot/ferry/internal/systopics"
 	"github.com/ferry-iot/ferry/internal/transport"
 	"github.com/ferry-iot/ferry/mqtt"
 )
+
+// Version is the version the binary reports ($SYS/broker/version); cmd/ferry
+// sets it.
+var Version = "devel"
 
 // Node is one running Ferry process.
 type Node struct {
@@ -38,6 +44,10 @@ type Node struct {
 	wsNetLn net.Listener
 	httpLn  net.Listener
 	ready   atomic.Bool
+	// stopBackground ends the background tasks ($SYS); background waits
+	// for them.
+	stopBackground context.CancelFunc
+	background     sync.WaitGroup
 	// served receives the end of each serving goroutine (MQTT, HTTP).
 	served  chan error
 	serving int
@@ -72,6 +82,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 		MaxKeepAlive:      cfg.MQTT.MaxKeepAlive,
 		TopicAliasMaximum: cfg.MQTT.TopicAliasMaximum,
 	}
+	n.hub.AddTenant(config.DefaultTenant)
 	n.metrics.WatchHub(n.hub)
 
 	if err := n.listen(); err != nil {
@@ -106,6 +117,12 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 	if n.http != nil {
 		serve("http", func() error { return n.http.Serve(n.httpLn) })
 		attrs = append(attrs, slog.String("http", n.httpLn.Addr().String()))
+	}
+	bgCtx, cancel := context.WithCancel(context.Background())
+	n.stopBackground = cancel
+	if cfg.MQTT.SysInterval > 0 {
+		sys := &systopics.Publisher{Hub: n.hub, Interval: time.Duration(cfg.MQTT.SysInterval), Version: Version}
+		n.background.Go(func() { sys.Run(bgCtx) })
 	}
 	n.ready.Store(true)
 	log.Info("ferry started", append(attrs, slog.String("data_dir", cfg.DataDir),
@@ -193,6 +210,8 @@ func (n *Node) Hub() *hub.Hub { return n.hub }
 // components to finish, bounded by ctx.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.ready.Store(false)
+	n.stopBackground()
+	n.background.Wait()
 	// MQTT first: it closes its listeners (the WebSocket one included) and
 	// every connection, which ends the WebSocket handlers.
 	err := n.mqtt.Shutdown(ctx)
