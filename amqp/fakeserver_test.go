@@ -46,7 +46,7 @@ func (p *fakePeer) serverOpen() {
 	p.send(frame.TypeAMQP, 0, &frame.Open{ContainerID: "fake-server", MaxFrameSize: 1 << 16, ChannelMax: 10})
 	expect[*frame.Begin](p)
 	zero := uint16(0)
-	p.send(frame.TypeAMQP, 0, &frame.Begin{RemoteChannel: &zero, IncomingWindow: 1000, OutgoingWindow: 1000})
+	p.send(frame.TypeAMQP, 0, &frame.Begin{RemoteChannel: &zero, IncomingWindow: 1000, OutgoingWindow: 1000, HandleMax: 100})
 }
 
 func TestFakeServerRangeDisposition(t *testing.T) {
@@ -185,6 +185,60 @@ func TestFakeServerViolations(t *testing.T) {
 			t.Fatalf("session error %v", err)
 		}
 		p.nc.Close()
+		<-done
+	})
+	t.Run("late attach after cancel", func(t *testing.T) {
+		checkGoroutines(t)
+		errs := make(chan error, 2)
+		p, done := acceptFake(t, func(addr string) {
+			ctx := testCtx(t)
+			c, err := Dial(ctx, addr, nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			s, err := c.NewSession(ctx, nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+			_, err = s.NewSender(short, "slow", nil)
+			cancel()
+			errs <- err
+			_, err = s.NewSender(ctx, "slow", &SenderOptions{Name: "second"})
+			errs <- err
+			<-c.Done()
+		})
+		p.serverOpen()
+		a := expect[*frame.Attach](p)
+		if err := <-errs; !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("first attach: %v", err)
+		}
+		// The client's detach and its second attach come in either order.
+		var d *frame.Detach
+		var a2 *frame.Attach
+		for d == nil || a2 == nil {
+			switch fb := expect[frame.Body](p).(type) {
+			case *frame.Detach:
+				d = fb
+			case *frame.Attach:
+				a2 = fb
+			}
+		}
+		if a2.Name != "second" || d.Handle != a.Handle {
+			t.Fatalf("attach %q, detach of handle %d", a2.Name, d.Handle)
+		}
+		// Answer the abandoned attach late, then its detach.
+		p.send(frame.TypeAMQP, 0, &frame.Attach{Name: a.Name, Handle: 0, Role: frame.RoleReceiver, Source: a.Source, Target: a.Target})
+		p.send(frame.TypeAMQP, 0, &frame.Detach{Handle: 0, Closed: d.Closed})
+		p.send(frame.TypeAMQP, 0, &frame.Attach{Name: a2.Name, Handle: 1, Role: frame.RoleReceiver, Source: a2.Source, Target: a2.Target})
+		if err := <-errs; err != nil {
+			t.Fatalf("second attach: %v", err)
+		}
+		p.send(frame.TypeAMQP, 0, &frame.Close{})
+		expect[*frame.Close](p)
 		<-done
 	})
 	t.Run("open timeout", func(t *testing.T) {

@@ -160,7 +160,12 @@ func (l *link) failLocked(err error) {
 		return
 	default:
 	}
-	delete(l.s.pending, l.name)
+	// A link we gave up on before the peer answered stays pending, so that
+	// the peer's late attach is matched to it (and its detach then ends
+	// it) instead of looking like a new link.
+	if l.remoteAttached || !l.detachSent {
+		delete(l.s.pending, l.name)
+	}
 	l.err = err
 	close(l.detached)
 	if l.sender != nil {

@@ -110,7 +110,7 @@ func (r *Receiver) Close(ctx context.Context) error { return r.l.close(ctx) }
 
 // grantInitialLocked gives the peer its first credit once attached.
 func (r *Receiver) grantInitialLocked() {
-	if r.manual {
+	if r.manual || r.l.detachSent {
 		return
 	}
 	r.l.linkCredit = r.maxCredit

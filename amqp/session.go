@@ -359,6 +359,12 @@ func (s *Session) handleAttach(a *frame.Attach) error {
 	}
 	if l := s.pending[a.Name]; l != nil && l.role != a.Role {
 		delete(s.pending, a.Name)
+		if l.detachSent {
+			// We gave up waiting (ctx); our detach is on its way.
+			l.remote, l.remoteHandle, l.remoteAttached = a, a.Handle, true
+			s.remoteLinks[a.Handle] = l
+			return nil
+		}
 		l.handleAttach(a)
 		return nil
 	}
