@@ -1,0 +1,101 @@
+package registryapi
+
+import (
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// curl runs curl against the server and returns the HTTP status and the
+// response headers and body.
+func curl(t *testing.T, args ...string) (status string, out string) {
+	t.Helper()
+	args = append([]string{"-sS", "-i", "-u", AdminUser + ":" + testPassword}, args...)
+	b, err := exec.Command("curl", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("curl %v: %v\n%s", args, err, b)
+	}
+	out = string(b)
+	m := regexp.MustCompile(`^HTTP/[0-9.]+ (\d{3})`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("curl %v: no status line in\n%s", args, out)
+	}
+	return m[1], out
+}
+
+func header(out, name string) string {
+	m := regexp.MustCompile(`(?mi)^` + name + `: (.*?)\r?$`).FindStringSubmatch(out)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
+// TestCurl drives the API with curl, a client nobody here wrote:
+// create, get, update with If-Match, a stale update (412), delete.
+func TestCurl(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		if os.Getenv("FERRY_REQUIRE_PEERS") == "1" {
+			t.Fatal("curl not found and FERRY_REQUIRE_PEERS=1")
+		}
+		t.Skip("curl not found")
+	}
+	srv := newTestServer(t)
+	u := srv.URL
+
+	st, out := curl(t, "-X", "POST", "-H", "Content-Type: application/json", "-d", `{"ext":{"k":"v"}}`, u+"/v1/tenants/acme")
+	if st != "201" || header(out, "Location") != "/v1/tenants/acme" {
+		t.Fatalf("create tenant: %s", out)
+	}
+	st, out = curl(t, "-X", "POST", "-H", "Content-Type: application/json", "-d", `{"enabled":true}`, u+"/v1/devices/acme/dev1")
+	if st != "201" {
+		t.Fatalf("create device: %s", out)
+	}
+	st, out = curl(t, "-X", "PUT", "-H", "Content-Type: application/json",
+		"-d", `[{"type":"hashed-password","auth-id":"dev1","secrets":[{"pwd-plain":"curl-secret"}]}]`, u+"/v1/credentials/acme/dev1")
+	if st != "204" {
+		t.Fatalf("set credentials: %s", out)
+	}
+	st, out = curl(t, u+"/v1/credentials/acme/dev1")
+	if st != "200" || strings.Contains(out, "pwd-hash") || strings.Contains(out, "curl-secret") {
+		t.Fatalf("get credentials: %s", out)
+	}
+
+	st, out = curl(t, u+"/v1/devices/acme/dev1")
+	etag := header(out, "ETag")
+	if st != "200" || etag == "" {
+		t.Fatalf("get device: %s", out)
+	}
+	st, out = curl(t, "-X", "PUT", "-H", "Content-Type: application/json", "-H", "If-Match: "+etag,
+		"-d", `{"enabled":false}`, u+"/v1/devices/acme/dev1")
+	if st != "204" || header(out, "ETag") == "" || header(out, "ETag") == etag {
+		t.Fatalf("update with If-Match: %s", out)
+	}
+	st, out = curl(t, "-X", "PUT", "-H", "Content-Type: application/json", "-H", "If-Match: "+etag,
+		"-d", `{"enabled":true}`, u+"/v1/devices/acme/dev1")
+	if st != "412" || !strings.Contains(out, `"error"`) {
+		t.Fatalf("stale update: %s", out)
+	}
+	st, out = curl(t, u+"/v1/devices/acme/dev1")
+	if st != "200" || !strings.Contains(out, `"enabled":false`) {
+		t.Fatalf("after update: %s", out)
+	}
+	st, out = curl(t, "-X", "DELETE", u+"/v1/devices/acme/dev1")
+	if st != "204" {
+		t.Fatalf("delete: %s", out)
+	}
+	if st, out = curl(t, u+"/v1/devices/acme/dev1"); st != "404" {
+		t.Fatalf("get after delete: %s", out)
+	}
+	if st, out = curl(t, "-X", "POST", u+"/v1/tenants/acme"); st != "409" {
+		t.Fatalf("duplicate tenant: %s", out)
+	}
+	if st, out = curl(t, "-X", "POST", "-H", "Content-Type: application/json", "-d", `{"bogus":1}`, u+"/v1/tenants/x"); st != "400" {
+		t.Fatalf("invalid tenant: %s", out)
+	}
+	if st, out = curl(t, "-u", "admin:wrong", u+"/v1/tenants"); st != "401" {
+		t.Fatalf("wrong password: %s", out)
+	}
+}
