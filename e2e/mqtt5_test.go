@@ -290,3 +290,84 @@ func TestSlowSubscriberKeepsQoS1(t *testing.T) {
 		t.Errorf("hub dropped %d deliveries", st.Dropped)
 	}
 }
+
+// pahoSession connects a paho.golang client with a session expiry and
+// optional will; it returns the client without registering a cleanup, so
+// tests can drop it at will.
+func pahoSession(t *testing.T, addr, id string, clean bool, expiry uint32, will *paho.WillMessage, willDelay uint32) (*paho.Client, *paho.Connack, net.Conn) {
+	t.Helper()
+	received := make(chan *paho.Publish, 64)
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := paho.NewClient(paho.ClientConfig{
+		Conn: nc,
+		OnPublishReceived: []func(paho.PublishReceived) (bool, error){
+			func(r paho.PublishReceived) (bool, error) { received <- r.Packet; return true, nil },
+		},
+	})
+	cp := &paho.Connect{ClientID: id, CleanStart: clean, KeepAlive: 30,
+		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}, WillMessage: will}
+	if will != nil {
+		cp.WillProperties = &paho.WillProperties{WillDelayInterval: &willDelay}
+	}
+	ack, err := cl.Connect(ctx5(t), cp)
+	if err != nil || ack.ReasonCode != 0 {
+		t.Fatalf("connect %s: %v %v", id, err, ack)
+	}
+	return cl, ack, nc
+}
+
+func TestMQTT5SessionExpiryAndWillDelay(t *testing.T) {
+	n := startFerry(t)
+	addr := n.MQTTAddr().String()
+	watcher, wills := pahoGo(t, addr, "will-watcher")
+	subscribe(t, watcher, 0, paho.SubscribeOptions{Topic: "wills/#", QoS: 1})
+
+	// A session with expiry 1 s survives its connection, then ends.
+	c, _, _ := pahoSession(t, addr, "expiring", true, 1, nil, 0)
+	subscribe(t, c, 0, paho.SubscribeOptions{Topic: "exp/x", QoS: 1})
+	c.Disconnect(&paho.Disconnect{})
+	<-c.Done()
+	c, ack, _ := pahoSession(t, addr, "expiring", false, 1, nil, 0)
+	if !ack.SessionPresent {
+		t.Fatal("session not present on a resume within its expiry")
+	}
+	c.Disconnect(&paho.Disconnect{})
+	<-c.Done()
+	waitFor(t, "session expiry", func() bool { return n.Hub().Stats().Subscripts == 1 }) // the watcher's only
+	c, ack, _ = pahoSession(t, addr, "expiring", false, 1, nil, 0)
+	if ack.SessionPresent {
+		t.Error("session present after its expiry")
+	}
+	c.Disconnect(&paho.Disconnect{})
+	<-c.Done()
+
+	// Will delay: a client that dies and comes back within the delay sends
+	// no will; one that stays away does, after the delay.
+	will := &paho.WillMessage{Topic: "wills/a", QoS: 1, Payload: []byte("a died")}
+	c, _, nc := pahoSession(t, addr, "delayed", true, 300, will, 3600)
+	nc.Close() // abnormal end
+	<-c.Done()
+	waitFor(t, "session detached", func() bool { return n.Hub().Stats().Connected == 1 })
+	c, ack, _ = pahoSession(t, addr, "delayed", false, 300, nil, 0)
+	if !ack.SessionPresent {
+		t.Error("delayed-will session not resumed")
+	}
+	c.Disconnect(&paho.Disconnect{})
+	<-c.Done()
+
+	will = &paho.WillMessage{Topic: "wills/b", QoS: 1, Payload: []byte("b died")}
+	start := time.Now()
+	c, _, nc = pahoSession(t, addr, "delayed-b", true, 300, will, 1)
+	nc.Close()
+	<-c.Done()
+	p := receive(t, wills)
+	if p.Topic != "wills/b" {
+		t.Fatalf("got will %s %q, want only wills/b", p.Topic, p.Payload)
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("will arrived after %v, before its 1 s delay", d)
+	}
+}

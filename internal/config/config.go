@@ -89,6 +89,10 @@ type MQTT struct {
 	// TopicAliasMaximum (mqtt.topic_alias_maximum) is the number of inbound
 	// topic aliases an MQTT 5 client may use. Default 10.
 	TopicAliasMaximum uint16 `yaml:"topic_alias_maximum"`
+	// SessionExpiry311 (mqtt.session_expiry_311) is how long a 3.1.1 session
+	// with clean session 0 outlives its connection; 0 means forever, as in
+	// MQTT 3.1.1. MQTT 5 clients choose their own. Default 0.
+	SessionExpiry311 Duration `yaml:"session_expiry_311"`
 	// SysInterval (mqtt.sys_interval) is how often $SYS/broker/ topics are
 	// refreshed; 0 turns them off. Default 10s.
 	SysInterval Duration `yaml:"sys_interval"`
@@ -292,6 +296,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("mqtt.max_queued_offline_bytes: %d must not be negative", m.MaxQueuedOfflineBytes)
 	case m.ConnectTimeout <= 0:
 		return errors.New("mqtt.connect_timeout must be positive")
+	case m.SessionExpiry311 < 0:
+		return errors.New("mqtt.session_expiry_311 must not be negative")
 	case m.SysInterval < 0:
 		return errors.New("mqtt.sys_interval must not be negative")
 	case c.ShutdownTimeout <= 0:

@@ -203,16 +203,21 @@ func (h *Hub) Publish(tenantName string, m *Message) int {
 func (h *Hub) Open(tenantName, clientID string, clean bool) (s *Session, present bool) {
 	t := h.tenant(tenantName)
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	var will *Message
 	if old := t.sessions[clientID]; old != nil {
 		if !clean {
+			t.mu.Unlock()
 			return old, true
 		}
-		old.discardLocked()
+		will = old.discardLocked() // the old session ends: its will goes now
 	}
 	s = &Session{ID: clientID, hub: h, t: t, subs: make(map[string]Subscription)}
 	t.sessions[clientID] = s
 	t.stats.sessions.Add(1)
+	t.mu.Unlock()
+	if will != nil {
+		h.Publish(tenantName, will)
+	}
 	return s, false
 }
 

@@ -128,7 +128,7 @@ func TestSharedSubscriptionBalances(t *testing.T) {
 func TestSharedSubscriptionPrefersOnlineMember(t *testing.T) {
 	h := New(Options{})
 	off, _ := online(t, h, "t", "off", Subscription{Filter: "$share/g/x", QoS: 1})
-	off.Detach(nil, true)
+	off.Detach(Departure{Expiry: Forever})
 	_, r := online(t, h, "t", "on", Subscription{Filter: "$share/g/x", QoS: 1})
 	for range 4 {
 		h.Publish("t", &Message{Topic: "x", QoS: 1})
@@ -184,7 +184,7 @@ func TestOfflineQueueAndResume(t *testing.T) {
 	h := New(Options{MaxQueuedMessages: 3})
 	s, r := online(t, h, "t", "c", Subscription{Filter: "q", QoS: 1})
 	h.Publish("t", &Message{Topic: "q", QoS: 1, Payload: []byte("inflight")})
-	s.Detach([]Delivery{r.got[0]}, true)
+	s.Detach(Departure{Unacked: []Delivery{r.got[0]}, Expiry: Forever})
 
 	h.Publish("t", &Message{Topic: "q", QoS: 0, Payload: []byte("qos0")}) // not queued offline
 	h.Publish("t", &Message{Topic: "q", QoS: 1, Payload: []byte("a")})
@@ -216,7 +216,7 @@ func TestOfflineQueueAndResume(t *testing.T) {
 func TestCleanSessionDiscards(t *testing.T) {
 	h := New(Options{})
 	s, _ := online(t, h, "t", "c", Subscription{Filter: "x", QoS: 1})
-	s.Detach(nil, false)
+	s.Detach(Departure{})
 	if n := h.Publish("t", &Message{Topic: "x", QoS: 1}); n != 0 {
 		t.Errorf("publish after the session ended reached %d sessions", n)
 	}
@@ -254,7 +254,7 @@ func TestConcurrentPublishSubscribe(t *testing.T) {
 				h.Publish("t", &Message{Topic: "c/x"})
 				s.Unsubscribe("c/#")
 			}
-			s.Detach(nil, false)
+			s.Detach(Departure{})
 		}()
 	}
 	wg.Wait()
@@ -289,5 +289,77 @@ func TestBacklogWhileOnline(t *testing.T) {
 	}
 	if st := h.Stats(); st.Dropped != 2 {
 		t.Errorf("dropped %d, want 2 (message 4 over the bound, the QoS 0)", st.Dropped)
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestSessionExpiry(t *testing.T) {
+	h := New(Options{})
+	s, _ := online(t, h, "t", "c", Subscription{Filter: "x", QoS: 1})
+	s.Detach(Departure{Expiry: 30 * time.Millisecond})
+	if _, present := h.Open("t", "c", false); !present {
+		t.Fatal("session gone before its expiry")
+	}
+	s.Attach(&recorder{}) // resumed: the expiry is cancelled
+	s.Detach(Departure{Expiry: 30 * time.Millisecond})
+	waitUntil(t, "session expiry", func() bool { return h.Stats().Sessions == 0 })
+	if st := h.Stats(); st.Subscripts != 0 {
+		t.Errorf("expired session left %d subscriptions", st.Subscripts)
+	}
+}
+
+func TestWillDelay(t *testing.T) {
+	tests := []struct {
+		name      string
+		dep       Departure
+		resume    bool // reconnect before the delay
+		cleanOpen bool // a clean start ends the old session at once
+		want      bool
+	}{
+		{name: "no delay", dep: Departure{Expiry: Forever}, want: true},
+		{name: "delay elapses", dep: Departure{Expiry: Forever, WillDelay: 20 * time.Millisecond}, want: true},
+		{name: "resumed in time", dep: Departure{Expiry: Forever, WillDelay: time.Hour}, resume: true, want: false},
+		{name: "session ends first", dep: Departure{Expiry: 20 * time.Millisecond, WillDelay: time.Hour}, want: true},
+		{name: "clean start ends session", dep: Departure{Expiry: Forever, WillDelay: time.Hour}, cleanOpen: true, want: true},
+		{name: "session ends at disconnect", dep: Departure{WillDelay: time.Hour}, want: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := New(Options{})
+			_, watcher := online(t, h, "t", "watcher", Subscription{Filter: "will"})
+			s, _ := online(t, h, "t", "dying")
+			dep := tt.dep
+			dep.Will = &Message{Topic: "will", Payload: []byte("gone")}
+			s.Detach(dep)
+			switch {
+			case tt.resume:
+				again, _ := h.Open("t", "dying", false)
+				again.Attach(&recorder{})
+			case tt.cleanOpen:
+				h.Open("t", "dying", true)
+			}
+			if tt.want {
+				waitUntil(t, "will", func() bool { return len(watcher.topics()) == 1 })
+				return
+			}
+			// The delay is an hour: had the resume not cancelled the will, it
+			// would still be pending, so check that it is gone.
+			if s.will != nil || s.willTimer != nil {
+				t.Error("resume left the will pending")
+			}
+			if got := watcher.topics(); len(got) != 0 {
+				t.Errorf("will published after the session resumed: %v", got)
+			}
+		})
 	}
 }

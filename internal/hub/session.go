@@ -2,7 +2,9 @@ package hub
 
 import (
 	"log/slog"
+	"math"
 	"sync"
+	"time"
 
 	"github.com/ferry-iot/ferry/mqtt/topic"
 )
@@ -24,6 +26,12 @@ type Session struct {
 	queue       []Delivery
 	queuedBytes int
 	closed      bool
+	// gen counts attachments and detachments, so that a timer of an
+	// earlier detachment does nothing.
+	gen         uint64
+	will        *Message
+	willTimer   *time.Timer
+	expiryTimer *time.Timer
 }
 
 func (s *Session) online() bool {
@@ -136,42 +144,135 @@ func (s *Session) Attach(sink Sink) {
 		s.t.stats.connected.Add(1)
 	}
 	s.t.stats.connects.Add(1)
+	// Resumed in time: the pending will is not sent and the session does
+	// not expire.
+	s.gen++
+	s.stopTimersLocked()
+	s.will = nil
 	s.sink = sink
 	s.drainLocked()
 }
 
-// Detach disconnects the session from its sink. When keep is set the session
-// stays, and unacked (deliveries the connection had not completed, in order)
-// go to the front of its queue, marked as duplicates; otherwise the session
-// and its subscriptions are removed.
-func (s *Session) Detach(unacked []Delivery, keep bool) {
-	if !keep {
+// Forever is a session expiry that never ends.
+const Forever time.Duration = math.MaxInt64
+
+// Departure says how a connection left its session.
+type Departure struct {
+	// Unacked are the deliveries the connection had not completed, in
+	// order; they go to the front of the queue, marked as duplicates.
+	Unacked []Delivery
+	// Expiry is how long the session outlives the connection: 0 ends it
+	// now, Forever keeps it until it is discarded.
+	Expiry time.Duration
+	// Will, if set, is published after WillDelay or when the session ends,
+	// whichever comes first, unless a connection attaches before
+	// [MQTT-3.1.3-9].
+	Will      *Message
+	WillDelay time.Duration
+}
+
+// Detach disconnects the session from its sink and keeps it for
+// d.Expiry, or removes it (with its subscriptions) when that is 0.
+func (s *Session) Detach(d Departure) {
+	if d.Expiry <= 0 {
 		s.t.mu.Lock()
-		defer s.t.mu.Unlock()
+		var will *Message
 		if s.t.sessions[s.ID] == s {
-			s.discardLocked()
+			will = s.discardLocked()
 		}
+		s.t.mu.Unlock()
+		s.publishWill(firstWill(d.Will, will))
 		return
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.sink != nil {
 		s.t.stats.connected.Add(-1)
 	}
 	s.sink = nil
+	s.gen++
+	gen := s.gen
 	later := s.queue
 	s.queue, s.queuedBytes = nil, 0
-	for _, d := range unacked {
-		d.Dup = true
-		s.enqueueLocked(d)
+	for _, u := range d.Unacked {
+		u.Dup = true
+		s.enqueueLocked(u)
 	}
-	for _, d := range later {
-		s.enqueueLocked(d)
+	for _, q := range later {
+		s.enqueueLocked(q)
+	}
+	var now *Message
+	if d.Will != nil {
+		if d.WillDelay <= 0 {
+			now = d.Will
+		} else {
+			s.will = d.Will
+			s.willTimer = time.AfterFunc(min(d.WillDelay, d.Expiry), func() { s.fireWill(gen) })
+		}
+	}
+	if d.Expiry != Forever {
+		s.expiryTimer = time.AfterFunc(d.Expiry, func() { s.expire(gen) })
+	}
+	s.mu.Unlock()
+	s.publishWill(now)
+}
+
+func firstWill(a, b *Message) *Message {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// fireWill publishes the pending will of detachment gen, if the session
+// was not resumed since.
+func (s *Session) fireWill(gen uint64) {
+	s.mu.Lock()
+	if s.gen != gen || s.will == nil {
+		s.mu.Unlock()
+		return
+	}
+	will := s.will
+	s.will = nil
+	s.mu.Unlock()
+	s.publishWill(will)
+}
+
+// expire ends the session of detachment gen, if it was not resumed since.
+func (s *Session) expire(gen uint64) {
+	s.t.mu.Lock()
+	s.mu.Lock()
+	current := s.gen == gen && s.sink == nil && !s.closed
+	s.mu.Unlock()
+	var will *Message
+	if current && s.t.sessions[s.ID] == s {
+		will = s.discardLocked()
+	}
+	s.t.mu.Unlock()
+	s.publishWill(will)
+}
+
+func (s *Session) publishWill(will *Message) {
+	if will != nil {
+		s.hub.Publish(s.t.name, will)
 	}
 }
 
-// discardLocked removes the session and its subscriptions. t.mu must be held.
-func (s *Session) discardLocked() {
+// stopTimersLocked cancels the pending will and expiry; s.mu must be held.
+func (s *Session) stopTimersLocked() {
+	if s.willTimer != nil {
+		s.willTimer.Stop()
+		s.willTimer = nil
+	}
+	if s.expiryTimer != nil {
+		s.expiryTimer.Stop()
+		s.expiryTimer = nil
+	}
+}
+
+// discardLocked removes the session and its subscriptions and returns the
+// will still pending, which the caller publishes once it released t.mu.
+// t.mu must be held.
+func (s *Session) discardLocked() *Message {
 	for filter := range s.subs {
 		s.t.subs.Remove(filter, s)
 	}
@@ -186,7 +287,12 @@ func (s *Session) discardLocked() {
 	s.sink = nil
 	s.t.stats.drops[DropSessionEnded].Add(uint64(len(s.queue)))
 	s.queue, s.queuedBytes = nil, 0
+	s.gen++
+	s.stopTimersLocked()
+	will := s.will
+	s.will = nil
 	s.mu.Unlock()
+	return will
 }
 
 // Subscribe adds or replaces the subscription to sub.Filter and returns the

@@ -72,6 +72,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 	n.mqtt = &mqtt.Server{
 		Handler: mqttadapter.New(n.hub, mqttadapter.Options{
 			Tenant: config.DefaultTenant, Logger: log, Metrics: n.metrics,
+			SessionExpiry311: time.Duration(cfg.MQTT.SessionExpiry311),
 		}),
 		Logger:            log,
 		MaxPacketSize:     cfg.MQTT.MaxPacketSize,

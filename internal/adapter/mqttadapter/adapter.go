@@ -34,10 +34,18 @@ type Options struct {
 	Now func() time.Time
 	// Metrics counts connections and messages. If nil, nothing is counted.
 	Metrics *metrics.Metrics
+	// SessionExpiry311 is how long a 3.1.1 session with clean session 0
+	// outlives its connection. If zero, forever.
+	SessionExpiry311 time.Duration
+	// ResponseInformation is the prefix of the response topic offered to
+	// MQTT 5 clients that request response information; the client id is
+	// appended. If empty, "response/".
+	ResponseInformation string
 }
 
 // Adapter is Ferry's MQTT broker logic on top of the hub.
 type Adapter struct {
+	opts    Options
 	hub     *hub.Hub
 	tenant  string
 	log     *slog.Logger
@@ -53,7 +61,10 @@ var (
 
 // New returns an Adapter routing through h.
 func New(h *hub.Hub, opts Options) *Adapter {
-	a := &Adapter{hub: h, tenant: opts.Tenant, log: opts.Logger, now: opts.Now, metrics: opts.Metrics}
+	if opts.ResponseInformation == "" {
+		opts.ResponseInformation = "response/"
+	}
+	a := &Adapter{opts: opts, hub: h, tenant: opts.Tenant, log: opts.Logger, now: opts.Now, metrics: opts.Metrics}
 	if a.metrics != nil {
 		a.flow = a.metrics.Flow("mqtt", "publish")
 	}
@@ -71,10 +82,10 @@ func New(h *hub.Hub, opts Options) *Adapter {
 
 // connState is the adapter's state of one connection, kept in Conn.Value.
 type connState struct {
-	tenant     string
-	session    *hub.Session
-	will       *hub.Message
-	persistent bool
+	tenant    string
+	session   *hub.Session
+	will      *hub.Message
+	willDelay time.Duration
 }
 
 func state(c *mqtt.Conn) *connState {
@@ -85,12 +96,6 @@ func state(c *mqtt.Conn) *connState {
 // Connect accepts every client into the adapter's tenant.
 func (a *Adapter) Connect(c *mqtt.Conn, p *packet.Connect) mqtt.ConnectResult {
 	st := &connState{tenant: a.tenant}
-	if p.Version == packet.V5 {
-		// A v5 session ends with the connection unless it asks for expiry.
-		st.persistent = p.Properties.SessionExpiryInterval != nil && *p.Properties.SessionExpiryInterval > 0
-	} else {
-		st.persistent = !p.CleanStart
-	}
 	if p.WillFlag {
 		if reserved(p.WillTopic) {
 			return a.refuse(packet.TopicNameInvalid)
@@ -99,9 +104,16 @@ func (a *Adapter) Connect(c *mqtt.Conn, p *packet.Connect) mqtt.ConnectResult {
 			return a.refuse(packet.PayloadFormatInvalid)
 		}
 		st.will = a.message(p.WillTopic, p.WillPayload, p.WillQoS, p.WillRetain, &p.WillProperties, c.ClientID())
+		if d := p.WillProperties.WillDelayInterval; d != nil {
+			st.willDelay = time.Duration(*d) * time.Second
+		}
 	}
 	c.SetValue(st)
-	return mqtt.ConnectResult{Code: packet.Success, SessionKey: st.tenant + "\x00" + c.ClientID()}
+	res := mqtt.ConnectResult{Code: packet.Success, SessionKey: st.tenant + "\x00" + c.ClientID()}
+	if ri := p.Properties.RequestResponseInfo; ri != nil && *ri == 1 {
+		res.Properties.ResponseInfo = a.opts.ResponseInformation + c.ClientID()
+	}
+	return res
 }
 
 func (a *Adapter) refuse(code packet.ReasonCode) mqtt.ConnectResult {
@@ -201,20 +213,41 @@ func (a *Adapter) Disconnected(c *mqtt.Conn, err error) {
 	if st == nil || st.session == nil {
 		return
 	}
-	var unacked []hub.Delivery
-	if st.persistent {
+	dep := hub.Departure{Expiry: a.sessionExpiry(c)}
+	if dep.Expiry > 0 {
 		for _, p := range c.Unacked() {
 			m := a.message(p.Topic, p.Payload, p.QoS, p.Retain, &p.Properties, "")
-			unacked = append(unacked, hub.Delivery{Message: m, QoS: p.QoS, Retain: p.Retain, SubscriptionIDs: p.Properties.SubscriptionIdentifier})
+			dep.Unacked = append(dep.Unacked, hub.Delivery{Message: m, QoS: p.QoS, Retain: p.Retain, SubscriptionIDs: p.Properties.SubscriptionIdentifier})
 		}
 	}
-	st.session.Detach(unacked, st.persistent)
+	if err != nil && st.will != nil {
+		// Not after a normal DISCONNECT [MQTT-3.1.2-8], [MQTT-3.14.4-3].
+		dep.Will, dep.WillDelay = st.will, st.willDelay
+	}
+	st.session.Detach(dep)
 	if a.metrics != nil {
 		a.metrics.Disconnected(st.tenant, "mqtt")
 	}
-	if err != nil && st.will != nil {
-		a.hub.Publish(st.tenant, st.will) // [MQTT-3.1.2-8]
+}
+
+// sessionExpiry is how long the session outlives the connection: the v5
+// Session Expiry Interval (as the DISCONNECT may have changed it), or for
+// 3.1.1 the configured default when clean session is 0.
+func (a *Adapter) sessionExpiry(c *mqtt.Conn) time.Duration {
+	if c.Version() == packet.V5 {
+		secs := c.SessionExpiry()
+		if secs == 0xFFFFFFFF { // [MQTT-3.1.2.11.2]: never expires
+			return hub.Forever
+		}
+		return time.Duration(secs) * time.Second
 	}
+	if c.Connect().CleanStart {
+		return 0
+	}
+	if a.opts.SessionExpiry311 <= 0 {
+		return hub.Forever
+	}
+	return a.opts.SessionExpiry311
 }
 
 // message converts MQTT publish fields into a hub message, copying what
