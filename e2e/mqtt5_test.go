@@ -371,3 +371,41 @@ func TestMQTT5SessionExpiryAndWillDelay(t *testing.T) {
 		t.Errorf("will arrived after %v, before its 1 s delay", d)
 	}
 }
+
+// TestMQTT5QuotaExceeded: when a subscriber's queue is full, a QoS 1
+// publish that cannot reach it is answered with PUBACK 0x97, so the
+// publisher knows a copy was lost.
+func TestMQTT5QuotaExceeded(t *testing.T) {
+	n := startFerry(t, func(c *config.Config) { c.MQTT.MaxQueuedOffline = 1 })
+	addr := n.MQTTAddr().String()
+	sub, _, _ := pahoSession(t, addr, "offline-sub", true, 300, nil, 0)
+	subscribe(t, sub, 0, paho.SubscribeOptions{Topic: "quota", QoS: 1})
+	sub.Disconnect(&paho.Disconnect{})
+	<-sub.Done()
+	pub, _ := pahoGo(t, addr, "quota-pub")
+	if r := publish(t, pub, &paho.Publish{Topic: "quota", QoS: 1, Payload: []byte("fits")}); r.ReasonCode != 0 {
+		t.Errorf("first publish: reason %#x, want 0", r.ReasonCode)
+	}
+	r, _ := pub.Publish(ctx5(t), &paho.Publish{Topic: "quota", QoS: 1, Payload: []byte("overflows")})
+	if r == nil || r.ReasonCode != 0x97 {
+		t.Errorf("publish beyond the subscriber's queue: %+v, want reason 0x97", r)
+	}
+}
+
+func TestMQTT5ResponseInformation(t *testing.T) {
+	n := startFerry(t)
+	nc, err := net.DialTimeout("tcp", n.MQTTAddr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := paho.NewClient(paho.ClientConfig{Conn: nc})
+	ack, err := cl.Connect(ctx5(t), &paho.Connect{ClientID: "asker", CleanStart: true, KeepAlive: 30,
+		Properties: &paho.ConnectProperties{RequestResponseInfo: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Disconnect(&paho.Disconnect{})
+	if ack.Properties == nil || ack.Properties.ResponseInfo != "response/asker" {
+		t.Errorf("CONNACK response information = %+v, want response/asker", ack.Properties)
+	}
+}

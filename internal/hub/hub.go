@@ -124,17 +124,27 @@ type target struct {
 	ids    []uint32
 }
 
+// Result tells a publisher what became of its message.
+type Result struct {
+	// Matched is the number of sessions the message was handed to.
+	Matched int
+	// Lost is the number of QoS 1/2 deliveries dropped because a queue
+	// was full: a publisher that needs every copy should be told (MQTT 5:
+	// PUBACK 0x97).
+	Lost int
+}
+
 // Publish routes m to every matching session of the tenant and, when
 // m.Retain is set, stores it as the topic's retained message (an empty
-// payload clears it). It returns the number of sessions m was handed to.
-func (h *Hub) Publish(tenantName string, m *Message) int {
+// payload clears it).
+func (h *Hub) Publish(tenantName string, m *Message) Result {
 	t := h.tenant(tenantName)
 	t.stats.published.Add(1)
 	t.stats.bytesIn.Add(uint64(len(m.Payload)))
 	now := h.opts.Now()
 	if m.Expired(now) {
 		t.stats.drop(DropExpired)
-		return 0
+		return Result{}
 	}
 	if m.Retain {
 		t.retained.set(m)
@@ -183,6 +193,7 @@ func (h *Hub) Publish(tenantName string, m *Message) int {
 	})
 	t.mu.RUnlock()
 
+	var res Result
 	for i := range targets {
 		tg := &targets[i]
 		d := Delivery{
@@ -191,9 +202,12 @@ func (h *Hub) Publish(tenantName string, m *Message) int {
 			Retain:          m.Retain && tg.retain,
 			SubscriptionIDs: tg.ids,
 		}
-		tg.s.deliver(d)
+		if !tg.s.deliver(d) {
+			res.Lost++
+		}
 	}
-	return len(targets)
+	res.Matched = len(targets)
+	return res
 }
 
 // Open returns the session of clientID in the tenant, creating it when there

@@ -217,7 +217,7 @@ func TestCleanSessionDiscards(t *testing.T) {
 	h := New(Options{})
 	s, _ := online(t, h, "t", "c", Subscription{Filter: "x", QoS: 1})
 	s.Detach(Departure{})
-	if n := h.Publish("t", &Message{Topic: "x", QoS: 1}); n != 0 {
+	if n := h.Publish("t", &Message{Topic: "x", QoS: 1}).Matched; n != 0 {
 		t.Errorf("publish after the session ended reached %d sessions", n)
 	}
 	if _, present := h.Open("t", "c", false); present {
@@ -270,7 +270,10 @@ func TestBacklogWhileOnline(t *testing.T) {
 	s.Attach(r)
 	s.Subscribe(Subscription{Filter: "x", QoS: 1})
 	for _, p := range []string{"1", "2", "3", "4"} {
-		h.Publish("t", &Message{Topic: "x", QoS: 1, Payload: []byte(p)})
+		res := h.Publish("t", &Message{Topic: "x", QoS: 1, Payload: []byte(p)})
+		if want := p == "4"; (res.Lost == 1) != want {
+			t.Errorf("publish %s: result %+v, lost should be %v", p, res, want)
+		}
 	}
 	h.Publish("t", &Message{Topic: "x", QoS: 0, Payload: []byte("q0")}) // dropped: no room
 	if s.Queued() != 2 {

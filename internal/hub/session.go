@@ -40,7 +40,9 @@ func (s *Session) online() bool {
 	return s.sink != nil
 }
 
-func (s *Session) deliver(d Delivery) {
+// deliver hands d to the connection or the queue. It returns false when a
+// QoS 1/2 delivery was dropped: the publisher should hear of it.
+func (s *Session) deliver(d Delivery) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -54,24 +56,27 @@ func (s *Session) deliver(d Delivery) {
 		}
 		if len(s.queue) == 0 && s.send(d) {
 			s.t.stats.delivered.Add(1)
-			return
+			return true
 		}
 		if d.QoS > 0 {
 			// QoS 1/2 wait in the session until the connection has room
 			// (Drain); QoS 0 is dropped.
-			if s.enqueueLocked(d) {
-				s.t.stats.delivered.Add(1)
+			if !s.enqueueLocked(d) {
+				return false
 			}
-			return
+			s.t.stats.delivered.Add(1)
+			return true
 		}
 		s.drop(d, DropConnectionFull)
 	case d.QoS > 0 || s.hub.opts.QueueQoS0:
-		if s.enqueueLocked(d) {
-			s.t.stats.delivered.Add(1)
+		if !s.enqueueLocked(d) {
+			return d.QoS == 0
 		}
+		s.t.stats.delivered.Add(1)
 	default:
 		s.t.stats.drop(DropOfflineQoS0)
 	}
+	return true
 }
 
 // enqueueLocked queues d for a later connection and reports whether it fit

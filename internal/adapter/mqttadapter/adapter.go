@@ -147,7 +147,10 @@ func (a *Adapter) Publish(c *mqtt.Conn, p *packet.Publish) packet.ReasonCode {
 	}
 	a.flow.In(p.QoS, len(p.Payload))
 	m := a.message(p.Topic, p.Payload, p.QoS, p.Retain, &p.Properties, c.ClientID())
-	a.hub.Publish(st.tenant, m)
+	if res := a.hub.Publish(st.tenant, m); res.Lost > 0 {
+		// Some subscriber's queue was full: not every copy was taken.
+		return packet.QuotaExceeded
+	}
 	return packet.Success
 }
 
