@@ -127,3 +127,25 @@ func TestSysTopics(t *testing.T) {
 		t.Errorf("subscription to # received $SYS topics:\n%s", out)
 	}
 }
+
+// TestMosquittoTopicAliases: mosquitto_sub announces a Topic Alias Maximum
+// that libmosquitto 2.0 cannot resolve (an aliased PUBLISH with an empty
+// topic closes its connection), which is why Ferry sends no outbound
+// aliases unless mqtt.outbound_topic_aliases is set. With the default, it
+// must see every topic.
+func TestMosquittoTopicAliases(t *testing.T) {
+	sub := requirePeer(t, "mosquitto_sub", "mosquitto-clients")
+	pub := requirePeer(t, "mosquitto_pub", "mosquitto-clients")
+	n := startFerry(t)
+	host, port := hostPort(n)
+	s := startProc(t, sub, "-h", host, "-p", port, "-V", "mqttv5", "-D", "connect", "topic-alias-maximum", "2",
+		"-t", "al/#", "-C", "5", "-v")
+	waitSubscriptions(t, n.Hub(), 1)
+	for i, topic := range []string{"al/a", "al/b", "al/a", "al/c", "al/b"} {
+		run(t, pub, "-h", host, "-p", port, "-t", topic, "-m", fmt.Sprint(i), "-q", "1")
+	}
+	want := "al/a 0\nal/b 1\nal/a 2\nal/c 3\nal/b 4"
+	if out := strings.TrimSpace(s.wait(t)); out != want {
+		t.Errorf("mosquitto_sub with topic aliases printed:\n%s\nwant:\n%s", out, want)
+	}
+}

@@ -103,6 +103,10 @@ type Conn struct {
 	version    packet.Version
 	window     int // outbound inflight limit
 	maxOut     int // the client's Maximum Packet Size; 0: none
+	// Outbound topic aliases (v5), guarded by mu: the client's Topic Alias
+	// Maximum and the aliases given so far, first come first served.
+	aliasOutMax uint16
+	aliasOut    map[string]uint16
 	keepAlive  time.Duration
 	done       chan struct{}
 	opened     bool // Handler.Open was called

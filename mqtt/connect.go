@@ -63,6 +63,9 @@ func (c *Conn) handshake() error {
 		if mps := p.Properties.MaximumPacketSize; mps != nil {
 			c.maxOut = int(*mps)
 		}
+		if tam := p.Properties.TopicAliasMaximum; tam != nil && s.OutboundTopicAliases {
+			c.aliasOutMax = *tam
+		}
 		if se := p.Properties.SessionExpiryInterval; se != nil {
 			c.mu.Lock()
 			c.sessionExpiry = *se

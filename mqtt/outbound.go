@@ -54,7 +54,11 @@ func (c *Conn) writePublishLocked(p *packet.Publish) {
 		p.PacketID = id
 	}
 	start := len(c.out)
-	b, err := p.Append(c.outBuf(), c.version)
+	wire := p
+	if c.aliasOutMax > 0 && p.Properties.TopicAlias == nil {
+		wire = c.aliasLocked(p)
+	}
+	b, err := wire.Append(c.outBuf(), c.version)
 	if err != nil || (c.maxOut > 0 && len(b)-start > c.maxOut) {
 		c.out = c.out[:start] // b may be nil on error
 		c.dropped++
@@ -72,6 +76,30 @@ func (c *Conn) writePublishLocked(p *packet.Publish) {
 		c.seq++
 	}
 	c.kickLocked()
+}
+
+// aliasLocked returns the packet to put on the wire for p with a topic
+// alias: the alias alone for a topic that has one, topic and a new alias
+// while aliases are left, p itself otherwise. p is not modified: it is what
+// Unacked reports.
+func (c *Conn) aliasLocked(p *packet.Publish) *packet.Publish {
+	alias, known := c.aliasOut[p.Topic]
+	if !known {
+		if len(c.aliasOut) >= int(c.aliasOutMax) {
+			return p
+		}
+		if c.aliasOut == nil {
+			c.aliasOut = make(map[string]uint16)
+		}
+		alias = uint16(len(c.aliasOut) + 1)
+		c.aliasOut[p.Topic] = alias
+	}
+	w := *p
+	w.Properties.TopicAlias = &alias
+	if known {
+		w.Topic = "" // [MQTT-3.3.2-12]
+	}
+	return &w
 }
 
 // allocIDLocked returns a packet identifier not in the inflight window:

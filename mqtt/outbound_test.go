@@ -346,3 +346,56 @@ func TestConcurrentSend(t *testing.T) {
 		recv(t, h.delivered, "Delivered")
 	}
 }
+
+func TestOutboundTopicAliases(t *testing.T) {
+	tests := []struct {
+		name      string
+		clientMax *uint16
+		enabled   bool
+		// want lists, per message sent, the topic on the wire and the alias
+		// (0: none).
+		topics []string
+		want   []struct {
+			topic string
+			alias uint16
+		}
+	}{
+		{name: "client takes two", clientMax: u16(2), enabled: true, topics: []string{"a", "b", "a", "c", "b", "c"},
+			want: []struct {
+				topic string
+				alias uint16
+			}{{"a", 1}, {"b", 2}, {"", 1}, {"c", 0}, {"", 2}, {"c", 0}}},
+		{name: "client takes none", enabled: true, topics: []string{"a", "a"},
+			want: []struct {
+				topic string
+				alias uint16
+			}{{"a", 0}, {"a", 0}}},
+		{name: "off by default", clientMax: u16(5), topics: []string{"a", "a"},
+			want: []struct {
+				topic string
+				alias uint16
+			}{{"a", 0}, {"a", 0}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newTestHandler()
+			cl, conn, _ := connected(t, h, packet.V5, func(s *mqtt.Server) { s.OutboundTopicAliases = tt.enabled },
+				func(p *packet.Connect) { p.Properties.TopicAliasMaximum = tt.clientMax })
+			for _, topic := range tt.topics {
+				if err := conn.Send(&packet.Publish{Topic: topic, Payload: []byte("x")}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i, w := range tt.want {
+				p := expect[*packet.Publish](cl)
+				var alias uint16
+				if p.Properties.TopicAlias != nil {
+					alias = *p.Properties.TopicAlias
+				}
+				if p.Topic != w.topic || alias != w.alias {
+					t.Errorf("message %d: topic %q alias %d, want %q alias %d", i, p.Topic, alias, w.topic, w.alias)
+				}
+			}
+		})
+	}
+}

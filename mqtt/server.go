@@ -72,6 +72,14 @@ type Server struct {
 	// PUBLISH, announced in CONNACK. If zero, 10.
 	TopicAliasMaximum uint16
 
+	// OutboundTopicAliases turns on topic aliases in PUBLISH packets sent
+	// to v5 clients that accept them (Topic Alias Maximum in CONNECT): the
+	// first topics sent on a connection get aliases, up to the client's
+	// maximum, and later messages on them carry the alias and an empty
+	// topic. Off by default: some clients announce a maximum without
+	// resolving aliases (libmosquitto 2.0 closes the connection).
+	OutboundTopicAliases bool
+
 	mu        sync.Mutex
 	shutdown  bool
 	listeners map[net.Listener]struct{}

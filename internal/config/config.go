@@ -89,6 +89,10 @@ type MQTT struct {
 	// TopicAliasMaximum (mqtt.topic_alias_maximum) is the number of inbound
 	// topic aliases an MQTT 5 client may use. Default 10.
 	TopicAliasMaximum uint16 `yaml:"topic_alias_maximum"`
+	// OutboundTopicAliases (mqtt.outbound_topic_aliases) sends topic aliases
+	// to MQTT 5 clients that accept them. Default false (some clients
+	// announce aliases they cannot resolve).
+	OutboundTopicAliases bool `yaml:"outbound_topic_aliases"`
 	// SessionExpiry311 (mqtt.session_expiry_311) is how long a 3.1.1 session
 	// with clean session 0 outlives its connection; 0 means forever, as in
 	// MQTT 3.1.1. MQTT 5 clients choose their own. Default 0.

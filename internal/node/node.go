@@ -74,14 +74,15 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 			Tenant: config.DefaultTenant, Logger: log, Metrics: n.metrics,
 			SessionExpiry311: time.Duration(cfg.MQTT.SessionExpiry311),
 		}),
-		Logger:            log,
-		MaxPacketSize:     cfg.MQTT.MaxPacketSize,
-		ReceiveMaximum:    cfg.MQTT.ReceiveMaximum,
-		MaxInflight:       cfg.MQTT.MaxInflight,
-		MaxQueued:         cfg.MQTT.MaxQueued,
-		ConnectTimeout:    time.Duration(cfg.MQTT.ConnectTimeout),
-		MaxKeepAlive:      cfg.MQTT.MaxKeepAlive,
-		TopicAliasMaximum: cfg.MQTT.TopicAliasMaximum,
+		Logger:               log,
+		MaxPacketSize:        cfg.MQTT.MaxPacketSize,
+		ReceiveMaximum:       cfg.MQTT.ReceiveMaximum,
+		MaxInflight:          cfg.MQTT.MaxInflight,
+		MaxQueued:            cfg.MQTT.MaxQueued,
+		ConnectTimeout:       time.Duration(cfg.MQTT.ConnectTimeout),
+		MaxKeepAlive:         cfg.MQTT.MaxKeepAlive,
+		TopicAliasMaximum:    cfg.MQTT.TopicAliasMaximum,
+		OutboundTopicAliases: cfg.MQTT.OutboundTopicAliases,
 	}
 	n.hub.AddTenant(config.DefaultTenant)
 	n.metrics.WatchHub(n.hub)
