@@ -96,24 +96,24 @@ const (
 // Conn is one client connection. Its methods are safe for concurrent use.
 type Conn struct {
 	// Set before the handshake's handler calls, immutable afterwards.
-	srv        *Server
-	nc         net.Conn
-	connect    *packet.Connect
-	clientID   string
-	version    packet.Version
-	window     int // outbound inflight limit
-	maxOut     int // the client's Maximum Packet Size; 0: none
+	srv      *Server
+	nc       net.Conn
+	connect  *packet.Connect
+	clientID string
+	version  packet.Version
+	window   int // outbound inflight limit
+	maxOut   int // the client's Maximum Packet Size; 0: none
 	// Outbound topic aliases (v5), guarded by mu: the client's Topic Alias
 	// Maximum and the aliases given so far, first come first served.
 	aliasOutMax uint16
 	aliasOut    map[string]uint16
-	keepAlive  time.Duration
-	done       chan struct{}
-	opened     bool // Handler.Open was called
-	key        string
-	registered bool // key is in srv.sessions (guarded by srv.mu until then)
-	delivered  DeliveredHandler
-	auth       AuthHandler
+	keepAlive   time.Duration
+	done        chan struct{}
+	opened      bool // Handler.Open was called
+	key         string
+	registered  bool // key is in srv.sessions (guarded by srv.mu until then)
+	delivered   DeliveredHandler
+	auth        AuthHandler
 
 	// Owned by the reader goroutine (checked in race builds by readerG).
 	readerG  goroutineLock
