@@ -25,7 +25,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newVersionCmd(), newBenchCmd())
+	root.AddCommand(append([]*cobra.Command{newServeCmd(), newVersionCmd(), newBenchCmd()}, newRegistryCmds()...)...)
 	return root
 }
 
