@@ -67,6 +67,21 @@ type ConnectResult struct {
 	SessionKey string
 }
 
+// AsyncPublishHandler is implemented by a Handler whose work on an inbound
+// QoS 1 or 2 PUBLISH finishes later, typically after a durable write that is
+// committed together with other connections' writes. The library then goes
+// on reading the client's packets while the acknowledgement is pending, up
+// to the Receive Maximum, and sends PUBACK/PUBREC in the order the PUBLISH
+// packets arrived [MQTT-4.6.0-2], whatever order done is called in.
+//
+// QoS 0 messages still go to Handler.Publish.
+type AsyncPublishHandler interface {
+	// PublishAsync handles p, which is valid only during the call. done must
+	// be called exactly once, from any goroutine, with the code for the
+	// PUBACK or PUBREC (v5; 3.1.1 acknowledges regardless).
+	PublishAsync(c *Conn, p *packet.Publish, done func(packet.ReasonCode))
+}
+
 // DeliveredHandler is implemented by a Handler that wants to know when an
 // outbound QoS 1 or 2 message was acknowledged (PUBACK, PUBCOMP, or a v5
 // PUBREC with an error code). It is called on the reader goroutine.
@@ -113,13 +128,22 @@ type Conn struct {
 	key         string
 	registered  bool // key is in srv.sessions (guarded by srv.mu until then)
 	delivered   DeliveredHandler
+	async       AsyncPublishHandler
 	auth        AuthHandler
 
 	// Owned by the reader goroutine (checked in race builds by readerG).
-	readerG  goroutineLock
-	rd       reader
-	aliases  map[uint16]string   // inbound topic aliases
-	awaitRel map[uint16]struct{} // inbound QoS 2 ids that got PUBREC, awaiting PUBREL
+	readerG goroutineLock
+	rd      reader
+	aliases map[uint16]string // inbound topic aliases
+	// awaitRel holds the inbound QoS 2 ids handed to the handler and not yet
+	// released by PUBREL. Guarded by mu: an asynchronous completion removes
+	// the id of a refused message.
+	awaitRel map[uint16]struct{}
+	// pendingAcks are the PUBACK/PUBREC of asynchronously handled messages,
+	// in arrival order; the done prefix is written as it completes. pendingQoS1
+	// counts the QoS 1 ones (QoS 2 ones are in awaitRel already). Guarded by mu.
+	pendingAcks []*pendingAck
+	pendingQoS1 int
 
 	// The writer goroutine (at most one, started by kickLocked) is tracked
 	// by wg; the reader waits for it before reporting Disconnected.
@@ -159,6 +183,7 @@ func newConn(s *Server, nc net.Conn) *Conn {
 	c := &Conn{srv: s, nc: nc, done: make(chan struct{})}
 	c.rd.nc = nc
 	c.delivered, _ = s.Handler.(DeliveredHandler)
+	c.async, _ = s.Handler.(AsyncPublishHandler)
 	c.auth, _ = s.Handler.(AuthHandler)
 	return c
 }

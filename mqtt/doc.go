@@ -28,8 +28,7 @@
 //     reader goroutine per connection (Conn.serve). The Server owns them:
 //     Shutdown waits until every one has ended.
 //   - The reader goroutine owns the protocol state: the read buffer, the
-//     topic aliases, the inbound QoS 2 ids awaiting PUBREL, and the
-//     fields set during the handshake. Every Handler method is called on
+//     topic aliases and the fields set during the handshake. Every Handler method is called on
 //     it, so a connection's events are serial. It exits when the socket
 //     fails or is closed, after waiting for the writer. In race builds
 //     (owner_race.go) the reader-only entry points check that they run on
@@ -48,8 +47,10 @@
 // Server.mu guards the listener set, the connection set and the session
 // map. Conn.mu guards the connection state (handshake, open, closing,
 // closed), the outbound queue of encoded bytes, the writer flag, the
-// inflight window and the pending messages: everything that Send (any
-// goroutine), the acknowledgements (reader) and the writer share. Lock
+// inflight window and the pending messages, the inbound QoS 2 ids awaiting
+// PUBREL and the acknowledgements of asynchronously handled PUBLISHes:
+// everything that Send (any goroutine), the acknowledgements (reader),
+// AsyncPublishHandler completions (any goroutine) and the writer share. Lock
 // order: Server.mu before Conn.mu; no lock is held while a Handler method
 // runs or while the socket is read or written.
 //

@@ -3,6 +3,7 @@ package mqtt
 import (
 	"errors"
 	"net"
+	"slices"
 
 	"github.com/ferry-iot/ferry/mqtt/packet"
 )
@@ -109,12 +110,14 @@ func (c *Conn) handle(h packet.Header, body []byte) error {
 			return c.failDecode(err)
 		}
 		code := packet.Success
+		c.mu.Lock()
 		if _, ok := c.awaitRel[p.PacketID]; ok {
 			delete(c.awaitRel, p.PacketID)
 		} else if c.version == packet.V5 {
 			code = packet.PacketIdentifierNotFound
 		}
-		c.enqueueAck(hdrPubcomp, p.PacketID, code)
+		c.appendAckLocked(hdrPubcomp, p.PacketID, code)
+		c.mu.Unlock()
 	case packet.TypePubcomp:
 		var p packet.Pubcomp
 		if err := p.Decode(h.Flags, body, c.version); err != nil {
@@ -245,35 +248,97 @@ func (c *Conn) handlePublish(h packet.Header, body []byte) error {
 		return c.fail(packet.ProtocolError, protocolError(packet.ProtocolError, "empty topic without alias"))
 	}
 
-	switch p.QoS {
-	case 0:
+	if p.QoS == 0 {
 		c.srv.Handler.Publish(c, p)
-	case 1:
-		if len(c.awaitRel)+1 > c.srv.receiveMaximum() {
-			return c.fail(packet.ReceiveMaximumExceeded, protocolError(packet.ReceiveMaximumExceeded, "receive maximum exceeded"))
-		}
-		code := c.srv.Handler.Publish(c, p)
-		c.enqueueAck(hdrPuback, p.PacketID, c.ackCode(code))
-	case 2:
+		return nil
+	}
+	c.mu.Lock()
+	if p.QoS == 2 {
 		if _, dup := c.awaitRel[p.PacketID]; dup {
-			// Method A (section 4.3.3): the message was already handed over.
-			c.enqueueAck(hdrPubrec, p.PacketID, packet.Success)
+			// Method A (section 4.3.3): the message was already handed
+			// over. Answer unless its PUBREC is still pending: that one
+			// will.
+			if !c.ackPendingLocked(p.PacketID) {
+				c.appendAckLocked(hdrPubrec, p.PacketID, packet.Success)
+			}
+			c.mu.Unlock()
 			return nil
 		}
-		if len(c.awaitRel)+1 > c.srv.receiveMaximum() {
-			// [MQTT-3.3.4-9]
-			return c.fail(packet.ReceiveMaximumExceeded, protocolError(packet.ReceiveMaximumExceeded, "receive maximum exceeded"))
-		}
-		code := c.ackCode(c.srv.Handler.Publish(c, p))
-		if !code.IsError() {
-			if c.awaitRel == nil {
-				c.awaitRel = make(map[uint16]struct{})
-			}
-			c.awaitRel[p.PacketID] = struct{}{}
-		}
-		c.enqueueAck(hdrPubrec, p.PacketID, code)
 	}
+	if len(c.awaitRel)+c.pendingQoS1+1 > c.srv.receiveMaximum() {
+		c.mu.Unlock()
+		// [MQTT-3.3.4-9]
+		return c.fail(packet.ReceiveMaximumExceeded, protocolError(packet.ReceiveMaximumExceeded, "receive maximum exceeded"))
+	}
+	first := hdrPuback
+	if p.QoS == 2 {
+		first = hdrPubrec
+		if c.awaitRel == nil {
+			c.awaitRel = make(map[uint16]struct{})
+		}
+		c.awaitRel[p.PacketID] = struct{}{}
+	}
+	if c.async == nil {
+		c.mu.Unlock()
+		c.completeAck(&pendingAck{first: first, id: p.PacketID}, c.srv.Handler.Publish(c, p))
+		return nil
+	}
+	a := &pendingAck{first: first, id: p.PacketID}
+	c.pendingAcks = append(c.pendingAcks, a)
+	if p.QoS == 1 {
+		c.pendingQoS1++
+	}
+	c.mu.Unlock()
+	c.async.PublishAsync(c, p, func(code packet.ReasonCode) { c.completeAck(a, code) })
 	return nil
+}
+
+// pendingAck is the acknowledgement of an inbound QoS 1/2 message.
+type pendingAck struct {
+	first byte // hdrPuback or hdrPubrec
+	id    uint16
+	code  packet.ReasonCode
+	done  bool
+}
+
+// ackPendingLocked reports whether the PUBREC of id is still pending.
+func (c *Conn) ackPendingLocked(id uint16) bool {
+	for _, a := range c.pendingAcks {
+		if a.id == id && a.first == hdrPubrec && !a.done {
+			return true
+		}
+	}
+	return false
+}
+
+// completeAck records the handler's code for a and writes every
+// acknowledgement that is now due, in arrival order. A synchronous ack (not
+// in pendingAcks) goes out at once: nothing can be pending before it.
+func (c *Conn) completeAck(a *pendingAck, code packet.ReasonCode) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a.code = c.ackCode(code)
+	a.done = true
+	if a.first == hdrPubrec && a.code.IsError() {
+		delete(c.awaitRel, a.id) // refused: a retry is a new message
+	}
+	if len(c.pendingAcks) == 0 || c.pendingAcks[0] != a && !slices.Contains(c.pendingAcks, a) {
+		c.appendAckLocked(a.first, a.id, a.code)
+		return
+	}
+	n := 0
+	for ; n < len(c.pendingAcks) && c.pendingAcks[n].done; n++ {
+		p := c.pendingAcks[n]
+		c.appendAckLocked(p.first, p.id, p.code)
+		if p.first == hdrPuback {
+			c.pendingQoS1--
+		}
+		c.pendingAcks[n] = nil
+	}
+	c.pendingAcks = c.pendingAcks[n:]
+	if len(c.pendingAcks) == 0 {
+		c.pendingAcks = nil
+	}
 }
 
 // ackCode is the code for PUBACK/PUBREC: 3.1.1 has none; a code PUBACK

@@ -1,0 +1,90 @@
+package mqtt_test
+
+import (
+	"testing"
+
+	"github.com/ferry-iot/ferry/mqtt"
+	"github.com/ferry-iot/ferry/mqtt/packet"
+)
+
+// asyncHandler completes inbound QoS 1/2 messages only when the test says.
+type asyncHandler struct {
+	*testHandler
+	pending chan asyncPublish
+}
+
+type asyncPublish struct {
+	id   uint16
+	done func(packet.ReasonCode)
+}
+
+func (h *asyncHandler) PublishAsync(c *mqtt.Conn, p *packet.Publish, done func(packet.ReasonCode)) {
+	h.pending <- asyncPublish{id: p.PacketID, done: done}
+}
+
+func TestAsyncPublishAcksInArrivalOrder(t *testing.T) {
+	for _, v := range versions() {
+		t.Run(vname(v), func(t *testing.T) {
+			h := &asyncHandler{testHandler: newTestHandler(), pending: make(chan asyncPublish, 16)}
+			cl, _, _ := connected(t, h.testHandler, v, func(s *mqtt.Server) { s.Handler = h })
+			cl.send(
+				&packet.Publish{Topic: "a", QoS: 1, PacketID: 1},
+				&packet.Publish{Topic: "a", QoS: 2, PacketID: 2},
+				&packet.Publish{Topic: "a", QoS: 1, PacketID: 3},
+			)
+			var got []asyncPublish
+			for range 3 {
+				got = append(got, recv(t, h.pending, "PublishAsync"))
+			}
+			// Complete in reverse order: nothing may be written before the
+			// first completes, then all three in arrival order.
+			got[2].done(packet.Success)
+			got[1].done(packet.Success)
+			cl.ping() // a PINGRESP arrives first: proves no ack was written
+			got[0].done(packet.Success)
+			if a := expect[*packet.Puback](cl); a.PacketID != 1 {
+				t.Fatalf("first ack for %d, want 1", a.PacketID)
+			}
+			if a := expect[*packet.Pubrec](cl); a.PacketID != 2 {
+				t.Fatalf("second ack for %d, want 2", a.PacketID)
+			}
+			if a := expect[*packet.Puback](cl); a.PacketID != 3 {
+				t.Fatalf("third ack for %d, want 3", a.PacketID)
+			}
+			// A duplicate of the QoS 2 message is answered, not handed over.
+			cl.send(&packet.Publish{Topic: "a", QoS: 2, PacketID: 2, Dup: true})
+			if a := expect[*packet.Pubrec](cl); a.PacketID != 2 {
+				t.Fatalf("duplicate answered for %d", a.PacketID)
+			}
+			noRecv(t, h.pending, "PublishAsync for a duplicate")
+		})
+	}
+}
+
+func TestAsyncPublishReceiveMaximum(t *testing.T) {
+	h := &asyncHandler{testHandler: newTestHandler(), pending: make(chan asyncPublish, 16)}
+	cl, _, _ := connected(t, h.testHandler, packet.V5, func(s *mqtt.Server) {
+		s.Handler = h
+		s.ReceiveMaximum = 2
+	})
+	cl.send(&packet.Publish{Topic: "a", QoS: 1, PacketID: 1}, &packet.Publish{Topic: "a", QoS: 1, PacketID: 2})
+	recv(t, h.pending, "first")
+	recv(t, h.pending, "second")
+	// Two pending acknowledgements fill the window: a third is a violation.
+	cl.send(&packet.Publish{Topic: "a", QoS: 1, PacketID: 3})
+	cl.expectDisconnect(packet.ReceiveMaximumExceeded)
+}
+
+func TestAsyncPublishRefusedQoS2(t *testing.T) {
+	h := &asyncHandler{testHandler: newTestHandler(), pending: make(chan asyncPublish, 16)}
+	cl, _, _ := connected(t, h.testHandler, packet.V5, func(s *mqtt.Server) { s.Handler = h })
+	cl.send(&packet.Publish{Topic: "a", QoS: 2, PacketID: 9})
+	recv(t, h.pending, "PublishAsync").done(packet.QuotaExceeded)
+	if a := expect[*packet.Pubrec](cl); a.ReasonCode != packet.QuotaExceeded {
+		t.Fatalf("PUBREC code %v, want QuotaExceeded", a.ReasonCode)
+	}
+	// The refused id is free again: a resend is a new message.
+	cl.send(&packet.Publish{Topic: "a", QoS: 2, PacketID: 9})
+	recv(t, h.pending, "PublishAsync of the resend").done(packet.Success)
+	expect[*packet.Pubrec](cl)
+}
