@@ -7,9 +7,11 @@ import (
 )
 
 // Send queues an outbound PUBLISH. It is safe from any goroutine and never
-// blocks. p and its slices must not be modified afterwards: the library
-// keeps them until written (QoS 0) or acknowledged (QoS 1 and 2; it works
-// on a copy of the struct, so p itself is never modified).
+// blocks. Send takes ownership of p: the library sets its PacketID (QoS 1
+// and 2), keeps it until written (QoS 0) or acknowledged, and hands the same
+// pointer to DeliveredHandler.Delivered and Unacked, so callers can tell
+// their messages apart by pointer. Neither p nor its slices may be modified
+// by the caller afterwards.
 //
 // For QoS 1 and 2 the library allocates the packet identifier when the
 // message enters the inflight window, in order, and handles the
@@ -36,11 +38,10 @@ func (c *Conn) Send(p *packet.Publish) error {
 		}
 		return nil
 	}
-	cp := *p
 	if c.state == stateOpen && len(c.pending) == 0 && len(c.inflight) < c.window {
-		c.writePublishLocked(&cp)
+		c.writePublishLocked(p)
 	} else {
-		c.pending = append(c.pending, &cp)
+		c.pending = append(c.pending, p)
 	}
 	return nil
 }
