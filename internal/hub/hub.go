@@ -30,11 +30,14 @@
 package hub
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/ferry-iot/ferry/internal/store"
 	"github.com/ferry-iot/ferry/mqtt/topic"
 )
 
@@ -51,6 +54,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock, for tests. If nil, time.Now.
 	Now func() time.Time
+	// Store keeps durable sessions, retained messages and wills; nil keeps
+	// everything in memory (see durable.go).
+	Store store.Store
 }
 
 func (o Options) withDefaults() Options {
@@ -132,12 +138,39 @@ type Result struct {
 	// was full: a publisher that needs every copy should be told (MQTT 5:
 	// PUBACK 0x97).
 	Lost int
+	// Err is a store failure: the message may not survive a crash.
+	Err error
 }
 
 // Publish routes m to every matching session of the tenant and, when
 // m.Retain is set, stores it as the topic's retained message (an empty
-// payload clears it).
+// payload clears it). With a store, it returns once every durable copy is
+// committed.
 func (h *Hub) Publish(tenantName string, m *Message) Result {
+	if h.opts.Store == nil {
+		return h.publish(tenantName, m, nil)
+	}
+	ch := make(chan Result, 1)
+	h.PublishAsync(tenantName, m, func(r Result) { ch <- r })
+	return <-ch
+}
+
+// PublishAsync is Publish for callers that must not wait: done is called
+// (possibly before PublishAsync returns, possibly from another goroutine)
+// once every durable copy of m is committed.
+func (h *Hub) PublishAsync(tenantName string, m *Message, done func(Result)) {
+	if h.opts.Store == nil {
+		done(h.publish(tenantName, m, nil))
+		return
+	}
+	w := &waiter{done: done}
+	w.remaining.Store(1)
+	w.res = h.publish(tenantName, m, w)
+	w.finish(w.res.Err, false)
+}
+
+// publish routes m; durable deliveries register with w (nil: none).
+func (h *Hub) publish(tenantName string, m *Message, w *waiter) Result {
 	t := h.tenant(tenantName)
 	t.stats.published.Add(1)
 	t.stats.bytesIn.Add(uint64(len(m.Payload)))
@@ -146,8 +179,20 @@ func (h *Hub) Publish(tenantName string, m *Message) Result {
 		t.stats.drop(DropExpired)
 		return Result{}
 	}
+	var res Result
 	if m.Retain {
 		t.retained.set(m)
+		if st := h.opts.Store; st != nil {
+			var err error
+			if len(m.Payload) == 0 {
+				err = st.ClearRetained(context.Background(), tenantName, m.Topic)
+			} else {
+				err = st.SetRetained(context.Background(), tenantName, toStored(m, nil))
+			}
+			if err != nil {
+				res.Err = fmt.Errorf("storing retained message: %w", err)
+			}
+		}
 	}
 
 	var targets []target
@@ -193,7 +238,6 @@ func (h *Hub) Publish(tenantName string, m *Message) Result {
 	})
 	t.mu.RUnlock()
 
-	var res Result
 	for i := range targets {
 		tg := &targets[i]
 		d := Delivery{
@@ -201,6 +245,11 @@ func (h *Hub) Publish(tenantName string, m *Message) Result {
 			QoS:             min(m.QoS, tg.qos),
 			Retain:          m.Retain && tg.retain,
 			SubscriptionIDs: tg.ids,
+		}
+		if w != nil && d.QoS > 0 && tg.s.isDurable() {
+			w.add()
+			tg.s.deliverDurable(d, w.finish)
+			continue
 		}
 		if !tg.s.deliver(d) {
 			res.Lost++

@@ -66,6 +66,9 @@ type Delivery struct {
 	Dup bool
 	// SubscriptionIDs lists the identifiers of every matching subscription.
 	SubscriptionIDs []uint32
+	// Seq numbers a delivery kept in a durable session's store queue; 0
+	// for others. Front ends report it back with Session.Acked.
+	Seq uint64
 }
 
 // Sink receives a session's deliveries while a connection is attached.

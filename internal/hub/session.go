@@ -1,11 +1,14 @@
 package hub
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"math"
 	"sync"
 	"time"
 
+	"github.com/ferry-iot/ferry/internal/store"
 	"github.com/ferry-iot/ferry/mqtt/topic"
 )
 
@@ -32,6 +35,18 @@ type Session struct {
 	will        *Message
 	willTimer   *time.Timer
 	expiryTimer *time.Timer
+
+	// Durability (durable.go); guarded by mu unless noted.
+	durable    bool          // kept in the store
+	expiry     time.Duration // of a recovered session
+	willStored bool          // the store holds a will of this session
+	loaded     bool          // the store's queue was read in (recovered sessions)
+	appends    []pendingAppend
+	appending  bool     // the append goroutine runs
+	unacked    []uint64 // queue sequence numbers handed on, not acknowledged, ascending
+	acked      map[uint64]struct{}
+	trimTo     uint64 // acknowledged prefix of the store's queue
+	trimmed    uint64 // owned by the append goroutine
 }
 
 func (s *Session) online() bool {
@@ -45,9 +60,16 @@ func (s *Session) online() bool {
 func (s *Session) deliver(d Delivery) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch {
-	case s.closed:
+	if s.closed {
 		s.t.stats.drop(DropSessionEnded)
+		return true
+	}
+	return s.handOnLocked(d)
+}
+
+// handOnLocked gives d to the connection, or queues it; s.mu must be held.
+func (s *Session) handOnLocked(d Delivery) bool {
+	switch {
 	case s.sink != nil:
 		// A backlog keeps order: it goes first, and d joins it if it
 		// does not drain.
@@ -154,8 +176,18 @@ func (s *Session) Attach(sink Sink) {
 	s.gen++
 	s.stopTimersLocked()
 	s.will = nil
+	if s.willStored {
+		s.willStored = false
+		s.deleteStoredWill()
+	}
 	s.sink = sink
 	s.drainLocked()
+}
+
+func (s *Session) deleteStoredWill() {
+	if err := s.hub.opts.Store.DeleteWill(context.Background(), s.t.name, s.ID); err != nil {
+		s.hub.opts.Logger.Warn("deleting stored will", slog.String("client", s.ID), slog.Any("err", err))
+	}
 }
 
 // Forever is a session expiry that never ends.
@@ -217,6 +249,26 @@ func (s *Session) Detach(d Departure) {
 	if d.Expiry != Forever {
 		s.expiryTimer = time.AfterFunc(d.Expiry, func() { s.expire(gen) })
 	}
+	storedWill := s.willStored
+	if storedWill && s.will != nil {
+		// Keep it in the store with its deadline, for a restart.
+		w := store.Will{Message: *toStored(s.will, nil), Delay: d.WillDelay, Deadline: s.hub.opts.Now().Add(min(d.WillDelay, d.Expiry))}
+		if err := s.hub.opts.Store.PutWill(context.Background(), s.t.name, s.ID, w); err != nil {
+			s.hub.opts.Logger.Warn("storing will deadline", slog.String("client", s.ID), slog.Any("err", err))
+		}
+	} else if storedWill {
+		s.willStored = false
+		s.deleteStoredWill()
+	}
+	if s.durable {
+		rec := store.Session{ClientID: s.ID, ExpiryInterval: d.Expiry, Updated: s.hub.opts.Now(), Disconnected: s.hub.opts.Now()}
+		if d.Expiry == Forever {
+			rec.ExpiryInterval = store.NeverExpire
+		}
+		if err := s.hub.opts.Store.PutSession(context.Background(), s.t.name, rec); err != nil {
+			s.hub.opts.Logger.Warn("storing session", slog.String("client", s.ID), slog.Any("err", err))
+		}
+	}
 	s.mu.Unlock()
 	s.publishWill(now)
 }
@@ -238,8 +290,13 @@ func (s *Session) fireWill(gen uint64) {
 	}
 	will := s.will
 	s.will = nil
+	stored := s.willStored
+	s.willStored = false
 	s.mu.Unlock()
 	s.publishWill(will)
+	if stored {
+		s.deleteStoredWill()
+	}
 }
 
 // expire ends the session of detachment gen, if it was not resumed since.
@@ -296,6 +353,14 @@ func (s *Session) discardLocked() *Message {
 	s.stopTimersLocked()
 	will := s.will
 	s.will = nil
+	if s.hub.opts.Store != nil && (s.durable || s.willStored) {
+		// Under t.mu, so that a new session of the same id cannot be
+		// stored before this one is deleted.
+		if err := s.hub.opts.Store.DeleteSession(context.Background(), s.t.name, s.ID); err != nil {
+			s.hub.opts.Logger.Warn("deleting session", slog.String("client", s.ID), slog.Any("err", err))
+		}
+		s.durable, s.willStored = false, false
+	}
 	s.mu.Unlock()
 	return will
 }
@@ -313,6 +378,11 @@ func (s *Session) Subscribe(sub Subscription) (retained []Delivery) {
 	s.subs[sub.Filter] = sub
 	s.t.subs.Add(sub.Filter, s, sub)
 	s.t.mu.Unlock()
+	if s.isDurable() {
+		if err := s.hub.opts.Store.PutSubscription(context.Background(), s.t.name, s.ID, toStoredSub(sub)); err != nil {
+			s.hub.opts.Logger.Error("storing subscription", slog.String("client", s.ID), slog.Any("err", err))
+		}
+	}
 
 	if _, _, shared, _ := topic.ParseShared(sub.Filter); shared {
 		return nil
@@ -341,6 +411,11 @@ func (s *Session) Unsubscribe(filter string) bool {
 	}
 	delete(s.subs, filter)
 	s.t.subs.Remove(filter, s)
+	if s.isDurable() {
+		if err := s.hub.opts.Store.DeleteSubscription(context.Background(), s.t.name, s.ID, filter); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.hub.opts.Logger.Error("deleting subscription", slog.String("client", s.ID), slog.Any("err", err))
+		}
+	}
 	return true
 }
 
