@@ -14,6 +14,7 @@ package mqttadapter
 import (
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -55,8 +56,9 @@ type Adapter struct {
 }
 
 var (
-	_ mqtt.Handler          = (*Adapter)(nil)
-	_ mqtt.DeliveredHandler = (*Adapter)(nil)
+	_ mqtt.Handler             = (*Adapter)(nil)
+	_ mqtt.DeliveredHandler    = (*Adapter)(nil)
+	_ mqtt.AsyncPublishHandler = (*Adapter)(nil)
 )
 
 // New returns an Adapter routing through h.
@@ -86,6 +88,28 @@ type connState struct {
 	session   *hub.Session
 	will      *hub.Message
 	willDelay time.Duration
+
+	// seqs maps the packets sent for durable deliveries to their queue
+	// sequence numbers, to acknowledge them in the session.
+	mu   sync.Mutex
+	seqs map[*packet.Publish]uint64
+}
+
+func (st *connState) remember(p *packet.Publish, seq uint64) {
+	st.mu.Lock()
+	if st.seqs == nil {
+		st.seqs = make(map[*packet.Publish]uint64)
+	}
+	st.seqs[p] = seq
+	st.mu.Unlock()
+}
+
+func (st *connState) take(p *packet.Publish) uint64 {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	seq := st.seqs[p]
+	delete(st.seqs, p)
+	return seq
 }
 
 func state(c *mqtt.Conn) *connState {
@@ -132,26 +156,54 @@ func (a *Adapter) Open(c *mqtt.Conn) bool {
 	if a.metrics != nil {
 		a.metrics.Connected(st.tenant, "mqtt")
 	}
-	s.Attach(sink{c: c, now: a.now, flow: a.flow})
+	s.Attach(sink{c: c, now: a.now, flow: a.flow, st: st})
+	if exp := a.sessionExpiry(c); exp > 0 {
+		if err := s.MakeDurable(exp); err != nil {
+			a.log.Error("session not durable", "client", c.ClientID(), "err", err)
+		}
+	}
+	if st.will != nil {
+		if err := s.StoreWill(st.will, st.willDelay); err != nil {
+			a.log.Error("will not stored", "client", c.ClientID(), "err", err)
+		}
+	}
 	return present
 }
 
-// Publish routes an inbound message to the hub.
+// Publish routes an inbound QoS 0 message to the hub (QoS 1 and 2 go
+// through PublishAsync).
 func (a *Adapter) Publish(c *mqtt.Conn, p *packet.Publish) packet.ReasonCode {
+	code := packet.Success
+	a.PublishAsync(c, p, func(rc packet.ReasonCode) { code = rc })
+	return code
+}
+
+// PublishAsync routes an inbound message and reports its acknowledgement
+// code once every durable copy is committed.
+func (a *Adapter) PublishAsync(c *mqtt.Conn, p *packet.Publish, done func(packet.ReasonCode)) {
 	st := state(c)
 	if reserved(p.Topic) {
-		return packet.NotAuthorized
+		done(packet.NotAuthorized)
+		return
 	}
 	if !validPayloadFormat(p.Properties.PayloadFormat, p.Payload) {
-		return packet.PayloadFormatInvalid // [MQTT-3.3.2-4]
+		done(packet.PayloadFormatInvalid) // [MQTT-3.3.2-4]
+		return
 	}
 	a.flow.In(p.QoS, len(p.Payload))
 	m := a.message(p.Topic, p.Payload, p.QoS, p.Retain, &p.Properties, c.ClientID())
-	if res := a.hub.Publish(st.tenant, m); res.Lost > 0 {
-		// Some subscriber's queue was full: not every copy was taken.
-		return packet.QuotaExceeded
-	}
-	return packet.Success
+	a.hub.PublishAsync(st.tenant, m, func(res hub.Result) {
+		switch {
+		case res.Err != nil:
+			a.log.Error("publish not stored", "client", c.ClientID(), "topic", m.Topic, "err", res.Err)
+			done(packet.ImplementationSpecificError)
+		case res.Lost > 0:
+			// Some subscriber's queue was full: not every copy was taken.
+			done(packet.QuotaExceeded)
+		default:
+			done(packet.Success)
+		}
+	})
 }
 
 // Subscribe adds the subscriptions and sends the retained messages they ask
@@ -163,7 +215,7 @@ func (a *Adapter) Subscribe(c *mqtt.Conn, p *packet.Subscribe) []packet.ReasonCo
 	if len(p.Properties.SubscriptionIdentifier) > 0 {
 		id = p.Properties.SubscriptionIdentifier[0]
 	}
-	out := sink{c: c, now: a.now, flow: a.flow}
+	out := sink{c: c, now: a.now, flow: a.flow, st: st}
 	for i, sub := range p.Subscriptions {
 		if strings.HasPrefix(sub.Filter, "$share/") && sub.NoLocal {
 			// No Local on a shared subscription is a protocol error
@@ -202,8 +254,11 @@ func (a *Adapter) Unsubscribe(c *mqtt.Conn, p *packet.Unsubscribe) []packet.Reas
 
 // Delivered is called when the client acknowledged an outbound QoS 1/2
 // message: the connection has room again for the session's backlog.
-func (a *Adapter) Delivered(c *mqtt.Conn, _ *packet.Publish) {
+func (a *Adapter) Delivered(c *mqtt.Conn, p *packet.Publish) {
 	if st := state(c); st != nil && st.session != nil {
+		if seq := st.take(p); seq != 0 {
+			st.session.Acked(seq)
+		}
 		st.session.Drain()
 	}
 }
@@ -220,7 +275,8 @@ func (a *Adapter) Disconnected(c *mqtt.Conn, err error) {
 	if dep.Expiry > 0 {
 		for _, p := range c.Unacked() {
 			m := a.message(p.Topic, p.Payload, p.QoS, p.Retain, &p.Properties, "")
-			dep.Unacked = append(dep.Unacked, hub.Delivery{Message: m, QoS: p.QoS, Retain: p.Retain, SubscriptionIDs: p.Properties.SubscriptionIdentifier})
+			dep.Unacked = append(dep.Unacked, hub.Delivery{Message: m, QoS: p.QoS, Retain: p.Retain,
+				SubscriptionIDs: p.Properties.SubscriptionIdentifier, Seq: st.take(p)})
 		}
 	}
 	if err != nil && st.will != nil {
@@ -293,6 +349,7 @@ type sink struct {
 	c    *mqtt.Conn
 	now  func() time.Time
 	flow *metrics.Flow
+	st   *connState
 }
 
 func (s sink) Deliver(d hub.Delivery) bool {
@@ -326,7 +383,13 @@ func (s sink) Deliver(d hub.Delivery) bool {
 			p.Properties.User[i] = packet.UserProperty{Key: u.Key, Value: u.Value}
 		}
 	}
+	if d.Seq != 0 {
+		s.st.remember(p, d.Seq)
+	}
 	if s.c.Send(p) != nil {
+		if d.Seq != 0 {
+			s.st.take(p)
+		}
 		return false
 	}
 	s.flow.Out(p.QoS, len(p.Payload))
