@@ -179,7 +179,7 @@ func registryReadYourWrites(t *testing.T, s store.RegistryStore) {
 		}
 		v, ok, err := tx.Get("p/2")
 		if err != nil || !ok || string(v) != "b" {
-			return fmt.Errorf("Get p/2 in tx = %q, %v, %v", v, ok, err)
+			return fmt.Errorf("in tx, p/2 = %q, %v, %v", v, ok, err)
 		}
 		if _, ok, _ := tx.Get("p/1"); ok {
 			return errors.New("deleted p/1 visible in tx")
@@ -189,7 +189,7 @@ func registryReadYourWrites(t *testing.T, s store.RegistryStore) {
 			return err
 		}
 		if fmt.Sprint(keys) != "[p/2]" {
-			return fmt.Errorf("Scan in tx = %v; want [p/2]", keys)
+			return fmt.Errorf("in tx, scan = %v; want [p/2]", keys)
 		}
 		return nil
 	})
