@@ -199,6 +199,11 @@ type QueueStore interface {
 	// sequence number.
 	AppendQueue(ctx context.Context, tenant, clientID string, m *Message) (seq uint64, err error)
 
+	// AppendQueueBatch appends ms in order, atomically (all or none), with
+	// consecutive sequence numbers, and returns the first; 0 when ms is
+	// empty. Persistent backends write the batch with one commit.
+	AppendQueueBatch(ctx context.Context, tenant, clientID string, ms []*Message) (first uint64, err error)
+
 	// PeekQueue returns up to limit entries with Seq >= from, oldest first,
 	// without removing them. from 0 means from the head.
 	PeekQueue(ctx context.Context, tenant, clientID string, from uint64, limit int) ([]QueueEntry, error)

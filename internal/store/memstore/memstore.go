@@ -308,23 +308,38 @@ func (s *Store) Inbound(ctx context.Context, tenant, clientID string) ([]uint16,
 
 // AppendQueue implements store.QueueStore.
 func (s *Store) AppendQueue(ctx context.Context, tenant, clientID string, m *store.Message) (uint64, error) {
+	return s.AppendQueueBatch(ctx, tenant, clientID, []*store.Message{m})
+}
+
+// AppendQueueBatch implements store.QueueStore.
+func (s *Store) AppendQueueBatch(ctx context.Context, tenant, clientID string, ms []*store.Message) (uint64, error) {
 	if err := begin(ctx, clientID); err != nil {
 		return 0, err
 	}
-	// The encoded size is what a persistent backend stores, so byte limits
-	// mean the same thing on every backend.
-	enc, err := m.MarshalBinary()
-	if err != nil {
-		return 0, err
+	entries := make([]queued, len(ms))
+	for i, m := range ms {
+		// The encoded size is what a persistent backend stores, so byte
+		// limits mean the same thing on every backend.
+		enc, err := m.MarshalBinary()
+		if err != nil {
+			return 0, err
+		}
+		entries[i] = queued{size: int64(len(enc)), msg: m.Clone()}
 	}
-	msg := m.Clone()
+	if len(ms) == 0 {
+		return 0, nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ss := s.get(tenant, clientID, true)
-	ss.lastSeq++
-	ss.queue = append(ss.queue, queued{seq: ss.lastSeq, size: int64(len(enc)), msg: msg})
-	ss.bytes += int64(len(enc))
-	return ss.lastSeq, nil
+	first := ss.lastSeq + 1
+	for _, e := range entries {
+		ss.lastSeq++
+		e.seq = ss.lastSeq
+		ss.queue = append(ss.queue, e)
+		ss.bytes += e.size
+	}
+	return first, nil
 }
 
 // PeekQueue implements store.QueueStore.

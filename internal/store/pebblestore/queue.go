@@ -117,21 +117,37 @@ func (s *Store) loadQueue(st *sessionSeqs, tenant, clientID string) error {
 
 // AppendQueue implements store.QueueStore.
 func (s *Store) AppendQueue(ctx context.Context, tenant, clientID string, m *store.Message) (uint64, error) {
+	return s.AppendQueueBatch(ctx, tenant, clientID, []*store.Message{m})
+}
+
+// AppendQueueBatch implements store.QueueStore: one Pebble batch.
+func (s *Store) AppendQueueBatch(ctx context.Context, tenant, clientID string, ms []*store.Message) (uint64, error) {
 	if err := begin(ctx, clientID); err != nil {
 		return 0, err
 	}
-	enc, err := m.MarshalBinary()
-	if err != nil {
-		return 0, err
+	encs := make([][]byte, len(ms))
+	var size int64
+	for i, m := range ms {
+		enc, err := m.MarshalBinary()
+		if err != nil {
+			return 0, err
+		}
+		encs[i] = enc
+		size += int64(len(enc))
+	}
+	if len(ms) == 0 {
+		return 0, nil
 	}
 	st := s.lockSeqs(tenant, clientID)
 	if err := s.loadQueue(st, tenant, clientID); err != nil {
 		st.mu.Unlock()
 		return 0, err
 	}
-	seq := st.qNext
+	first := st.qNext
 	b := s.db.NewBatch()
-	_ = b.Set(queueKey(tenant, clientID, seq), enc, nil)
+	for i, enc := range encs {
+		_ = b.Set(queueKey(tenant, clientID, first+uint64(i)), enc, nil)
+	}
 	r, err := s.submit(b)
 	if err != nil {
 		st.mu.Unlock()
@@ -139,17 +155,17 @@ func (s *Store) AppendQueue(ctx context.Context, tenant, clientID string, m *sto
 		return 0, err
 	}
 	if st.qLen == 0 {
-		st.qFirst = seq
+		st.qFirst = first
 	}
-	st.qNext++
-	st.qLen++
-	st.qBytes += int64(len(enc))
+	st.qNext += uint64(len(ms))
+	st.qLen += len(ms)
+	st.qBytes += size
 	st.mu.Unlock()
 	if err := r.wait(); err != nil {
 		s.forgetSeqs(tenant, clientID)
 		return 0, fmt.Errorf("pebblestore: commit: %w", err)
 	}
-	return seq, nil
+	return first, nil
 }
 
 // forgetSeqs makes the next call reload a session's numbering state from

@@ -104,6 +104,42 @@ func queueTrim(c *checker) {
 	c.equal(c.queued("t", "c"), []string{"g"}, "queue after emptying and appending")
 }
 
+func queueBatch(c *checker) {
+	seqs := c.append("t", "c", "a")
+	first, err := c.s.AppendQueueBatch(c.ctx, "t", "c", nil)
+	c.ok(err, "AppendQueueBatch (empty)")
+	if first != 0 {
+		c.t.Fatalf("AppendQueueBatch of nothing = %d, want 0", first)
+	}
+	var ms []*store.Message
+	for _, p := range []string{"b", "c", "d"} {
+		ms = append(ms, &store.Message{Topic: "q", Payload: []byte(p)})
+	}
+	first, err = c.s.AppendQueueBatch(c.ctx, "t", "c", ms)
+	c.ok(err, "AppendQueueBatch")
+	if first <= seqs[0] {
+		c.t.Fatalf("AppendQueueBatch first = %d, want > %d", first, seqs[0])
+	}
+	entries, err := c.s.PeekQueue(c.ctx, "t", "c", first, 10)
+	c.ok(err, "PeekQueue")
+	for i, e := range entries {
+		if e.Seq != first+uint64(i) {
+			c.t.Fatalf("batch entry %d has seq %d, want %d (consecutive)", i, e.Seq, first+uint64(i))
+		}
+	}
+	c.equal(c.queued("t", "c"), []string{"a", "b", "c", "d"}, "queue after a batch")
+
+	// A batch with an invalid message stores nothing.
+	bad := []*store.Message{{Topic: "q", Payload: []byte("e")}, {Topic: "q", QoS: 3}}
+	c.is(errOnly(c.s.AppendQueueBatch(c.ctx, "t", "c", bad)), store.ErrInvalid, "AppendQueueBatch with QoS 3")
+	c.equal(c.queued("t", "c"), []string{"a", "b", "c", "d"}, "queue after a refused batch")
+	info, err := c.s.QueueInfo(c.ctx, "t", "c")
+	c.ok(err, "QueueInfo")
+	if info.Len != 4 {
+		c.t.Fatalf("QueueInfo.Len after a refused batch = %d, want 4", info.Len)
+	}
+}
+
 func queueConcurrent(c *checker) {
 	const sessions, per = 8, 50
 	var wg sync.WaitGroup

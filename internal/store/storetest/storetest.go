@@ -63,6 +63,7 @@ var suiteCases = []suiteCase{
 	{name: "Queue/Order", fn: queueOrder},
 	{name: "Queue/PeekRangeAndLimit", fn: queuePeek},
 	{name: "Queue/TrimAndInfo", fn: queueTrim},
+	{name: "Queue/Batch", fn: queueBatch},
 	{name: "Queue/ConcurrentSessions", fn: queueConcurrent},
 	{name: "Retained/SetReplaceClear", fn: retainedSetClear},
 	{name: "Retained/IterateInTopicOrder", fn: retainedIterate},
