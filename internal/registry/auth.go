@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/ferry-iot/ferry/internal/store"
 )
@@ -289,4 +290,15 @@ func cmpErr(err, fallback error) error {
 		return err
 	}
 	return fallback
+}
+
+// SplitUsername splits a login user name `auth-id@tenant` at its last '@'
+// (tenant ids cannot contain one; auth-ids may, e.g. e-mail addresses). ok
+// is false when there is no '@' or either part is empty.
+func SplitUsername(username string) (authID, tenant string, ok bool) {
+	i := strings.LastIndexByte(username, '@')
+	if i <= 0 || i == len(username)-1 {
+		return "", "", false
+	}
+	return username[:i], username[i+1:], true
 }

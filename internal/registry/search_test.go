@@ -188,3 +188,22 @@ func TestSearchTenants(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestSplitUsername(t *testing.T) {
+	tests := []struct {
+		in, authID, tenant string
+		ok                 bool
+	}{
+		{"sensor1@DEFAULT_TENANT", "sensor1", "DEFAULT_TENANT", true},
+		{"me@example.com@acme", "me@example.com", "acme", true},
+		{"sensor1", "", "", false},
+		{"@acme", "", "", false},
+		{"sensor1@", "", "", false},
+	}
+	for _, tt := range tests {
+		a, tn, ok := SplitUsername(tt.in)
+		if a != tt.authID || tn != tt.tenant || ok != tt.ok {
+			t.Errorf("SplitUsername(%q) = %q, %q, %v", tt.in, a, tn, ok)
+		}
+	}
+}
