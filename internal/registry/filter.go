@@ -333,3 +333,42 @@ func apply[T any](q Query, items []searchItem[T]) SearchResult[T] {
 	}
 	return res
 }
+
+// splitID decodes a search result item: the "id" member, and the rest as
+// the object's JSON. Without it, the UnmarshalJSON of the embedded Tenant
+// or Device would be promoted and reject "id" as an unknown field.
+func splitID(data []byte) (string, []byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		return "", nil, err
+	}
+	var id string
+	if raw, ok := m["id"]; ok {
+		if err := json.Unmarshal(raw, &id); err != nil {
+			return "", nil, fmt.Errorf("id: %w", err)
+		}
+		delete(m, "id")
+	}
+	rest, err := json.Marshal(m)
+	return id, rest, err
+}
+
+// UnmarshalJSON decodes a search result item.
+func (t *TenantWithID) UnmarshalJSON(data []byte) error {
+	id, rest, err := splitID(data)
+	if err != nil {
+		return err
+	}
+	t.ID = id
+	return t.Tenant.UnmarshalJSON(rest)
+}
+
+// UnmarshalJSON decodes a search result item.
+func (d *DeviceWithID) UnmarshalJSON(data []byte) error {
+	id, rest, err := splitID(data)
+	if err != nil {
+		return err
+	}
+	d.ID = id
+	return d.Device.UnmarshalJSON(rest)
+}

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
@@ -205,5 +206,21 @@ func TestSplitUsername(t *testing.T) {
 		if a != tt.authID || tn != tt.tenant || ok != tt.ok {
 			t.Errorf("SplitUsername(%q) = %q, %q, %v", tt.in, a, tn, ok)
 		}
+	}
+}
+
+func TestSearchResultRoundTrip(t *testing.T) {
+	in := SearchResult[DeviceWithID]{Total: 1, Result: []DeviceWithID{{ID: "d1", Device: Device{Enabled: false, Via: []string{"gw"}}}}}
+	b, _ := json.Marshal(in)
+	var out SearchResult[DeviceWithID]
+	if err := json.Unmarshal(b, &out); err != nil || out.Result[0].ID != "d1" || out.Result[0].Enabled || out.Result[0].Via[0] != "gw" {
+		t.Fatalf("devices: %+v, %v (from %s)", out, err, b)
+	}
+	var tn TenantWithID
+	if err := json.Unmarshal([]byte(`{"id":"t1","alias":"a"}`), &tn); err != nil || tn.ID != "t1" || tn.Alias != "a" || !tn.Enabled {
+		t.Fatalf("tenant: %+v, %v", tn, err)
+	}
+	if err := json.Unmarshal([]byte(`{"id":1}`), &tn); err == nil {
+		t.Fatal("numeric id accepted")
 	}
 }
