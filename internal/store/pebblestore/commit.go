@@ -144,3 +144,18 @@ func (c *committer) sync() {
 	_ = c.db.LogData(nil, pebble.Sync)
 	c.syncs.Add(1)
 }
+
+// Stats counts the store's commits since Open.
+type Stats struct {
+	// Writes is the number of write calls committed; Commits the number of
+	// Pebble commits they were grouped into. Writes/Commits is the group
+	// commit factor: in sync mode, writes per fsync.
+	Writes, Commits uint64
+	// IntervalSyncs is the number of fsyncs of batch mode's timer.
+	IntervalSyncs uint64
+}
+
+// Stats returns the commit counters.
+func (s *Store) Stats() Stats {
+	return Stats{Writes: s.c.batches.Load(), Commits: s.c.commits.Load(), IntervalSyncs: s.c.syncs.Load()}
+}
