@@ -356,6 +356,9 @@ func (c *Conn) readLoop() {
 			c.closeWithError(violation(frame.CondDecodeError, "%v", err))
 			return
 		}
+		if traceIncoming != nil {
+			traceIncoming(h.Channel, fb)
+		}
 		if err := c.dispatch(h.Channel, fb); err != nil {
 			c.closeWithError(err)
 			return
@@ -374,6 +377,9 @@ func (c *Conn) readLoop() {
 		}
 	}
 }
+
+// traceIncoming, when set (by tests), sees every decoded incoming frame.
+var traceIncoming func(ch uint16, fb frame.Body)
 
 func isTransfer(body []byte) bool {
 	return len(body) >= 3 && body[0] == 0 && body[1] == 0x53 && body[2] == 0x14

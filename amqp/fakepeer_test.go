@@ -230,7 +230,7 @@ func TestFakePeerViolations(t *testing.T) {
 				t.Fatalf("end error %v", e.Error)
 			}
 		}},
-		{"credit violation", ListenerOptions{Credit: 1}, func(p *fakePeer) {
+		{"credit violation", ListenerOptions{Credit: 1, Handler: idleHandler{}}, func(p *fakePeer) {
 			p.open(nil)
 			p.begin(0)
 			p.attachSender(0, 0, "credit")
@@ -238,8 +238,10 @@ func TestFakePeerViolations(t *testing.T) {
 			if fl.LinkCredit == nil || *fl.LinkCredit != 1 {
 				t.Fatalf("credit %v", fl.LinkCredit)
 			}
-			p.send(frame.TypeAMQP, 0, transfer(0, 0, oneMsg))
-			p.send(frame.TypeAMQP, 0, transfer(0, 1, oneMsg))
+			// The buffer holds twice the credit, then the overrun is fatal.
+			for id := range uint32(3) {
+				p.send(frame.TypeAMQP, 0, transfer(0, id, oneMsg))
+			}
 			d := expect[*frame.Detach](p)
 			if d.Error == nil || d.Error.Condition != frame.CondTransferLimitExceeded {
 				t.Fatalf("detach error %v", d.Error)
@@ -387,3 +389,9 @@ func TestFakePeerProtocolHeaders(t *testing.T) {
 	})
 	_ = encoding.CodeNull
 }
+
+// idleHandler accepts every link and never receives, so a receiver's
+// buffer stays full.
+type idleHandler struct{}
+
+func (idleHandler) HandleLink(*LinkRequest) error { return nil }

@@ -117,7 +117,7 @@ func TestFakeServerViolations(t *testing.T) {
 				errs <- err
 				return
 			}
-			r, err := s.NewReceiver(ctx, "q", &ReceiverOptions{ManualCredit: true, Credit: 2})
+			r, err := s.NewReceiver(ctx, "q", &ReceiverOptions{ManualCredit: true, Credit: 1})
 			if err == nil {
 				err = r.IssueCredit(1)
 			}
@@ -125,9 +125,12 @@ func TestFakeServerViolations(t *testing.T) {
 				errs <- err
 				return
 			}
-			if _, err := r.Receive(ctx); err != nil {
-				errs <- err
-				return
+			<-r.Done() // the buffer stays full until the violation
+			for range 2 {
+				if _, err := r.Receive(ctx); err != nil {
+					errs <- err
+					return
+				}
 			}
 			_, err = r.Receive(ctx)
 			errs <- err
@@ -140,8 +143,9 @@ func TestFakeServerViolations(t *testing.T) {
 		if *fl.LinkCredit != 1 {
 			t.Fatalf("credit %d", *fl.LinkCredit)
 		}
-		p.send(frame.TypeAMQP, 0, transfer(0, 0, oneMsg))
-		p.send(frame.TypeAMQP, 0, transfer(0, 1, oneMsg))
+		for id := range uint32(3) { // credit 1, buffer 2
+			p.send(frame.TypeAMQP, 0, transfer(0, id, oneMsg))
+		}
 		d := expect[*frame.Detach](p)
 		if d.Error == nil || d.Error.Condition != frame.CondTransferLimitExceeded {
 			t.Fatalf("detach %v", d.Error)

@@ -157,7 +157,7 @@ func (c *Conn) completeAttach(p *pendingAttach) {
 		a.MaxMessageSize = l.receiver.maxSize
 		if req.Credit > 0 && req.Credit != l.receiver.maxCredit {
 			l.receiver.maxCredit = req.Credit
-			l.receiver.queue = make(chan *Delivery, req.Credit)
+			l.receiver.queue = make(chan *Delivery, 2*req.Credit)
 		}
 	}
 	l.attachFrame = a

@@ -16,9 +16,11 @@ type Receiver struct {
 	maxCredit uint32
 	manual    bool
 	maxSize   uint64
-	// queue holds complete deliveries. Its capacity is maxCredit and the
-	// peer never has more credit than the free room, so the reader never
-	// blocks on it.
+	// queue holds complete deliveries. Its capacity is twice maxCredit:
+	// the peer never gets more credit than maxCredit minus what is
+	// queued, and the other half absorbs senders that overrun their
+	// credit by deliveries in flight (see handleTransfer). The reader
+	// never blocks on it.
 	queue    chan *Delivery
 	partial  *Delivery // a multi-frame delivery being assembled
 	consumed atomic.Uint32
@@ -30,7 +32,7 @@ type Receiver struct {
 
 func newReceiver(l *link, credit uint32, manual bool, maxSize uint64) *Receiver {
 	r := &Receiver{l: l, maxCredit: credit, manual: manual, maxSize: maxSize,
-		queue: make(chan *Delivery, credit), unsettled: make(map[uint32]*Delivery)}
+		queue: make(chan *Delivery, 2*credit), unsettled: make(map[uint32]*Delivery)}
 	l.receiver = r
 	return r
 }
@@ -142,11 +144,17 @@ func (r *Receiver) handleTransfer(t *frame.Transfer) error {
 		if t.DeliveryID == nil {
 			return linkViolation{violation(frame.CondNotAllowed, "first transfer of a delivery without delivery-id"), l}
 		}
-		if l.linkCredit == 0 {
-			// [part 2, 2.6.7] a sender must not send without credit.
+		if l.linkCredit == 0 && len(r.queue) >= cap(r.queue) {
+			// [part 2, 2.6.7] a sender must not send without credit. One
+			// that overruns by deliveries already in flight when our flow
+			// arrived (RabbitMQ 3.10 does, under load) is tolerated while
+			// the buffer, twice the credit, has room: memory stays bounded
+			// either way.
 			return linkViolation{violation(frame.CondTransferLimitExceeded, "transfer without link credit"), l}
 		}
-		l.linkCredit--
+		if l.linkCredit > 0 {
+			l.linkCredit--
+		}
 		l.deliveryCount++
 		d = &Delivery{ID: *t.DeliveryID, Tag: append([]byte(nil), t.DeliveryTag...), r: r,
 			Settled: t.Settled || l.sndSettle == frame.SenderSettleSettled}
@@ -197,11 +205,16 @@ func (r *Receiver) settledBySender(first, last uint32) {
 	}
 }
 
-// handleFlow applies a sender's flow (part 2, section 2.6.7): the sender
-// may have advanced delivery-count (drain), which consumes credit.
+// handleFlow applies a sender's flow (part 2, section 2.6.7). Our
+// delivery-count counts the transfers we received; the sender's is used
+// only while we drain, the one time a sender advances it without
+// transfers. Some senders (RabbitMQ 3.10) report a delivery-count that
+// already includes transfers still on the wire; adopting it at other
+// times would count those twice and turn them into credit violations.
 func (r *Receiver) handleFlow(f *frame.Flow) {
 	l := r.l
-	if f.DeliveryCount != nil {
+	draining := r.drainCh != nil
+	if draining && f.DeliveryCount != nil && int32(*f.DeliveryCount-l.deliveryCount) > 0 {
 		limit := l.deliveryCount + l.linkCredit
 		l.deliveryCount = *f.DeliveryCount
 		l.linkCredit = limit - l.deliveryCount
@@ -212,7 +225,10 @@ func (r *Receiver) handleFlow(f *frame.Flow) {
 	if f.Available != nil {
 		l.available = *f.Available
 	}
-	if r.drainCh != nil && l.linkCredit == 0 {
+	// A drain completes when the credit is used up, or when the sender
+	// answers with drain set (RabbitMQ 3.10 echoes the drain without
+	// advancing its delivery-count: it has nothing to send).
+	if draining && (l.linkCredit == 0 || f.Drain) {
 		close(r.drainCh)
 		r.drainCh = nil
 		l.drain = false

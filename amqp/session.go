@@ -238,8 +238,14 @@ func (s *Session) sendFlowLocked(l *link) {
 		h, dc, cr := l.handle, l.deliveryCount, l.linkCredit
 		f.Handle, f.DeliveryCount, f.LinkCredit, f.Drain = &h, &dc, &cr, l.drain
 	}
+	if traceOutgoing != nil {
+		traceOutgoing(s.channel, f)
+	}
 	_ = s.c.w.frame(frame.TypeAMQP, s.channel, f)
 }
+
+// traceOutgoing, when set (by tests), sees outgoing flows.
+var traceOutgoing func(ch uint16, fb frame.Body)
 
 func (s *Session) handleTransfer(t *frame.Transfer) error {
 	if s.incomingRemaining == 0 {
