@@ -34,11 +34,13 @@
 // exists only while there is something to write.
 //
 // Flow control follows part 2 of the spec: session windows are replenished
-// as transfers arrive; receivers grant credit equal to the room in their
-// buffer (ReceiverOptions.Credit) and top it up when half is used; senders
-// block in Send while they have no credit, no session window or more than
-// 4 MiB queued for the socket. Messages larger than the peer's
-// max-frame-size are split over several transfer frames.
+// as transfers arrive; receivers grant credit up to ReceiverOptions.Credit
+// minus what is buffered and top it up when half is used; senders block in
+// Send while they have no credit, no session window or more than 4 MiB
+// queued for the socket. Messages larger than the peer's max-frame-size
+// are split over several transfer frames and reassembled up to
+// MaxMessageSize. A peer that does not read is disconnected once 64 MiB
+// are queued for it.
 //
 // Errors carry their scope: *ConnError (close), *SessionError (end) and
 // *LinkError (detach), each with the peer's condition in RemoteErr.
@@ -58,6 +60,13 @@
 //     not exceed the peer's incoming window times its max frame size.
 //   - Transactions, link recovery (the unsettled map, resume) and
 //     symbolic descriptors are not implemented.
+//   - A receiver buffers up to twice its credit: a sender that overruns
+//     its credit by deliveries already in flight (RabbitMQ 3.10 does) is
+//     tolerated until that buffer is full, then detached with
+//     amqp:link:transfer-limit-exceeded.
+//   - RabbitMQ 3.10 refuses a link to a missing node by ending the
+//     session (a *SessionError), and its classic queues sometimes crash on
+//     drain; both are RabbitMQ's behaviour, seen in rabbitmq_test.go.
 //   - An idle connection still keeps its reader goroutine; with an idle
 //     time-out it also has a timer.
 package amqp
