@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	goamqp "github.com/Azure/go-amqp"
 
@@ -208,4 +209,25 @@ func TestGoAMQPRefusalsAndFeatures(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+func TestGoAMQPIdleTimeout(t *testing.T) {
+	checkGoroutines(t)
+	b := newTestBroker()
+	// The listener closes peers silent for 300 ms; go-amqp must send
+	// heartbeats, and must accept ours (it announces 1 s).
+	l := startListener(t, b, &ListenerOptions{IdleTimeout: 300 * time.Millisecond})
+	ctx := testCtx(t)
+	c := goDial(t, l, &goamqp.ConnOptions{IdleTimeout: time.Second})
+	timer := time.NewTimer(1500 * time.Millisecond)
+	select {
+	case <-c.Done():
+		t.Fatalf("connection closed while idle: %v", c.Err())
+	case <-timer.C:
+	}
+	s, err := c.NewSession(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close(ctx)
 }

@@ -39,7 +39,7 @@ func TestProtonClient(t *testing.T) {
 	}
 	b := newTestBroker()
 	l := startListener(t, b, &ListenerOptions{Authenticate: auth, MaxFrameSize: 16384,
-		OfferedCapabilities: []Symbol{"ANONYMOUS-RELAY"}})
+		IdleTimeout: time.Second, OfferedCapabilities: []Symbol{"ANONYMOUS-RELAY"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, python, "testdata/proton_client.py", "amqp://"+l.Addr().String())

@@ -3,6 +3,7 @@
 Usage: proton_client.py URL. Prints OK and exits 0 when every step passes.
 """
 import sys
+import time
 
 from proton import Message
 from proton.reactor import AtMostOnce
@@ -62,6 +63,12 @@ try:
     raise SystemExit("rejected message reported as accepted")
 except Exception as e:  # proton raises SendException with the state
     assert "REJECTED" in str(e) or "reject" in str(e).lower(), str(e)
+
+# Idle time-out: the listener closes peers silent for 1 s; Proton's
+# heartbeats must keep this connection open through 2.5 s of inactivity.
+deadline = time.time() + 2.5
+conn.wait(lambda: time.time() > deadline, timeout=10)
+conn.create_sender("after-idle").send(Message(body="still here"))
 
 conn.close()
 print("OK")
