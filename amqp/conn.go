@@ -243,9 +243,10 @@ func (c *Conn) Err() error {
 func (c *Conn) Close() error { return c.CloseWithError(nil) }
 
 // CloseWithError is Close with a condition for the peer, for example
-// amqp:connection:forced when a server evicts a client. It must not be
-// called from a Handler's goroutine-free path (HandleLink), which would
-// wait for a close only the blocked reader can read.
+// amqp:connection:forced when a server evicts a client. Do not call it
+// from HandleLink itself: it waits for the peer's close, which only the
+// reader goroutine running HandleLink could read (call it from another
+// goroutine).
 func (c *Conn) CloseWithError(e *Error) error {
 	if c.closeCalled.Swap(true) {
 		<-c.done

@@ -22,9 +22,10 @@
 //
 // # Caveats
 //
-//   - Binary, String and Symbol results returned by Reader alias nothing:
-//     strings are copied, but Reader.Binary returns a sub-slice of the input.
-//     Callers that keep binary data beyond the life of the input must copy it.
+//   - Strings and symbols returned by Reader are copies, but binary values
+//     (Reader.Binary, and []byte inside Reader.Value results) are
+//     sub-slices of the input. Callers that keep binary data beyond the
+//     life of the input must copy it.
 //   - Maps decode to Map, an ordered slice of key/value pairs, because AMQP
 //     allows keys (binary, lists) that Go maps cannot hold.
 //   - Decimal types are kept as their raw IEEE 754 bytes; no arithmetic.
