@@ -62,6 +62,12 @@ func startFerry(t *testing.T, mutate ...func(*config.Config)) *node.Node {
 	for _, m := range mutate {
 		m(&cfg)
 	}
+	return startNode(t, cfg)
+}
+
+// startNode runs a node with cfg until the test ends.
+func startNode(t testing.TB, cfg config.Config) *node.Node {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	n, err := node.Start(cfg, log)
 	if err != nil {
@@ -77,7 +83,7 @@ func startFerry(t *testing.T, mutate ...func(*config.Config)) *node.Node {
 	return n
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))

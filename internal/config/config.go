@@ -29,10 +29,11 @@ type Config struct {
 	// AllowAnonymous (allow_anonymous) lets clients connect without
 	// credentials on non-loopback addresses. Default false; loopback
 	// listeners accept anonymous clients while no authentication is set up.
-	AllowAnonymous bool `yaml:"allow_anonymous"`
-	Log            Log  `yaml:"log"`
-	MQTT           MQTT `yaml:"mqtt"`
-	HTTP           HTTP `yaml:"http"`
+	AllowAnonymous bool  `yaml:"allow_anonymous"`
+	Log            Log   `yaml:"log"`
+	MQTT           MQTT  `yaml:"mqtt"`
+	HTTP           HTTP  `yaml:"http"`
+	Store          Store `yaml:"store"`
 	// ShutdownTimeout (shutdown_timeout) bounds a clean shutdown. Default 5s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 }
@@ -43,6 +44,22 @@ type Log struct {
 	Level string `yaml:"level"`
 	// Format (log.format): text or json. Default text.
 	Format string `yaml:"format"`
+}
+
+// Store configures where broker state lives.
+type Store struct {
+	// Engine (store.engine): pebble keeps sessions, queues, retained
+	// messages and wills in data_dir/store and survives restarts and
+	// crashes; memory keeps nothing across restarts. Default pebble.
+	Engine string `yaml:"engine"`
+	// Durability (store.durability): sync fsyncs every acknowledged write
+	// (concurrent writes share one fsync); batch fsyncs at most every
+	// sync_interval (a machine crash loses that window); none leaves it to
+	// the operating system. Default sync.
+	Durability string `yaml:"durability"`
+	// SyncInterval (store.sync_interval) is the fsync period of batch
+	// durability. Default 10ms.
+	SyncInterval Duration `yaml:"sync_interval"`
 }
 
 // HTTP configures the operations endpoint: /metrics, /healthz, /readyz
@@ -155,6 +172,7 @@ func Default() Config {
 		Log:             Log{Level: "info", Format: "text"},
 		ShutdownTimeout: Duration(5 * time.Second),
 		HTTP:            HTTP{Addr: "127.0.0.1:8080"},
+		Store:           Store{Engine: "pebble", Durability: "sync", SyncInterval: Duration(10 * time.Millisecond)},
 		MQTT: MQTT{
 			Addr:                  "127.0.0.1:1883",
 			MaxPacketSize:         1 << 20,
@@ -278,6 +296,17 @@ func (c *Config) Validate() error {
 	}
 	if ws := c.MQTT.WebSocket; ws.Addr != "" && !strings.HasPrefix(ws.Path, "/") {
 		return fmt.Errorf("mqtt.websocket.path: %q must start with /", ws.Path)
+	}
+	if c.Store.Engine != "pebble" && c.Store.Engine != "memory" {
+		return fmt.Errorf("store.engine: %q is not pebble or memory", c.Store.Engine)
+	}
+	switch c.Store.Durability {
+	case "sync", "batch", "none":
+	default:
+		return fmt.Errorf("store.durability: %q is not sync, batch or none", c.Store.Durability)
+	}
+	if c.Store.SyncInterval <= 0 {
+		return errors.New("store.sync_interval must be positive")
 	}
 	if c.HTTP.Addr != "" {
 		if _, err := IsLoopback(c.HTTP.Addr); err != nil {

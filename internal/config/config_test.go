@@ -72,6 +72,8 @@ func TestValidate(t *testing.T) {
 		{"packet size", func(c *Config) { c.MQTT.MaxPacketSize = 10 }, "mqtt.max_packet_size"},
 		{"receive maximum", func(c *Config) { c.MQTT.ReceiveMaximum = 0 }, "mqtt.receive_maximum"},
 		{"empty data dir", func(c *Config) { c.DataDir = "" }, "--data-dir"},
+		{"store engine", func(c *Config) { c.Store.Engine = "bolt" }, "store.engine"},
+		{"store durability", func(c *Config) { c.Store.Durability = "maybe" }, "store.durability"},
 		{"tls without cert", func(c *Config) { c.MQTT.TLS.Addr = "127.0.0.1:8883" }, "--tls-cert"},
 		{"tls public", func(c *Config) {
 			c.MQTT.TLS = TLS{Addr: "0.0.0.0:8883", CertFile: "c", KeyFile: "k"}

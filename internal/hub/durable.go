@@ -2,7 +2,6 @@ package hub
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -24,12 +23,6 @@ import (
 // in order, in batches, so that concurrent publishers share commits.
 // Acknowledged entries are trimmed from the head of the queue (not synced:
 // a crash may redeliver them, which QoS 1 allows).
-
-// batchAppender is implemented by stores that append several messages to a
-// queue in one commit.
-type batchAppender interface {
-	AppendQueueBatch(ctx context.Context, tenant, clientID string, ms []*store.Message) (first uint64, err error)
-}
 
 // waiter collects the durable work of one publish.
 type waiter struct {
@@ -199,22 +192,7 @@ func (s *Session) appendBatch(ctx context.Context, st store.Store, batch []pendi
 	for i, pa := range batch {
 		msgs[i] = toStored(pa.d.Message, &pa.d)
 	}
-	if ba, ok := st.(batchAppender); ok {
-		return ba.AppendQueueBatch(ctx, s.t.name, s.ID, msgs)
-	}
-	var first uint64
-	for i, m := range msgs {
-		seq, err := st.AppendQueue(ctx, s.t.name, s.ID, m)
-		if err != nil {
-			return 0, err
-		}
-		if i == 0 {
-			first = seq
-		} else if seq != first+uint64(i) {
-			return 0, errors.New("store assigned non-consecutive queue sequence numbers")
-		}
-	}
-	return first, nil
+	return st.AppendQueueBatch(ctx, s.t.name, s.ID, msgs)
 }
 
 // Acked records that the client acknowledged the delivery with sequence
@@ -260,7 +238,14 @@ func (s *Session) loadQueueLocked() {
 		return
 	}
 	s.loaded = true
-	entries, err := s.hub.opts.Store.PeekQueue(context.Background(), s.t.name, s.ID, 0, s.hub.opts.MaxQueuedMessages)
+	// Everything the store kept is loaded, past the memory bound if need
+	// be: it was accepted before, and the bound only limits new messages.
+	ctx := context.Background()
+	info, err := s.hub.opts.Store.QueueInfo(ctx, s.t.name, s.ID)
+	if err != nil || info.Len == 0 {
+		return
+	}
+	entries, err := s.hub.opts.Store.PeekQueue(ctx, s.t.name, s.ID, 0, info.Len)
 	if err != nil {
 		s.hub.opts.Logger.Error("loading session queue", slog.String("client", s.ID), slog.Any("err", err))
 		return

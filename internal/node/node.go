@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,8 @@ import (
 	"github.com/ferry-iot/ferry/internal/config"
 	"github.com/ferry-iot/ferry/internal/hub"
 	"github.com/ferry-iot/ferry/internal/metrics"
+	"github.com/ferry-iot/ferry/internal/store"
+	"github.com/ferry-iot/ferry/internal/store/pebblestore"
 	"github.com/ferry-iot/ferry/internal/systopics"
 	"github.com/ferry-iot/ferry/internal/transport"
 	"github.com/ferry-iot/ferry/mqtt"
@@ -33,6 +36,8 @@ type Node struct {
 	cfg     config.Config
 	log     *slog.Logger
 	hub     *hub.Hub
+	store   store.Store // nil in memory mode
+	closeSt func() error
 	metrics *metrics.Metrics
 	mqtt    *mqtt.Server
 	http    *http.Server // nil when the HTTP endpoint is off
@@ -62,8 +67,23 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data directory (--data-dir): %w", err)
 	}
-	n := &Node{cfg: cfg, log: log, served: make(chan error, 2), metrics: metrics.New()}
+	// One slot per serving goroutine: MQTT, MQTT/TLS, WebSocket (two), HTTP.
+	n := &Node{cfg: cfg, log: log, served: make(chan error, 5), metrics: metrics.New()}
+	if cfg.Store.Engine == "pebble" {
+		durability, err := pebblestore.ParseDurability(cfg.Store.Durability)
+		if err != nil {
+			return nil, fmt.Errorf("store.durability: %w", err)
+		}
+		ps, err := pebblestore.Open(filepath.Join(cfg.DataDir, "store"), &pebblestore.Options{
+			Durability: durability, SyncInterval: time.Duration(cfg.Store.SyncInterval), Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("opening the store in %s (--data-dir): %w", cfg.DataDir, err)
+		}
+		n.store, n.closeSt = ps, ps.Close
+	}
 	n.hub = hub.New(hub.Options{
+		Store:             n.store,
 		MaxQueuedMessages: cfg.MQTT.MaxQueuedOffline,
 		MaxQueuedBytes:    cfg.MQTT.MaxQueuedOfflineBytes,
 		QueueQoS0:         cfg.MQTT.QueueQoS0Offline,
@@ -85,10 +105,15 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 		OutboundTopicAliases: cfg.MQTT.OutboundTopicAliases,
 	}
 	n.hub.AddTenant(config.DefaultTenant)
+	if err := n.hub.Recover(context.Background(), []string{config.DefaultTenant}); err != nil {
+		n.closeStore()
+		return nil, err
+	}
 	n.metrics.WatchHub(n.hub)
 
 	if err := n.listen(); err != nil {
 		n.closeListeners()
+		n.closeStore()
 		return nil, err
 	}
 	serve := func(what string, run func() error) {
@@ -169,6 +194,13 @@ func (n *Node) listen() error {
 	return nil
 }
 
+func (n *Node) closeStore() error {
+	if n.closeSt == nil {
+		return nil
+	}
+	return n.closeSt()
+}
+
 func (n *Node) closeListeners() {
 	for _, l := range []net.Listener{n.mqttLn, n.tlsLn, n.wsNetLn, n.httpLn} {
 		if l != nil {
@@ -230,7 +262,8 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			return errors.Join(err, ctx.Err())
 		}
 	}
-	return err
+	// Last: nothing writes to the store once the connections are gone.
+	return errors.Join(err, n.closeStore())
 }
 
 // Run starts a node and serves until ctx is cancelled, then shuts down

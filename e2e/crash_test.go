@@ -1,0 +1,352 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferry-iot/ferry/mqtt/packet"
+)
+
+// rawClient is a minimal MQTT 3.1.1 client for the crash test: it must see
+// every packet (duplicates included), which library clients hide.
+type rawClient struct {
+	conn net.Conn
+	r    *bufio.Reader
+	mu   sync.Mutex // guards w
+	w    *bufio.Writer
+}
+
+func dialRaw(addr, id string, clean bool) (*rawClient, bool, error) {
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return nil, false, err
+	}
+	c := &rawClient{conn: conn, r: bufio.NewReader(conn), w: bufio.NewWriter(conn)}
+	if err := c.send(&packet.Connect{ClientID: id, CleanStart: clean, KeepAlive: 30}); err != nil {
+		conn.Close()
+		return nil, false, err
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	p, err := c.read()
+	conn.SetReadDeadline(time.Time{})
+	if err != nil {
+		conn.Close()
+		return nil, false, err
+	}
+	ack, ok := p.(*packet.Connack)
+	if !ok || ack.ReasonCode != packet.Success {
+		conn.Close()
+		return nil, false, fmt.Errorf("connect refused: %v", p)
+	}
+	return c, ack.SessionPresent, nil
+}
+
+// send writes p at once.
+func (c *rawClient) send(p packet.Packet) error {
+	if err := c.queue(p); err != nil {
+		return err
+	}
+	return c.flush()
+}
+
+// queue buffers p; flush writes what is buffered.
+func (c *rawClient) queue(p packet.Packet) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, err := p.Append(c.w.AvailableBuffer(), packet.V311)
+	if err != nil {
+		return err
+	}
+	_, err = c.w.Write(b)
+	return err
+}
+
+func (c *rawClient) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.w.Flush()
+}
+
+func (c *rawClient) read() (packet.Packet, error) {
+	h, err := packet.ReadHeader(c.r)
+	if err != nil {
+		return nil, err
+	}
+	body := make([]byte, h.Remaining)
+	if _, err := io.ReadFull(c.r, body); err != nil {
+		return nil, err
+	}
+	return packet.Decode(h, body, packet.V311)
+}
+
+// crashServer runs the ferry binary on a data directory.
+type crashServer struct {
+	t    *testing.T
+	bin  string
+	dir  string
+	port string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (s *crashServer) start() {
+	s.t.Helper()
+	s.cmd = exec.Command(s.bin, "serve", "--data-dir", s.dir, "--mqtt-addr", "127.0.0.1:"+s.port,
+		"--http-addr", "", "--log-level", "warn")
+	s.cmd.Stderr = os.Stderr
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.done = make(chan struct{})
+	go func() { s.cmd.Wait(); close(s.done) }()
+	waitFor(s.t, "ferry listening", func() bool {
+		c, err := net.Dial("tcp", "127.0.0.1:"+s.port)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
+func (s *crashServer) kill() {
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.done
+}
+
+// subscriber keeps a persistent session and counts what it receives.
+type subscriber struct {
+	id     string
+	filter string
+	qos    byte
+	mu     sync.Mutex
+	counts map[int]int // message number -> deliveries (QoS 2: completed by PUBREL)
+	held   map[uint16]int
+}
+
+func (s *subscriber) run(addr string, stop <-chan struct{}) error {
+	c, _, err := dialRaw(addr, s.id, false)
+	if err != nil {
+		return err
+	}
+	defer c.conn.Close()
+	go func() { <-stop; c.conn.Close() }()
+	if err := c.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: s.filter, QoS: s.qos}}}); err != nil {
+		return err
+	}
+	for {
+		p, err := c.read()
+		if err != nil {
+			return nil // the server died or we stopped
+		}
+		switch p := p.(type) {
+		case *packet.Publish:
+			n, _ := strconv.Atoi(string(p.Payload))
+			switch p.QoS {
+			case 1:
+				s.mu.Lock()
+				s.counts[n]++
+				s.mu.Unlock()
+				c.send(&packet.Puback{PacketID: p.PacketID})
+			case 2:
+				// Method B receiver: keep the message until PUBREL; a
+				// duplicate PUBLISH of a held id is the same message.
+				s.mu.Lock()
+				s.held[p.PacketID] = n
+				s.mu.Unlock()
+				c.send(&packet.Pubrec{PacketID: p.PacketID})
+			}
+		case *packet.Pubrel:
+			s.mu.Lock()
+			if n, ok := s.held[p.PacketID]; ok {
+				s.counts[n]++
+				delete(s.held, p.PacketID)
+			}
+			s.mu.Unlock()
+			c.send(&packet.Pubcomp{PacketID: p.PacketID})
+		}
+	}
+}
+
+// publish sends numbered messages until stop, and returns the numbers
+// whose acknowledgement (PUBACK, or PUBCOMP) arrived.
+func publishNumbered(addr, id, topic string, qos byte, next *int, stop <-chan struct{}) []int {
+	c, _, err := dialRaw(addr, id, true)
+	if err != nil {
+		return nil
+	}
+	defer c.conn.Close()
+	var acked []int
+	for pid := uint16(1); ; pid = pid%1000 + 1 {
+		select {
+		case <-stop:
+			return acked
+		default:
+		}
+		n := *next
+		if err := c.send(&packet.Publish{Topic: topic, QoS: qos, PacketID: pid, Payload: []byte(strconv.Itoa(n))}); err != nil {
+			return acked
+		}
+		*next = n + 1
+		c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		p, err := c.read()
+		if err != nil {
+			return acked
+		}
+		if qos == 2 {
+			if _, ok := p.(*packet.Pubrec); !ok {
+				return acked
+			}
+			if c.send(&packet.Pubrel{PacketID: pid}) != nil {
+				return acked
+			}
+			if p, err = c.read(); err != nil {
+				return acked
+			}
+			if _, ok := p.(*packet.Pubcomp); !ok {
+				return acked
+			}
+		} else if _, ok := p.(*packet.Puback); !ok {
+			return acked
+		}
+		acked = append(acked, n)
+	}
+}
+
+// TestCrashSafety kills ferry with SIGKILL at random moments while QoS 1
+// and QoS 2 publishers and persistent subscribers run, restarts it on the
+// same data directory, and checks that every acknowledged message reaches
+// its persistent subscriber, and that retained messages and subscriptions
+// survive.
+func TestCrashSafety(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test skipped in -short mode")
+	}
+	cycles := 20
+	if v := os.Getenv("FERRY_CRASH_CYCLES"); v != "" {
+		cycles, _ = strconv.Atoi(v)
+	}
+	s := &crashServer{t: t, bin: ferryBinary(t), dir: filepath.Join(t.TempDir(), "data"), port: freePort(t)}
+	addr := "127.0.0.1:" + s.port
+	subs := []*subscriber{
+		{id: "crash-sub-1", filter: "crash/q1/#", qos: 1, counts: map[int]int{}, held: map[uint16]int{}},
+		{id: "crash-sub-2", filter: "crash/q2/#", qos: 2, counts: map[int]int{}, held: map[uint16]int{}},
+	}
+	s.start()
+	t.Cleanup(func() { s.kill() })
+	// Persistent subscriptions exist before anything is published.
+	for _, sub := range subs {
+		c, _, err := dialRaw(addr, sub.id, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: sub.filter, QoS: sub.qos}}})
+		if p, err := c.read(); err != nil {
+			t.Fatalf("no SUBACK: %v", err)
+		} else if _, ok := p.(*packet.Suback); !ok {
+			t.Fatalf("got %v, want SUBACK", p)
+		}
+		c.conn.Close()
+	}
+	// A retained message set once must survive every crash.
+	pub := requirePeer(t, "mosquitto_pub", "mosquitto-clients")
+	run(t, pub, "-p", s.port, "-t", "crash/retained", "-m", "survives", "-r", "-q", "1")
+
+	acked := [3][]int{}
+	next := [3]int{0, 1, 1}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for cycle := range cycles {
+		if cycle > 0 {
+			s.start()
+		}
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, sub := range subs {
+			wg.Add(1)
+			go func() { defer wg.Done(); sub.run(addr, stop) }()
+		}
+		var mu sync.Mutex
+		for _, qos := range []byte{1, 2} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got := publishNumbered(addr, fmt.Sprintf("crash-pub-%d", qos), fmt.Sprintf("crash/q%d/x", qos), qos, &next[qos], stop)
+				mu.Lock()
+				acked[qos] = append(acked[qos], got...)
+				mu.Unlock()
+			}()
+		}
+		time.Sleep(time.Duration(50+rng.IntN(250)) * time.Millisecond) // the random moment of the crash
+		s.kill()
+		close(stop)
+		wg.Wait()
+	}
+
+	// Final run: drain everything that was kept.
+	s.start()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, sub := range subs {
+		wg.Add(1)
+		go func() { defer wg.Done(); sub.run(addr, stop) }()
+	}
+	missing := func() (int, int) {
+		m1, m2 := 0, 0
+		for i, sub := range subs {
+			sub.mu.Lock()
+			for _, n := range acked[i+1] {
+				if sub.counts[n] == 0 {
+					if i == 0 {
+						m1++
+					} else {
+						m2++
+					}
+				}
+			}
+			sub.mu.Unlock()
+		}
+		return m1, m2
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		m1, m2 := missing()
+		if m1 == 0 && m2 == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("after %d crashes: %d acknowledged QoS 1 and %d QoS 2 messages never delivered", cycles, m1, m2)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+
+	dups := 0
+	for _, n := range acked[2] {
+		if subs[1].counts[n] > 1 {
+			dups++
+		}
+	}
+	t.Logf("%d crash cycles: %d QoS 1 and %d QoS 2 acknowledged messages checked; %d QoS 2 duplicates",
+		cycles, len(acked[1]), len(acked[2]), dups)
+	if len(acked[1]) == 0 || len(acked[2]) == 0 {
+		t.Error("no message was acknowledged: the test checked nothing")
+	}
+
+	sub := requirePeer(t, "mosquitto_sub", "mosquitto-clients")
+	if out := run(t, sub, "-p", s.port, "-t", "crash/retained", "-C", "1", "-W", "5"); strings.TrimSpace(out) != "survives" {
+		t.Errorf("retained message after %d crashes: %q", cycles, out)
+	}
+}
