@@ -167,7 +167,9 @@ func (w *writer) flush() {
 		w.writes.Add(1)
 
 		w.mu.Lock()
-		if cap(b) <= 4*maxWriteBacklog {
+		// Keep the buffer for the next write unless a burst made it big:
+		// idle connections should not hold megabytes.
+		if cap(b) <= 64<<10 {
 			w.spare = b[:0]
 		}
 		if err != nil && w.err == nil {
