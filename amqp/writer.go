@@ -169,7 +169,7 @@ func (w *writer) flush() {
 		w.mu.Lock()
 		// Keep the buffer for the next write unless a burst made it big:
 		// idle connections should not hold megabytes.
-		if cap(b) <= 64<<10 {
+		if cap(b) <= 1<<20 {
 			w.spare = b[:0]
 		}
 		if err != nil && w.err == nil {
