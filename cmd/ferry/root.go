@@ -70,6 +70,7 @@ type serveFlags struct {
 	tlsClientCA    string
 	tlsRequireCert bool
 	wsAddr         string
+	adminPassword  string
 	dataDir        string
 	logLevel       string
 	logFormat      string
@@ -111,6 +112,7 @@ func newServeCmd() *cobra.Command {
 	fl.StringVar(&f.tlsClientCA, "tls-client-ca", "", "PEM CA bundle for verifying client certificates")
 	fl.BoolVar(&f.tlsRequireCert, "tls-require-client-cert", false, "refuse TLS clients without a valid client certificate")
 	fl.StringVar(&f.wsAddr, "ws-addr", "", "MQTT over WebSocket listen address, e.g. 127.0.0.1:8083 (path /mqtt)")
+	fl.StringVar(&f.adminPassword, "admin-password", "", "password of user admin of the device registry API (default: generated into --data-dir)")
 	fl.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8080", "HTTP address of /metrics, /healthz and /readyz (empty: off)")
 	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on --http-addr")
 	fl.StringVar(&f.dataDir, "data-dir", "./ferry-data", "data directory of the embedded mode")
@@ -146,6 +148,7 @@ func loadConfig(fl *pflag.FlagSet, f *serveFlags) (config.Config, error) {
 	set("tls-client-ca", func() { cfg.MQTT.TLS.ClientCAFile = f.tlsClientCA })
 	set("tls-require-client-cert", func() { cfg.MQTT.TLS.RequireClientCert = f.tlsRequireCert })
 	set("ws-addr", func() { cfg.MQTT.WebSocket.Addr = f.wsAddr })
+	set("admin-password", func() { cfg.AdminPassword = f.adminPassword })
 	set("pprof", func() { cfg.HTTP.Pprof = f.pprof })
 	set("log-level", func() { cfg.Log.Level = f.logLevel })
 	set("log-format", func() { cfg.Log.Format = f.logFormat })

@@ -29,11 +29,15 @@ type Config struct {
 	// AllowAnonymous (allow_anonymous) lets clients connect without
 	// credentials on non-loopback addresses. Default false; loopback
 	// listeners accept anonymous clients while no authentication is set up.
-	AllowAnonymous bool  `yaml:"allow_anonymous"`
-	Log            Log   `yaml:"log"`
-	MQTT           MQTT  `yaml:"mqtt"`
-	HTTP           HTTP  `yaml:"http"`
-	Store          Store `yaml:"store"`
+	AllowAnonymous bool `yaml:"allow_anonymous"`
+	// AdminPassword (admin_password, --admin-password, FERRY_ADMIN_PASSWORD)
+	// protects the device registry API (HTTP Basic, user admin). Empty: one
+	// is generated on first start into data_dir/admin-password.
+	AdminPassword string `yaml:"admin_password"`
+	Log           Log    `yaml:"log"`
+	MQTT          MQTT   `yaml:"mqtt"`
+	HTTP          HTTP   `yaml:"http"`
+	Store         Store  `yaml:"store"`
 	// ShutdownTimeout (shutdown_timeout) bounds a clean shutdown. Default 5s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 }
@@ -375,5 +379,11 @@ func (c *Config) Logger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// YAML renders the configuration as a YAML document.
-func (c *Config) YAML() ([]byte, error) { return yaml.Marshal(c) }
+// YAML renders the configuration as a YAML document, secrets masked.
+func (c *Config) YAML() ([]byte, error) {
+	shown := *c
+	if shown.AdminPassword != "" {
+		shown.AdminPassword = "********"
+	}
+	return yaml.Marshal(&shown)
+}

@@ -20,7 +20,10 @@ import (
 	"github.com/ferry-iot/ferry/internal/config"
 	"github.com/ferry-iot/ferry/internal/hub"
 	"github.com/ferry-iot/ferry/internal/metrics"
+	"github.com/ferry-iot/ferry/internal/registry"
+	"github.com/ferry-iot/ferry/internal/registryapi"
 	"github.com/ferry-iot/ferry/internal/store"
+	"github.com/ferry-iot/ferry/internal/store/memstore"
 	"github.com/ferry-iot/ferry/internal/store/pebblestore"
 	"github.com/ferry-iot/ferry/internal/systopics"
 	"github.com/ferry-iot/ferry/internal/transport"
@@ -33,14 +36,15 @@ var Version = "devel"
 
 // Node is one running Ferry process.
 type Node struct {
-	cfg     config.Config
-	log     *slog.Logger
-	hub     *hub.Hub
-	store   store.Store // nil in memory mode
-	closeSt func() error
-	metrics *metrics.Metrics
-	mqtt    *mqtt.Server
-	http    *http.Server // nil when the HTTP endpoint is off
+	cfg      config.Config
+	log      *slog.Logger
+	hub      *hub.Hub
+	store    store.Store // nil in memory mode
+	registry *registry.Registry
+	closeSt  func() error
+	metrics  *metrics.Metrics
+	mqtt     *mqtt.Server
+	http     *http.Server // nil when the HTTP endpoint is off
 
 	mqttLn  net.Listener
 	tlsLn   net.Listener // nil when MQTT over TLS is off
@@ -186,13 +190,52 @@ func (n *Node) listen() error {
 		n.wsHTTP = newHTTPServer(mux)
 	}
 	if cfg.HTTP.Addr != "" {
+		mux := n.opsMux(&n.ready)
+		if err := n.mountRegistry(mux); err != nil {
+			return err
+		}
 		if n.httpLn, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
 			return fmt.Errorf("http listener (--http-addr): %w", err)
 		}
-		n.http = newHTTPServer(n.opsMux(&n.ready))
+		n.http = newHTTPServer(mux)
 	}
 	return nil
 }
+
+// mountRegistry serves the device registry management API under /v1/,
+// protected by the admin password (generated on first start when none is
+// configured, so the API is never open).
+func (n *Node) mountRegistry(mux *http.ServeMux) error {
+	var rs store.RegistryStore = memstore.NewRegistry()
+	if ps, ok := n.store.(store.RegistryStore); ok {
+		rs = ps
+	}
+	reg, err := registry.New(rs, nil)
+	if err != nil {
+		return fmt.Errorf("device registry: %w", err)
+	}
+	n.registry = reg
+	pw := n.cfg.AdminPassword
+	if pw == "" {
+		var path string
+		var created bool
+		pw, path, created, err = registryapi.LoadOrCreateAdminPassword(n.cfg.DataDir)
+		if err != nil {
+			return fmt.Errorf("admin password (--admin-password): %w", err)
+		}
+		if created {
+			n.log.Info("generated the password of user admin of the registry API", slog.String("file", path))
+		}
+	}
+	mux.Handle("/v1/", registryapi.New(reg, registryapi.Options{AdminPassword: pw, Logger: n.log}))
+	return nil
+}
+
+// DataDir is the node's data directory.
+func (n *Node) DataDir() string { return n.cfg.DataDir }
+
+// Registry is the node's device registry; nil when the HTTP endpoint is off.
+func (n *Node) Registry() *registry.Registry { return n.registry }
 
 func (n *Node) closeStore() error {
 	if n.closeSt == nil {
