@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -150,6 +151,10 @@ func (w *writer) kick() {
 // exits when there is nothing left to write or after a write error.
 func (w *writer) flush() {
 	for {
+		// Let goroutines that are about to queue frames (senders, the
+		// reader answering a batch) run first: one larger write costs far
+		// less than several small ones.
+		runtime.Gosched()
 		w.mu.Lock()
 		if len(w.buf) == 0 || w.err != nil {
 			w.running = false
