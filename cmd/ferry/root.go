@@ -71,6 +71,7 @@ type serveFlags struct {
 	tlsRequireCert bool
 	wsAddr         string
 	adminPassword  string
+	auth           bool
 	dataDir        string
 	logLevel       string
 	logFormat      string
@@ -112,6 +113,7 @@ func newServeCmd() *cobra.Command {
 	fl.StringVar(&f.tlsClientCA, "tls-client-ca", "", "PEM CA bundle for verifying client certificates")
 	fl.BoolVar(&f.tlsRequireCert, "tls-require-client-cert", false, "refuse TLS clients without a valid client certificate")
 	fl.StringVar(&f.wsAddr, "ws-addr", "", "MQTT over WebSocket listen address, e.g. 127.0.0.1:8083 (path /mqtt)")
+	fl.BoolVar(&f.auth, "auth", false, "devices log in as auth-id@tenant with registry credentials; anonymous clients refused unless --allow-anonymous")
 	fl.StringVar(&f.adminPassword, "admin-password", "", "password of user admin of the device registry API (default: generated into --data-dir)")
 	fl.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8080", "HTTP address of /metrics, /healthz and /readyz (empty: off)")
 	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on --http-addr")
@@ -149,6 +151,7 @@ func loadConfig(fl *pflag.FlagSet, f *serveFlags) (config.Config, error) {
 	set("tls-require-client-cert", func() { cfg.MQTT.TLS.RequireClientCert = f.tlsRequireCert })
 	set("ws-addr", func() { cfg.MQTT.WebSocket.Addr = f.wsAddr })
 	set("admin-password", func() { cfg.AdminPassword = f.adminPassword })
+	set("auth", func() { cfg.Auth = f.auth })
 	set("pprof", func() { cfg.HTTP.Pprof = f.pprof })
 	set("log-level", func() { cfg.Log.Level = f.logLevel })
 	set("log-format", func() { cfg.Log.Format = f.logFormat })

@@ -30,6 +30,10 @@ type Config struct {
 	// credentials on non-loopback addresses. Default false; loopback
 	// listeners accept anonymous clients while no authentication is set up.
 	AllowAnonymous bool `yaml:"allow_anonymous"`
+	// Auth (auth, --auth) checks clients that log in as auth-id@tenant
+	// against the device registry and refuses anonymous clients unless
+	// allow_anonymous is set. Default false.
+	Auth bool `yaml:"auth"`
 	// AdminPassword (admin_password, --admin-password, FERRY_ADMIN_PASSWORD)
 	// protects the device registry API (HTTP Basic, user admin). Empty: one
 	// is generated on first start into data_dir/admin-password.
@@ -287,9 +291,10 @@ func (c *Config) Validate() error {
 		if err != nil {
 			return fmt.Errorf("%s (%s): %w", l.key, l.flag, err)
 		}
-		if !loopback && !c.AllowAnonymous {
+		if !loopback && !c.AllowAnonymous && !c.Auth {
 			return fmt.Errorf("%s (%s) %s is not a loopback address and no authentication is configured: "+
-				"pass --allow-anonymous (allow_anonymous: true) to accept anonymous clients from the network", l.key, l.flag, l.addr)
+				"pass --auth (auth: true) to let devices log in with registry credentials, "+
+				"or --allow-anonymous (allow_anonymous: true) to accept anonymous clients from the network", l.key, l.flag, l.addr)
 		}
 	}
 	if t := c.MQTT.TLS; t.Addr != "" && (t.CertFile == "" || t.KeyFile == "") {

@@ -65,6 +65,7 @@ func TestValidate(t *testing.T) {
 		{"all interfaces refused", func(c *Config) { c.MQTT.Addr = ":1883" }, "--allow-anonymous"},
 		{"0.0.0.0 refused", func(c *Config) { c.MQTT.Addr = "0.0.0.0:1883" }, "--allow-anonymous"},
 		{"0.0.0.0 allowed", func(c *Config) { c.MQTT.Addr = "0.0.0.0:1883"; c.AllowAnonymous = true }, ""},
+		{"0.0.0.0 with auth", func(c *Config) { c.MQTT.Addr = "0.0.0.0:1883"; c.Auth = true }, ""},
 		{"no port", func(c *Config) { c.MQTT.Addr = "127.0.0.1" }, "--mqtt-addr"},
 		{"bad port", func(c *Config) { c.MQTT.Addr = "127.0.0.1:http" }, "--mqtt-addr"},
 		{"log level", func(c *Config) { c.Log.Level = "loud" }, "--log-level"},

@@ -86,6 +86,16 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 		}
 		n.store, n.closeSt = ps, ps.Close
 	}
+	var rs store.RegistryStore = memstore.NewRegistry()
+	if ps, ok := n.store.(store.RegistryStore); ok {
+		rs = ps
+	}
+	reg, err := registry.New(rs, nil)
+	if err != nil {
+		n.closeStore()
+		return nil, fmt.Errorf("device registry: %w", err)
+	}
+	n.registry = reg
 	n.hub = hub.New(hub.Options{
 		Store:             n.store,
 		MaxQueuedMessages: cfg.MQTT.MaxQueuedOffline,
@@ -96,6 +106,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 	n.mqtt = &mqtt.Server{
 		Handler: mqttadapter.New(n.hub, mqttadapter.Options{
 			Tenant: config.DefaultTenant, Logger: log, Metrics: n.metrics,
+			Authenticator: authenticator(cfg, reg), RequireAuth: cfg.Auth && !cfg.AllowAnonymous,
 			SessionExpiry311: time.Duration(cfg.MQTT.SessionExpiry311),
 		}),
 		Logger:               log,
@@ -206,15 +217,7 @@ func (n *Node) listen() error {
 // protected by the admin password (generated on first start when none is
 // configured, so the API is never open).
 func (n *Node) mountRegistry(mux *http.ServeMux) error {
-	var rs store.RegistryStore = memstore.NewRegistry()
-	if ps, ok := n.store.(store.RegistryStore); ok {
-		rs = ps
-	}
-	reg, err := registry.New(rs, nil)
-	if err != nil {
-		return fmt.Errorf("device registry: %w", err)
-	}
-	n.registry = reg
+	var err error
 	pw := n.cfg.AdminPassword
 	if pw == "" {
 		var path string
@@ -227,14 +230,23 @@ func (n *Node) mountRegistry(mux *http.ServeMux) error {
 			n.log.Info("generated the password of user admin of the registry API", slog.String("file", path))
 		}
 	}
-	mux.Handle("/v1/", registryapi.New(reg, registryapi.Options{AdminPassword: pw, Logger: n.log}))
+	mux.Handle("/v1/", registryapi.New(n.registry, registryapi.Options{AdminPassword: pw, Logger: n.log}))
 	return nil
+}
+
+// authenticator is the registry when --auth is on: without it, user names
+// are not checked and every client is in the default tenant.
+func authenticator(cfg config.Config, reg *registry.Registry) mqttadapter.Authenticator {
+	if !cfg.Auth {
+		return nil
+	}
+	return reg
 }
 
 // DataDir is the node's data directory.
 func (n *Node) DataDir() string { return n.cfg.DataDir }
 
-// Registry is the node's device registry; nil when the HTTP endpoint is off.
+// Registry is the node's device registry.
 func (n *Node) Registry() *registry.Registry { return n.registry }
 
 func (n *Node) closeStore() error {

@@ -5,14 +5,18 @@
 //
 // # Caveats
 //
-// Authentication is not wired in yet: every client lands in the configured
-// tenant. Unacknowledged QoS 1/2 messages of a persistent session are
+// Clients that log in as auth-id@tenant are checked against the device
+// registry and live in their tenant; anonymous clients, when allowed, are in
+// the configured default tenant. Unacknowledged QoS 1/2 messages of a persistent session are
 // redelivered with DUP set on resume, with new packet identifiers; PUBREL
 // state is not carried across connections.
 package mqttadapter
 
 import (
+	"context"
+	"errors"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +24,7 @@ import (
 
 	"github.com/ferry-iot/ferry/internal/hub"
 	"github.com/ferry-iot/ferry/internal/metrics"
+	"github.com/ferry-iot/ferry/internal/registry"
 	"github.com/ferry-iot/ferry/mqtt"
 	"github.com/ferry-iot/ferry/mqtt/packet"
 )
@@ -38,21 +43,37 @@ type Options struct {
 	// SessionExpiry311 is how long a 3.1.1 session with clean session 0
 	// outlives its connection. If zero, forever.
 	SessionExpiry311 time.Duration
+	// Authenticator checks the credentials of clients that log in with a
+	// user name (auth-id@tenant, Hono's form; a bare auth-id is in Tenant).
+	// If nil, user names are ignored and every client is in Tenant.
+	Authenticator Authenticator
+	// RequireAuth refuses clients without a user name.
+	RequireAuth bool
+	// AuthConcurrency bounds the credential checks running at once, since a
+	// bcrypt check costs tens of milliseconds of CPU. If zero, the number of
+	// CPUs.
+	AuthConcurrency int
 	// ResponseInformation is the prefix of the response topic offered to
 	// MQTT 5 clients that request response information; the client id is
 	// appended. If empty, "response/".
 	ResponseInformation string
 }
 
+// Authenticator checks device credentials; *registry.Registry is one.
+type Authenticator interface {
+	Authenticate(ctx context.Context, tenant, authID, password string) (registry.Identity, error)
+}
+
 // Adapter is Ferry's MQTT broker logic on top of the hub.
 type Adapter struct {
-	opts    Options
-	hub     *hub.Hub
-	tenant  string
-	log     *slog.Logger
-	now     func() time.Time
-	metrics *metrics.Metrics
-	flow    *metrics.Flow // nil without metrics
+	authSlots chan struct{}
+	opts      Options
+	hub       *hub.Hub
+	tenant    string
+	log       *slog.Logger
+	now       func() time.Time
+	metrics   *metrics.Metrics
+	flow      *metrics.Flow // nil without metrics
 }
 
 var (
@@ -66,7 +87,10 @@ func New(h *hub.Hub, opts Options) *Adapter {
 	if opts.ResponseInformation == "" {
 		opts.ResponseInformation = "response/"
 	}
-	a := &Adapter{opts: opts, hub: h, tenant: opts.Tenant, log: opts.Logger, now: opts.Now, metrics: opts.Metrics}
+	if opts.AuthConcurrency <= 0 {
+		opts.AuthConcurrency = runtime.NumCPU()
+	}
+	a := &Adapter{authSlots: make(chan struct{}, opts.AuthConcurrency), opts: opts, hub: h, tenant: opts.Tenant, log: opts.Logger, now: opts.Now, metrics: opts.Metrics}
 	if a.metrics != nil {
 		a.flow = a.metrics.Flow("mqtt", "publish")
 	}
@@ -85,6 +109,7 @@ func New(h *hub.Hub, opts Options) *Adapter {
 // connState is the adapter's state of one connection, kept in Conn.Value.
 type connState struct {
 	tenant    string
+	device    string // authenticated device id; empty for anonymous clients
 	session   *hub.Session
 	will      *hub.Message
 	willDelay time.Duration
@@ -117,9 +142,19 @@ func state(c *mqtt.Conn) *connState {
 	return st
 }
 
-// Connect accepts every client into the adapter's tenant.
+// Connect authenticates the client and accepts it into its tenant.
 func (a *Adapter) Connect(c *mqtt.Conn, p *packet.Connect) mqtt.ConnectResult {
 	st := &connState{tenant: a.tenant}
+	switch {
+	case p.UsernameFlag && a.opts.Authenticator != nil:
+		id, code := a.authenticate(c, p)
+		if code != packet.Success {
+			return a.refuse(code)
+		}
+		st.tenant, st.device = id.TenantID, id.DeviceID
+	case a.opts.RequireAuth:
+		return a.refuse(packet.NotAuthorized) // anonymous clients are refused
+	}
 	if p.WillFlag {
 		if reserved(p.WillTopic) {
 			return a.refuse(packet.TopicNameInvalid)
@@ -138,6 +173,38 @@ func (a *Adapter) Connect(c *mqtt.Conn, p *packet.Connect) mqtt.ConnectResult {
 		res.Properties.ResponseInfo = a.opts.ResponseInformation + c.ClientID()
 	}
 	return res
+}
+
+// authenticate checks the CONNECT's credentials, with at most
+// AuthConcurrency checks at once: a flood of logins waits (and then gets
+// Server Busy) instead of eating every CPU.
+func (a *Adapter) authenticate(c *mqtt.Conn, p *packet.Connect) (registry.Identity, packet.ReasonCode) {
+	authID, tenant, ok := registry.SplitUsername(p.Username)
+	if !ok {
+		authID, tenant = p.Username, a.tenant
+	}
+	ctx, cancel := context.WithTimeout(c.Context(), 10*time.Second)
+	defer cancel()
+	select {
+	case a.authSlots <- struct{}{}:
+	case <-ctx.Done():
+		return registry.Identity{}, packet.ServerBusy
+	}
+	id, err := a.opts.Authenticator.Authenticate(ctx, tenant, authID, string(p.Password))
+	<-a.authSlots
+	switch {
+	case err == nil:
+		return id, packet.Success
+	case errors.Is(err, registry.ErrDisabled):
+		a.log.Info("login refused: disabled", "user", p.Username, "remote", c.RemoteAddr().String(), "err", err)
+		return id, packet.NotAuthorized // 3.1.1: 0x05
+	case errors.Is(err, registry.ErrBadCredentials):
+		a.log.Info("login refused: bad credentials", "user", p.Username, "remote", c.RemoteAddr().String())
+		return id, packet.BadUserNameOrPassword // 3.1.1: 0x04
+	default:
+		a.log.Error("authentication failed", "user", p.Username, "err", err)
+		return id, packet.ServerUnavailable
+	}
 }
 
 func (a *Adapter) refuse(code packet.ReasonCode) mqtt.ConnectResult {

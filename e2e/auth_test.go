@@ -1,0 +1,87 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/ferry-iot/ferry/internal/config"
+	"github.com/ferry-iot/ferry/internal/node"
+	"github.com/ferry-iot/ferry/internal/registry"
+)
+
+// provision creates a tenant with one device that logs in with a password,
+// through the registry the node serves.
+func provision(t *testing.T, n *node.Node, tenant, device, authID, password string, deviceEnabled bool) {
+	t.Helper()
+	ctx := context.Background()
+	reg := n.Registry()
+	if _, _, err := reg.CreateTenant(ctx, tenant, registry.Tenant{Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := reg.CreateDevice(ctx, tenant, device, registry.Device{Enabled: deviceEnabled}); err != nil {
+		t.Fatal(err)
+	}
+	creds, err := registry.ParseCredentials([]byte(`[{"type":"hashed-password","auth-id":"` + authID +
+		`","secrets":[{"pwd-plain":"` + password + `","hash-function":"sha-256"}]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.SetCredentials(ctx, tenant, device, creds, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMosquittoAuthentication logs devices in as auth-id@tenant with
+// mosquitto clients, and checks the refusal codes and tenant isolation.
+func TestMosquittoAuthentication(t *testing.T) {
+	sub := requirePeer(t, "mosquitto_sub", "mosquitto-clients")
+	pub := requirePeer(t, "mosquitto_pub", "mosquitto-clients")
+	n := startFerry(t, func(c *config.Config) { c.Auth = true })
+	host, port := hostPort(n)
+	provision(t, n, "acme", "dev-1", "sensor-1", "pw-acme", true)
+	provision(t, n, "globex", "dev-1", "sensor-1", "pw-globex", true)
+	provision(t, n, "initech", "dev-off", "off-1", "pw-off", false)
+
+	// Same topic in two tenants: each subscriber sees its own tenant only.
+	sa := startProc(t, sub, "-h", host, "-p", port, "-u", "sensor-1@acme", "-P", "pw-acme", "-t", "#", "-C", "1", "-v", "-q", "1")
+	sg := startProc(t, sub, "-h", host, "-p", port, "-u", "sensor-1@globex", "-P", "pw-globex", "-t", "#", "-C", "1", "-v", "-q", "1", "-V", "mqttv5")
+	waitSubscriptions(t, n.Hub(), 2)
+	run(t, pub, "-h", host, "-p", port, "-u", "sensor-1@acme", "-P", "pw-acme", "-t", "room/temp", "-m", "acme-data", "-q", "1")
+	run(t, pub, "-h", host, "-p", port, "-u", "sensor-1@globex", "-P", "pw-globex", "-t", "room/temp", "-m", "globex-data", "-q", "1")
+	if out := strings.TrimSpace(sa.wait(t)); out != "room/temp acme-data" {
+		t.Errorf("acme subscriber got %q", out)
+	}
+	if out := strings.TrimSpace(sg.wait(t)); out != "room/temp globex-data" {
+		t.Errorf("globex subscriber got %q", out)
+	}
+
+	refusals := []struct {
+		name, version string
+		args          []string
+		want          string
+	}{
+		// 3.1.1 return code 4 / MQTT 5 reason 0x86.
+		{"wrong password 3.1.1", "mqttv311", []string{"-u", "sensor-1@acme", "-P", "nope"}, "bad user name or password"},
+		{"wrong password 5", "mqttv5", []string{"-u", "sensor-1@acme", "-P", "nope"}, "bad user name or password"},
+		{"unknown tenant 3.1.1", "mqttv311", []string{"-u", "sensor-1@nowhere", "-P", "pw-acme"}, "bad user name or password"},
+		// 3.1.1 return code 5 / MQTT 5 reason 0x87.
+		{"anonymous 3.1.1", "mqttv311", nil, "not authorised"},
+		{"anonymous 5", "mqttv5", nil, "not authorized"},
+		{"disabled device 3.1.1", "mqttv311", []string{"-u", "off-1@initech", "-P", "pw-off"}, "not authorised"},
+		{"disabled device 5", "mqttv5", []string{"-u", "off-1@initech", "-P", "pw-off"}, "not authorized"},
+	}
+	for _, tt := range refusals {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"-h", host, "-p", port, "-V", tt.version, "-t", "x", "-m", "y"}, tt.args...)
+			p := startProc(t, pub, args...)
+			out := p.exit(t)
+			if p.cmd.ProcessState.Success() {
+				t.Fatalf("login succeeded: %s", out)
+			}
+			if !strings.Contains(strings.ToLower(out), tt.want) {
+				t.Errorf("mosquitto_pub said %q, want it to mention %q", out, tt.want)
+			}
+		})
+	}
+}
