@@ -186,7 +186,20 @@ func (m *Message) AppendBinary(dst []byte) ([]byte, error) {
 
 // MarshalBinary returns the binary form of m (encoding.BinaryMarshaler).
 func (m *Message) MarshalBinary() ([]byte, error) {
-	return m.AppendBinary(nil)
+	return m.AppendBinary(make([]byte, 0, m.sizeHint()))
+}
+
+// sizeHint is an upper bound of the encoded size, so MarshalBinary
+// allocates once.
+func (m *Message) sizeHint() int {
+	const varint = 10 // binary.MaxVarintLen64
+	n := 3 + 7*varint + 1 + len(m.Topic) + len(m.Payload) + len(m.ContentType) +
+		len(m.ResponseTopic) + len(m.CorrelationData) + len(m.Origin) +
+		(1+len(m.SubscriptionIDs))*5
+	for _, p := range m.UserProperties {
+		n += 2*varint + len(p.Key) + len(p.Value)
+	}
+	return n
 }
 
 // UnmarshalBinary sets m from its binary form (encoding.BinaryUnmarshaler).
