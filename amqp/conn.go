@@ -123,6 +123,7 @@ func NewConn(ctx context.Context, nc net.Conn, opts *ConnOptions) (*Conn, error)
 		maxFrameSize: opts.MaxFrameSize, channelMax: opts.ChannelMax, idleTimeout: opts.IdleTimeout,
 		offeredCaps: opts.OfferedCapabilities, desiredCaps: opts.DesiredCapabilities,
 		properties: opts.Properties, handshakeTimeout: opts.HandshakeTimeout,
+		readBufferSize: opts.ReadBufferSize,
 	}
 	cfg.setDefaults()
 	c := newConn(nc, cfg)
@@ -143,7 +144,7 @@ func newConn(nc net.Conn, cfg connConfig) *Conn {
 		cfg:            cfg,
 		nc:             nc,
 		w:              newWriter(nc),
-		br:             bufio.NewReaderSize(nc, 4096),
+		br:             bufio.NewReaderSize(nc, cfg.readBufferSize),
 		readerDone:     make(chan struct{}),
 		done:           make(chan struct{}),
 		closeReceived:  make(chan struct{}),

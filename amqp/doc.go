@@ -67,6 +67,7 @@
 //   - RabbitMQ 3.10 refuses a link to a missing node by ending the
 //     session (a *SessionError), and its classic queues sometimes crash on
 //     drain; both are RabbitMQ's behaviour, seen in rabbitmq_test.go.
-//   - An idle connection still keeps its reader goroutine; with an idle
-//     time-out it also has a timer.
+//   - An idle connection still keeps its reader goroutine and its read
+//     buffer (ReadBufferSize, 16 KiB by default: smaller buffers cost
+//     throughput); with an idle time-out it also has a timer.
 package amqp

@@ -74,7 +74,7 @@ func (c *Conn) upgradeTLS(ctx context.Context, tn *tls.Conn) error {
 	st := tn.ConnectionState()
 	c.tlsState = &st
 	c.nc = tn
-	c.br = bufio.NewReaderSize(tn, 4096)
+	c.br = bufio.NewReaderSize(tn, c.cfg.readBufferSize)
 	return nil
 }
 

@@ -191,6 +191,7 @@ func Listen(ln net.Listener, opts *ListenerOptions) (*Listener, error) {
 		idleTimeout: opts.IdleTimeout, offeredCaps: opts.OfferedCapabilities, properties: opts.Properties,
 		handshakeTimeout: opts.HandshakeTimeout, session: opts.Session, credit: opts.Credit,
 		maxMessageSize: opts.MaxMessageSize, handler: opts.Handler,
+		readBufferSize: opts.ReadBufferSize,
 	}
 	cfg.setDefaults()
 	l := &Listener{ln: ln, cfg: cfg, conns: make(map[*Conn]bool)}

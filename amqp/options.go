@@ -21,6 +21,7 @@ const (
 	DefaultCredit           = 256
 	DefaultMaxMessageSize   = 64 << 20
 	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultReadBufferSize   = 16 << 10
 	// maxWriteBacklog bounds the bytes queued for the socket before Send
 	// blocks: enough to batch many frames, small enough that a stalled
 	// peer cannot make us buffer without limit.
@@ -63,6 +64,10 @@ type ConnOptions struct {
 	// HandshakeTimeout bounds protocol negotiation, SASL and open.
 	// Default DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
+	// ReadBufferSize is the socket read buffer, in bytes. Default
+	// DefaultReadBufferSize; smaller saves memory per idle connection and
+	// costs throughput (more read calls).
+	ReadBufferSize int
 
 	// dialer is a test seam.
 	dialer func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -166,6 +171,9 @@ type ListenerOptions struct {
 	// HandshakeTimeout bounds negotiation, SASL and open. Default
 	// DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
+	// ReadBufferSize is the socket read buffer per connection; see
+	// ConnOptions. Default DefaultReadBufferSize.
+	ReadBufferSize int
 }
 
 // connConfig is what a Conn needs from either role's options.
@@ -190,6 +198,7 @@ type connConfig struct {
 	credit           uint32
 	maxMessageSize   uint64
 	handler          Handler
+	readBufferSize   int
 }
 
 func (c *connConfig) setDefaults() {
@@ -213,6 +222,9 @@ func (c *connConfig) setDefaults() {
 	}
 	if c.maxMessageSize == 0 {
 		c.maxMessageSize = DefaultMaxMessageSize
+	}
+	if c.readBufferSize <= 0 {
+		c.readBufferSize = DefaultReadBufferSize
 	}
 }
 
