@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ferry-iot/ferry/internal/store"
 	"github.com/ferry-iot/ferry/internal/store/pebblestore"
@@ -105,5 +106,23 @@ func TestOptionsValidate(t *testing.T) {
 		if _, err := pebblestore.Open(t.TempDir(), &o); err == nil {
 			t.Errorf("Open with %+v succeeded", o)
 		}
+	}
+}
+
+// TestBatchModeSyncsOnClose: in batch mode, Close fsyncs what the timer has
+// not, so a clean shutdown loses nothing.
+func TestBatchModeSyncsOnClose(t *testing.T) {
+	s, err := pebblestore.Open(t.TempDir(), &pebblestore.Options{Durability: pebblestore.DurabilityBatch, SyncInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetRetained(context.Background(), "t", &store.Message{Topic: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.IntervalSyncs != 1 || st.Writes != 1 {
+		t.Fatalf("Stats after Close = %+v, want one write and one sync", st)
 	}
 }
