@@ -35,6 +35,10 @@
 // Reads see every write that returned before the read started
 // (read-your-writes), in every mode.
 //
+// Methods check their context when they start and fail with its error if
+// it is done. A write that has started is not abandoned when the context
+// ends later: its batch may already be on its way to the disk.
+//
 // # Caveats
 //
 // The store does not serialise operations on one session: two concurrent

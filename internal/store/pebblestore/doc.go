@@ -40,7 +40,9 @@
 //
 // Queue sequence numbers and outbound insertion order are kept in memory
 // per session, loaded from disk the first time a session is used after
-// Open (a scan of its queue and of its outbound records); see queue.go.
+// Open (a scan of its queue and of its outbound records), and kept until
+// the session is deleted: a small entry per session used since Open; see
+// queue.go.
 //
 // A failed commit is returned to every writer of its group. Pebble treats
 // a failed WAL write or sync as fatal, so in practice the process stops.

@@ -30,7 +30,7 @@ type Store struct {
 	// seqs holds the numbering state of sessions' queues and outbound
 	// records (queue.go).
 	seqMu sync.Mutex
-	seqs  map[string]*sessionSeqs
+	seqs  map[seqsKey]*sessionSeqs
 }
 
 var _ store.Store = (*Store)(nil)
@@ -60,7 +60,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 		db:   db,
 		opts: o,
 		c:    newCommitter(db, o.Durability, o.SyncInterval),
-		seqs: make(map[string]*sessionSeqs),
+		seqs: make(map[seqsKey]*sessionSeqs),
 	}
 	go s.c.run()
 	return s, nil

@@ -49,13 +49,12 @@ type sessionSeqs struct {
 	oNext     uint64 // order of the next new outbound record
 }
 
-func seqsKey(tenant, clientID string) string {
-	return string(sessionPrefix(0, tenant, clientID, 0))
-}
+// seqsKey identifies a session in Store.seqs.
+type seqsKey struct{ tenant, clientID string }
 
 // lockSeqs returns the locked numbering state of a session.
 func (s *Store) lockSeqs(tenant, clientID string) *sessionSeqs {
-	k := seqsKey(tenant, clientID)
+	k := seqsKey{tenant, clientID}
 	for {
 		s.seqMu.Lock()
 		st := s.seqs[k]
@@ -84,7 +83,7 @@ func (s *Store) resetSeqs(tenant, clientID string, b *pebble.Batch) error {
 	}
 	st.removed = true
 	s.seqMu.Lock()
-	delete(s.seqs, seqsKey(tenant, clientID))
+	delete(s.seqs, seqsKey{tenant, clientID})
 	s.seqMu.Unlock()
 	return nil
 }
