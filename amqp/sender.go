@@ -150,9 +150,12 @@ func (snd *Sender) Send(ctx context.Context, msg *Message, opts *SendOptions) er
 		default:
 		}
 		// A message goes out whole, so it needs window for all its frames.
-		// (A message larger than the peer's whole window would wait
-		// forever; with 512-byte frames and go-amqp's 5000-frame window
-		// that is 2.5 MB, with 64 KiB frames 320 MB.)
+		// One larger than the peer's whole window could never go (with
+		// 512-byte frames and go-amqp's 5000-frame window that is 2.5 MB).
+		if uint64(frames) > uint64(s.remoteWindowSize) {
+			c.mu.Unlock()
+			return &LinkError{inner: fmt.Errorf("amqp: message needs %d frames, more than the peer's session window of %d", frames, s.remoteWindowSize)}
+		}
 		if l.linkCredit > 0 && s.remoteIncomingWindow >= uint32(frames) {
 			break
 		}

@@ -28,6 +28,7 @@ type Session struct {
 	// Outgoing transfers (part 2, section 2.5.6).
 	nextOutgoingID       uint32
 	remoteIncomingWindow uint32
+	remoteWindowSize     uint32        // the largest incoming-window the peer announced
 	windowCh             chan struct{} // closed and replaced when the window opens
 	nextDeliveryID       uint32
 	unsettled            map[uint32]*outDelivery // our unsettled deliveries, by delivery id
@@ -73,6 +74,7 @@ func (s *Session) remoteBegin(ch uint16, b *frame.Begin) {
 	s.c.remoteSessions[ch] = s
 	s.nextIncomingID = b.NextOutgoingID
 	s.remoteIncomingWindow = b.IncomingWindow
+	s.remoteWindowSize = b.IncomingWindow
 	s.remoteOutgoingWindow = b.OutgoingWindow
 	s.remoteHandleMax = b.HandleMax
 }
@@ -200,6 +202,9 @@ func (s *Session) handleFlow(f *frame.Flow) error {
 		nextIn = *f.NextIncomingID
 	}
 	s.remoteIncomingWindow = nextIn + f.IncomingWindow - s.nextOutgoingID
+	// A window may shrink to 0 for a while (Proton does when its buffer
+	// fills); the largest one says what can ever fit.
+	s.remoteWindowSize = max(s.remoteWindowSize, f.IncomingWindow)
 	s.remoteOutgoingWindow = f.OutgoingWindow
 	if s.remoteIncomingWindow > 0 {
 		close(s.windowCh)
