@@ -248,3 +248,29 @@ func TestCloseErrors(t *testing.T) {
 	}
 	_ = context.Canceled
 }
+
+func TestMessageBeyondSessionWindow(t *testing.T) {
+	checkGoroutines(t)
+	b := newTestBroker()
+	l := startListener(t, b, &ListenerOptions{MaxFrameSize: 512, Session: SessionOptions{IncomingWindow: 4}})
+	c := dialTest(t, l, nil)
+	s := mustSession(t, c)
+	ctx := testCtx(t)
+	snd, err := s.NewSender(ctx, "w", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// About 10 frames of 512 bytes against a window of 4: it can never go.
+	err = snd.Send(ctx, &Message{Data: [][]byte{make([]byte, 5000)}}, nil)
+	var le *LinkError
+	if !errors.As(err, &le) {
+		t.Fatalf("send: %v", err)
+	}
+	// Messages that fit still go, the window being replenished as they
+	// arrive.
+	for range 20 {
+		if err := snd.Send(ctx, &Message{Data: [][]byte{make([]byte, 1000)}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
