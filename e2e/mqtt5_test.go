@@ -11,6 +11,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/ferry-iot/ferry/internal/config"
+	"github.com/ferry-iot/ferry/mqtt/packet"
 )
 
 // pahoGo connects a paho.golang MQTT 5 client to n; received gets every
@@ -407,5 +408,37 @@ func TestMQTT5ResponseInformation(t *testing.T) {
 	defer cl.Disconnect(&paho.Disconnect{})
 	if ack.Properties == nil || ack.Properties.ResponseInfo != "response/asker" {
 		t.Errorf("CONNACK response information = %+v, want response/asker", ack.Properties)
+	}
+}
+
+// TestSharedSubscriptionHandOver: a member that disconnects with an
+// unacknowledged QoS 1 message of a shared subscription loses it to another
+// member.
+func TestSharedSubscriptionHandOver(t *testing.T) {
+	n := startFerry(t)
+	addr := n.MQTTAddr().String()
+	a, _, err := dialRaw(addr, "member-a", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "$share/g/jobs", QoS: 1}}})
+	if _, err := a.read(); err != nil {
+		t.Fatal(err)
+	}
+	b, gotB := pahoGo(t, addr, "member-b")
+	pub, _ := pahoGo(t, addr, "jobs-pub")
+	// b joins after a's first job is delivered, so a surely holds one.
+	publish(t, pub, &paho.Publish{Topic: "jobs", QoS: 1, Payload: []byte("job-1")})
+	p, err := a.read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pp, ok := p.(*packet.Publish); !ok || string(pp.Payload) != "job-1" {
+		t.Fatalf("member a got %v, want job-1", p)
+	}
+	subscribe(t, b, 0, paho.SubscribeOptions{Topic: "$share/g/jobs", QoS: 1})
+	a.conn.Close() // no PUBACK
+	if got := receive(t, gotB); string(got.Payload) != "job-1" {
+		t.Errorf("member b got %q, want the job a left unacknowledged", got.Payload)
 	}
 }

@@ -128,6 +128,7 @@ type target struct {
 	qos    byte
 	retain bool
 	ids    []uint32
+	shared string // the $share filter, for a shared group's copy
 }
 
 // Result tells a publisher what became of its message.
@@ -235,6 +236,7 @@ func (h *Hub) publish(tenantName string, m *Message, w *waiter) Result {
 			}
 		}
 		add(pick.Key, pick.Val, false)
+		targets[len(targets)-1].shared = pick.Val.Filter
 	})
 	t.mu.RUnlock()
 
@@ -245,6 +247,7 @@ func (h *Hub) publish(tenantName string, m *Message, w *waiter) Result {
 			QoS:             min(m.QoS, tg.qos),
 			Retain:          m.Retain && tg.retain,
 			SubscriptionIDs: tg.ids,
+			Shared:          tg.shared,
 		}
 		if w != nil && d.QoS > 0 && tg.s.isDurable() {
 			w.add()

@@ -366,3 +366,22 @@ func TestWillDelay(t *testing.T) {
 		})
 	}
 }
+
+func TestSharedHandOverOnDisconnect(t *testing.T) {
+	h := New(Options{})
+	a, ra := online(t, h, "t", "a", Subscription{Filter: "$share/g/jobs", QoS: 1})
+	_, rb := online(t, h, "t", "b", Subscription{Filter: "$share/g/jobs", QoS: 1})
+	h.Publish("t", &Message{Topic: "jobs", QoS: 1, Payload: []byte("j1")})
+	h.Publish("t", &Message{Topic: "jobs", QoS: 1, Payload: []byte("j2")})
+	if len(ra.got) != 1 || len(rb.got) != 1 {
+		t.Fatalf("round robin gave %d and %d", len(ra.got), len(rb.got))
+	}
+	if ra.got[0].Shared != "$share/g/jobs" {
+		t.Fatalf("delivery Shared = %q", ra.got[0].Shared)
+	}
+	// a leaves without acknowledging its job: b gets it.
+	a.Detach(Departure{Unacked: ra.got})
+	if got := rb.topics(); len(got) != 2 || string(rb.got[1].Message.Payload) != string(ra.got[0].Message.Payload) {
+		t.Errorf("b got %v after a left; want a's unacknowledged job too", got)
+	}
+}

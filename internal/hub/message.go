@@ -66,6 +66,10 @@ type Delivery struct {
 	Dup bool
 	// SubscriptionIDs lists the identifiers of every matching subscription.
 	SubscriptionIDs []uint32
+	// Shared is the $share/<group>/<filter> subscription the delivery came
+	// through; empty for plain subscriptions. A session that ends with it
+	// unacknowledged hands it to another member of the group.
+	Shared string
 	// Seq numbers a delivery kept in a durable session's store queue; 0
 	// for others. Front ends report it back with Session.Acked.
 	Seq uint64

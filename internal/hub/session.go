@@ -210,7 +210,10 @@ type Departure struct {
 
 // Detach disconnects the session from its sink and keeps it for
 // d.Expiry, or removes it (with its subscriptions) when that is 0.
+// Unacknowledged deliveries of shared subscriptions go to another connected
+// member of their group when there is one (MQTT 5 section 4.8.2).
 func (s *Session) Detach(d Departure) {
+	d.Unacked = s.handOverShared(d.Unacked)
 	if d.Expiry <= 0 {
 		s.t.mu.Lock()
 		var will *Message
@@ -271,6 +274,52 @@ func (s *Session) Detach(d Departure) {
 	}
 	s.mu.Unlock()
 	s.publishWill(now)
+}
+
+// handOverShared gives the shared-subscription deliveries among unacked to
+// other connected members of their groups and returns the rest.
+func (s *Session) handOverShared(unacked []Delivery) []Delivery {
+	kept := unacked[:0:0]
+	for _, d := range unacked {
+		if d.Shared == "" || d.QoS == 0 {
+			kept = append(kept, d)
+			continue
+		}
+		s.t.mu.RLock()
+		var other *Session
+		if g := s.t.subs.Group(d.Shared); g != nil {
+			for _, m := range g.Members {
+				if m.Key != s && m.Key.online() {
+					other = m.Key
+					break
+				}
+			}
+		}
+		s.t.mu.RUnlock()
+		if other == nil {
+			kept = append(kept, d)
+			continue
+		}
+		// The store copy (Seq) belongs to this session's queue: the other
+		// member gets a fresh delivery, and this session's entry is done.
+		seq := d.Seq
+		d.Seq, d.Dup = 0, false
+		if other.isDurable() && d.QoS > 0 && s.hub.opts.Store != nil {
+			other.deliverDurable(d, func(err error, lost bool) {
+				if err == nil && !lost {
+					s.Acked(seq)
+				}
+			})
+			continue
+		}
+		if other.deliver(d) {
+			s.Acked(seq)
+			continue
+		}
+		d.Seq = seq
+		kept = append(kept, d)
+	}
+	return kept
 }
 
 func firstWill(a, b *Message) *Message {

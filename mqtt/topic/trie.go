@@ -162,6 +162,22 @@ func (t *Trie[K, V]) Remove(filter string, key K) bool {
 	return true
 }
 
+// Group returns the shared subscription group of a $share/<group>/<filter>
+// filter, or nil when it has no members.
+func (t *Trie[K, V]) Group(sharedFilter string) *Group[K, V] {
+	group, inner, shared, err := ParseShared(sharedFilter)
+	if err != nil || !shared {
+		return nil
+	}
+	n := t.root
+	for _, level := range strings.Split(inner, "/") {
+		if n = n.children[level]; n == nil {
+			return nil
+		}
+	}
+	return n.shared[group]
+}
+
 // Match calls plain for every plain subscription whose filter matches the
 // topic name, and shared for every shared subscription group that matches.
 // Either callback may be nil. Topics starting with '$' are not matched by

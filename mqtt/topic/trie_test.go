@@ -97,6 +97,12 @@ func TestTrieAddRemove(t *testing.T) {
 		t.Errorf("shared matches = %v, want %v", groups, wantGroups)
 	}
 
+	if g := tr.Group("$share/g/a/b"); g == nil || len(g.Members) != 2 {
+		t.Errorf("Group($share/g/a/b) = %v, want two members", g)
+	}
+	if g := tr.Group("$share/nope/a/b"); g != nil {
+		t.Errorf("Group of an unknown group = %v", g)
+	}
 	for _, rm := range []struct{ filter, key string }{
 		{"a/+", "c1"}, {"a/#", "c1"}, {"a/b", "c2"}, {"$share/g/a/b", "c3"}, {"$share/g/a/b", "c4"}, {"$share/h/a/+", "c5"},
 	} {

@@ -114,27 +114,33 @@ type connState struct {
 	will      *hub.Message
 	willDelay time.Duration
 
-	// seqs maps the packets sent for durable deliveries to their queue
-	// sequence numbers, to acknowledge them in the session.
+	// sent maps the packets of durable or shared deliveries to what the
+	// session needs back: the queue sequence number to acknowledge, the
+	// shared subscription to hand an unacknowledged one over to.
 	mu   sync.Mutex
-	seqs map[*packet.Publish]uint64
+	sent map[*packet.Publish]sentInfo
 }
 
-func (st *connState) remember(p *packet.Publish, seq uint64) {
+type sentInfo struct {
+	seq    uint64
+	shared string
+}
+
+func (st *connState) remember(p *packet.Publish, info sentInfo) {
 	st.mu.Lock()
-	if st.seqs == nil {
-		st.seqs = make(map[*packet.Publish]uint64)
+	if st.sent == nil {
+		st.sent = make(map[*packet.Publish]sentInfo)
 	}
-	st.seqs[p] = seq
+	st.sent[p] = info
 	st.mu.Unlock()
 }
 
-func (st *connState) take(p *packet.Publish) uint64 {
+func (st *connState) take(p *packet.Publish) sentInfo {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	seq := st.seqs[p]
-	delete(st.seqs, p)
-	return seq
+	info := st.sent[p]
+	delete(st.sent, p)
+	return info
 }
 
 func state(c *mqtt.Conn) *connState {
@@ -323,8 +329,8 @@ func (a *Adapter) Unsubscribe(c *mqtt.Conn, p *packet.Unsubscribe) []packet.Reas
 // message: the connection has room again for the session's backlog.
 func (a *Adapter) Delivered(c *mqtt.Conn, p *packet.Publish) {
 	if st := state(c); st != nil && st.session != nil {
-		if seq := st.take(p); seq != 0 {
-			st.session.Acked(seq)
+		if info := st.take(p); info.seq != 0 {
+			st.session.Acked(info.seq)
 		}
 		st.session.Drain()
 	}
@@ -339,12 +345,13 @@ func (a *Adapter) Disconnected(c *mqtt.Conn, err error) {
 		return
 	}
 	dep := hub.Departure{Expiry: a.sessionExpiry(c)}
-	if dep.Expiry > 0 {
-		for _, p := range c.Unacked() {
-			m := a.message(p.Topic, p.Payload, p.QoS, p.Retain, &p.Properties, "")
-			dep.Unacked = append(dep.Unacked, hub.Delivery{Message: m, QoS: p.QoS, Retain: p.Retain,
-				SubscriptionIDs: p.Properties.SubscriptionIdentifier, Seq: st.take(p)})
-		}
+	// Unacknowledged messages stay with a persistent session; those of
+	// shared subscriptions go to another member in any case.
+	for _, p := range c.Unacked() {
+		m := a.message(p.Topic, p.Payload, p.QoS, p.Retain, &p.Properties, "")
+		info := st.take(p)
+		dep.Unacked = append(dep.Unacked, hub.Delivery{Message: m, QoS: p.QoS, Retain: p.Retain,
+			SubscriptionIDs: p.Properties.SubscriptionIdentifier, Seq: info.seq, Shared: info.shared})
 	}
 	if err != nil && st.will != nil {
 		// Not after a normal DISCONNECT [MQTT-3.1.2-8], [MQTT-3.14.4-3].
@@ -450,11 +457,12 @@ func (s sink) Deliver(d hub.Delivery) bool {
 			p.Properties.User[i] = packet.UserProperty{Key: u.Key, Value: u.Value}
 		}
 	}
-	if d.Seq != 0 {
-		s.st.remember(p, d.Seq)
+	track := d.QoS > 0 && (d.Seq != 0 || d.Shared != "")
+	if track {
+		s.st.remember(p, sentInfo{seq: d.Seq, shared: d.Shared})
 	}
 	if s.c.Send(p) != nil {
-		if d.Seq != 0 {
+		if track {
 			s.st.take(p)
 		}
 		return false
