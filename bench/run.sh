@@ -18,6 +18,7 @@
 #   FANOUT_MSGS [10000] messages of the 1 publisher (50 subscribers)
 #   LAT_RATE [16000]    msgs/s of the latency scenario, LAT_DURATION [5s]
 #   IDLE_CONNS [100000] idle connections, capped by the fd limit (ulimit -n)
+#   FERRY_STORE [memory] Ferry's store.engine (pebble: its durable default)
 #   RESULTS             file to keep the raw kv lines in
 #   FERRY_PORT/MOSQ_PORT/MOCHI_PORT [21883/21884/21885]
 set -euo pipefail
@@ -42,9 +43,8 @@ declare -A pid=()
 
 work=$(mktemp -d)
 cleanup() {
-	local p
-	for p in "${pid[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pid[@]}"; do wait "$p" 2>/dev/null || true; done
+	local b
+	for b in "${!pid[@]}"; do stop "$b"; done
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -78,7 +78,11 @@ sources=0
 # --- brokers ---------------------------------------------------------------
 http_off=()
 "$work/ferry" serve --help | grep -q -- --http-addr && http_off=(--http-addr=)
+# store.engine memory matches Mosquitto's "persistence false" and mochi
+# (no persistence hook); FERRY_STORE=pebble measures Ferry's durable default.
 cat >"$work/ferry.yaml" <<YAML
+store:
+  engine: ${FERRY_STORE:-memory}
 mqtt:
   max_queued: 1000000
   max_inflight: 1000
@@ -97,8 +101,9 @@ log_type warning
 connection_messages false
 CONF
 
+# start BROKER [idle]
 start() {
-	local b=$1
+	local b=$1 mode=${2:-}
 	case $b in
 	ferry)
 		rm -rf "$work/ferry-data"
@@ -106,7 +111,14 @@ start() {
 			--data-dir "$work/ferry-data" --log-level warn "${http_off[@]}" >>"$work/ferry.log" 2>&1 &
 		;;
 	mosquitto) "$MOSQUITTO" -c "$work/mosquitto.conf" >>"$work/mosquitto.log" 2>&1 & ;;
-	mochi) "$work/mochi" -addr "127.0.0.1:${port[mochi]}" >>"$work/mochi.log" 2>&1 & ;;
+	mochi)
+		# mochi allocates its outbound queue per client up front (a channel
+		# of -pending slots, 8 bytes each): raised for message traffic, its
+		# default (8192) for idle connections.
+		local pending=1048576
+		[ "$mode" != idle ] || pending=8192
+		"$work/mochi" -addr "127.0.0.1:${port[mochi]}" -pending "$pending" >>"$work/mochi.log" 2>&1 &
+		;;
 	*) echo "unknown broker $b" >&2; exit 2 ;;
 	esac
 	pid[$b]=$!
@@ -124,6 +136,11 @@ stop() {
 	local b=$1
 	[ -n "${pid[$b]:-}" ] || return 0
 	kill "${pid[$b]}" 2>/dev/null || true
+	for _ in $(seq 50); do
+		kill -0 "${pid[$b]}" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "${pid[$b]}" 2>/dev/null || true # mochi does not always end on SIGTERM
 	wait "${pid[$b]}" 2>/dev/null || true
 	unset "pid[$b]"
 }
@@ -167,10 +184,14 @@ for s in $SCENARIOS; do
 		for ((r = 0; r < IDLE_RUNS; r++)); do
 			for b in $(rotated "$r"); do
 				stop "$b"
-				start "$b"
+				start "$b" idle
 				log "idle run $((r + 1)): $b, $IDLE_CONNS connections"
 				bench "$b" idle --conns "$IDLE_CONNS" --keepalive 60s --hold 5s --sources "$sources" --pid "${pid[$b]}" --label "idle-$IDLE_CONNS"
 			done
+		done
+		for b in $(rotated 0); do
+			stop "$b"
+			start "$b"
 		done
 		continue
 		;;

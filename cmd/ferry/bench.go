@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"time"
@@ -20,15 +19,17 @@ type benchOptions struct {
 	label  string // scenario name in kv output
 }
 
-// report prints one run: a human line (text) or its metrics (kv).
-func (o *benchOptions) report(w io.Writer, run int, human fmt.Stringer, metrics []bench.Metric) {
+// report prints one run: a human line (text), or its metrics on w and the
+// human line on stderr (kv).
+func (o *benchOptions) report(cmd *cobra.Command, run int, human fmt.Stringer, metrics []bench.Metric) {
 	if o.output == "kv" {
 		for _, m := range metrics {
-			fmt.Fprintf(w, "run=%d %s\n", run, m)
+			fmt.Fprintf(cmd.OutOrStdout(), "run=%d %s\n", run, m)
 		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "run %d: %s\n", run, human)
 		return
 	}
-	fmt.Fprintf(w, "run %d: %s\n", run, human)
+	fmt.Fprintf(cmd.OutOrStdout(), "run %d: %s\n", run, human)
 }
 
 func (o *benchOptions) check() error {
@@ -90,7 +91,7 @@ func newBenchFanInCmd(o *benchOptions) *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("run %d: %w", i+1, err)
 				}
-				o.report(cmd.OutOrStdout(), i+1, res, res.Metrics(name, "msgs/s"))
+				o.report(cmd, i+1, res, res.Metrics(name, "msgs/s"))
 			}
 			return nil
 		},
@@ -129,7 +130,7 @@ func newBenchFanOutCmd(o *benchOptions) *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("run %d: %w", i+1, err)
 				}
-				o.report(cmd.OutOrStdout(), i+1, res, res.Metrics(name, "deliveries/s"))
+				o.report(cmd, i+1, res, res.Metrics(name, "deliveries/s"))
 			}
 			return nil
 		},
@@ -174,7 +175,7 @@ func newBenchLatencyCmd(o *benchOptions) *cobra.Command {
 				if res.Behind > 50*time.Millisecond {
 					fmt.Fprintf(cmd.ErrOrStderr(), "run %d: the publisher fell %v behind its schedule: the generator, not the broker, set the pace\n", i+1, res.Behind.Round(time.Millisecond))
 				}
-				o.report(cmd.OutOrStdout(), i+1, res, res.Metrics(name))
+				o.report(cmd, i+1, res, res.Metrics(name))
 			}
 			return nil
 		},
@@ -219,7 +220,7 @@ func newBenchIdleCmd(o *benchOptions) *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("run %d: %w", i+1, err)
 				}
-				o.report(cmd.OutOrStdout(), i+1, res, res.Metrics(name))
+				o.report(cmd, i+1, res, res.Metrics(name))
 			}
 			return nil
 		},

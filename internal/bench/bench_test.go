@@ -21,6 +21,7 @@ func startFerry(t *testing.T) string {
 	cfg := config.Default()
 	cfg.MQTT.Addr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
+	cfg.HTTP.Addr = "" // off
 	n, err := node.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
