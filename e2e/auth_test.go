@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferry-iot/ferry/internal/config"
 	"github.com/ferry-iot/ferry/internal/node"
@@ -83,5 +84,55 @@ func TestMosquittoAuthentication(t *testing.T) {
 				t.Errorf("mosquitto_pub said %q, want it to mention %q", out, tt.want)
 			}
 		})
+	}
+}
+
+// TestTenantIsolation: whatever topic a device of tenant acme uses
+// (wildcards, $share, $SYS, topics spelling another tenant's name), it sees
+// nothing of tenant globex: no live messages, no retained messages, no wills.
+func TestTenantIsolation(t *testing.T) {
+	sub := requirePeer(t, "mosquitto_sub", "mosquitto-clients")
+	pub := requirePeer(t, "mosquitto_pub", "mosquitto-clients")
+	n := startFerry(t, func(c *config.Config) {
+		c.Auth = true
+		c.MQTT.SysInterval = config.Duration(time.Minute)
+	})
+	host, port := hostPort(n)
+	provision(t, n, "acme", "spy", "spy", "pw-spy", true)
+	provision(t, n, "globex", "dev", "dev", "pw-dev", true)
+	acme := []string{"-h", host, "-p", port, "-u", "spy@acme", "-P", "pw-spy", "-V", "mqttv5"}
+	globex := []string{"-h", host, "-p", port, "-u", "dev@globex", "-P", "pw-dev"}
+
+	// globex leaves a retained message before the spy arrives.
+	run(t, pub, append(globex, "-t", "globex/secret", "-m", "retained-secret", "-r", "-q", "1")...)
+	filters := []string{"#", "+/#", "globex/#", "$share/g/#", "$SYS/#", "acme/#"}
+	spyArgs := append([]string{}, acme...)
+	for _, f := range filters {
+		spyArgs = append(spyArgs, "-t", f)
+	}
+	spy := startProc(t, sub, append(spyArgs, "-v", "-W", "3")...)
+	waitSubscriptions(t, n.Hub(), len(filters))
+
+	// Live messages, and a will from a globex device that dies.
+	for _, topic := range []string{"globex/secret", "acme/secret", "a/b", "$share/g/x"} {
+		run(t, pub, append(globex, "-t", topic, "-m", "live-secret", "-q", "1")...)
+	}
+	dying := startProc(t, sub, append(globex, "-t", "idle", "-k", "5", "--will-topic", "globex/will", "--will-payload", "will-secret")...)
+	waitSubscriptions(t, n.Hub(), len(filters)+1)
+	dying.cmd.Process.Kill()
+	dying.exit(t)
+	// A message the spy must see, so its silence about the rest means
+	// something: acme's own traffic still flows.
+	run(t, pub, append(acme, "-t", "acme/own", "-m", "own", "-q", "1")...)
+
+	out := spy.exit(t)
+	if strings.Contains(out, "secret") {
+		t.Errorf("a device of acme received globex data:\n%s", out)
+	}
+	if !strings.Contains(out, "acme/own own") {
+		t.Errorf("the spy did not even see its own tenant's message:\n%s", out)
+	}
+	if !strings.Contains(out, "$SYS/broker/") {
+		t.Errorf("the spy got no $SYS topics of its own tenant:\n%s", out)
 	}
 }

@@ -24,6 +24,8 @@ type Publisher struct {
 	Start time.Time
 	// Now is the clock, for tests. If nil, time.Now.
 	Now func() time.Time
+
+	seen map[string]bool // tenants published at least once; owned by Run
 }
 
 // Run publishes at once and then every Interval until ctx ends.
@@ -39,51 +41,77 @@ func (p *Publisher) Run(ctx context.Context) {
 		interval = 10 * time.Second
 	}
 	p.PublishOnce()
-	t := time.NewTicker(interval)
+	// A tenant that appears between two updates gets its figures within a
+	// second, so a new client subscribing to $SYS/# sees them.
+	check := min(interval, time.Second)
+	t := time.NewTicker(check)
 	defer t.Stop()
+	last := p.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			p.PublishOnce()
+			if now := p.Now(); now.Sub(last) >= interval {
+				p.PublishOnce()
+				last = now
+			} else {
+				p.publishNew()
+			}
+		}
+	}
+}
+
+// publishNew publishes the figures of tenants not published yet.
+func (p *Publisher) publishNew() {
+	for _, tenant := range p.Hub.Tenants() {
+		if !p.seen[tenant] {
+			p.publishTenant(tenant)
 		}
 	}
 }
 
 // PublishOnce publishes the current figures of every tenant.
 func (p *Publisher) PublishOnce() {
+	for _, tenant := range p.Hub.Tenants() {
+		p.publishTenant(tenant)
+	}
+}
+
+func (p *Publisher) publishTenant(tenant string) {
 	now := time.Now
 	if p.Now != nil {
 		now = p.Now
 	}
+	if p.seen == nil {
+		p.seen = make(map[string]bool)
+	}
+	p.seen[tenant] = true
 	uptime := int64(now().Sub(p.Start) / time.Second)
-	for _, tenant := range p.Hub.Tenants() {
-		st := p.Hub.TenantStats(tenant)
-		for _, kv := range []struct {
-			topic string
-			value string
-		}{
-			{"version", "ferry " + p.Version},
-			{"uptime", strconv.FormatInt(uptime, 10) + " seconds"},
-			{"clients/connected", strconv.FormatInt(st.Connected, 10)},
-			{"clients/total", strconv.FormatInt(st.Sessions, 10)},
-			{"clients/disconnected", strconv.FormatInt(st.Sessions-st.Connected, 10)},
-			{"connections/total", strconv.FormatUint(st.Connects, 10)},
-			{"messages/received", strconv.FormatUint(st.Published, 10)},
-			{"messages/sent", strconv.FormatUint(st.Sent, 10)},
-			{"messages/dropped", strconv.FormatUint(st.Dropped, 10)},
-			{"messages/queued", strconv.Itoa(st.Queued)},
-			{"bytes/received", strconv.FormatUint(st.BytesIn, 10)},
-			{"bytes/sent", strconv.FormatUint(st.BytesSent, 10)},
-			{"retained messages/count", strconv.Itoa(st.Retained)},
-			{"subscriptions/count", strconv.Itoa(st.Subscripts)},
-		} {
-			p.Hub.Publish(tenant, &hub.Message{
-				Topic:   "$SYS/broker/" + kv.topic,
-				Payload: []byte(kv.value),
-				Retain:  true,
-			})
-		}
+	st := p.Hub.TenantStats(tenant)
+	for _, kv := range []struct {
+		topic string
+		value string
+	}{
+		{"version", "ferry " + p.Version},
+		{"uptime", strconv.FormatInt(uptime, 10) + " seconds"},
+		{"clients/connected", strconv.FormatInt(st.Connected, 10)},
+		{"clients/total", strconv.FormatInt(st.Sessions, 10)},
+		{"clients/disconnected", strconv.FormatInt(st.Sessions-st.Connected, 10)},
+		{"connections/total", strconv.FormatUint(st.Connects, 10)},
+		{"messages/received", strconv.FormatUint(st.Published, 10)},
+		{"messages/sent", strconv.FormatUint(st.Sent, 10)},
+		{"messages/dropped", strconv.FormatUint(st.Dropped, 10)},
+		{"messages/queued", strconv.Itoa(st.Queued)},
+		{"bytes/received", strconv.FormatUint(st.BytesIn, 10)},
+		{"bytes/sent", strconv.FormatUint(st.BytesSent, 10)},
+		{"retained messages/count", strconv.Itoa(st.Retained)},
+		{"subscriptions/count", strconv.Itoa(st.Subscripts)},
+	} {
+		p.Hub.Publish(tenant, &hub.Message{
+			Topic:   "$SYS/broker/" + kv.topic,
+			Payload: []byte(kv.value),
+			Retain:  true,
+		})
 	}
 }
