@@ -191,8 +191,9 @@ type InflightStore interface {
 //
 // Entries are numbered by Seq, assigned by AppendQueue: each new entry gets
 // a number greater than every entry in the queue, so Seq order is append
-// order. Numbers are not reused while the store is open; after a restart, a
-// queue that was empty may number from 1 again. The store does not bound the
+// order. Numbers are not reused while the store is open, unless the session
+// is deleted; after DeleteSession or a restart, an empty queue may number
+// from 1 again. The store does not bound the
 // queue: the caller checks QueueInfo and drops by its own policy.
 type QueueStore interface {
 	// AppendQueue adds m at the tail of the session's queue and returns its
