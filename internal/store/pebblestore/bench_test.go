@@ -93,6 +93,39 @@ func benchAppend(b *testing.B, d pebblestore.Durability, writers, batch int) {
 	reportRate(b, s, before, b.N*batch)
 }
 
+// BenchmarkQueueLifecycleSync is the whole life of a persisted QoS 1
+// message for an offline subscriber, in sync mode, from 128 writers: append
+// it, and once 16 are delivered and acknowledged trim them. msgs/s counts
+// messages, each costing one append and a sixteenth of a trim.
+func BenchmarkQueueLifecycleSync(b *testing.B) {
+	s, err := pebblestore.Open(b.TempDir(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	var next atomic.Int64
+	b.SetParallelism(max(1, 128/runtime.GOMAXPROCS(0)))
+	before := s.Stats()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		id := fmt.Sprint("client-", next.Add(1))
+		m := benchMessage()
+		for i := 1; pb.Next(); i++ {
+			seq, err := s.AppendQueue(ctx, "t", id, m)
+			if err == nil && i%16 == 0 {
+				err = s.TrimQueue(ctx, "t", id, seq)
+			}
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	reportRate(b, s, before, b.N)
+}
+
 // BenchmarkRetainedSet replaces retained messages on 1024 topics from 64
 // writers, in sync mode.
 func BenchmarkRetainedSet(b *testing.B) {

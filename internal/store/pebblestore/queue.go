@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -21,9 +22,12 @@ import (
 //
 // A session's numbers are handed out and its batch submitted under its
 // sessionSeqs lock, and the committer commits in submission order, so the
-// numbers commit in ascending order: once an entry is visible, every entry
-// numbered before it is too. That makes TrimQueue's count exact even while
-// appends to the same queue are in flight, as long as upTo came from a read.
+// numbers commit in ascending order. Appends take the next number and trims
+// remove a prefix, so a queue's entries are always the contiguous range
+// qFirst..qNext-1, on disk too: a crash keeps a prefix of the commits, and
+// every prefix of such a history is contiguous. TrimQueue therefore knows
+// the keys it deletes without reading them, and the sizes of the entries
+// are kept in memory (qSizes) for QueueInfo.Bytes.
 //
 // DeleteSession holds the session's lock until its deletion has committed,
 // then retires the sessionSeqs (removed); a later call loads fresh state
@@ -40,10 +44,10 @@ type sessionSeqs struct {
 	removed bool // retired from Store.seqs; lock another one
 
 	queueLoaded bool
-	qFirst      uint64 // seq of the oldest entry; == qNext when empty
-	qNext       uint64 // seq of the next append
-	qLen        int
-	qBytes      int64
+	qFirst      uint64  // seq of the oldest entry; == qNext when empty
+	qNext       uint64  // seq of the next append
+	qSizes      []int32 // encoded size of each entry, oldest first
+	qBytes      int64   // sum of qSizes
 
 	outLoaded bool
 	oNext     uint64 // order of the next new outbound record
@@ -95,15 +99,18 @@ func (s *Store) loadQueue(st *sessionSeqs, tenant, clientID string) error {
 	}
 	lower := queueKey(tenant, clientID, 0)
 	upper := prefixEnd(sessionPrefix(kindQueue, tenant, clientID, 0))
-	st.qFirst, st.qNext, st.qLen, st.qBytes = 1, 1, 0, 0
+	st.qFirst, st.qNext, st.qSizes, st.qBytes = 1, 1, nil, 0
 	first := true
 	err := s.scan(context.Background(), lower, upper, func(k, v []byte) error {
 		seq := binary.BigEndian.Uint64(k[len(k)-8:])
 		if first {
-			st.qFirst, first = seq, false
+			st.qFirst, st.qNext, first = seq, seq, false
+		}
+		if seq != st.qNext {
+			return fmt.Errorf("%w: queue of %q has entry %d after %d", store.ErrCorrupt, clientID, seq, st.qNext-1)
 		}
 		st.qNext = seq + 1
-		st.qLen++
+		st.qSizes = append(st.qSizes, int32(len(v)))
 		st.qBytes += int64(len(v))
 		return nil
 	})
@@ -125,14 +132,12 @@ func (s *Store) AppendQueueBatch(ctx context.Context, tenant, clientID string, m
 		return 0, err
 	}
 	encs := make([][]byte, len(ms))
-	var size int64
 	for i, m := range ms {
 		enc, err := m.MarshalBinary()
 		if err != nil {
 			return 0, err
 		}
 		encs[i] = enc
-		size += int64(len(enc))
 	}
 	if len(ms) == 0 {
 		return 0, nil
@@ -153,12 +158,11 @@ func (s *Store) AppendQueueBatch(ctx context.Context, tenant, clientID string, m
 		_ = b.Close()
 		return 0, err
 	}
-	if st.qLen == 0 {
-		st.qFirst = first
-	}
 	st.qNext += uint64(len(ms))
-	st.qLen += len(ms)
-	st.qBytes += size
+	for _, enc := range encs {
+		st.qSizes = append(st.qSizes, int32(len(enc)))
+		st.qBytes += int64(len(enc))
+	}
 	st.mu.Unlock()
 	if err := r.wait(); err != nil {
 		s.forgetSeqs(tenant, clientID)
@@ -220,39 +224,21 @@ func (s *Store) TrimQueue(ctx context.Context, tenant, clientID string, upTo uin
 		st.mu.Unlock()
 		return err
 	}
-	if st.qLen == 0 || upTo < st.qFirst {
+	if len(st.qSizes) == 0 || upTo < st.qFirst {
 		st.mu.Unlock()
 		return nil
 	}
-	// Count what goes, for QueueInfo. Entries up to upTo are committed
-	// (see the numbering notes above), so the scan sees all of them.
-	end := queueKey(tenant, clientID, upTo+1)
-	if upTo == 1<<64-1 {
-		end = prefixEnd(sessionPrefix(kindQueue, tenant, clientID, 0))
-	}
-	var keys [][]byte
-	n, size := 0, int64(0)
-	err := s.scan(ctx, queueKey(tenant, clientID, st.qFirst), end, func(k, v []byte) error {
-		n++
-		size += int64(len(v))
-		if n <= pointDeleteMax {
-			keys = append(keys, k)
-		}
-		return nil
-	})
-	if err != nil {
-		st.mu.Unlock()
-		return err
-	}
+	last := min(upTo, st.qNext-1)
+	n := int(last - st.qFirst + 1)
 	b := s.db.NewBatch()
 	if n <= pointDeleteMax {
 		// The usual case, a few delivered messages: point deletions keep
 		// later reads free of range tombstones.
-		for _, k := range keys {
-			_ = b.Delete(k, nil)
+		for seq := st.qFirst; seq <= last; seq++ {
+			_ = b.Delete(queueKey(tenant, clientID, seq), nil)
 		}
 	} else {
-		_ = b.DeleteRange(queueKey(tenant, clientID, 0), end, nil)
+		_ = b.DeleteRange(queueKey(tenant, clientID, 0), queueKey(tenant, clientID, last+1), nil)
 	}
 	r, err := s.submit(b)
 	if err != nil {
@@ -260,12 +246,15 @@ func (s *Store) TrimQueue(ctx context.Context, tenant, clientID string, upTo uin
 		_ = b.Close()
 		return err
 	}
-	st.qLen -= n
-	st.qBytes -= size
-	st.qFirst = min(upTo+1, st.qNext)
-	if st.qLen == 0 {
-		st.qFirst = st.qNext
+	for _, size := range st.qSizes[:n] {
+		st.qBytes -= int64(size)
 	}
+	st.qSizes = st.qSizes[n:]
+	if cap(st.qSizes) > 64 && len(st.qSizes) < cap(st.qSizes)/4 {
+		// Let go of the drained front of a queue that was long.
+		st.qSizes = slices.Clone(st.qSizes)
+	}
+	st.qFirst = last + 1
 	st.mu.Unlock()
 	if err := r.wait(); err != nil {
 		s.forgetSeqs(tenant, clientID)
@@ -284,8 +273,8 @@ func (s *Store) QueueInfo(ctx context.Context, tenant, clientID string) (store.Q
 	if err := s.loadQueue(st, tenant, clientID); err != nil {
 		return store.QueueInfo{}, err
 	}
-	if st.qLen == 0 {
+	if len(st.qSizes) == 0 {
 		return store.QueueInfo{}, nil
 	}
-	return store.QueueInfo{Len: st.qLen, Bytes: st.qBytes, First: st.qFirst, Last: st.qNext - 1}, nil
+	return store.QueueInfo{Len: len(st.qSizes), Bytes: st.qBytes, First: st.qFirst, Last: st.qNext - 1}, nil
 }
