@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/ferry-iot/ferry/internal/config"
 	"github.com/ferry-iot/ferry/internal/node"
@@ -13,7 +16,12 @@ import (
 
 // provision creates a tenant with one device that logs in with a password,
 // through the registry the node serves.
-func provision(t *testing.T, n *node.Node, tenant, device, authID, password string, deviceEnabled bool) {
+func provision(t testing.TB, n *node.Node, tenant, device, authID, password string, deviceEnabled bool) {
+	t.Helper()
+	provisionHashed(t, n, tenant, device, authID, password, "sha-256", deviceEnabled)
+}
+
+func provisionHashed(t testing.TB, n *node.Node, tenant, device, authID, password, hash string, deviceEnabled bool) {
 	t.Helper()
 	ctx := context.Background()
 	reg := n.Registry()
@@ -24,7 +32,7 @@ func provision(t *testing.T, n *node.Node, tenant, device, authID, password stri
 		t.Fatal(err)
 	}
 	creds, err := registry.ParseCredentials([]byte(`[{"type":"hashed-password","auth-id":"` + authID +
-		`","secrets":[{"pwd-plain":"` + password + `","hash-function":"sha-256"}]}]`))
+		`","secrets":[{"pwd-plain":"` + password + `","hash-function":"` + hash + `"}]}]`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,5 +142,45 @@ func TestTenantIsolation(t *testing.T) {
 	}
 	if !strings.Contains(out, "$SYS/broker/") {
 		t.Errorf("the spy got no $SYS topics of its own tenant:\n%s", out)
+	}
+}
+
+// TestLoginRateLimit: after the failure burst, an address is refused with
+// 0x9F for a while, even with the right password.
+func TestLoginRateLimit(t *testing.T) {
+	n := startFerry(t, func(c *config.Config) {
+		c.Auth = true
+		c.Login.FailureBurst = 3
+		c.Login.FailureInterval = config.Duration(time.Hour)
+	})
+	provision(t, n, "acme", "dev", "dev", "right-pw", true)
+	addr := n.MQTTAddr().String()
+	login := func(pw string) byte {
+		nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		cl := paho.NewClient(paho.ClientConfig{Conn: nc})
+		ack, err := cl.Connect(ctx5(t), &paho.Connect{ClientID: "rl", CleanStart: true, KeepAlive: 30,
+			UsernameFlag: true, Username: "dev@acme", PasswordFlag: true, Password: []byte(pw)})
+		if ack == nil {
+			t.Fatalf("no CONNACK: %v", err)
+		}
+		if ack.ReasonCode == 0 {
+			cl.Disconnect(&paho.Disconnect{})
+		}
+		return ack.ReasonCode
+	}
+	if rc := login("right-pw"); rc != 0 {
+		t.Fatalf("right password refused: %#x", rc)
+	}
+	for i := range 3 {
+		if rc := login("wrong"); rc != 0x86 {
+			t.Fatalf("failure %d: %#x, want 0x86", i, rc)
+		}
+	}
+	if rc := login("right-pw"); rc != 0x9F {
+		t.Errorf("after the burst: %#x, want 0x9F connection rate exceeded", rc)
 	}
 }

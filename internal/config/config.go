@@ -34,6 +34,8 @@ type Config struct {
 	// against the device registry and refuses anonymous clients unless
 	// allow_anonymous is set. Default false.
 	Auth bool `yaml:"auth"`
+	// Login protects password checks from floods.
+	Login Login `yaml:"login"`
 	// AdminPassword (admin_password, --admin-password, FERRY_ADMIN_PASSWORD)
 	// protects the device registry API (HTTP Basic, user admin). Empty: one
 	// is generated on first start into data_dir/admin-password.
@@ -52,6 +54,23 @@ type Log struct {
 	Level string `yaml:"level"`
 	// Format (log.format): text or json. Default text.
 	Format string `yaml:"format"`
+}
+
+// Login bounds the cost of device logins.
+type Login struct {
+	// Concurrency (login.concurrency) is the number of password checks
+	// running at once (bcrypt costs tens of ms of CPU). 0: the CPU count.
+	Concurrency int `yaml:"concurrency"`
+	// CacheTTL (login.cache_ttl) keeps successful logins for reconnects;
+	// a disabled device or changed password takes effect after it. 0
+	// disables the cache. Default 30s.
+	CacheTTL Duration `yaml:"cache_ttl"`
+	// FailureBurst and FailureInterval (login.failure_burst,
+	// login.failure_interval) limit failed logins per remote address:
+	// that many at once, then one per interval. Default 10 and 1s; burst 0
+	// disables the limit.
+	FailureBurst    int      `yaml:"failure_burst"`
+	FailureInterval Duration `yaml:"failure_interval"`
 }
 
 // Store configures where broker state lives.
@@ -180,6 +199,7 @@ func Default() Config {
 		Log:             Log{Level: "info", Format: "text"},
 		ShutdownTimeout: Duration(5 * time.Second),
 		HTTP:            HTTP{Addr: "127.0.0.1:8080"},
+		Login:           Login{CacheTTL: Duration(30 * time.Second), FailureBurst: 10, FailureInterval: Duration(time.Second)},
 		Store:           Store{Engine: "pebble", Durability: "sync", SyncInterval: Duration(10 * time.Millisecond)},
 		MQTT: MQTT{
 			Addr:                  "127.0.0.1:1883",
@@ -305,6 +325,9 @@ func (c *Config) Validate() error {
 	}
 	if ws := c.MQTT.WebSocket; ws.Addr != "" && !strings.HasPrefix(ws.Path, "/") {
 		return fmt.Errorf("mqtt.websocket.path: %q must start with /", ws.Path)
+	}
+	if l := c.Login; l.Concurrency < 0 || l.CacheTTL < 0 || l.FailureBurst < 0 || l.FailureInterval <= 0 {
+		return errors.New("login: concurrency, cache_ttl and failure_burst must not be negative, failure_interval must be positive")
 	}
 	if c.Store.Engine != "pebble" && c.Store.Engine != "memory" {
 		return fmt.Errorf("store.engine: %q is not pebble or memory", c.Store.Engine)

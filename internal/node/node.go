@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ferry-iot/ferry/internal/adapter/mqttadapter"
+	"github.com/ferry-iot/ferry/internal/auth"
 	"github.com/ferry-iot/ferry/internal/config"
 	"github.com/ferry-iot/ferry/internal/hub"
 	"github.com/ferry-iot/ferry/internal/metrics"
@@ -107,6 +108,8 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 		Handler: mqttadapter.New(n.hub, mqttadapter.Options{
 			Tenant: config.DefaultTenant, Logger: log, Metrics: n.metrics,
 			Authenticator: authenticator(cfg, reg), RequireAuth: cfg.Auth && !cfg.AllowAnonymous,
+			AuthConcurrency:  cfg.Login.Concurrency,
+			Limiter:          &auth.Limiter{Burst: cfg.Login.FailureBurst, Interval: time.Duration(cfg.Login.FailureInterval), Max: 100_000},
 			SessionExpiry311: time.Duration(cfg.MQTT.SessionExpiry311),
 		}),
 		Logger:               log,
@@ -240,7 +243,7 @@ func authenticator(cfg config.Config, reg *registry.Registry) mqttadapter.Authen
 	if !cfg.Auth {
 		return nil
 	}
-	return reg
+	return auth.NewCache(reg, time.Duration(cfg.Login.CacheTTL), 100_000)
 }
 
 // DataDir is the node's data directory.

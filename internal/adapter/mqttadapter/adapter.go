@@ -16,12 +16,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"runtime"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
+	"github.com/ferry-iot/ferry/internal/auth"
 	"github.com/ferry-iot/ferry/internal/hub"
 	"github.com/ferry-iot/ferry/internal/metrics"
 	"github.com/ferry-iot/ferry/internal/registry"
@@ -49,6 +51,9 @@ type Options struct {
 	Authenticator Authenticator
 	// RequireAuth refuses clients without a user name.
 	RequireAuth bool
+	// Limiter refuses logins from addresses with too many recent failures
+	// (MQTT 5: 0x9F Connection rate exceeded). If nil, none are refused.
+	Limiter *auth.Limiter
 	// AuthConcurrency bounds the credential checks running at once, since a
 	// bcrypt check costs tens of milliseconds of CPU. If zero, the number of
 	// CPUs.
@@ -189,6 +194,13 @@ func (a *Adapter) authenticate(c *mqtt.Conn, p *packet.Connect) (registry.Identi
 	if !ok {
 		authID, tenant = p.Username, a.tenant
 	}
+	ip := c.RemoteAddr().String()
+	if host, _, err := net.SplitHostPort(ip); err == nil {
+		ip = host
+	}
+	if !a.opts.Limiter.Allowed(ip) {
+		return registry.Identity{}, packet.ConnectionRateExceeded
+	}
 	ctx, cancel := context.WithTimeout(c.Context(), 10*time.Second)
 	defer cancel()
 	select {
@@ -205,6 +217,7 @@ func (a *Adapter) authenticate(c *mqtt.Conn, p *packet.Connect) (registry.Identi
 		a.log.Info("login refused: disabled", "user", p.Username, "remote", c.RemoteAddr().String(), "err", err)
 		return id, packet.NotAuthorized // 3.1.1: 0x05
 	case errors.Is(err, registry.ErrBadCredentials):
+		a.opts.Limiter.Failed(ip)
 		a.log.Info("login refused: bad credentials", "user", p.Username, "remote", c.RemoteAddr().String())
 		return id, packet.BadUserNameOrPassword // 3.1.1: 0x04
 	default:
