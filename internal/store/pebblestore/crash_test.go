@@ -64,6 +64,15 @@ func TestCrashChild(t *testing.T) {
 					return
 				}
 				ack("q %d %d", w, i)
+				if i%8 == 0 {
+					// Delivered and acknowledged up to i-4: the queue
+					// numbers from 1, so seq == payload.
+					if err := s.TrimQueue(ctx, "t", id, uint64(i-4)); err != nil {
+						ack("error %v", err)
+						return
+					}
+					ack("t %d %d", w, i-4)
+				}
 				if i%4 == 0 {
 					m := &store.Message{Topic: crashTopic(cycle, w), Payload: strconv.AppendInt(nil, int64(i), 10), Retain: true}
 					if err := s.SetRetained(ctx, "t", m); err != nil {
@@ -83,8 +92,9 @@ func TestCrashSafety(t *testing.T) {
 		t.Skip("re-executes the test binary")
 	}
 	dir := t.TempDir()
-	// acked[cycle][w] = highest acknowledged queue append and retained set.
-	type acks struct{ queue, retained int }
+	// acked[cycle][w] = highest acknowledged queue append, trim and
+	// retained set.
+	type acks struct{ queue, trim, retained int }
 	acked := make([][crashWriters]acks, crashCycles)
 	checked := 0
 	for cycle := range crashCycles {
@@ -109,6 +119,8 @@ func TestCrashSafety(t *testing.T) {
 			switch kind {
 			case "q":
 				acked[cycle][w].queue = i
+			case "t":
+				acked[cycle][w].trim = i
 			case "r":
 				acked[cycle][w].retained = i
 			}
@@ -131,7 +143,8 @@ func TestCrashSafety(t *testing.T) {
 		// older writes either.
 		for c := 0; c <= cycle; c++ {
 			for w := range crashWriters {
-				checked += checkCrashWriter(t, s, c, w, acked[c][w].queue, acked[c][w].retained)
+				a := acked[c][w]
+				checked += checkCrashWriter(t, s, c, w, a.queue, a.trim, a.retained)
 			}
 		}
 		if err := s.Close(); err != nil {
@@ -147,11 +160,13 @@ func TestCrashSafety(t *testing.T) {
 	t.Logf("%d cycles, %d acknowledged appends, %d checks after reopens", crashCycles, total, checked)
 }
 
-// checkCrashWriter checks that writer w of cycle holds the queue 1..n with
-// n >= queue (writes past the last acknowledgement may or may not be
-// there) and a retained value >= retained. It returns the number of
-// acknowledged writes checked.
-func checkCrashWriter(t *testing.T, s *pebblestore.Store, cycle, w, queue, retained int) int {
+// checkCrashWriter checks writer w of cycle. Its queue must be the
+// contiguous run first..last of the payloads it appended, with every
+// acknowledged append that no trim may have removed (a trim is only ever
+// attempted up to four below an acknowledged append) and none that an
+// acknowledged trim removed; its retained value must be >= retained. It
+// returns the number of acknowledged writes checked.
+func checkCrashWriter(t *testing.T, s *pebblestore.Store, cycle, w, queue, trim, retained int) int {
 	t.Helper()
 	ctx := context.Background()
 	id := crashClient(cycle, w)
@@ -159,17 +174,29 @@ func checkCrashWriter(t *testing.T, s *pebblestore.Store, cycle, w, queue, retai
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) < queue {
-		t.Fatalf("cycle %d writer %d: %d queue entries after the crash, %d were acknowledged", cycle, w, len(entries), queue)
+	if queue == 0 && len(entries) == 0 {
+		return 0
 	}
+	if len(entries) == 0 {
+		t.Fatalf("cycle %d writer %d: queue empty after the crash, %d appends acknowledged", cycle, w, queue)
+	}
+	first, _ := strconv.Atoi(string(entries[0].Message.Payload))
 	for i, e := range entries {
-		if got := string(e.Message.Payload); got != strconv.Itoa(i+1) {
-			t.Fatalf("cycle %d writer %d: entry %d is %q, want %d", cycle, w, i, got, i+1)
+		want := first + i
+		if got := string(e.Message.Payload); got != strconv.Itoa(want) || e.Seq != uint64(want) {
+			t.Fatalf("cycle %d writer %d: entry %d is %q (seq %d), want %d", cycle, w, i, got, e.Seq, want)
 		}
 	}
+	last := first + len(entries) - 1
+	if first <= trim {
+		t.Fatalf("cycle %d writer %d: queue starts at %d, trim up to %d was acknowledged", cycle, w, first, trim)
+	}
+	if last < queue || first > max(queue-3, 1) {
+		t.Fatalf("cycle %d writer %d: queue holds %d..%d, append %d was acknowledged", cycle, w, first, last, queue)
+	}
 	info, err := s.QueueInfo(ctx, "t", id)
-	if err != nil || info.Len != len(entries) {
-		t.Fatalf("cycle %d writer %d: QueueInfo = %+v, %v; %d entries", cycle, w, info, err, len(entries))
+	if err != nil || info.Len != len(entries) || info.First != uint64(first) || info.Last != uint64(last) {
+		t.Fatalf("cycle %d writer %d: QueueInfo = %+v, %v; entries %d..%d", cycle, w, info, err, first, last)
 	}
 	if retained > 0 {
 		m, err := s.GetRetained(ctx, "t", crashTopic(cycle, w))
@@ -180,5 +207,5 @@ func checkCrashWriter(t *testing.T, s *pebblestore.Store, cycle, w, queue, retai
 			t.Fatalf("cycle %d writer %d: retained %d, %d was acknowledged", cycle, w, got, retained)
 		}
 	}
-	return queue + min(retained, 1)
+	return queue + trim/8 + retained/4
 }
