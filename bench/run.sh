@@ -10,29 +10,31 @@
 #   RUNS=1 SCENARIOS="fanin-qos0 idle" IDLE_CONNS=2000 bench/run.sh
 #
 # Environment (defaults in brackets):
-#   RUNS [3]            runs per scenario and broker (idle: IDLE_RUNS [1])
+#   RUNS [5]            runs per scenario and broker (idle: IDLE_RUNS [1])
 #   SCENARIOS           subset of: fanin-qos0 fanin-qos1 fanout latency idle
+#                       (latency runs at each of LAT_RATES; latency-N: at N only)
 #   BROKERS             subset of: ferry mosquitto mochi
 #   FANIN_MSGS [50000]  QoS 0 messages per publisher (8 publishers)
 #   FANIN1_MSGS [25000] QoS 1 messages per publisher (8 publishers)
 #   FANOUT_MSGS [10000] messages of the 1 publisher (50 subscribers)
-#   LAT_RATE [16000]    msgs/s of the latency scenario, LAT_DURATION [5s]
+#   LAT_RATES ["16000 10000"] msgs/s of the latency runs, LAT_DURATION [4s]
 #   IDLE_CONNS [100000] idle connections, capped by the fd limit (ulimit -n)
+#   FERRY_REV           build ferry from this git revision (e.g. HEAD), not the working tree
 #   FERRY_STORE [memory] Ferry's store.engine (pebble: its durable default)
 #   RESULTS             file to keep the raw kv lines in
 #   FERRY_PORT/MOSQ_PORT/MOCHI_PORT [21883/21884/21885]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 IDLE_RUNS=${IDLE_RUNS:-1}
 SCENARIOS=${SCENARIOS:-"fanin-qos0 fanin-qos1 fanout latency idle"}
 BROKERS=${BROKERS:-"ferry mosquitto mochi"}
 FANIN_MSGS=${FANIN_MSGS:-50000}
 FANIN1_MSGS=${FANIN1_MSGS:-25000}
 FANOUT_MSGS=${FANOUT_MSGS:-10000}
-LAT_RATE=${LAT_RATE:-16000}
-LAT_DURATION=${LAT_DURATION:-5s}
+LAT_RATES=${LAT_RATES:-"16000 10000"}
+LAT_DURATION=${LAT_DURATION:-4s}
 IDLE_CONNS=${IDLE_CONNS:-100000}
 declare -A port=(
 	[ferry]=${FERRY_PORT:-21883}
@@ -57,7 +59,15 @@ command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] ||
 	{ echo "mosquitto is not installed (apt-get install mosquitto)" >&2; exit 1; }
 MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 log "building ferry and mochi into $work"
-go build -o "$work/ferry" ./cmd/ferry
+if [ -n "${FERRY_REV:-}" ]; then
+	# A committed revision, not the working tree (which others may be editing).
+	mkdir "$work/src"
+	git archive "$FERRY_REV" | tar -x -C "$work/src"
+	(cd "$work/src" && go build -o "$work/ferry" ./cmd/ferry)
+	log "ferry built from $(git rev-parse --short "$FERRY_REV")"
+else
+	go build -o "$work/ferry" ./cmd/ferry
+fi
 (cd bench/mochi && GOWORK=off go build -o "$work/mochi" .)
 
 # --- limits ----------------------------------------------------------------
@@ -172,12 +182,20 @@ rotated() {
 }
 
 started=$(date +%s)
+scenarios=()
 for s in $SCENARIOS; do
+	if [ "$s" = latency ]; then
+		for rate in $LAT_RATES; do scenarios+=("latency-$rate"); done
+	else
+		scenarios+=("$s")
+	fi
+done
+for s in "${scenarios[@]}"; do
 	case $s in
 	fanin-qos0) args=(fanin --qos 0 --publishers 8 --messages "$FANIN_MSGS" --payload 64 --idle 2s) ;;
 	fanin-qos1) args=(fanin --qos 1 --publishers 8 --messages "$FANIN1_MSGS" --payload 64 --idle 2s) ;;
 	fanout) args=(fanout --qos 0 --subscribers 50 --messages "$FANOUT_MSGS" --payload 64 --idle 2s) ;;
-	latency) args=(latency --qos 0 --rate "$LAT_RATE" --duration "$LAT_DURATION" --warmup 1s --payload 64 --idle 2s) ;;
+	latency-*) args=(latency --qos 0 --rate "${s#latency-}" --duration "$LAT_DURATION" --warmup 1s --payload 64 --idle 2s) ;;
 	idle)
 		# A fresh broker for every run: memory held from earlier scenarios
 		# would hide the connections' cost.
@@ -211,7 +229,7 @@ echo
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), Linux $(uname -r)"
 echo "runs per broker: $RUNS (idle: $IDLE_RUNS), $(($(date +%s) - started)) s; medians of lossless runs"
 echo "fan-in: 8 publishers x $FANIN_MSGS (QoS 0) / $FANIN1_MSGS (QoS 1) msgs, 64 B -> 1 wildcard subscriber;" \
-	"fan-out: 1 publisher x $FANOUT_MSGS msgs -> 50 subscribers; latency: QoS 0 at $LAT_RATE msgs/s for $LAT_DURATION (first 1s left out);" \
+	"fan-out: 1 publisher x $FANOUT_MSGS msgs -> 50 subscribers; latency: QoS 0 at $LAT_RATES msgs/s for $LAT_DURATION each (first 1s left out);" \
 	"idle: $IDLE_CONNS connections, keep alive 60s, held 5s, broker VmRSS growth per connection"
 echo
 "$work/ferry" bench report --base ferry "$results"
