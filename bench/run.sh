@@ -222,11 +222,20 @@ for s in "${scenarios[@]}"; do
 		done
 	done
 done
-[ -z "${RESULTS:-}" ] || cp "$results" "$RESULTS"
+if [ -n "${RESULTS:-}" ]; then
+	mkdir -p "$(dirname "$RESULTS")"
+	cp "$results" "$RESULTS"
+fi
 
 # --- table -----------------------------------------------------------------
 echo
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), Linux $(uname -r)"
+if [ -n "${FERRY_REV:-}" ]; then
+	rev="ferry $(git rev-parse --short "$FERRY_REV")"
+else
+	rev="ferry $(git rev-parse --short HEAD) plus the working tree"
+fi
+echo "$rev, $("$MOSQUITTO" -h 2>/dev/null | head -n 1), mochi-mqtt $(sed -n 's/^require github.com\/mochi-mqtt\/server\/v2 //p' bench/mochi/go.mod)"
 echo "runs per broker: $RUNS (idle: $IDLE_RUNS), $(($(date +%s) - started)) s; medians of lossless runs"
 echo "fan-in: 8 publishers x $FANIN_MSGS (QoS 0) / $FANIN1_MSGS (QoS 1) msgs, 64 B -> 1 wildcard subscriber;" \
 	"fan-out: 1 publisher x $FANOUT_MSGS msgs -> 50 subscribers; latency: QoS 0 at $LAT_RATES msgs/s for $LAT_DURATION each (first 1s left out);" \
