@@ -100,7 +100,7 @@ func TestIdleCounts(t *testing.T) {
 	if res.RSSBefore <= 0 || res.RSSAfter <= 0 {
 		t.Errorf("RSS not read: %+v", res)
 	}
-	if ms := res.Metrics("idle"); len(ms) != 1 || ms[0].Unit != "KB" || !ms[0].LowerIsBetter {
+	if ms := res.Metrics("idle"); len(ms) != 2 || ms[0].Unit != "KB" || !ms[0].LowerIsBetter || ms[1].Unit != "conns/s" || ms[1].Value <= 0 {
 		t.Errorf("metrics %v", ms)
 	}
 }
@@ -128,8 +128,13 @@ func TestIdleCountsRefused(t *testing.T) {
 	if res.Opened != 0 || res.Alive != 0 || res.Loss() != 1 || res.FirstErr == nil {
 		t.Errorf("%v, want nothing opened, loss 100%% and an error", res)
 	}
-	if res.Metrics("idle") != nil {
-		t.Errorf("memory metrics without a PID")
+	for _, m := range res.Metrics("idle") {
+		if m.Name == "rss-per-conn" {
+			t.Errorf("memory metric without a PID")
+		}
+		if m.Loss != 1 {
+			t.Errorf("%s: loss %v, want 1", m.Name, m.Loss)
+		}
 	}
 }
 

@@ -47,12 +47,16 @@ func (r LatencyResult) Metrics(scenario string) []Metric {
 }
 
 // Metrics returns the broker's memory per idle connection in KB (when
-// measured).
+// measured) and the rate at which the connections were opened.
 func (r IdleResult) Metrics(scenario string) []Metric {
-	if r.RSSAfter == 0 {
-		return nil
+	var ms []Metric
+	if r.RSSAfter != 0 {
+		ms = append(ms, Metric{Scenario: scenario, Name: "rss-per-conn", Unit: "KB", Value: r.PerConn() / 1024, Loss: r.Loss(), LowerIsBetter: true})
 	}
-	return []Metric{{Scenario: scenario, Name: "rss-per-conn", Unit: "KB", Value: r.PerConn() / 1024, Loss: r.Loss(), LowerIsBetter: true}}
+	if r.Open > 0 {
+		ms = append(ms, Metric{Scenario: scenario, Name: "connects", Unit: "conns/s", Value: float64(r.Opened) / r.Open.Seconds(), Loss: r.Loss()})
+	}
+	return ms
 }
 
 // ParseMetric reads a line written by Metric.String, optionally prefixed
