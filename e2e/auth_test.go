@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -182,5 +185,72 @@ func TestLoginRateLimit(t *testing.T) {
 	}
 	if rc := login("right-pw"); rc != 0x9F {
 		t.Errorf("after the burst: %#x, want 0x9F connection rate exceeded", rc)
+	}
+}
+
+func readCert(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(data)
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+// TestCertificateLogin: with --auth, a device presenting a client
+// certificate issued by its tenant's trusted CA logs in by its subject DN
+// (mosquitto_pub --cert/--key); a certificate of an untrusted CA is refused.
+func TestCertificateLogin(t *testing.T) {
+	pub := requirePeer(t, "mosquitto_pub", "mosquitto-clients")
+	sub := requirePeer(t, "mosquitto_sub", "mosquitto-clients")
+	pki, other := newTestPKI(t), newTestPKI(t)
+	n := startFerry(t, func(c *config.Config) {
+		c.Auth = true
+		c.MQTT.TLS = config.TLS{Addr: "127.0.0.1:0", CertFile: pki.ServerCert, KeyFile: pki.ServerKey}
+	})
+	ctx := context.Background()
+	reg := n.Registry()
+	ca := readCert(t, pki.CA)
+	if _, _, err := reg.CreateTenant(ctx, "acme", registry.Tenant{Enabled: true, TrustedCAs: []registry.TrustedCA{{Cert: ca.Raw}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := reg.CreateDevice(ctx, "acme", "dev-x509", registry.Device{Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	subject := readCert(t, pki.ClientCert).Subject.String()
+	if _, err := reg.SetCredentials(ctx, "acme", "dev-x509", []registry.Credential{{Type: registry.TypeX509, AuthID: subject, Enabled: true}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	// An acme device on the plain listener watches the tenant.
+	provision(t, n, "globex", "g", "g", "pw-g", true) // another tenant, to show where the message goes
+	_, tlsPort, _ := net.SplitHostPort(n.TLSAddr().String())
+	host, _ := hostPort(n)
+	watch := startProc(t, sub, "-h", host, "-p", tlsPort, "--cafile", pki.CA, "--cert", pki.ClientCert, "--key", pki.ClientKey,
+		"-i", "watcher", "-t", "#", "-C", "1", "-v")
+	deadline := time.Now().Add(10 * time.Second)
+	for n.Hub().TenantStats("acme").Subscripts != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the certificate-authenticated watcher did not subscribe: %s", watch.out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	run(t, pub, "-h", host, "-p", tlsPort, "--cafile", pki.CA, "--cert", pki.ClientCert, "--key", pki.ClientKey,
+		"-t", "x509/hello", "-m", "by-certificate", "-q", "1")
+	if out := strings.TrimSpace(watch.wait(t)); out != "x509/hello by-certificate" {
+		t.Errorf("watcher got %q", out)
+	}
+	if st := n.Hub().TenantStats("acme"); st.Published != 1 {
+		t.Errorf("acme published %d messages, want the certificate login's 1", st.Published)
+	}
+
+	p := startProc(t, pub, "-h", host, "-p", tlsPort, "--cafile", pki.CA, "--cert", other.ClientCert, "--key", other.ClientKey,
+		"-t", "x509/hello", "-m", "untrusted", "-V", "mqttv5")
+	if out := p.exit(t); p.cmd.ProcessState.Success() || !strings.Contains(strings.ToLower(out), "bad user name or password") {
+		t.Errorf("certificate of an untrusted CA: %s", out)
 	}
 }

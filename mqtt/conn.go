@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -197,6 +198,17 @@ func (c *Conn) Version() packet.Version { return c.version }
 
 // RemoteAddr returns the client's network address.
 func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// TLS returns the TLS state of a connection that came through a TLS
+// listener (client certificates in PeerCertificates), or nil.
+func (c *Conn) TLS() *tls.ConnectionState {
+	tc, ok := c.nc.(interface{ ConnectionState() tls.ConnectionState })
+	if !ok {
+		return nil
+	}
+	st := tc.ConnectionState()
+	return &st
+}
 
 // Connect returns the CONNECT packet. Its byte slices are the library's own
 // copies: it stays valid after the connection ended (for the will message).

@@ -109,6 +109,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 			Tenant: config.DefaultTenant, Logger: log, Metrics: n.metrics,
 			Authenticator: authenticator(cfg, reg), RequireAuth: cfg.Auth && !cfg.AllowAnonymous,
 			AuthConcurrency:  cfg.Login.Concurrency,
+			CertLogin:        certLogin(cfg, reg),
 			Limiter:          &auth.Limiter{Burst: cfg.Login.FailureBurst, Interval: time.Duration(cfg.Login.FailureInterval), Max: 100_000},
 			SessionExpiry311: time.Duration(cfg.MQTT.SessionExpiry311),
 		}),
@@ -184,7 +185,7 @@ func (n *Node) listen() error {
 		return fmt.Errorf("mqtt listener (--mqtt-addr): %w", err)
 	}
 	if t := cfg.MQTT.TLS; t.Addr != "" {
-		tlsCfg, err := transport.ServerTLS(t.CertFile, t.KeyFile, t.ClientCAFile, t.RequireClientCert)
+		tlsCfg, err := transport.ServerTLS(t.CertFile, t.KeyFile, t.ClientCAFile, t.RequireClientCert, cfg.Auth)
 		if err != nil {
 			return fmt.Errorf("mqtt.tls (--tls-cert, --tls-key, --tls-client-ca): %w", err)
 		}
@@ -244,6 +245,14 @@ func authenticator(cfg config.Config, reg *registry.Registry) mqttadapter.Authen
 		return nil
 	}
 	return auth.NewCache(reg, time.Duration(cfg.Login.CacheTTL), 100_000)
+}
+
+// certLogin logs devices in by TLS client certificate when --auth is on.
+func certLogin(cfg config.Config, reg *registry.Registry) *auth.CertLogin {
+	if !cfg.Auth {
+		return nil
+	}
+	return &auth.CertLogin{Trust: reg}
 }
 
 // DataDir is the node's data directory.

@@ -10,8 +10,10 @@ import (
 
 // ServerTLS builds the TLS configuration of a listener from PEM files.
 // With clientCAFile set, client certificates are requested and verified
-// against it (required when requireClientCert is set).
-func ServerTLS(certFile, keyFile, clientCAFile string, requireClientCert bool) (*tls.Config, error) {
+// against it (required when requireClientCert is set). Without it, and with
+// requestClientCert, certificates are requested but left to the caller to
+// verify (against per-tenant trust anchors, as device logins do).
+func ServerTLS(certFile, keyFile, clientCAFile string, requireClientCert, requestClientCert bool) (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("certificate %s / key %s: %w", certFile, keyFile, err)
@@ -33,6 +35,8 @@ func ServerTLS(certFile, keyFile, clientCAFile string, requireClientCert bool) (
 		}
 	} else if requireClientCert {
 		return nil, errors.New("a client certificate is required but no client CA file is given")
+	} else if requestClientCert {
+		cfg.ClientAuth = tls.RequestClientCert
 	}
 	return cfg, nil
 }

@@ -49,7 +49,10 @@ type Options struct {
 	// user name (auth-id@tenant, Hono's form; a bare auth-id is in Tenant).
 	// If nil, user names are ignored and every client is in Tenant.
 	Authenticator Authenticator
-	// RequireAuth refuses clients without a user name.
+	// CertLogin authenticates clients that present a TLS client
+	// certificate and no user name. If nil, certificates are not used.
+	CertLogin *auth.CertLogin
+	// RequireAuth refuses clients without a user name or certificate.
 	RequireAuth bool
 	// Limiter refuses logins from addresses with too many recent failures
 	// (MQTT 5: 0x9F Connection rate exceeded). If nil, none are refused.
@@ -163,6 +166,12 @@ func (a *Adapter) Connect(c *mqtt.Conn, p *packet.Connect) mqtt.ConnectResult {
 			return a.refuse(code)
 		}
 		st.tenant, st.device = id.TenantID, id.DeviceID
+	case a.opts.CertLogin != nil && c.TLS() != nil && len(c.TLS().PeerCertificates) > 0:
+		id, code := a.authenticateCert(c)
+		if code != packet.Success {
+			return a.refuse(code)
+		}
+		st.tenant, st.device = id.TenantID, id.DeviceID
 	case a.opts.RequireAuth:
 		return a.refuse(packet.NotAuthorized) // anonymous clients are refused
 	}
@@ -222,6 +231,27 @@ func (a *Adapter) authenticate(c *mqtt.Conn, p *packet.Connect) (registry.Identi
 		return id, packet.BadUserNameOrPassword // 3.1.1: 0x04
 	default:
 		a.log.Error("authentication failed", "user", p.Username, "err", err)
+		return id, packet.ServerUnavailable
+	}
+}
+
+// authenticateCert logs a client in by its TLS client certificate.
+func (a *Adapter) authenticateCert(c *mqtt.Conn) (registry.Identity, packet.ReasonCode) {
+	ctx, cancel := context.WithTimeout(c.Context(), 10*time.Second)
+	defer cancel()
+	chain := c.TLS().PeerCertificates
+	id, err := a.opts.CertLogin.Authenticate(ctx, chain)
+	switch {
+	case err == nil:
+		return id, packet.Success
+	case errors.Is(err, registry.ErrDisabled):
+		a.log.Info("certificate login refused: disabled", "subject", chain[0].Subject.String(), "err", err)
+		return id, packet.NotAuthorized
+	case errors.Is(err, registry.ErrBadCredentials):
+		a.log.Info("certificate login refused", "subject", chain[0].Subject.String(), "err", err)
+		return id, packet.BadUserNameOrPassword
+	default:
+		a.log.Error("certificate login failed", "err", err)
 		return id, packet.ServerUnavailable
 	}
 }
