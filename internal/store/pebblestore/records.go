@@ -72,7 +72,13 @@ func decodeSubscription(filter string, v []byte) (store.Subscription, error) {
 		r.fail()
 	}
 	sub.ID = uint32(id)
-	return sub, r.done()
+	if err := r.done(); err != nil {
+		return sub, err
+	}
+	if err := sub.Check(); err != nil {
+		return sub, fmt.Errorf("%w: %v", store.ErrCorrupt, err)
+	}
+	return sub, nil
 }
 
 // outbound: version | uvarint order | state | message. The packet id is in
