@@ -236,7 +236,9 @@ type RetainedStore interface {
 	// Retained calls fn for every unexpired retained message of tenant, in
 	// topic byte order, until fn returns an error, which Retained returns.
 	// fn may keep m; it must not call the store's writing methods (a
-	// backend may hold a snapshot or a lock during the scan).
+	// backend may hold a snapshot or a lock during the scan). The scan need
+	// not be one snapshot: a message set or cleared during it may or may
+	// not be seen.
 	Retained(ctx context.Context, tenant string, fn func(m *Message) error) error
 }
 
