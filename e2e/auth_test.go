@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"net"
 	"os"
 	"strings"
@@ -28,7 +29,7 @@ func provisionHashed(t testing.TB, n *node.Node, tenant, device, authID, passwor
 	t.Helper()
 	ctx := context.Background()
 	reg := n.Registry()
-	if _, _, err := reg.CreateTenant(ctx, tenant, registry.Tenant{Enabled: true}); err != nil {
+	if _, _, err := reg.CreateTenant(ctx, tenant, registry.Tenant{Enabled: true}); err != nil && !errors.Is(err, registry.ErrConflict) {
 		t.Fatal(err)
 	}
 	if _, _, err := reg.CreateDevice(ctx, tenant, device, registry.Device{Enabled: deviceEnabled}); err != nil {
@@ -252,5 +253,67 @@ func TestCertificateLogin(t *testing.T) {
 		"-t", "x509/hello", "-m", "untrusted", "-V", "mqttv5")
 	if out := p.exit(t); p.cmd.ProcessState.Success() || !strings.Contains(strings.ToLower(out), "bad user name or password") {
 		t.Errorf("certificate of an untrusted CA: %s", out)
+	}
+}
+
+// TestAccessRules: rules from the config file and from the tenant's
+// registry entry; refused subscriptions get SUBACK 0x80 (3.1.1) / 0x87 (5),
+// refused publishes are dropped (3.1.1) or answered 0x87 (5).
+func TestAccessRules(t *testing.T) {
+	sub := requirePeer(t, "mosquitto_sub", "mosquitto-clients")
+	pub := requirePeer(t, "mosquitto_pub", "mosquitto-clients")
+	n := startFerry(t, func(c *config.Config) {
+		c.Auth = true
+		c.ACL = []config.ACLRule{
+			{Tenant: "acme", Topic: "devices/%u/#"},
+			{Tenant: "acme", Access: "subscribe", Topic: "alerts/#"},
+		}
+	})
+	host, port := hostPort(n)
+	provision(t, n, "acme", "d1", "s1", "pw-1", true)
+	provision(t, n, "acme", "d2", "s2", "pw-2", true)
+	s1 := []string{"-h", host, "-p", port, "-u", "s1@acme", "-P", "pw-1"}
+	s2 := []string{"-h", host, "-p", port, "-u", "s2@acme", "-P", "pw-2"}
+
+	// s1 may read its own tree; subscribing to s2's is refused.
+	own := startProc(t, sub, append(s1, "-t", "devices/s1/#", "-C", "1", "-v", "-q", "1")...)
+	waitSubscriptions(t, n.Hub(), 1)
+	for _, v := range []string{"mqttv311", "mqttv5"} {
+		p := startProc(t, sub, append(s1, "-V", v, "-t", "devices/s2/#", "-C", "1", "-W", "3")...)
+		out := p.exit(t)
+		if !strings.Contains(out, "denied") { // mosquitto_sub: "All subscription requests were denied."
+			t.Errorf("%s refused subscription: mosquitto_sub said %q", v, out)
+		}
+		if n.Hub().TenantStats("acme").Subscripts != 1 {
+			t.Errorf("%s: a refused subscription was added", v)
+		}
+	}
+	// s2 publishing into s1's tree: dropped in 3.1.1, 0x87 in v5.
+	run(t, pub, append(s2, "-t", "devices/s1/x", "-m", "forged", "-q", "1")...)
+	p := startProc(t, pub, append(s2, "-V", "mqttv5", "-t", "devices/s1/x", "-m", "forged5", "-q", "1")...)
+	if out := p.exit(t); !strings.Contains(strings.ToLower(out), "not authorized") {
+		t.Errorf("v5 refused publish: %q, want a not authorized PUBACK", out)
+	}
+	// s1 publishing into its own tree is delivered.
+	run(t, pub, append(s1, "-t", "devices/s1/x", "-m", "genuine", "-q", "1")...)
+	if out := strings.TrimSpace(own.wait(t)); out != "devices/s1/x genuine" {
+		t.Errorf("s1 got %q, want only its own message", out)
+	}
+
+	// The tenant's registry entry adds a rule of its own.
+	ctx := context.Background()
+	ten, ver, err := n.Registry().GetTenant(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ten.Ext = map[string]any{"acl": []any{map[string]any{"topic": "shared/#"}}}
+	if _, err := n.Registry().UpdateTenant(ctx, "acme", ten, ver); err != nil {
+		t.Fatal(err)
+	}
+	shared := startProc(t, sub, append(s2, "-t", "shared/#", "-C", "1", "-v")...)
+	waitSubscriptions(t, n.Hub(), 1)
+	run(t, pub, append(s1, "-t", "shared/news", "-m", "hello", "-q", "1")...)
+	if out := strings.TrimSpace(shared.wait(t)); out != "shared/news hello" {
+		t.Errorf("tenant rule from the registry: got %q", out)
 	}
 }

@@ -36,6 +36,10 @@ type Config struct {
 	Auth bool `yaml:"auth"`
 	// Login protects password checks from floods.
 	Login Login `yaml:"login"`
+	// ACL (acl) lists access rules, tried in order (see ACLRule). A tenant
+	// with rules (here, or in its registry entry under ext.acl) may only do
+	// what a rule allows; a tenant without any may do everything.
+	ACL []ACLRule `yaml:"acl"`
 	// AdminPassword (admin_password, --admin-password, FERRY_ADMIN_PASSWORD)
 	// protects the device registry API (HTTP Basic, user admin). Empty: one
 	// is generated on first start into data_dir/admin-password.
@@ -54,6 +58,22 @@ type Log struct {
 	Level string `yaml:"level"`
 	// Format (log.format): text or json. Default text.
 	Format string `yaml:"format"`
+}
+
+// ACLRule is one access rule (acl[]).
+type ACLRule struct {
+	// Tenant (required) the rule applies to; "*" for all.
+	Tenant string `yaml:"tenant"`
+	// Device and User (auth-id) restrict the rule; empty for all.
+	Device string `yaml:"device"`
+	User   string `yaml:"user"`
+	// Access: publish, subscribe or all (default).
+	Access string `yaml:"access"`
+	// Topic filter with %c (client id), %u (auth-id), %d (device id) and
+	// %t (tenant) replaced per client.
+	Topic string `yaml:"topic"`
+	// Deny refuses instead of allowing.
+	Deny bool `yaml:"deny"`
 }
 
 // Login bounds the cost of device logins.

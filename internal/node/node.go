@@ -5,6 +5,7 @@ package node
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -97,6 +98,11 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 		return nil, fmt.Errorf("device registry: %w", err)
 	}
 	n.registry = reg
+	acl, err := auth.NewACL(aclRules(cfg.ACL))
+	if err != nil {
+		n.closeStore()
+		return nil, err
+	}
 	n.hub = hub.New(hub.Options{
 		Store:             n.store,
 		MaxQueuedMessages: cfg.MQTT.MaxQueuedOffline,
@@ -110,6 +116,8 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 			Authenticator: authenticator(cfg, reg), RequireAuth: cfg.Auth && !cfg.AllowAnonymous,
 			AuthConcurrency:  cfg.Login.Concurrency,
 			CertLogin:        certLogin(cfg, reg),
+			ACL:              acl,
+			TenantRules:      tenantRules(reg, log),
 			Limiter:          &auth.Limiter{Burst: cfg.Login.FailureBurst, Interval: time.Duration(cfg.Login.FailureInterval), Max: 100_000},
 			SessionExpiry311: time.Duration(cfg.MQTT.SessionExpiry311),
 		}),
@@ -245,6 +253,43 @@ func authenticator(cfg config.Config, reg *registry.Registry) mqttadapter.Authen
 		return nil
 	}
 	return auth.NewCache(reg, time.Duration(cfg.Login.CacheTTL), 100_000)
+}
+
+func aclRules(rules []config.ACLRule) []auth.Rule {
+	out := make([]auth.Rule, len(rules))
+	for i, r := range rules {
+		out[i] = auth.Rule{Tenant: r.Tenant, Device: r.Device, User: r.User, Access: r.Access, Topic: r.Topic, Deny: r.Deny}
+	}
+	return out
+}
+
+// tenantRules reads a tenant's own access rules from its registry entry
+// (ext.acl, a list of rules like the config file's, tenant implied).
+func tenantRules(reg *registry.Registry, log *slog.Logger) func(context.Context, string) []auth.Rule {
+	return func(ctx context.Context, tenant string) []auth.Rule {
+		t, _, err := reg.GetTenant(ctx, tenant)
+		if err != nil || t.Ext["acl"] == nil {
+			return nil
+		}
+		raw, err := json.Marshal(t.Ext["acl"])
+		var rules []auth.Rule
+		if err == nil {
+			err = json.Unmarshal(raw, &rules)
+		}
+		for i := range rules {
+			rules[i].Tenant = tenant
+		}
+		if err == nil {
+			_, err = auth.NewACL(rules)
+		}
+		if err != nil {
+			log.Warn("tenant access rules ignored", slog.String("tenant", tenant), slog.Any("err", err))
+			// Rules that do not parse deny everything rather than
+			// nothing: the tenant meant to restrict.
+			return []auth.Rule{{Tenant: tenant, Topic: "#", Deny: true}}
+		}
+		return rules
+	}
 }
 
 // certLogin logs devices in by TLS client certificate when --auth is on.

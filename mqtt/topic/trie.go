@@ -256,3 +256,37 @@ func Matches(filter, name string) bool {
 		filter, name = ftail, ntail
 	}
 }
+
+// Covers reports whether every topic name the (non-shared) filter sub
+// matches is also matched by filter, e.g. "a/#" covers "a/+/b" and "a/b",
+// "+/b" covers "x/b" but not "#". Access rules use it for subscriptions.
+func Covers(filter, sub string) bool {
+	if strings.HasPrefix(sub, "$") != strings.HasPrefix(filter, "$") &&
+		(strings.HasPrefix(filter, "+") || strings.HasPrefix(filter, "#")) {
+		return false // a leading wildcard never reaches $ topics
+	}
+	for {
+		fl, ftail, fmore := strings.Cut(filter, "/")
+		sl, stail, smore := strings.Cut(sub, "/")
+		switch {
+		case fl == "#":
+			return true
+		case sl == "#":
+			return false // sub reaches deeper than a non-# filter level
+		case fl == "+":
+			// covers any single level, + included
+		case fl != sl:
+			return false
+		}
+		switch {
+		case !fmore && !smore:
+			return true
+		case !smore:
+			// "a/#" covers "a" (handled by fl == "#" on the next level)
+			return ftail == "#"
+		case !fmore:
+			return false
+		}
+		filter, sub = ftail, stail
+	}
+}

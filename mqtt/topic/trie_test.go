@@ -150,3 +150,31 @@ func compare(a, b string) int {
 	}
 	return 0
 }
+
+func TestCovers(t *testing.T) {
+	tests := []struct {
+		filter, sub string
+		want        bool
+	}{
+		{"#", "a/b", true},
+		{"#", "#", true},
+		{"a/#", "a/+/b", true},
+		{"a/#", "a", true},
+		{"a/#", "b/#", false},
+		{"a/+", "a/b", true},
+		{"a/+", "a/+", true},
+		{"a/+", "a/#", false},
+		{"a/+", "a/b/c", false},
+		{"+/b", "x/b", true},
+		{"+/b", "#", false},
+		{"a/b", "a/b", true},
+		{"a/b", "a/+", false},
+		{"#", "$SYS/x", false},
+		{"$SYS/#", "$SYS/x", true},
+	}
+	for _, tt := range tests {
+		if got := Covers(tt.filter, tt.sub); got != tt.want {
+			t.Errorf("Covers(%q, %q) = %v, want %v", tt.filter, tt.sub, got, tt.want)
+		}
+	}
+}

@@ -29,6 +29,7 @@ import (
 	"github.com/ferry-iot/ferry/internal/registry"
 	"github.com/ferry-iot/ferry/mqtt"
 	"github.com/ferry-iot/ferry/mqtt/packet"
+	"github.com/ferry-iot/ferry/mqtt/topic"
 )
 
 // Options configures an Adapter.
@@ -52,6 +53,11 @@ type Options struct {
 	// CertLogin authenticates clients that present a TLS client
 	// certificate and no user name. If nil, certificates are not used.
 	CertLogin *auth.CertLogin
+	// ACL holds the configured access rules; TenantRules, if set, returns a
+	// tenant's own rules (read once per connection). Without rules,
+	// everything is allowed.
+	ACL         *auth.ACL
+	TenantRules func(ctx context.Context, tenant string) []auth.Rule
 	// RequireAuth refuses clients without a user name or certificate.
 	RequireAuth bool
 	// Limiter refuses logins from addresses with too many recent failures
@@ -118,6 +124,9 @@ func New(h *hub.Hub, opts Options) *Adapter {
 type connState struct {
 	tenant    string
 	device    string // authenticated device id; empty for anonymous clients
+	user      string // auth-id of the login
+	who       auth.Who
+	rules     []auth.Rule // the tenant's own access rules
 	session   *hub.Session
 	will      *hub.Message
 	willDelay time.Duration
@@ -165,17 +174,24 @@ func (a *Adapter) Connect(c *mqtt.Conn, p *packet.Connect) mqtt.ConnectResult {
 		if code != packet.Success {
 			return a.refuse(code)
 		}
-		st.tenant, st.device = id.TenantID, id.DeviceID
+		st.tenant, st.device, st.user = id.TenantID, id.DeviceID, id.AuthID
 	case a.opts.CertLogin != nil && c.TLS() != nil && len(c.TLS().PeerCertificates) > 0:
 		id, code := a.authenticateCert(c)
 		if code != packet.Success {
 			return a.refuse(code)
 		}
-		st.tenant, st.device = id.TenantID, id.DeviceID
+		st.tenant, st.device, st.user = id.TenantID, id.DeviceID, id.AuthID
 	case a.opts.RequireAuth:
 		return a.refuse(packet.NotAuthorized) // anonymous clients are refused
 	}
+	st.who = auth.Who{Tenant: st.tenant, Device: st.device, User: st.user, ClientID: c.ClientID()}
+	if a.opts.TenantRules != nil {
+		st.rules = a.opts.TenantRules(c.Context(), st.tenant)
+	}
 	if p.WillFlag {
+		if !a.allowed(st, auth.Publish, p.WillTopic) {
+			return a.refuse(packet.NotAuthorized)
+		}
 		if reserved(p.WillTopic) {
 			return a.refuse(packet.TopicNameInvalid)
 		}
@@ -298,8 +314,8 @@ func (a *Adapter) Publish(c *mqtt.Conn, p *packet.Publish) packet.ReasonCode {
 // code once every durable copy is committed.
 func (a *Adapter) PublishAsync(c *mqtt.Conn, p *packet.Publish, done func(packet.ReasonCode)) {
 	st := state(c)
-	if reserved(p.Topic) {
-		done(packet.NotAuthorized)
+	if reserved(p.Topic) || !a.allowed(st, auth.Publish, p.Topic) {
+		done(packet.NotAuthorized) // 3.1.1: acknowledged and dropped
 		return
 	}
 	if !validPayloadFormat(p.Properties.PayloadFormat, p.Payload) {
@@ -333,6 +349,14 @@ func (a *Adapter) Subscribe(c *mqtt.Conn, p *packet.Subscribe) []packet.ReasonCo
 	}
 	out := sink{c: c, now: a.now, flow: a.flow, st: st}
 	for i, sub := range p.Subscriptions {
+		filter := sub.Filter
+		if _, inner, shared, _ := topic.ParseShared(filter); shared {
+			filter = inner
+		}
+		if !a.allowed(st, auth.Subscribe, filter) {
+			codes[i] = packet.NotAuthorized // 3.1.1: 0x80
+			continue
+		}
 		if strings.HasPrefix(sub.Filter, "$share/") && sub.NoLocal {
 			// No Local on a shared subscription is a protocol error
 			// [MQTT-3.8.3-4]; refuse this subscription only.
@@ -449,6 +473,11 @@ func (a *Adapter) message(topic string, payload []byte, qos byte, retain bool, p
 		m.UserProperties = append(m.UserProperties, hub.UserProperty{Key: u.Key, Value: u.Value})
 	}
 	return m
+}
+
+// allowed applies the access rules to the client.
+func (a *Adapter) allowed(st *connState, action auth.Action, t string) bool {
+	return a.opts.ACL.Allowed(st.who, action, t, st.rules)
 }
 
 // reserved reports whether a topic belongs to the server: clients neither
