@@ -317,3 +317,30 @@ func TestAccessRules(t *testing.T) {
 		t.Errorf("tenant rule from the registry: got %q", out)
 	}
 }
+
+// TestRestartKeepsTenantState: the registry and the retained messages of a
+// tenant without persistent sessions survive a restart.
+func TestRestartKeepsTenantState(t *testing.T) {
+	sub := requirePeer(t, "mosquitto_sub", "mosquitto-clients")
+	pub := requirePeer(t, "mosquitto_pub", "mosquitto-clients")
+	cfg := config.Default()
+	cfg.MQTT.Addr, cfg.HTTP.Addr, cfg.MQTT.SysInterval = "127.0.0.1:0", "127.0.0.1:0", 0
+	cfg.DataDir = t.TempDir()
+	cfg.Auth = true
+	n := startNode(t, cfg)
+	provision(t, n, "acme", "d1", "s1", "pw-1", true)
+	host, port := hostPort(n)
+	run(t, pub, "-h", host, "-p", port, "-u", "s1@acme", "-P", "pw-1", "-t", "state/door", "-m", "open", "-r", "-q", "1")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	n2 := startNode(t, cfg)
+	host, port = hostPort(n2)
+	out := run(t, sub, "-h", host, "-p", port, "-u", "s1@acme", "-P", "pw-1", "-t", "state/#", "-C", "1", "-v", "-W", "5")
+	if strings.TrimSpace(out) != "state/door open" {
+		t.Errorf("after a restart: %q, want the retained message", out)
+	}
+}

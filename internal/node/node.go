@@ -132,7 +132,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 		OutboundTopicAliases: cfg.MQTT.OutboundTopicAliases,
 	}
 	n.hub.AddTenant(config.DefaultTenant)
-	if err := n.hub.Recover(context.Background(), []string{config.DefaultTenant}); err != nil {
+	if err := n.hub.Recover(context.Background(), n.knownTenants()); err != nil {
 		n.closeStore()
 		return nil, err
 	}
@@ -253,6 +253,26 @@ func authenticator(cfg config.Config, reg *registry.Registry) mqttadapter.Authen
 		return nil
 	}
 	return auth.NewCache(reg, time.Duration(cfg.Login.CacheTTL), 100_000)
+}
+
+// knownTenants are the tenants whose retained messages Recover loads: the
+// default tenant and every tenant of the registry (tenants with sessions
+// are found from the sessions).
+func (n *Node) knownTenants() []string {
+	tenants := []string{config.DefaultTenant}
+	ctx := context.Background()
+	for offset := 0; ; offset += registry.MaxPageSize {
+		res, err := n.registry.SearchTenants(ctx, registry.Query{PageSize: registry.MaxPageSize, PageOffset: offset})
+		if err != nil { // none (not found) or a store error: recover what is known
+			return tenants
+		}
+		for _, t := range res.Result {
+			tenants = append(tenants, t.ID)
+		}
+		if offset+len(res.Result) >= res.Total || len(res.Result) == 0 {
+			return tenants
+		}
+	}
 }
 
 func aclRules(rules []config.ACLRule) []auth.Rule {
