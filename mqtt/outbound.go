@@ -16,8 +16,8 @@ import (
 // For QoS 1 and 2 the library allocates the packet identifier when the
 // message enters the inflight window, in order, and handles the
 // acknowledgements; messages beyond the window wait in order. A message with
-// Dup set and a PacketID (a retransmission from Unacked) keeps its id if it
-// is free. Send returns ErrQueueFull when MaxQueued messages already wait,
+// PacketID set (a retransmission from Unacked, or an id the caller derives
+// from its own durable numbering) keeps its id if it is free. Send returns ErrQueueFull when MaxQueued messages already wait,
 // and ErrClosed once the connection is closing. A message bigger than the
 // client's Maximum Packet Size is dropped [MQTT-3.1.2-24] and counted in
 // Dropped.
@@ -106,7 +106,10 @@ func (c *Conn) aliasLocked(p *packet.Publish) *packet.Publish {
 // allocIDLocked returns a packet identifier not in the inflight window:
 // p's own for a retransmission, otherwise the next free one.
 func (c *Conn) allocIDLocked(p *packet.Publish) uint16 {
-	if p.Dup && p.PacketID != 0 {
+	if p.PacketID != 0 {
+		// The caller's id: a retransmission, or an id derived from a
+		// durable queue so that a resend after a restart reuses it and a
+		// QoS 2 receiver recognises the message.
 		if _, used := c.inflight[p.PacketID]; !used {
 			return p.PacketID
 		}

@@ -514,6 +514,12 @@ func (s sink) Deliver(d hub.Delivery) bool {
 			SubscriptionIdentifier: d.SubscriptionIDs,
 		},
 	}
+	if d.Seq != 0 && d.QoS > 0 {
+		// The packet id follows the durable queue's numbering: after a
+		// restart the same message goes out with the same id, so a QoS 2
+		// receiver still holding it does not take it for a new one.
+		p.PacketID = uint16(d.Seq%65535) + 1
+	}
 	if !m.Expiry.IsZero() {
 		// The receiver sees the remaining lifetime [MQTT-3.3.2-6].
 		left := m.Expiry.Sub(s.now())
