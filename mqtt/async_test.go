@@ -88,3 +88,51 @@ func TestAsyncPublishRefusedQoS2(t *testing.T) {
 	recv(t, h.pending, "PublishAsync of the resend").done(packet.Success)
 	expect[*packet.Pubrec](cl)
 }
+
+// releaseHandler holds PUBRELs until the test lets them go.
+type releaseHandler struct {
+	*testHandler
+	released chan func()
+}
+
+func (h *releaseHandler) Released(c *mqtt.Conn, p *packet.Publish, done func()) { h.released <- done }
+
+func TestReleaseHandlerDelaysPubrel(t *testing.T) {
+	h := &releaseHandler{testHandler: newTestHandler(), released: make(chan func(), 4)}
+	cl, conn, _ := connected(t, h.testHandler, packet.V5, func(s *mqtt.Server) { s.Handler = h })
+	msg := &packet.Publish{Topic: "q2", QoS: 2, Payload: []byte("x")}
+	if err := conn.Send(msg); err != nil {
+		t.Fatal(err)
+	}
+	p := expect[*packet.Publish](cl)
+	cl.send(&packet.Pubrec{PacketID: p.PacketID})
+	done := recv(t, h.released, "Released")
+	cl.ping() // no PUBREL before done: the PINGRESP comes first
+	done()
+	if rel := expect[*packet.Pubrel](cl); rel.PacketID != p.PacketID {
+		t.Fatalf("PUBREL for %d, want %d", rel.PacketID, p.PacketID)
+	}
+	cl.send(&packet.Pubcomp{PacketID: p.PacketID})
+	if got := recv(t, h.delivered, "Delivered"); got != msg {
+		t.Error("Delivered did not report the caller's packet")
+	}
+}
+
+func TestSendReleaseResumesExchange(t *testing.T) {
+	h := newTestHandler()
+	cl, conn, _ := connected(t, h, packet.V5, nil)
+	msg := &packet.Publish{Topic: "q2", QoS: 2, PacketID: 77, Payload: []byte("x")}
+	if err := conn.SendRelease(msg); err != nil {
+		t.Fatal(err)
+	}
+	if rel := expect[*packet.Pubrel](cl); rel.PacketID != 77 {
+		t.Fatalf("PUBREL for %d, want 77", rel.PacketID)
+	}
+	cl.send(&packet.Pubcomp{PacketID: 77})
+	if got := recv(t, h.delivered, "Delivered"); got != msg {
+		t.Error("Delivered did not report the resumed message")
+	}
+	if err := conn.SendRelease(&packet.Publish{Topic: "q1", QoS: 1, PacketID: 1}); err == nil {
+		t.Error("SendRelease of a QoS 1 message accepted")
+	}
+}

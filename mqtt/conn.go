@@ -68,6 +68,16 @@ type ConnectResult struct {
 	SessionKey string
 }
 
+// ReleaseHandler is implemented by a Handler that keeps outbound QoS 2
+// state durably. When the client's PUBREC arrives, Released is called and
+// the PUBREL goes out only once done is called: a handler that records
+// "released" before calling done can, after a restart, send PUBREL again
+// (Conn.SendRelease) instead of the PUBLISH, which the client would take
+// for a new message once it had released the packet identifier.
+type ReleaseHandler interface {
+	Released(c *Conn, p *packet.Publish, done func())
+}
+
 // AsyncPublishHandler is implemented by a Handler whose work on an inbound
 // QoS 1 or 2 PUBLISH finishes later, typically after a durable write that is
 // committed together with other connections' writes. The library then goes
@@ -129,8 +139,12 @@ type Conn struct {
 	key         string
 	registered  bool // key is in srv.sessions (guarded by srv.mu until then)
 	delivered   DeliveredHandler
-	async       AsyncPublishHandler
-	auth        AuthHandler
+	release     ReleaseHandler
+	// pendingRel marks the pending messages queued by SendRelease: they go
+	// out as PUBREL, not PUBLISH. Guarded by mu.
+	pendingRel map[*packet.Publish]struct{}
+	async      AsyncPublishHandler
+	auth       AuthHandler
 
 	// Owned by the reader goroutine (checked in race builds by readerG).
 	readerG goroutineLock
@@ -184,6 +198,7 @@ func newConn(s *Server, nc net.Conn) *Conn {
 	c := &Conn{srv: s, nc: nc, done: make(chan struct{})}
 	c.rd.nc = nc
 	c.delivered, _ = s.Handler.(DeliveredHandler)
+	c.release, _ = s.Handler.(ReleaseHandler)
 	c.async, _ = s.Handler.(AsyncPublishHandler)
 	c.auth, _ = s.Handler.(AuthHandler)
 	return c

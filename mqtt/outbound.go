@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"errors"
 	"time"
 
 	"github.com/ferry-iot/ferry/mqtt/packet"
@@ -134,7 +135,12 @@ func (c *Conn) promoteLocked() {
 		if p.QoS > 0 && len(c.inflight) >= c.window {
 			break
 		}
-		c.writePublishLocked(p)
+		if _, rel := c.pendingRel[p]; rel {
+			delete(c.pendingRel, p)
+			c.writeReleaseLocked(p)
+		} else {
+			c.writePublishLocked(p)
+		}
 		n++
 	}
 	if n == 0 {
@@ -164,19 +170,68 @@ func (c *Conn) ack(id uint16, qos byte, needRel bool) *packet.Publish {
 	return m.p
 }
 
-// released records the PUBREC of a QoS 2 message and queues its PUBREL. It
-// reports false when id is not an outbound QoS 2 message.
+// released records the PUBREC of a QoS 2 message and queues its PUBREL,
+// at once or, with a ReleaseHandler, once the handler is done. It reports
+// false when id is not an outbound QoS 2 message.
 func (c *Conn) released(id uint16) bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	m, ok := c.inflight[id]
 	if !ok || m.p.QoS != 2 {
+		c.mu.Unlock()
 		return false
 	}
+	first := !m.rel
 	m.rel = true
 	c.inflight[id] = m
-	c.appendAckLocked(0x62, id, packet.Success)
+	if c.release == nil || !first {
+		c.appendAckLocked(hdrPubrel, id, packet.Success)
+		c.mu.Unlock()
+		return true
+	}
+	c.mu.Unlock()
+	c.release.Released(c, m.p, func() { c.enqueueAck(hdrPubrel, id, packet.Success) })
 	return true
+}
+
+// SendRelease resumes the QoS 2 exchange of p, whose PUBREC arrived on an
+// earlier connection: it enters the inflight window with its PacketID and
+// PUBREL is sent (after the CONNACK when called during Open); PUBCOMP then
+// reports it to DeliveredHandler. It takes ownership of p like Send.
+func (c *Conn) SendRelease(p *packet.Publish) error {
+	if p.QoS != 2 || p.PacketID == 0 {
+		return errors.New("mqtt: SendRelease needs a QoS 2 message with its packet identifier")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state >= stateClosing || c.werr != nil {
+		return ErrClosed
+	}
+	if c.outMsgs+len(c.pending) >= c.srv.maxQueued() {
+		return ErrQueueFull
+	}
+	if c.state == stateOpen && len(c.pending) == 0 && len(c.inflight) < c.window {
+		c.writeReleaseLocked(p)
+		return nil
+	}
+	if c.pendingRel == nil {
+		c.pendingRel = make(map[*packet.Publish]struct{})
+	}
+	c.pendingRel[p] = struct{}{}
+	c.pending = append(c.pending, p)
+	return nil
+}
+
+// writeReleaseLocked puts p in the window in the released state and queues
+// its PUBREL.
+func (c *Conn) writeReleaseLocked(p *packet.Publish) {
+	id := c.allocIDLocked(p)
+	p.PacketID = id
+	if c.inflight == nil {
+		c.inflight = make(map[uint16]outMsg)
+	}
+	c.inflight[id] = outMsg{p: p, seq: c.seq, rel: true}
+	c.seq++
+	c.appendAckLocked(hdrPubrel, id, packet.Success)
 }
 
 // outBuf returns the queue, borrowing a buffer when it is empty.

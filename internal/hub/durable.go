@@ -140,7 +140,9 @@ func (s *Session) appendLoop() {
 		s.appends = nil
 		trimTo := s.trimTo
 		closed := s.closed
-		if len(batch) == 0 && (trimTo <= s.trimmed || closed) {
+		unrelease := s.unrelease
+		s.unrelease = nil
+		if len(batch) == 0 && len(unrelease) == 0 && (trimTo <= s.trimmed || closed) {
 			s.appending = false
 			s.mu.Unlock()
 			return
@@ -184,7 +186,42 @@ func (s *Session) appendLoop() {
 			}
 			s.trimmed = trimTo
 		}
+		for _, pid := range unrelease {
+			if closed {
+				break
+			}
+			if err := st.DeleteOutbound(ctx, s.t.name, s.ID, pid); err != nil {
+				s.hub.opts.Logger.Warn("store release cleanup failed", slog.String("client", s.ID), slog.Any("err", err))
+			}
+		}
 	}
+}
+
+// PacketID is the packet identifier a durable delivery goes out with: it
+// follows the queue's numbering, so a resend after a restart reuses it.
+func PacketID(seq uint64) uint16 { return uint16(seq%65535) + 1 }
+
+// MarkReleased records durably that the client sent PUBREC for the QoS 2
+// delivery seq (Delivery.Seq), so that after a restart the exchange resumes
+// with PUBREL instead of a PUBLISH the client would take for a new message.
+// It returns once the record is committed.
+func (s *Session) MarkReleased(seq uint64, m *Message) error {
+	st := s.hub.opts.Store
+	if st == nil || seq == 0 || !s.isDurable() {
+		return nil
+	}
+	pid := PacketID(seq)
+	o := store.Outbound{PacketID: pid, State: store.OutboundReleased, Message: *toStored(m, &Delivery{QoS: 2})}
+	if err := st.PutOutbound(context.Background(), s.t.name, s.ID, o); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.released == nil {
+		s.released = make(map[uint64]uint16)
+	}
+	s.released[seq] = pid
+	s.mu.Unlock()
+	return nil
 }
 
 func (s *Session) appendBatch(ctx context.Context, st store.Store, batch []pendingAppend) (uint64, error) {
@@ -219,6 +256,10 @@ func (s *Session) ackLocked(seq uint64) {
 			break
 		}
 		delete(s.acked, head)
+		if pid, ok := s.released[head]; ok {
+			delete(s.released, head)
+			s.unrelease = append(s.unrelease, pid)
+		}
 		s.unacked = s.unacked[1:]
 		s.trimTo = head
 		advanced = true
@@ -226,7 +267,7 @@ func (s *Session) ackLocked(seq uint64) {
 	if len(s.unacked) == 0 {
 		s.unacked = nil
 	}
-	if advanced && !s.closed {
+	if (advanced || len(s.unrelease) > 0) && !s.closed {
 		s.startAppenderLocked()
 	}
 }
@@ -250,9 +291,27 @@ func (s *Session) loadQueueLocked() {
 		s.hub.opts.Logger.Error("loading session queue", slog.String("client", s.ID), slog.Any("err", err))
 		return
 	}
+	// QoS 2 deliveries whose PUBREC arrived before the restart resume
+	// with PUBREL.
+	rel := map[uint16]bool{}
+	if outs, err := s.hub.opts.Store.Outbound(ctx, s.t.name, s.ID); err == nil {
+		for _, o := range outs {
+			if o.State == store.OutboundReleased {
+				rel[o.PacketID] = true
+			}
+		}
+	}
 	for _, e := range entries {
 		m := fromStored(&e.Message)
 		d := Delivery{Message: m, QoS: e.Message.QoS, Retain: e.Message.Retain, SubscriptionIDs: e.Message.SubscriptionIDs, Seq: e.Seq}
+		if pid := PacketID(e.Seq); d.QoS == 2 && rel[pid] {
+			delete(rel, pid)
+			d.Released = true
+			if s.released == nil {
+				s.released = make(map[uint64]uint16)
+			}
+			s.released[e.Seq] = pid
+		}
 		s.queue = append(s.queue, d)
 		s.queuedBytes += m.size()
 		s.unacked = append(s.unacked, e.Seq)

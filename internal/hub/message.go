@@ -70,6 +70,9 @@ type Delivery struct {
 	// through; empty for plain subscriptions. A session that ends with it
 	// unacknowledged hands it to another member of the group.
 	Shared string
+	// Released marks a QoS 2 delivery whose PUBREC the client already sent
+	// (on an earlier connection): it resumes with PUBREL.
+	Released bool
 	// Seq numbers a delivery kept in a durable session's store queue; 0
 	// for others. Front ends report it back with Session.Acked.
 	Seq uint64

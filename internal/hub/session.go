@@ -45,8 +45,10 @@ type Session struct {
 	appending  bool     // the append goroutine runs
 	unacked    []uint64 // queue sequence numbers handed on, not acknowledged, ascending
 	acked      map[uint64]struct{}
-	trimTo     uint64 // acknowledged prefix of the store's queue
-	trimmed    uint64 // owned by the append goroutine
+	trimTo     uint64            // acknowledged prefix of the store's queue
+	trimmed    uint64            // owned by the append goroutine
+	released   map[uint64]uint16 // QoS 2 deliveries past PUBREC: seq -> packet id
+	unrelease  []uint16          // released records to delete from the store
 }
 
 func (s *Session) online() bool {
@@ -281,7 +283,7 @@ func (s *Session) Detach(d Departure) {
 func (s *Session) handOverShared(unacked []Delivery) []Delivery {
 	kept := unacked[:0:0]
 	for _, d := range unacked {
-		if d.Shared == "" || d.QoS == 0 {
+		if d.Shared == "" || d.QoS == 0 || d.Released {
 			kept = append(kept, d)
 			continue
 		}

@@ -94,6 +94,7 @@ var (
 	_ mqtt.Handler             = (*Adapter)(nil)
 	_ mqtt.DeliveredHandler    = (*Adapter)(nil)
 	_ mqtt.AsyncPublishHandler = (*Adapter)(nil)
+	_ mqtt.ReleaseHandler      = (*Adapter)(nil)
 )
 
 // New returns an Adapter routing through h.
@@ -139,8 +140,24 @@ type connState struct {
 }
 
 type sentInfo struct {
-	seq    uint64
-	shared string
+	seq      uint64
+	shared   string
+	released bool // PUBREC received and recorded
+}
+
+func (st *connState) peek(p *packet.Publish) sentInfo {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.sent[p]
+}
+
+func (st *connState) setReleased(p *packet.Publish) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if info, ok := st.sent[p]; ok {
+		info.released = true
+		st.sent[p] = info
+	}
 }
 
 func (st *connState) remember(p *packet.Publish, info sentInfo) {
@@ -403,6 +420,30 @@ func (a *Adapter) Delivered(c *mqtt.Conn, p *packet.Publish) {
 	}
 }
 
+// Released records the PUBREC of a durable QoS 2 delivery before the PUBREL
+// goes out, so a restart resumes the exchange instead of repeating it.
+func (a *Adapter) Released(c *mqtt.Conn, p *packet.Publish, done func()) {
+	st := state(c)
+	if st == nil || st.session == nil {
+		done()
+		return
+	}
+	info := st.peek(p)
+	if info.seq == 0 {
+		done()
+		return
+	}
+	m := a.message(p.Topic, p.Payload, p.QoS, p.Retain, &p.Properties, "")
+	go func() {
+		if err := st.session.MarkReleased(info.seq, m); err != nil {
+			a.log.Error("PUBREC not recorded", "client", c.ClientID(), "err", err)
+		} else {
+			st.setReleased(p)
+		}
+		done()
+	}()
+}
+
 // Disconnected detaches the session, keeping it with its unacknowledged
 // messages when it is persistent, and publishes the will after an abnormal
 // disconnect.
@@ -418,7 +459,7 @@ func (a *Adapter) Disconnected(c *mqtt.Conn, err error) {
 		m := a.message(p.Topic, p.Payload, p.QoS, p.Retain, &p.Properties, "")
 		info := st.take(p)
 		dep.Unacked = append(dep.Unacked, hub.Delivery{Message: m, QoS: p.QoS, Retain: p.Retain,
-			SubscriptionIDs: p.Properties.SubscriptionIdentifier, Seq: info.seq, Shared: info.shared})
+			SubscriptionIDs: p.Properties.SubscriptionIdentifier, Seq: info.seq, Shared: info.shared, Released: info.released})
 	}
 	if err != nil && st.will != nil {
 		// Not after a normal DISCONNECT [MQTT-3.1.2-8], [MQTT-3.14.4-3].
@@ -518,7 +559,7 @@ func (s sink) Deliver(d hub.Delivery) bool {
 		// The packet id follows the durable queue's numbering: after a
 		// restart the same message goes out with the same id, so a QoS 2
 		// receiver still holding it does not take it for a new one.
-		p.PacketID = uint16(d.Seq%65535) + 1
+		p.PacketID = hub.PacketID(d.Seq)
 	}
 	if !m.Expiry.IsZero() {
 		// The receiver sees the remaining lifetime [MQTT-3.3.2-6].
@@ -537,9 +578,13 @@ func (s sink) Deliver(d hub.Delivery) bool {
 	}
 	track := d.QoS > 0 && (d.Seq != 0 || d.Shared != "")
 	if track {
-		s.st.remember(p, sentInfo{seq: d.Seq, shared: d.Shared})
+		s.st.remember(p, sentInfo{seq: d.Seq, shared: d.Shared, released: d.Released})
 	}
-	if s.c.Send(p) != nil {
+	send := s.c.Send
+	if d.Released && d.QoS == 2 && p.PacketID != 0 {
+		send = s.c.SendRelease
+	}
+	if send(p) != nil {
 		if track {
 			s.st.take(p)
 		}
