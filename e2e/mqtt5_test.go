@@ -442,3 +442,40 @@ func TestSharedSubscriptionHandOver(t *testing.T) {
 		t.Errorf("member b got %q, want the job a left unacknowledged", got.Payload)
 	}
 }
+
+// TestMQTT5ServerKeepAliveAndReasonString: the server caps the keep alive
+// (Server Keep Alive in CONNACK) and explains a refusal (Reason String).
+func TestMQTT5ServerKeepAliveAndReasonString(t *testing.T) {
+	n := startFerry(t, func(c *config.Config) {
+		c.MQTT.MaxKeepAlive = 10
+		c.Auth = true
+		c.AllowAnonymous = true
+	})
+	addr := n.MQTTAddr().String()
+	connect := func(cp *paho.Connect) *paho.Connack {
+		nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := paho.NewClient(paho.ClientConfig{Conn: nc})
+		ack, _ := cl.Connect(ctx5(t), cp)
+		if ack == nil {
+			t.Fatal("no CONNACK")
+		}
+		if ack.ReasonCode == 0 {
+			cl.Disconnect(&paho.Disconnect{})
+		} else {
+			nc.Close()
+		}
+		return ack
+	}
+	ack := connect(&paho.Connect{ClientID: "ka", CleanStart: true, KeepAlive: 60})
+	if ack.Properties == nil || ack.Properties.ServerKeepAlive == nil || *ack.Properties.ServerKeepAlive != 10 {
+		t.Errorf("Server Keep Alive = %+v, want 10", ack.Properties)
+	}
+	ack = connect(&paho.Connect{ClientID: "bad", CleanStart: true, KeepAlive: 30,
+		UsernameFlag: true, Username: "nobody@nowhere", PasswordFlag: true, Password: []byte("x")})
+	if ack.ReasonCode != 0x86 || ack.Properties == nil || ack.Properties.ReasonString == "" {
+		t.Errorf("refused CONNACK = %#x %+v, want 0x86 with a reason string", ack.ReasonCode, ack.Properties)
+	}
+}

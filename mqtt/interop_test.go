@@ -148,3 +148,45 @@ func TestPahoInterop(t *testing.T) {
 	}
 	noRecv(t, recvA, "message at paho-a")
 }
+
+// pahoAuther answers the test server's challenge "nonce" with "secret".
+type pahoAuther struct{ done chan struct{} }
+
+func (a *pahoAuther) Authenticate(p *paho.Auth) *paho.Auth {
+	if p.Properties == nil || string(p.Properties.AuthData) != "nonce" {
+		return &paho.Auth{ReasonCode: 0x18, Properties: &paho.AuthProperties{AuthMethod: "test", AuthData: []byte("?")}}
+	}
+	return &paho.Auth{ReasonCode: 0x18, Properties: &paho.AuthProperties{AuthMethod: "test", AuthData: []byte("secret")}}
+}
+
+func (a *pahoAuther) Authenticated() { close(a.done) }
+
+// TestPahoEnhancedAuth runs the AUTH challenge-response exchange with
+// paho.golang's Auther against a Handler that implements AuthHandler.
+func TestPahoEnhancedAuth(t *testing.T) {
+	h := newTestHandler()
+	h.connect = func(c *mqtt.Conn, p *packet.Connect) mqtt.ConnectResult {
+		return mqtt.ConnectResult{Code: packet.ContinueAuthentication,
+			Properties: packet.Properties{AuthMethod: "test", AuthData: []byte("nonce")}}
+	}
+	_, addr := startServer(t, authHandler{h}, nil)
+	nc, err := net.DialTimeout("tcp", addr, waitTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auther := &pahoAuther{done: make(chan struct{})}
+	cl := paho.NewClient(paho.ClientConfig{Conn: nc, AuthHandler: auther})
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	ack, err := cl.Connect(ctx, &paho.Connect{ClientID: "auth", CleanStart: true, KeepAlive: 30,
+		Properties: &paho.ConnectProperties{AuthMethod: "test"}})
+	if err != nil || ack.ReasonCode != 0 {
+		t.Fatalf("enhanced authentication: %v %+v", err, ack)
+	}
+	defer cl.Disconnect(&paho.Disconnect{})
+	select {
+	case <-auther.done:
+	case <-time.After(waitTimeout):
+		t.Error("paho's Auther was not told the authentication succeeded")
+	}
+}

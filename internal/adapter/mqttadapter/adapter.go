@@ -293,7 +293,20 @@ func (a *Adapter) refuse(code packet.ReasonCode) mqtt.ConnectResult {
 	if a.metrics != nil {
 		a.metrics.Refused("mqtt", code.String())
 	}
-	return mqtt.ConnectResult{Code: code}
+	res := mqtt.ConnectResult{Code: code}
+	if why := refusalReasons[code]; why != "" {
+		res.Properties.ReasonString = why // MQTT 5 clients see it; 3.1.1 has no room
+	}
+	return res
+}
+
+var refusalReasons = map[packet.ReasonCode]string{
+	packet.BadUserNameOrPassword:  "unknown auth-id@tenant or wrong password",
+	packet.NotAuthorized:          "not authorized: anonymous client, disabled device or tenant, or a will topic the access rules refuse",
+	packet.ConnectionRateExceeded: "too many failed logins from this address; try again later",
+	packet.ServerBusy:             "too many logins in progress",
+	packet.TopicNameInvalid:       "the will topic is reserved",
+	packet.PayloadFormatInvalid:   "the will payload is not UTF-8 as its format indicator says",
 }
 
 // Open attaches the client's hub session, resuming it unless clean start is
