@@ -318,13 +318,27 @@ func (c *Conn) closeWith(code packet.ReasonCode, err error) {
 // serve runs on the connection's reader goroutine, owned by the Server.
 func (c *Conn) serve() {
 	c.readerG = newGoroutineLock()
-	c.finish(c.run())
+	if err := c.run(c.handshake); err != nil {
+		c.finish(err)
+		return
+	}
+	// The handshake ran the handlers' connect path (authentication, session
+	// set-up), which grows this goroutine's stack. The read loop starts on a
+	// fresh goroutine instead, so an idle connection keeps only a small
+	// stack: the reader role (and readerG) passes to it.
+	go c.serveLoop()
 }
 
-// run serves the connection until it ends. A panic (a bug in a handler or
-// in the codec, perhaps triggered by a hostile client) ends this connection
-// only: it is logged with its stack and reported to Disconnected.
-func (c *Conn) run() (err error) {
+func (c *Conn) serveLoop() {
+	c.readerG = newGoroutineLock()
+	c.finish(c.run(c.readLoop))
+}
+
+// run runs step (the handshake or the read loop). A panic (a bug in a
+// handler or in the codec, perhaps triggered by a hostile client) ends this
+// connection only: it is logged with its stack and reported to
+// Disconnected.
+func (c *Conn) run(step func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			stack := make([]byte, 32<<10)
@@ -335,10 +349,7 @@ func (c *Conn) run() (err error) {
 			c.closeWith(packet.UnspecifiedError, &DisconnectError{Code: packet.UnspecifiedError, Err: err})
 		}
 	}()
-	if err := c.handshake(); err != nil {
-		return err
-	}
-	return c.readLoop()
+	return step()
 }
 
 // finish ends the connection: it waits for the writer, closes the socket,
