@@ -344,3 +344,29 @@ func TestRestartKeepsTenantState(t *testing.T) {
 		t.Errorf("after a restart: %q, want the retained message", out)
 	}
 }
+
+// TestPublicListenerTurnsAuthOn: a listener on a non-loopback address turns
+// authentication on by default once the registry holds tenants: anonymous
+// clients are refused, devices log in.
+func TestPublicListenerTurnsAuthOn(t *testing.T) {
+	pub := requirePeer(t, "mosquitto_pub", "mosquitto-clients")
+	cfg := config.Default()
+	cfg.MQTT.Addr, cfg.HTTP.Addr, cfg.MQTT.SysInterval = "127.0.0.1:0", "", 0
+	cfg.DataDir = t.TempDir()
+	n := startNode(t, cfg)
+	provision(t, n, "acme", "d1", "s1", "pw-1", true)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg.MQTT.Addr = "0.0.0.0:0" // all interfaces; the test talks to 127.0.0.1 only
+	n2 := startNode(t, cfg)
+	_, port, _ := net.SplitHostPort(n2.MQTTAddr().String())
+	p := startProc(t, pub, "-h", "127.0.0.1", "-p", port, "-t", "x", "-m", "anonymous")
+	if out := p.exit(t); p.cmd.ProcessState.Success() || !strings.Contains(out, "not authorised") {
+		t.Errorf("anonymous client on a public listener: %q", out)
+	}
+	run(t, pub, "-h", "127.0.0.1", "-p", port, "-u", "s1@acme", "-P", "pw-1", "-t", "x", "-m", "device", "-q", "1")
+}

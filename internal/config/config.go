@@ -32,7 +32,10 @@ type Config struct {
 	AllowAnonymous bool `yaml:"allow_anonymous"`
 	// Auth (auth, --auth) checks clients that log in as auth-id@tenant
 	// against the device registry and refuses anonymous clients unless
-	// allow_anonymous is set. Default false.
+	// allow_anonymous is set. Default false on loopback listeners; a
+	// listener on another address turns it on when the registry holds
+	// tenants (without any, and without allow_anonymous, Ferry refuses to
+	// start: nothing could log in).
 	Auth bool `yaml:"auth"`
 	// Login protects password checks from floods.
 	Login Login `yaml:"login"`
@@ -327,14 +330,8 @@ func (c *Config) Validate() error {
 		if l.addr == "" && l.key != "mqtt.addr" {
 			continue
 		}
-		loopback, err := IsLoopback(l.addr)
-		if err != nil {
+		if _, err := IsLoopback(l.addr); err != nil {
 			return fmt.Errorf("%s (%s): %w", l.key, l.flag, err)
-		}
-		if !loopback && !c.AllowAnonymous && !c.Auth {
-			return fmt.Errorf("%s (%s) %s is not a loopback address and no authentication is configured: "+
-				"pass --auth (auth: true) to let devices log in with registry credentials, "+
-				"or --allow-anonymous (allow_anonymous: true) to accept anonymous clients from the network", l.key, l.flag, l.addr)
 		}
 	}
 	if t := c.MQTT.TLS; t.Addr != "" && (t.CertFile == "" || t.KeyFile == "") {
@@ -389,6 +386,25 @@ func (c *Config) Validate() error {
 		return errors.New("shutdown_timeout must be positive")
 	}
 	return nil
+}
+
+// PublicListener returns the first device listener that binds a
+// non-loopback address, as "key (flag) address", and whether there is one.
+// Such a listener needs authentication, or allow_anonymous.
+func (c *Config) PublicListener() (string, bool) {
+	for _, l := range []struct{ key, flag, addr string }{
+		{"mqtt.addr", "--mqtt-addr", c.MQTT.Addr},
+		{"mqtt.tls.addr", "--mqtts-addr", c.MQTT.TLS.Addr},
+		{"mqtt.websocket.addr", "--ws-addr", c.MQTT.WebSocket.Addr},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		if loopback, err := IsLoopback(l.addr); err == nil && !loopback {
+			return fmt.Sprintf("%s (%s) %s", l.key, l.flag, l.addr), true
+		}
+	}
+	return "", false
 }
 
 // IsLoopback reports whether a listen address binds only loopback

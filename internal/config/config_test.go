@@ -63,8 +63,7 @@ func TestValidate(t *testing.T) {
 		{"loopback v4", func(c *Config) { c.MQTT.Addr = "127.0.0.2:1883" }, ""},
 		{"loopback v6", func(c *Config) { c.MQTT.Addr = "[::1]:1883" }, ""},
 		{"localhost", func(c *Config) { c.MQTT.Addr = "localhost:1883" }, ""},
-		{"all interfaces refused", func(c *Config) { c.MQTT.Addr = ":1883" }, "--allow-anonymous"},
-		{"0.0.0.0 refused", func(c *Config) { c.MQTT.Addr = "0.0.0.0:1883" }, "--allow-anonymous"},
+		{"all interfaces", func(c *Config) { c.MQTT.Addr = ":1883" }, ""},
 		{"0.0.0.0 allowed", func(c *Config) { c.MQTT.Addr = "0.0.0.0:1883"; c.AllowAnonymous = true }, ""},
 		{"0.0.0.0 with auth", func(c *Config) { c.MQTT.Addr = "0.0.0.0:1883"; c.Auth = true }, ""},
 		{"no port", func(c *Config) { c.MQTT.Addr = "127.0.0.1" }, "--mqtt-addr"},
@@ -77,13 +76,13 @@ func TestValidate(t *testing.T) {
 		{"store engine", func(c *Config) { c.Store.Engine = "bolt" }, "store.engine"},
 		{"store durability", func(c *Config) { c.Store.Durability = "maybe" }, "store.durability"},
 		{"tls without cert", func(c *Config) { c.MQTT.TLS.Addr = "127.0.0.1:8883" }, "--tls-cert"},
-		{"tls public", func(c *Config) {
-			c.MQTT.TLS = TLS{Addr: "0.0.0.0:8883", CertFile: "c", KeyFile: "k"}
+		{"tls bad address", func(c *Config) {
+			c.MQTT.TLS = TLS{Addr: "0.0.0.0", CertFile: "c", KeyFile: "k"}
 		}, "--mqtts-addr"},
 		{"client cert without CA", func(c *Config) {
 			c.MQTT.TLS = TLS{Addr: "127.0.0.1:8883", CertFile: "c", KeyFile: "k", RequireClientCert: true}
 		}, "--tls-client-ca"},
-		{"ws public", func(c *Config) { c.MQTT.WebSocket.Addr = ":8083" }, "--ws-addr"},
+		{"ws bad address", func(c *Config) { c.MQTT.WebSocket.Addr = "8083" }, "--ws-addr"},
 		{"ws path", func(c *Config) { c.MQTT.WebSocket = WebSocket{Addr: "127.0.0.1:8083", Path: "mqtt"} }, "mqtt.websocket.path"},
 	}
 	for _, tt := range tests {
@@ -111,5 +110,16 @@ func TestExampleFileIsTheDefault(t *testing.T) {
 	}
 	if !reflect.DeepEqual(cfg, Default()) {
 		t.Errorf("docs/ferry.example.yaml differs from the defaults:\n got %+v\nwant %+v", cfg, Default())
+	}
+}
+
+func TestPublicListener(t *testing.T) {
+	cfg := Default()
+	if l, ok := cfg.PublicListener(); ok {
+		t.Errorf("default config has a public listener: %s", l)
+	}
+	cfg.MQTT.WebSocket.Addr = "0.0.0.0:8083"
+	if l, ok := cfg.PublicListener(); !ok || !strings.Contains(l, "--ws-addr") {
+		t.Errorf("PublicListener = %q, %v; want the WebSocket listener", l, ok)
 	}
 }

@@ -98,6 +98,18 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 		return nil, fmt.Errorf("device registry: %w", err)
 	}
 	n.registry = reg
+	if listener, public := cfg.PublicListener(); public && !cfg.Auth && !cfg.AllowAnonymous {
+		// Mosquitto 2's safe default: nothing anonymous from the network.
+		if !hasTenants(reg) {
+			n.closeStore()
+			return nil, fmt.Errorf("%s is not a loopback address and no authentication is configured: "+
+				"create devices (ferry tenant/device/credentials, on a loopback start) and pass --auth (auth: true), "+
+				"or pass --allow-anonymous (allow_anonymous: true) to accept anonymous clients from the network", listener)
+		}
+		cfg.Auth = true
+		n.cfg = cfg
+		log.Info("authentication on: a listener binds a non-loopback address", slog.String("listener", listener))
+	}
 	acl, err := auth.NewACL(aclRules(cfg.ACL))
 	if err != nil {
 		n.closeStore()
@@ -253,6 +265,12 @@ func authenticator(cfg config.Config, reg *registry.Registry) mqttadapter.Authen
 		return nil
 	}
 	return auth.NewCache(reg, time.Duration(cfg.Login.CacheTTL), 100_000)
+}
+
+// hasTenants reports whether the registry holds at least one tenant.
+func hasTenants(reg *registry.Registry) bool {
+	res, err := reg.SearchTenants(context.Background(), registry.Query{PageSize: 1})
+	return err == nil && res.Total > 0
 }
 
 // knownTenants are the tenants whose retained messages Recover loads: the
