@@ -5,13 +5,17 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ferry-iot/ferry/internal/config"
 )
 
 // TestRegistryThroughServe drives the registry API that `ferry serve`
 // mounts on --http-addr with the ferry CLI, using the admin password
-// generated into the data directory on first start.
+// generated into the data directory on first start; devices then log in
+// with mosquitto_pub as auth-id@tenant.
 func TestRegistryThroughServe(t *testing.T) {
-	n := startFerry(t)
+	pub := requirePeer(t, "mosquitto_pub", "mosquitto-clients")
+	n := startFerry(t, func(c *config.Config) { c.Auth = true })
 	bin := ferryBinary(t)
 	dataDir := n.DataDir()
 	pw, err := os.ReadFile(filepath.Join(dataDir, "admin-password"))
@@ -36,8 +40,19 @@ func TestRegistryThroughServe(t *testing.T) {
 	if strings.TrimSpace(string(pw)) == "" {
 		t.Error("empty generated admin password")
 	}
-	// The device registry answers authentication for the adapters.
-	if _, err := n.Registry().Authenticate(t.Context(), "acme", "sensor-1", "s3cret-pw"); err != nil {
-		t.Errorf("Authenticate with the password set through the CLI: %v", err)
+	// The device logs in with what the operator set up; a wrong password
+	// and a disabled device are refused with their codes.
+	host, port := hostPort(n)
+	run(t, pub, "-h", host, "-p", port, "-u", "sensor-1@acme", "-P", "s3cret-pw", "-t", "telemetry", "-m", "21.5", "-q", "1")
+	cli("device", "create", "acme", "dev-off", "--disabled")
+	cli("credentials", "set", "acme", "dev-off", "--auth-id", "off-1", "--password", "off-pw")
+	for _, tc := range []struct{ user, pw, want string }{
+		{"sensor-1@acme", "wrong", "bad user name or password"}, // 3.1.1 code 4
+		{"off-1@acme", "off-pw", "not authorised"},              // 3.1.1 code 5
+	} {
+		p := startProc(t, pub, "-h", host, "-p", port, "-u", tc.user, "-P", tc.pw, "-t", "telemetry", "-m", "x")
+		if out := p.exit(t); p.cmd.ProcessState.Success() || !strings.Contains(strings.ToLower(out), tc.want) {
+			t.Errorf("%s: %q, want %q", tc.user, out, tc.want)
+		}
 	}
 }

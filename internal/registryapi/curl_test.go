@@ -3,6 +3,7 @@ package registryapi
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -95,7 +96,46 @@ func TestCurl(t *testing.T) {
 	if st, out = curl(t, "-X", "POST", "-H", "Content-Type: application/json", "-d", `{"bogus":1}`, u+"/v1/tenants/x"); st != "400" {
 		t.Fatalf("invalid tenant: %s", out)
 	}
-	if st, out = curl(t, "-u", "admin:wrong", u+"/v1/tenants"); st != "401" {
+	if st, out = curl(t, "-u", "admin:wrong", u+"/v1/tenants"); st != "401" || header(out, "WWW-Authenticate") == "" {
 		t.Fatalf("wrong password: %s", out)
 	}
+	// The remaining error statuses, each with Hono's error body.
+	for _, tc := range []struct {
+		name, want string
+		args       []string
+	}{
+		{"unknown tenant", "404", []string{u + "/v1/tenants/nowhere"}},
+		{"method not allowed", "405", []string{"-X", "PATCH", u + "/v1/tenants/acme"}},
+		{"body too large", "413", []string{"-X", "POST", "-H", "Content-Type: application/json", "-H", "Expect:",
+			"--data-binary", "@" + bigBody(t), u + "/v1/tenants/big"}},
+		{"registration limit", "403", nil}, // set up below
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := tc.args
+			if tc.want == "403" {
+				// A tenant that allows one device refuses the second.
+				if st, out := curl(t, "-X", "POST", "-H", "Content-Type: application/json",
+					"-d", `{"registration-limits":{"max-devices":1}}`, u+"/v1/tenants/small"); st != "201" {
+					t.Fatalf("limited tenant: %s", out)
+				}
+				curl(t, "-X", "POST", u+"/v1/devices/small/one")
+				args = []string{"-X", "POST", u + "/v1/devices/small/two"}
+			}
+			st, out := curl(t, args...)
+			if st != tc.want || !strings.Contains(out, `"error"`) {
+				t.Errorf("status %s, want %s with an error body:\n%s", st, tc.want, out)
+			}
+		})
+	}
+}
+
+// bigBody writes a 2 MiB tenant, beyond the API body limit, to a file
+// for curl's --data-binary @file.
+func bigBody(t *testing.T) string {
+	path := filepath.Join(t.TempDir(), "big.json")
+	body := `{"ext":{"k":"` + strings.Repeat("x", 2<<20) + `"}}`
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
