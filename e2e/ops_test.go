@@ -48,19 +48,21 @@ func TestOperationsEndpoint(t *testing.T) {
 	subscribe(t, sub, 0, paho.SubscribeOptions{Topic: "m/#", QoS: 1})
 	publish(t, pub, &paho.Publish{Topic: "m/1", QoS: 1, Payload: []byte("12345")})
 	publish(t, pub, &paho.Publish{Topic: "m/2", QoS: 0, Payload: []byte("123")})
+	publish(t, pub, &paho.Publish{Topic: "x/r", QoS: 1, Retain: true, Payload: []byte("")}) // a retained write (clear), no subscriber
 	receive(t, got)
 	receive(t, got)
 
 	_, metrics := httpGet(t, base+"/metrics")
 	for _, want := range []string{
 		`ferry_connections{protocol="mqtt",tenant="DEFAULT_TENANT"} 2`,
-		`ferry_messages_total{direction="in",kind="publish",protocol="mqtt",qos="1"} 1`,
+		`ferry_messages_total{direction="in",kind="publish",protocol="mqtt",qos="1"} 2`,
 		`ferry_messages_total{direction="in",kind="publish",protocol="mqtt",qos="0"} 1`,
 		`ferry_messages_total{direction="out",kind="publish",protocol="mqtt",qos="1"} 1`,
 		`ferry_payload_bytes_total{direction="in",kind="publish",protocol="mqtt"} 8`,
-		`ferry_hub_published_total 2`,
+		`ferry_hub_published_total 3`,
 		`ferry_hub_dropped_total{reason="connection_queue_full"} 0`,
 		`ferry_hub_subscriptions 1`,
+		`ferry_store_write_seconds_bucket{op="retain"`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(metrics, want) {

@@ -229,6 +229,8 @@ func (s *Session) appendBatch(ctx context.Context, st store.Store, batch []pendi
 	for i, pa := range batch {
 		msgs[i] = toStored(pa.d.Message, &pa.d)
 	}
+	start := time.Now()
+	defer s.hub.observe("append", start)
 	return st.AppendQueueBatch(ctx, s.t.name, s.ID, msgs)
 }
 

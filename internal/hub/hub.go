@@ -57,6 +57,9 @@ type Options struct {
 	// Store keeps durable sessions, retained messages and wills; nil keeps
 	// everything in memory (see durable.go).
 	Store store.Store
+	// ObserveStore, if set, is told how long each store write the hub waits
+	// for took ("append", "retain"), for metrics.
+	ObserveStore func(op string, d time.Duration)
 }
 
 func (o Options) withDefaults() Options {
@@ -185,11 +188,13 @@ func (h *Hub) publish(tenantName string, m *Message, w *waiter) Result {
 		t.retained.set(m)
 		if st := h.opts.Store; st != nil {
 			var err error
+			start := time.Now()
 			if len(m.Payload) == 0 {
 				err = st.ClearRetained(context.Background(), tenantName, m.Topic)
 			} else {
 				err = st.SetRetained(context.Background(), tenantName, toStored(m, nil))
 			}
+			h.observe("retain", start)
 			if err != nil {
 				res.Err = fmt.Errorf("storing retained message: %w", err)
 			}
@@ -337,6 +342,12 @@ func (h *Hub) TenantStats(name string) Stats {
 		return Stats{}
 	}
 	return t.statsSnapshot()
+}
+
+func (h *Hub) observe(op string, start time.Time) {
+	if h.opts.ObserveStore != nil {
+		h.opts.ObserveStore(op, time.Since(start))
+	}
 }
 
 // AddTenant makes sure the tenant exists, so that tenant-wide work (such as

@@ -10,6 +10,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -29,6 +30,7 @@ type Metrics struct {
 	connectRefused   *prometheus.CounterVec // protocol, reason
 	messages         *prometheus.CounterVec // direction, protocol, kind, qos
 	bytes            *prometheus.CounterVec // direction, protocol, kind
+	storeLatency     *prometheus.HistogramVec
 }
 
 // New creates the metrics, registered with a fresh registry that also holds
@@ -55,7 +57,12 @@ func New() *Metrics {
 		Namespace: namespace, Name: "payload_bytes_total",
 		Help: "Payload bytes received from (in) and sent to (out) clients.",
 	}, []string{"direction", "protocol", "kind"})
-	m.reg.MustRegister(m.connections, m.connectionsTotal, m.connectRefused, m.messages, m.bytes,
+	m.storeLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "store_write_seconds",
+		Help:    "Time of the store writes messages wait for (append: a durable session's batch; retain), fsync included.",
+		Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
+	}, []string{"op"})
+	m.reg.MustRegister(m.connections, m.connectionsTotal, m.connectRefused, m.messages, m.bytes, m.storeLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -83,6 +90,11 @@ func (m *Metrics) Disconnected(tenant, protocol string) {
 // Refused counts a refused connection attempt.
 func (m *Metrics) Refused(protocol, reason string) {
 	m.connectRefused.WithLabelValues(protocol, reason).Inc()
+}
+
+// ObserveStore records the duration of a store write (hub.Options.ObserveStore).
+func (m *Metrics) ObserveStore(op string, d time.Duration) {
+	m.storeLatency.WithLabelValues(op).Observe(d.Seconds())
 }
 
 // Flow is the set of counters of one protocol and kind of message, resolved

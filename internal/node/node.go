@@ -117,6 +117,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 	}
 	n.hub = hub.New(hub.Options{
 		Store:             n.store,
+		ObserveStore:      n.metrics.ObserveStore,
 		MaxQueuedMessages: cfg.MQTT.MaxQueuedOffline,
 		MaxQueuedBytes:    cfg.MQTT.MaxQueuedOfflineBytes,
 		QueueQoS0:         cfg.MQTT.QueueQoS0Offline,
