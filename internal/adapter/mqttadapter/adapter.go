@@ -203,7 +203,9 @@ func (a *Adapter) Connect(c *mqtt.Conn, p *packet.Connect) mqtt.ConnectResult {
 	}
 	st.who = auth.Who{Tenant: st.tenant, Device: st.device, User: st.user, ClientID: c.ClientID()}
 	if a.opts.TenantRules != nil {
-		st.rules = a.opts.TenantRules(c.Context(), st.tenant)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		st.rules = a.opts.TenantRules(ctx, st.tenant)
+		cancel()
 	}
 	if p.WillFlag {
 		if !a.allowed(st, auth.Publish, p.WillTopic) {
@@ -243,7 +245,7 @@ func (a *Adapter) authenticate(c *mqtt.Conn, p *packet.Connect) (registry.Identi
 	if !a.opts.Limiter.Allowed(ip) {
 		return registry.Identity{}, packet.ConnectionRateExceeded
 	}
-	ctx, cancel := context.WithTimeout(c.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // not c.Context(): it would live as long as the connection
 	defer cancel()
 	select {
 	case a.authSlots <- struct{}{}:
@@ -270,7 +272,7 @@ func (a *Adapter) authenticate(c *mqtt.Conn, p *packet.Connect) (registry.Identi
 
 // authenticateCert logs a client in by its TLS client certificate.
 func (a *Adapter) authenticateCert(c *mqtt.Conn) (registry.Identity, packet.ReasonCode) {
-	ctx, cancel := context.WithTimeout(c.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // not c.Context(): it would live as long as the connection
 	defer cancel()
 	chain := c.TLS().PeerCertificates
 	id, err := a.opts.CertLogin.Authenticate(ctx, chain)
