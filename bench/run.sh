@@ -20,6 +20,7 @@
 #   LAT_RATES ["16000 10000"] msgs/s of the latency runs, LAT_DURATION [4s]
 #   IDLE_CONNS [100000] idle connections, capped by the fd limit (ulimit -n)
 #   FERRY_REV           build ferry from this git revision (e.g. HEAD), not the working tree
+#   MOSQ_NODELAY [false] Mosquitto's set_tcp_nodelay (false is its default)
 #   FERRY_STORE [memory] Ferry's store.engine (pebble: its durable default)
 #   RESULTS             file to keep the raw kv lines in
 #   FERRY_PORT/MOSQ_PORT/MOCHI_PORT [21883/21884/21885]
@@ -104,7 +105,7 @@ persistence false
 max_queued_messages 1000000
 max_inflight_messages 1000
 max_connections -1
-set_tcp_nodelay true
+set_tcp_nodelay ${MOSQ_NODELAY:-false}
 log_dest stderr
 log_type error
 log_type warning
