@@ -6,7 +6,7 @@
 # each broker in rotating order and prints a Markdown table of medians and
 # ratios. See bench/README.md.
 #
-#   bench/run.sh                      # everything, default counts (~6 min)
+#   bench/run.sh                      # everything, default counts (~5 min on 2 cores)
 #   RUNS=1 SCENARIOS="fanin-qos0 idle" IDLE_CONNS=2000 bench/run.sh
 #
 # Environment (defaults in brackets):
