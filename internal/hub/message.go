@@ -1,6 +1,9 @@
 package hub
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // Message is a protocol-neutral application message. Once published it is
 // shared by every delivery and must not be modified.
@@ -22,6 +25,24 @@ type Message struct {
 	// Origin is the ID of the publishing session, for no-local
 	// subscriptions; empty for messages from no session (wills keep theirs).
 	Origin string
+
+	// shared is a front end's ready-made form of the message, built once
+	// for all its plain deliveries (see Shared).
+	shared atomic.Pointer[any]
+}
+
+// SharedForm returns the value build makes for m, building it once: a front
+// end keeps there what every plain delivery of m can share (the MQTT one, a
+// QoS 0 PUBLISH without subscription identifiers), so a fan-out to many
+// subscribers does not build it once per subscriber. The value must not be
+// modified.
+func (m *Message) SharedForm(build func() any) any {
+	if p := m.shared.Load(); p != nil {
+		return *p
+	}
+	v := build()
+	m.shared.CompareAndSwap(nil, &v)
+	return *m.shared.Load()
 }
 
 // UserProperty is an MQTT 5 user property; order is significant.

@@ -556,6 +556,42 @@ type sink struct {
 
 func (s sink) Deliver(d hub.Delivery) bool {
 	m := d.Message
+	if d.QoS == 0 && !d.Retain && len(d.SubscriptionIDs) == 0 && m.Expiry.IsZero() {
+		// The same PUBLISH serves every such delivery of m: Send does not
+		// modify a QoS 0 packet, and a fan-out builds it once.
+		p := m.SharedForm(func() any { return s.publish(d) }).(*packet.Publish)
+		if s.c.Send(p) != nil {
+			return false
+		}
+		s.flow.Out(0, len(p.Payload))
+		return true
+	}
+	p := s.publish(d)
+	if p == nil {
+		return true // expired on the way: never delivered, nothing to retry
+	}
+	track := d.QoS > 0 && (d.Seq != 0 || d.Shared != "")
+	if track {
+		s.st.remember(p, sentInfo{seq: d.Seq, shared: d.Shared, released: d.Released})
+	}
+	send := s.c.Send
+	if d.Released && d.QoS == 2 && p.PacketID != 0 {
+		send = s.c.SendRelease
+	}
+	if send(p) != nil {
+		if track {
+			s.st.take(p)
+		}
+		return false
+	}
+	s.flow.Out(p.QoS, len(p.Payload))
+	return true
+}
+
+// publish builds the PUBLISH of a delivery; nil when the message expired
+// on the way.
+func (s sink) publish(d hub.Delivery) *packet.Publish {
+	m := d.Message
 	p := &packet.Publish{
 		Topic:   m.Topic,
 		Payload: m.Payload,
@@ -580,7 +616,7 @@ func (s sink) Deliver(d hub.Delivery) bool {
 		// The receiver sees the remaining lifetime [MQTT-3.3.2-6].
 		left := m.Expiry.Sub(s.now())
 		if left <= 0 {
-			return true // expired on the way: never delivered, nothing to retry
+			return nil
 		}
 		secs := uint32((left + time.Second - 1) / time.Second)
 		p.Properties.MessageExpiry = &secs
@@ -591,20 +627,5 @@ func (s sink) Deliver(d hub.Delivery) bool {
 			p.Properties.User[i] = packet.UserProperty{Key: u.Key, Value: u.Value}
 		}
 	}
-	track := d.QoS > 0 && (d.Seq != 0 || d.Shared != "")
-	if track {
-		s.st.remember(p, sentInfo{seq: d.Seq, shared: d.Shared, released: d.Released})
-	}
-	send := s.c.Send
-	if d.Released && d.QoS == 2 && p.PacketID != 0 {
-		send = s.c.SendRelease
-	}
-	if send(p) != nil {
-		if track {
-			s.st.take(p)
-		}
-		return false
-	}
-	s.flow.Out(p.QoS, len(p.Payload))
-	return true
+	return p
 }
