@@ -207,3 +207,22 @@ func (l *link) close(ctx context.Context) error {
 	}
 	return nil
 }
+
+// attach applies the settle modes asked for (nil: the attach's own), sends
+// the attach of a link being opened and waits for the peer's.
+func (l *link) attach(ctx context.Context, a *frame.Attach, snd *frame.SenderSettleMode, rcv *frame.ReceiverSettleMode) error {
+	if snd != nil {
+		a.SndSettleMode = *snd
+	}
+	if rcv != nil {
+		a.RcvSettleMode = *rcv
+	}
+	l.sndSettle, l.rcvSettle = a.SndSettleMode, a.RcvSettleMode
+	l.s.c.mu.Lock()
+	err := l.attachLocked(a)
+	l.s.c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return l.waitAttached(ctx)
+}

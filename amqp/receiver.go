@@ -66,21 +66,8 @@ func (s *Session) NewReceiver(ctx context.Context, source string, opts *Receiver
 	if opts.DynamicSource {
 		a.Source.Address = ""
 	}
-	if opts.SettleMode != nil {
-		a.SndSettleMode = *opts.SettleMode
-	}
-	if opts.ReceiverSettleMode != nil {
-		a.RcvSettleMode = *opts.ReceiverSettleMode
-	}
-	l.sndSettle, l.rcvSettle = a.SndSettleMode, a.RcvSettleMode
 	l.source = a.Source
-	s.c.mu.Lock()
-	err := l.attachLocked(a)
-	s.c.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	if err := l.waitAttached(ctx); err != nil {
+	if err := l.attach(ctx, a, opts.SettleMode, opts.ReceiverSettleMode); err != nil {
 		return nil, err
 	}
 	return r, nil

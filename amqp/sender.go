@@ -47,21 +47,8 @@ func (s *Session) NewSender(ctx context.Context, target string, opts *SenderOpti
 	if opts.DynamicTarget {
 		a.Target.Address = ""
 	}
-	if opts.SettleMode != nil {
-		a.SndSettleMode = *opts.SettleMode
-	}
-	if opts.ReceiverSettleMode != nil {
-		a.RcvSettleMode = *opts.ReceiverSettleMode
-	}
-	l.sndSettle, l.rcvSettle = a.SndSettleMode, a.RcvSettleMode
 	l.target = a.Target
-	s.c.mu.Lock()
-	err := l.attachLocked(a)
-	s.c.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	if err := l.waitAttached(ctx); err != nil {
+	if err := l.attach(ctx, a, opts.SettleMode, opts.ReceiverSettleMode); err != nil {
 		return nil, err
 	}
 	return snd, nil
