@@ -18,6 +18,18 @@ import (
 // PUBLISH it receives.
 func pahoGo(t *testing.T, addr, id string) (*paho.Client, chan *paho.Publish) {
 	t.Helper()
+	cl, _, _, received := pahoConnect(t, addr, &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30})
+	t.Cleanup(func() {
+		cl.Disconnect(&paho.Disconnect{})
+		<-cl.Done()
+	})
+	return cl, received
+}
+
+// pahoConnect dials addr and connects a paho.golang client with cp; the
+// channel gets every PUBLISH the client receives. The caller ends it.
+func pahoConnect(t *testing.T, addr string, cp *paho.Connect) (*paho.Client, *paho.Connack, net.Conn, chan *paho.Publish) {
+	t.Helper()
 	received := make(chan *paho.Publish, 1024)
 	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -29,17 +41,11 @@ func pahoGo(t *testing.T, addr, id string) (*paho.Client, chan *paho.Publish) {
 			func(r paho.PublishReceived) (bool, error) { received <- r.Packet; return true, nil },
 		},
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	ack, err := cl.Connect(ctx, &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30})
+	ack, err := cl.Connect(ctx5(t), cp)
 	if err != nil || ack.ReasonCode != 0 {
-		t.Fatalf("connect %s: %v %v", id, err, ack)
+		t.Fatalf("connect %s: %v %v", cp.ClientID, err, ack)
 	}
-	t.Cleanup(func() {
-		cl.Disconnect(&paho.Disconnect{})
-		<-cl.Done()
-	})
-	return cl, received
+	return cl, ack, nc, received
 }
 
 func ctx5(t *testing.T) context.Context {
@@ -297,26 +303,12 @@ func TestSlowSubscriberKeepsQoS1(t *testing.T) {
 // tests can drop it at will.
 func pahoSession(t *testing.T, addr, id string, clean bool, expiry uint32, will *paho.WillMessage, willDelay uint32) (*paho.Client, *paho.Connack, net.Conn) {
 	t.Helper()
-	received := make(chan *paho.Publish, 64)
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := paho.NewClient(paho.ClientConfig{
-		Conn: nc,
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){
-			func(r paho.PublishReceived) (bool, error) { received <- r.Packet; return true, nil },
-		},
-	})
 	cp := &paho.Connect{ClientID: id, CleanStart: clean, KeepAlive: 30,
 		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}, WillMessage: will}
 	if will != nil {
 		cp.WillProperties = &paho.WillProperties{WillDelayInterval: &willDelay}
 	}
-	ack, err := cl.Connect(ctx5(t), cp)
-	if err != nil || ack.ReasonCode != 0 {
-		t.Fatalf("connect %s: %v %v", id, err, ack)
-	}
+	cl, ack, nc, _ := pahoConnect(t, addr, cp)
 	return cl, ack, nc
 }
 

@@ -3,7 +3,6 @@ package mqtt
 import (
 	"errors"
 	"net"
-	"slices"
 
 	"github.com/ferry-iot/ferry/mqtt/packet"
 )
@@ -280,7 +279,11 @@ func (c *Conn) handlePublish(h packet.Header, body []byte) error {
 	}
 	if c.async == nil {
 		c.mu.Unlock()
-		c.completeAck(&pendingAck{first: first, id: p.PacketID}, c.srv.Handler.Publish(c, p))
+		code := c.ackCode(c.srv.Handler.Publish(c, p))
+		c.mu.Lock()
+		c.refusedLocked(first, p.PacketID, code)
+		c.appendAckLocked(first, p.PacketID, code)
+		c.mu.Unlock()
 		return nil
 	}
 	a := &pendingAck{first: first, id: p.PacketID}
@@ -311,21 +314,22 @@ func (c *Conn) ackPendingLocked(id uint16) bool {
 	return false
 }
 
-// completeAck records the handler's code for a and writes every
-// acknowledgement that is now due, in arrival order. A synchronous ack (not
-// in pendingAcks) goes out at once: nothing can be pending before it.
+// refusedLocked forgets the id of a refused QoS 2 message: a retry is a
+// new message. c.mu must be held.
+func (c *Conn) refusedLocked(first byte, id uint16, code packet.ReasonCode) {
+	if first == hdrPubrec && code.IsError() {
+		delete(c.awaitRel, id)
+	}
+}
+
+// completeAck records the handler's code for the asynchronously handled a
+// and writes every acknowledgement that is now due, in arrival order.
 func (c *Conn) completeAck(a *pendingAck, code packet.ReasonCode) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	a.code = c.ackCode(code)
 	a.done = true
-	if a.first == hdrPubrec && a.code.IsError() {
-		delete(c.awaitRel, a.id) // refused: a retry is a new message
-	}
-	if len(c.pendingAcks) == 0 || c.pendingAcks[0] != a && !slices.Contains(c.pendingAcks, a) {
-		c.appendAckLocked(a.first, a.id, a.code)
-		return
-	}
+	c.refusedLocked(a.first, a.id, a.code)
 	n := 0
 	for ; n < len(c.pendingAcks) && c.pendingAcks[n].done; n++ {
 		p := c.pendingAcks[n]

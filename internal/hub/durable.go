@@ -65,13 +65,20 @@ func (s *Session) MakeDurable(expiry time.Duration) error {
 	if st == nil || expiry <= 0 {
 		return nil
 	}
-	now := s.hub.opts.Now()
-	rec := store.Session{ClientID: s.ID, ExpiryInterval: expiry, Created: now, Updated: now}
-	if expiry == Forever {
-		rec.ExpiryInterval = store.NeverExpire
+	s.mu.Lock()
+	already := s.durable
+	if s.created.IsZero() {
+		s.created = s.hub.opts.Now()
 	}
+	rec := s.recordLocked(expiry, time.Time{})
+	s.mu.Unlock()
 	if err := st.PutSession(context.Background(), s.t.name, rec); err != nil {
 		return fmt.Errorf("storing session %s: %w", s.ID, err)
+	}
+	if already {
+		// Resumed: its subscriptions are in the store; only the expiry
+		// may have changed.
+		return nil
 	}
 	s.t.mu.Lock()
 	subs := make([]Subscription, 0, len(s.subs))
@@ -88,6 +95,16 @@ func (s *Session) MakeDurable(expiry time.Duration) error {
 	s.durable, s.loaded = true, true
 	s.mu.Unlock()
 	return nil
+}
+
+// recordLocked is the session's store record; s.mu must be held.
+func (s *Session) recordLocked(expiry time.Duration, disconnected time.Time) store.Session {
+	rec := store.Session{ClientID: s.ID, ExpiryInterval: expiry, Created: s.created,
+		Updated: s.hub.opts.Now(), Disconnected: disconnected}
+	if expiry == Forever {
+		rec.ExpiryInterval = store.NeverExpire
+	}
+	return rec
 }
 
 // StoreWill persists the will of the connection now attached, so that a
@@ -352,7 +369,7 @@ func (h *Hub) Recover(ctx context.Context, tenants []string) error {
 		if expiry == store.NeverExpire {
 			expiry = Forever
 		}
-		s.expiry = expiry
+		s.expiry, s.created = expiry, r.Created
 		return nil
 	})
 	if err != nil {

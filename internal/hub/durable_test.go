@@ -34,6 +34,9 @@ func TestDurableSessionSurvivesRestart(t *testing.T) {
 		return info.Len == 0
 	})
 	s.Detach(Departure{Expiry: Forever})
+	if rec, err := st.GetSession(ctx, "t", "dev"); err != nil || rec.Created.IsZero() || rec.Disconnected.IsZero() {
+		t.Errorf("stored session after detach = %+v, %v; want its creation and disconnection times", rec, err)
+	}
 	h.Publish("t", &Message{Topic: "cmd/2", QoS: 1, Payload: []byte("b")})
 	h.Publish("t", &Message{Topic: "cmd/3", QoS: 0, Payload: []byte("qos0")}) // not kept offline
 	h.Publish("t", &Message{Topic: "cfg", QoS: 1, Retain: true, Payload: []byte("kept")})

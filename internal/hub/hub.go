@@ -151,7 +151,9 @@ type Result struct {
 // payload clears it). With a store, it returns once every durable copy is
 // committed.
 func (h *Hub) Publish(tenantName string, m *Message) Result {
-	if h.opts.Store == nil {
+	if h.opts.Store == nil || m.QoS == 0 {
+		// No durable delivery to wait for: a delivery's QoS never exceeds
+		// the message's (a retained message is stored synchronously).
 		return h.publish(tenantName, m, nil)
 	}
 	ch := make(chan Result, 1)
@@ -163,7 +165,7 @@ func (h *Hub) Publish(tenantName string, m *Message) Result {
 // (possibly before PublishAsync returns, possibly from another goroutine)
 // once every durable copy of m is committed.
 func (h *Hub) PublishAsync(tenantName string, m *Message, done func(Result)) {
-	if h.opts.Store == nil {
+	if h.opts.Store == nil || m.QoS == 0 {
 		done(h.publish(tenantName, m, nil))
 		return
 	}

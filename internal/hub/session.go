@@ -39,6 +39,7 @@ type Session struct {
 	// Durability (durable.go); guarded by mu unless noted.
 	durable    bool          // kept in the store
 	expiry     time.Duration // of a recovered session
+	created    time.Time     // when the durable session was first stored
 	willStored bool          // the store holds a will of this session
 	loaded     bool          // the store's queue was read in (recovered sessions)
 	appends    []pendingAppend
@@ -266,10 +267,7 @@ func (s *Session) Detach(d Departure) {
 		s.deleteStoredWill()
 	}
 	if s.durable {
-		rec := store.Session{ClientID: s.ID, ExpiryInterval: d.Expiry, Updated: s.hub.opts.Now(), Disconnected: s.hub.opts.Now()}
-		if d.Expiry == Forever {
-			rec.ExpiryInterval = store.NeverExpire
-		}
+		rec := s.recordLocked(d.Expiry, s.hub.opts.Now())
 		if err := s.hub.opts.Store.PutSession(context.Background(), s.t.name, rec); err != nil {
 			s.hub.opts.Logger.Warn("storing session", slog.String("client", s.ID), slog.Any("err", err))
 		}

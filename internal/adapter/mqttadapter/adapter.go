@@ -337,37 +337,49 @@ func (a *Adapter) Open(c *mqtt.Conn) bool {
 // Publish routes an inbound QoS 0 message to the hub (QoS 1 and 2 go
 // through PublishAsync).
 func (a *Adapter) Publish(c *mqtt.Conn, p *packet.Publish) packet.ReasonCode {
-	code := packet.Success
-	a.PublishAsync(c, p, func(rc packet.ReasonCode) { code = rc })
-	return code
+	st, m, code := a.inbound(c, p)
+	if m == nil {
+		return code
+	}
+	return a.ackCode(c, m, a.hub.Publish(st.tenant, m))
 }
 
 // PublishAsync routes an inbound message and reports its acknowledgement
 // code once every durable copy is committed.
 func (a *Adapter) PublishAsync(c *mqtt.Conn, p *packet.Publish, done func(packet.ReasonCode)) {
+	st, m, code := a.inbound(c, p)
+	if m == nil {
+		done(code)
+		return
+	}
+	a.hub.PublishAsync(st.tenant, m, func(res hub.Result) { done(a.ackCode(c, m, res)) })
+}
+
+// inbound checks an inbound PUBLISH and turns it into a hub message; a nil
+// message comes with the refusal code.
+func (a *Adapter) inbound(c *mqtt.Conn, p *packet.Publish) (*connState, *hub.Message, packet.ReasonCode) {
 	st := state(c)
 	if reserved(p.Topic) || !a.allowed(st, auth.Publish, p.Topic) {
-		done(packet.NotAuthorized) // 3.1.1: acknowledged and dropped
-		return
+		return st, nil, packet.NotAuthorized // 3.1.1: acknowledged and dropped
 	}
 	if !validPayloadFormat(p.Properties.PayloadFormat, p.Payload) {
-		done(packet.PayloadFormatInvalid) // [MQTT-3.3.2-4]
-		return
+		return st, nil, packet.PayloadFormatInvalid // [MQTT-3.3.2-4]
 	}
 	a.flow.In(p.QoS, len(p.Payload))
-	m := a.message(p.Topic, p.Payload, p.QoS, p.Retain, &p.Properties, c.ClientID())
-	a.hub.PublishAsync(st.tenant, m, func(res hub.Result) {
-		switch {
-		case res.Err != nil:
-			a.log.Error("publish not stored", "client", c.ClientID(), "topic", m.Topic, "err", res.Err)
-			done(packet.ImplementationSpecificError)
-		case res.Lost > 0:
-			// Some subscriber's queue was full: not every copy was taken.
-			done(packet.QuotaExceeded)
-		default:
-			done(packet.Success)
-		}
-	})
+	return st, a.message(p.Topic, p.Payload, p.QoS, p.Retain, &p.Properties, c.ClientID()), packet.Success
+}
+
+// ackCode is the PUBACK/PUBREC code for what became of a message.
+func (a *Adapter) ackCode(c *mqtt.Conn, m *hub.Message, res hub.Result) packet.ReasonCode {
+	switch {
+	case res.Err != nil:
+		a.log.Error("publish not stored", "client", c.ClientID(), "topic", m.Topic, "err", res.Err)
+		return packet.ImplementationSpecificError
+	case res.Lost > 0:
+		// Some subscriber's queue was full: not every copy was taken.
+		return packet.QuotaExceeded
+	}
+	return packet.Success
 }
 
 // Subscribe adds the subscriptions and sends the retained messages they ask
