@@ -10,7 +10,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/ferry-iot/ferry/mqtt/packet"
 )
@@ -122,29 +121,28 @@ const (
 // Conn is one client connection. Its methods are safe for concurrent use.
 type Conn struct {
 	// Set before the handshake's handler calls, immutable afterwards.
-	srv      *Server
-	nc       net.Conn
-	connect  *packet.Connect
-	clientID string
-	version  packet.Version
-	window   int // outbound inflight limit
-	maxOut   int // the client's Maximum Packet Size; 0: none
+	srv        *Server
+	nc         net.Conn
+	connect    *packet.Connect // during the handshake only
+	clientID   string
+	key        string
+	version    packet.Version
+	cleanStart bool
+	opened     bool  // Handler.Open was called
+	registered bool  // key is in srv.sessions (guarded by srv.mu until then)
+	window     int32 // outbound inflight limit
+	maxOut     int32 // the client's Maximum Packet Size; 0: none
 	// Outbound topic aliases (v5), guarded by mu: the client's Topic Alias
 	// Maximum and the aliases given so far, first come first served.
 	aliasOutMax uint16
 	aliasOut    map[string]uint16
-	keepAlive   time.Duration
-	done        chan struct{}
-	opened      bool // Handler.Open was called
-	key         string
-	registered  bool // key is in srv.sessions (guarded by srv.mu until then)
-	delivered   DeliveredHandler
-	release     ReleaseHandler
+	// done is made by Done when first asked for (most connections are
+	// never waited on); guarded by mu, closed by finish.
+	done  chan struct{}
+	ended bool // finish closed done (or would have); guarded by mu
 	// pendingRel marks the pending messages queued by SendRelease: they go
 	// out as PUBREL, not PUBLISH. Guarded by mu.
 	pendingRel map[*packet.Publish]struct{}
-	async      AsyncPublishHandler
-	auth       AuthHandler
 
 	// Owned by the reader goroutine (checked in race builds by readerG).
 	readerG goroutineLock
@@ -166,6 +164,13 @@ type Conn struct {
 
 	// closing mirrors state >= stateClosing for the reader's fast check.
 	closing atomic.Bool
+
+	// Parking (park.go): parkState is running, parking, parked or woken;
+	// parkExpiry is when the keep alive of the parked connection expires
+	// (Unix ns; 0: none); parkID belongs to the reader role.
+	parkState  atomic.Int32
+	parkExpiry atomic.Int64
+	parkID     uint64
 
 	// Guarded by mu.
 	mu            sync.Mutex
@@ -195,12 +200,8 @@ type outMsg struct {
 }
 
 func newConn(s *Server, nc net.Conn) *Conn {
-	c := &Conn{srv: s, nc: nc, done: make(chan struct{})}
+	c := &Conn{srv: s, nc: nc}
 	c.rd.nc = nc
-	c.delivered, _ = s.Handler.(DeliveredHandler)
-	c.release, _ = s.Handler.(ReleaseHandler)
-	c.async, _ = s.Handler.(AsyncPublishHandler)
-	c.auth, _ = s.Handler.(AuthHandler)
 	return c
 }
 
@@ -225,10 +226,16 @@ func (c *Conn) TLS() *tls.ConnectionState {
 	return &st
 }
 
-// Connect returns the CONNECT packet. Its byte slices are the library's own
-// copies: it stays valid after the connection ended (for the will message).
-// Treat it as read-only.
+// Connect returns the CONNECT packet during the handshake, to the
+// Handler's Connect and Open and to AuthHandler.Auth, on the reader
+// goroutine; afterwards it returns nil (an idle connection does not keep
+// the packet). Its byte slices are the library's own copies: a handler may
+// keep the packet, or parts of it such as the will, for as long as it
+// likes. Treat it as read-only.
 func (c *Conn) Connect() *packet.Connect { return c.connect }
+
+// CleanStart reports the CONNECT's Clean Start (3.1.1: Clean Session) flag.
+func (c *Conn) CleanStart() bool { return c.cleanStart }
 
 // SessionExpiry returns the v5 Session Expiry Interval in seconds: the
 // CONNECT's, replaced by the one of the client's DISCONNECT if it had one.
@@ -275,7 +282,24 @@ func (c *Conn) Value() any {
 
 // Done returns a channel closed after Handler.Disconnected returned (or,
 // for a connection never opened, after it was closed).
-func (c *Conn) Done() <-chan struct{} { return c.done }
+func (c *Conn) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		if c.ended {
+			return closedChan
+		}
+		c.done = make(chan struct{})
+	}
+	return c.done
+}
+
+// closedChan is the Done of a connection that ended before anybody asked.
+var closedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
 
 // Close closes the connection: in v5 a DISCONNECT with code is written
 // first (after what is already queued). It does not wait.
@@ -313,6 +337,7 @@ func (c *Conn) closeWith(code packet.ReasonCode, err error) {
 	c.closeAfter = true
 	c.kickLocked()
 	c.mu.Unlock()
+	c.wake() // a parked connection needs its reader to end
 }
 
 // serve runs on the connection's reader goroutine, owned by the Server.
@@ -331,7 +356,11 @@ func (c *Conn) serve() {
 
 func (c *Conn) serveLoop() {
 	c.readerG = newGoroutineLock()
-	c.finish(c.run(c.readLoop))
+	err := c.run(c.readLoop)
+	if err == errParked {
+		return // a wake-up starts a new reader
+	}
+	c.finish(err)
 }
 
 // run runs step (the handshake or the read loop). A panic (a bug in a
@@ -366,6 +395,9 @@ func (c *Conn) finish(err error) {
 		c.cancel()
 	}
 	c.mu.Unlock()
+	if c.parkID != 0 {
+		c.srv.poll.Load().forget(c)
+	}
 	if !flush {
 		c.nc.Close() // unblocks a writer stuck in Write
 	}
@@ -379,7 +411,12 @@ func (c *Conn) finish(err error) {
 	if c.opened {
 		c.srv.Handler.Disconnected(c, err)
 	}
-	close(c.done)
+	c.mu.Lock()
+	c.ended = true
+	if c.done != nil {
+		close(c.done)
+	}
+	c.mu.Unlock()
 	c.srv.release(c)
 }
 

@@ -37,6 +37,10 @@ func (c *Conn) handshake() error {
 	ownConnectBytes(p)
 	c.connect = p
 	c.version = p.Version
+	c.cleanStart = p.CleanStart
+	// The packet (1 KB with its properties) is not kept for the life of
+	// the connection: handlers copy what they need during the handshake.
+	defer func() { c.connect = nil }()
 
 	var props packet.Properties // set by the library, win over the handler's
 	c.clientID = p.ClientID
@@ -54,14 +58,14 @@ func (c *Conn) handshake() error {
 		}
 	}
 
-	c.window = s.maxInflight()
+	c.window = int32(s.maxInflight())
 	keepAlive := p.KeepAlive
 	if p.Version == packet.V5 {
-		if rm := p.Properties.ReceiveMaximum; rm != nil && *rm != 0 && int(*rm) < c.window {
-			c.window = int(*rm)
+		if rm := p.Properties.ReceiveMaximum; rm != nil && *rm != 0 && int32(*rm) < c.window {
+			c.window = int32(*rm)
 		}
 		if mps := p.Properties.MaximumPacketSize; mps != nil {
-			c.maxOut = int(*mps)
+			c.maxOut = int32(min(*mps, 1<<31-1))
 		}
 		if tam := p.Properties.TopicAliasMaximum; tam != nil && s.OutboundTopicAliases {
 			c.aliasOutMax = *tam
@@ -83,7 +87,7 @@ func (c *Conn) handshake() error {
 		props.TopicAliasMaximum = &tam
 	}
 	// [MQTT-3.1.2-22] 1.5 times the keep alive without a packet closes.
-	c.keepAlive = time.Duration(keepAlive) * 1500 * time.Millisecond
+	keepAliveWait := time.Duration(keepAlive) * 1500 * time.Millisecond
 
 	res := s.Handler.Connect(c, p)
 	if res.Code == packet.ContinueAuthentication && c.version == packet.V5 {
@@ -118,10 +122,13 @@ func (c *Conn) handshake() error {
 		mergeConnackProperties(&ack.Properties, &props)
 	}
 
-	if c.keepAlive > 0 {
-		c.rd.deadline = c.keepAlive
+	if keepAliveWait > 0 {
+		c.rd.deadline = keepAliveWait
 	} else {
 		c.nc.SetReadDeadline(time.Time{})
+	}
+	if parkable(c.nc) {
+		c.rd.parkAfter = s.idlePark()
 	}
 
 	c.mu.Lock()
@@ -148,7 +155,7 @@ func (c *Conn) handshake() error {
 // Handler.Connect started by returning ContinueAuthentication. It returns
 // the final result for CONNACK.
 func (c *Conn) authenticate(res ConnectResult) (ConnectResult, error) {
-	if c.auth == nil {
+	if c.srv.hooks.auth == nil {
 		res.Code = packet.BadAuthenticationMethod
 		return res, nil
 	}
@@ -169,7 +176,7 @@ func (c *Conn) authenticate(res ConnectResult) (ConnectResult, error) {
 		if err := a.Decode(h.Flags, body, c.version); err != nil {
 			return res, err
 		}
-		reply = c.auth.Auth(c, &a)
+		reply = c.srv.hooks.auth.Auth(c, &a)
 		switch {
 		case reply == nil:
 			res.Code, res.Properties = packet.NotAuthorized, packet.Properties{}

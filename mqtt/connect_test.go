@@ -1,6 +1,7 @@
 package mqtt_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
@@ -14,6 +15,11 @@ import (
 
 func TestConnectV311(t *testing.T) {
 	h := newTestHandler()
+	keepAlive := make(chan uint16, 1)
+	h.open = func(c *mqtt.Conn) bool {
+		keepAlive <- c.Connect().KeepAlive
+		return false
+	}
 	_, addr := startServer(t, h, nil)
 	c := dial(t, addr, packet.V311)
 	// Raw CONNECT: "MQTT" level 4, clean session, keep alive 60, id "a".
@@ -27,8 +33,8 @@ func TestConnectV311(t *testing.T) {
 		t.Fatalf("CONNACK % x, want % x", buf, want)
 	}
 	sc := recv(t, h.opened, "Open")
-	if sc.ClientID() != "a" || sc.Version() != packet.V311 || sc.Connect().KeepAlive != 60 {
-		t.Fatalf("conn: id %q version %d", sc.ClientID(), sc.Version())
+	if ka := <-keepAlive; sc.ClientID() != "a" || sc.Version() != packet.V311 || ka != 60 || !sc.CleanStart() {
+		t.Fatalf("conn: id %q version %d keep alive %d clean %v", sc.ClientID(), sc.Version(), ka, sc.CleanStart())
 	}
 	c.ping()
 	c.raw(0xE0, 0) // DISCONNECT
@@ -229,7 +235,12 @@ func TestDisconnectSessionExpiryAfterZero(t *testing.T) {
 
 func TestConnectWillOwned(t *testing.T) {
 	h := newTestHandler()
-	c, sc, _ := connected(t, h, packet.V311, nil, func(p *packet.Connect) {
+	kept := make(chan *packet.Connect, 1)
+	h.connect = func(c *mqtt.Conn, p *packet.Connect) mqtt.ConnectResult {
+		kept <- p
+		return mqtt.ConnectResult{}
+	}
+	c, _, _ := connected(t, h, packet.V311, nil, func(p *packet.Connect) {
 		p.WillFlag, p.WillTopic, p.WillPayload = true, "will", []byte("bye")
 	})
 	// Overwrite the read buffer with other packets.
@@ -237,7 +248,7 @@ func TestConnectWillOwned(t *testing.T) {
 		c.send(&packet.Publish{Topic: "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", Payload: []byte("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")})
 	}
 	c.ping()
-	if p := sc.Connect(); p.WillTopic != "will" || string(p.WillPayload) != "bye" {
+	if p := <-kept; p.WillTopic != "will" || string(p.WillPayload) != "bye" {
 		t.Fatalf("will %q %q", p.WillTopic, p.WillPayload)
 	}
 }
@@ -259,24 +270,95 @@ func TestPipelinedAfterConnect(t *testing.T) {
 	}
 }
 
-// TestIdleGoroutines checks that an idle connection keeps only its reader:
-// the writer exits once the queue drained.
-func TestIdleGoroutines(t *testing.T) {
+// TestIdleConnectionsPark checks that idle connections park (no reader
+// goroutine) and that parked connections still read, write, time out and
+// close.
+func TestIdleConnectionsPark(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("connections park on Linux only")
+	}
 	h := newTestHandler()
-	_, addr := startServer(t, h, nil)
-	base := runtime.NumGoroutine()
+	srv, addr := startServer(t, h, func(s *mqtt.Server) { s.IdlePark = 10 * time.Millisecond })
 	const n = 10
+	clients := make([]*client, n)
+	conns := make([]*mqtt.Conn, n)
 	for i := range n {
 		c := dial(t, addr, packet.V311)
 		c.connect(fmt.Sprint("idle-", i))
+		conns[i] = recv(t, h.opened, "Open")
 		c.ping()
 		c.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "a"}}})
 		expect[*packet.Suback](c)
+		clients[i] = c
 	}
+	waitParked(t, srv, n)
+
+	// A parked connection wakes for bytes, and parks again.
+	for _, c := range clients {
+		c.ping()
+	}
+	// Sends reach parked connections (the writer is independent).
+	for i, sc := range conns {
+		if err := sc.Send(&packet.Publish{Topic: "a", Payload: []byte{byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, c := range clients {
+		if p := expect[*packet.Publish](c); p.Payload[0] != byte(i) {
+			t.Fatalf("client %d got %v", i, p.Payload)
+		}
+	}
+	waitParked(t, srv, n)
+	// A packet split across a park: the reader keeps the first half.
+	raw, _ := (&packet.Publish{Topic: "split", Payload: []byte("halves")}).Append(nil, packet.V311)
+	clients[0].raw(raw[:5]...)
+	waitParked(t, srv, n)
+	clients[0].raw(raw[5:]...)
+	if p := recv(t, h.published, "Publish"); p.Topic != "split" || string(p.Payload) != "halves" {
+		t.Fatalf("published %q %q", p.Topic, p.Payload)
+	}
+	waitParked(t, srv, n)
+
+	// Closing by the server ends parked connections.
+	conns[1].Close(packet.AdministrativeAction)
+	clients[1].expectClosed()
+	recv(t, h.disconnected, "Disconnected")
+	// So does the client's hang-up.
+	clients[2].nc.Close()
+	recv(t, h.disconnected, "Disconnected")
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range clients[3:] {
+		c.expectClosed()
+	}
+}
+
+// TestParkedKeepAlive checks that the keep alive of a parked connection is
+// enforced.
+func TestParkedKeepAlive(t *testing.T) {
+	h := newTestHandler()
+	_, addr := startServer(t, h, func(s *mqtt.Server) { s.IdlePark = 10 * time.Millisecond })
+	c := dial(t, addr, packet.V5)
+	c.connect("ka", func(p *packet.Connect) { p.KeepAlive = 1 })
+	start := time.Now()
+	c.expectDisconnect(packet.KeepAliveTimeout)
+	if d := time.Since(start); d < time.Second {
+		t.Fatalf("closed after %v, keep alive 1 s (1.5 s with grace)", d)
+	}
+	if ev := recv(t, h.disconnected, "Disconnected"); ev.err == nil {
+		t.Fatal("Disconnected without error")
+	}
+}
+
+func waitParked(t *testing.T, srv *mqtt.Server, want int) {
+	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
-	for runtime.NumGoroutine() != base+n {
+	for mqtt.Parked(srv) != want {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines for %d idle connections, want %d", runtime.NumGoroutine()-base, n, n)
+			t.Fatalf("%d connections parked, want %d", mqtt.Parked(srv), want)
 		}
 		time.Sleep(time.Millisecond)
 	}

@@ -21,7 +21,19 @@ const (
 func (c *Conn) readLoop() error {
 	max := c.srv.maxPacketSize()
 	for {
+		if c.closing.Load() {
+			return ErrClosed
+		}
 		h, body, err := c.rd.next(max)
+		if err == errIdle {
+			if c.closing.Load() {
+				return ErrClosed
+			}
+			if c.park() {
+				return errParked
+			}
+			continue
+		}
 		if err != nil {
 			return c.readFailed(err)
 		}
@@ -81,8 +93,8 @@ func (c *Conn) handle(h packet.Header, body []byte) error {
 		if err := p.Decode(h.Flags, body, c.version); err != nil {
 			return c.failDecode(err)
 		}
-		if m := c.ack(p.PacketID, 1, false); m != nil && c.delivered != nil {
-			c.delivered.Delivered(c, m)
+		if m := c.ack(p.PacketID, 1, false); m != nil && c.srv.hooks.delivered != nil {
+			c.srv.hooks.delivered.Delivered(c, m)
 		}
 	case packet.TypePubrec:
 		var p packet.Pubrec
@@ -91,8 +103,8 @@ func (c *Conn) handle(h packet.Header, body []byte) error {
 		}
 		if c.version == packet.V5 && p.ReasonCode.IsError() {
 			// An error code ends the exchange (section 4.3.3): no PUBREL.
-			if m := c.ack(p.PacketID, 2, false); m != nil && c.delivered != nil {
-				c.delivered.Delivered(c, m)
+			if m := c.ack(p.PacketID, 2, false); m != nil && c.srv.hooks.delivered != nil {
+				c.srv.hooks.delivered.Delivered(c, m)
 			}
 			return nil
 		}
@@ -122,8 +134,8 @@ func (c *Conn) handle(h packet.Header, body []byte) error {
 		if err := p.Decode(h.Flags, body, c.version); err != nil {
 			return c.failDecode(err)
 		}
-		if m := c.ack(p.PacketID, 2, true); m != nil && c.delivered != nil {
-			c.delivered.Delivered(c, m)
+		if m := c.ack(p.PacketID, 2, true); m != nil && c.srv.hooks.delivered != nil {
+			c.srv.hooks.delivered.Delivered(c, m)
 		}
 	case packet.TypeSubscribe:
 		var p packet.Subscribe
@@ -277,7 +289,7 @@ func (c *Conn) handlePublish(h packet.Header, body []byte) error {
 		}
 		c.awaitRel[p.PacketID] = struct{}{}
 	}
-	if c.async == nil {
+	if c.srv.hooks.async == nil {
 		c.mu.Unlock()
 		code := c.ackCode(c.srv.Handler.Publish(c, p))
 		c.mu.Lock()
@@ -292,7 +304,7 @@ func (c *Conn) handlePublish(h packet.Header, body []byte) error {
 		c.pendingQoS1++
 	}
 	c.mu.Unlock()
-	c.async.PublishAsync(c, p, func(code packet.ReasonCode) { c.completeAck(a, code) })
+	c.srv.hooks.async.PublishAsync(c, p, func(code packet.ReasonCode) { c.completeAck(a, code) })
 	return nil
 }
 
@@ -387,10 +399,10 @@ func (c *Conn) handleAuth(h packet.Header, body []byte) error {
 	if err := p.Decode(h.Flags, body, c.version); err != nil {
 		return c.failDecode(err)
 	}
-	if c.auth == nil {
+	if c.srv.hooks.auth == nil {
 		return c.fail(packet.ProtocolError, protocolError(packet.ProtocolError, "AUTH without enhanced authentication"))
 	}
-	reply := c.auth.Auth(c, &p)
+	reply := c.srv.hooks.auth.Auth(c, &p)
 	if reply == nil || reply.ReasonCode.IsError() {
 		code := packet.NotAuthorized
 		if reply != nil {

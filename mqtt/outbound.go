@@ -39,7 +39,7 @@ func (c *Conn) Send(p *packet.Publish) error {
 		}
 		return nil
 	}
-	if c.state == stateOpen && len(c.pending) == 0 && len(c.inflight) < c.window {
+	if c.state == stateOpen && len(c.pending) == 0 && len(c.inflight) < int(c.window) {
 		c.writePublishLocked(p)
 	} else {
 		c.pending = append(c.pending, p)
@@ -61,7 +61,7 @@ func (c *Conn) writePublishLocked(p *packet.Publish) {
 		wire = c.aliasLocked(p)
 	}
 	b, err := wire.Append(c.outBuf(), c.version)
-	if err != nil || (c.maxOut > 0 && len(b)-start > c.maxOut) {
+	if err != nil || (c.maxOut > 0 && len(b)-start > int(c.maxOut)) {
 		c.out = c.out[:start] // b may be nil on error
 		c.dropped++
 		c.srv.logger().Debug("mqtt: outbound PUBLISH dropped", "client", c.clientID,
@@ -132,7 +132,7 @@ func (c *Conn) allocIDLocked(p *packet.Publish) uint16 {
 func (c *Conn) promoteLocked() {
 	n := 0
 	for _, p := range c.pending {
-		if p.QoS > 0 && len(c.inflight) >= c.window {
+		if p.QoS > 0 && len(c.inflight) >= int(c.window) {
 			break
 		}
 		if _, rel := c.pendingRel[p]; rel {
@@ -183,13 +183,13 @@ func (c *Conn) released(id uint16) bool {
 	first := !m.rel
 	m.rel = true
 	c.inflight[id] = m
-	if c.release == nil || !first {
+	if c.srv.hooks.release == nil || !first {
 		c.appendAckLocked(hdrPubrel, id, packet.Success)
 		c.mu.Unlock()
 		return true
 	}
 	c.mu.Unlock()
-	c.release.Released(c, m.p, func() { c.enqueueAck(hdrPubrel, id, packet.Success) })
+	c.srv.hooks.release.Released(c, m.p, func() { c.enqueueAck(hdrPubrel, id, packet.Success) })
 	return true
 }
 
@@ -209,7 +209,7 @@ func (c *Conn) SendRelease(p *packet.Publish) error {
 	if c.outMsgs+len(c.pending) >= c.srv.maxQueued() {
 		return ErrQueueFull
 	}
-	if c.state == stateOpen && len(c.pending) == 0 && len(c.inflight) < c.window {
+	if c.state == stateOpen && len(c.pending) == 0 && len(c.inflight) < int(c.window) {
 		c.writeReleaseLocked(p)
 		return nil
 	}
@@ -328,6 +328,7 @@ func (c *Conn) writeLoop() {
 			c.mu.Unlock()
 			if closeNow {
 				c.nc.Close()
+				c.wake()
 			}
 			return
 		}

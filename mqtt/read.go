@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -8,18 +9,29 @@ import (
 	"github.com/ferry-iot/ferry/mqtt/packet"
 )
 
-// reader frames packets from the socket. It holds one small buffer and
-// borrows a pooled one for a packet that does not fit. Owned by the reader
-// goroutine.
+// reader frames packets from the socket. It borrows a small pooled buffer
+// while it reads, a bigger one while the connection is busy or for a packet
+// that does not fit, and gives them back when the connection parks. Owned
+// by the reader goroutine.
 type reader struct {
 	nc       net.Conn
-	small    []byte // resident small buffer
-	buf      []byte // working buffer, small or borrowed (busy connection); data is buf[r:w]
+	buf      []byte // working buffer (nil while parked); data is buf[r:w]
 	r, w     int
-	lastRead int           // bytes of the last read
 	big      []byte        // borrowed buffer of the last large packet
-	deadline time.Duration // per-read deadline (keep alive); 0: none
+	deadline time.Duration // keep alive: the longest wait for bytes; 0: none
+	// parkAfter, when non-zero, is how long a read waits before giving up
+	// with errIdle so that the connection can park (see park.go).
+	parkAfter time.Duration
+	// kaDeadline is when the keep alive expires (Unix ns): deadline after
+	// the read that followed the last bytes received.
+	kaDeadline int64
+	lastRead   int32 // bytes of the last read
+	gotData    bool  // the last read returned bytes: the keep alive restarts
+	armed      bool  // read set a read deadline
 }
+
+// errIdle reports that no byte came for parkAfter.
+var errIdle = errors.New("mqtt: connection idle")
 
 // busyBufSize is the working buffer of a connection whose reads fill the
 // small buffer: fewer read calls for a stream of small packets.
@@ -33,14 +45,13 @@ func (rd *reader) next(max int) (packet.Header, []byte, error) {
 		putBuf(rd.big)
 		rd.big = nil
 	}
-	if rd.small == nil {
-		rd.small = getBuf(smallBufSize)
-		rd.buf = rd.small
+	if rd.buf == nil {
+		rd.buf = getBuf(smallBufSize)
 	}
 	if rd.r == rd.w && len(rd.buf) != smallBufSize && rd.lastRead < smallBufSize {
-		// Traffic calmed down: back to the small buffer.
+		// Traffic calmed down: back to a small buffer.
 		putBuf(rd.buf)
-		rd.buf, rd.r, rd.w = rd.small, 0, 0
+		rd.buf, rd.r, rd.w = getBuf(smallBufSize), 0, 0
 	}
 	for {
 		h, n, err := parseHeader(rd.buf[rd.r:rd.w])
@@ -66,7 +77,7 @@ func (rd *reader) next(max int) (packet.Header, []byte, error) {
 				k := copy(big, rd.buf[rd.r+n:rd.w])
 				rd.r, rd.w = 0, 0
 				for k < len(big) {
-					m, err := rd.read(big[k:])
+					m, err := rd.readWait(big[k:])
 					k += m
 					if err != nil && k < len(big) {
 						putBuf(big)
@@ -84,7 +95,7 @@ func (rd *reader) next(max int) (packet.Header, []byte, error) {
 		}
 		m, err := rd.read(rd.buf[rd.w:])
 		rd.w += m
-		rd.lastRead = m
+		rd.lastRead = int32(m)
 		if err != nil && m == 0 {
 			return h, nil, err
 		}
@@ -93,16 +104,67 @@ func (rd *reader) next(max int) (packet.Header, []byte, error) {
 			nb := getBuf(busyBufSize)
 			rd.w = copy(nb, rd.buf[rd.r:rd.w])
 			rd.r = 0
+			putBuf(rd.buf)
 			rd.buf = nb
 		}
 	}
 }
 
+// read reads into b, waiting at most until the keep alive expires or, on a
+// parkable connection, for parkAfter (then errIdle, with rd intact: the
+// next call goes on where this one stopped).
 func (rd *reader) read(b []byte) (int, error) {
-	if rd.deadline > 0 {
-		rd.nc.SetReadDeadline(time.Now().Add(rd.deadline))
+	if rd.deadline == 0 && rd.parkAfter == 0 {
+		if rd.armed {
+			rd.nc.SetReadDeadline(time.Time{})
+			rd.armed = false
+		}
+		return rd.nc.Read(b)
 	}
-	return rd.nc.Read(b)
+	rd.armed = true
+	now := time.Now()
+	if rd.gotData || rd.kaDeadline == 0 {
+		rd.kaDeadline = now.Add(rd.deadline).UnixNano()
+	}
+	idle := false
+	d := time.Unix(0, rd.kaDeadline)
+	if rd.deadline == 0 {
+		d, idle = now.Add(rd.parkAfter), true
+	} else if rd.parkAfter > 0 && now.Add(rd.parkAfter).Before(d) {
+		d, idle = now.Add(rd.parkAfter), true
+	}
+	rd.nc.SetReadDeadline(d)
+	n, err := rd.nc.Read(b)
+	rd.gotData = n > 0
+	if n == 0 && idle {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return 0, errIdle
+		}
+	}
+	return n, err
+}
+
+// readWait is read without parking, for the body of a large packet.
+func (rd *reader) readWait(b []byte) (int, error) {
+	park := rd.parkAfter
+	rd.parkAfter = 0
+	n, err := rd.read(b)
+	rd.parkAfter = park
+	return n, err
+}
+
+// empty reports whether no byte of a next packet is buffered.
+func (rd *reader) empty() bool { return rd.r == rd.w && rd.big == nil }
+
+// idle returns the buffers of an empty reader to the pools while the
+// connection is parked; next borrows them again.
+func (rd *reader) idle() {
+	if !rd.empty() {
+		return
+	}
+	rd.release()
+	rd.r, rd.w = 0, 0
 }
 
 // release returns the buffers to the pools when the connection ends.
@@ -111,13 +173,10 @@ func (rd *reader) release() {
 		putBuf(rd.big)
 		rd.big = nil
 	}
-	if rd.buf != nil && len(rd.buf) != smallBufSize {
+	if rd.buf != nil {
 		putBuf(rd.buf)
 	}
-	if rd.small != nil {
-		putBuf(rd.small)
-	}
-	rd.buf, rd.small = nil, nil
+	rd.buf = nil
 }
 
 // parseHeader parses a fixed header at the start of b. n is its length, 0

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferry-iot/ferry/mqtt/packet"
@@ -79,6 +80,17 @@ type Server struct {
 	// topic. Off by default: some clients announce a maximum without
 	// resolving aliases (libmosquitto 2.0 closes the connection).
 	OutboundTopicAliases bool
+
+	// IdlePark is how long a connection's reader waits for inbound bytes
+	// before it parks the connection: the reader goroutine exits, and the
+	// Server's poller starts a new one when bytes arrive (Linux, plain TCP;
+	// see park.go). Parked connections cost no goroutine. If zero, 100 ms;
+	// negative: never park.
+	IdlePark time.Duration
+
+	hooks   hooks // the Handler's optional interfaces, set by Serve
+	poll    atomic.Pointer[poller]
+	pollErr error // guarded by mu
 
 	mu        sync.Mutex
 	shutdown  bool
@@ -157,6 +169,7 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	if s.listeners == nil {
 		s.listeners = make(map[net.Listener]struct{})
+		s.hooks = newHooks(s.Handler)
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
@@ -233,6 +246,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		n := len(s.conns)
 		s.mu.Unlock()
 		if n == 0 {
+			s.stopPoller()
 			return nil
 		}
 		select {
@@ -240,8 +254,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.mu.Lock()
 			for c := range s.conns {
 				c.nc.Close()
+				c.wake()
 			}
 			s.mu.Unlock()
+			s.stopPoller()
 			return ctx.Err()
 		case <-timer.C:
 			wait = min(2*wait, 100*time.Millisecond)
@@ -275,7 +291,7 @@ func (s *Server) takeOver(c *Conn, key string) bool {
 	t := time.NewTimer(takeoverTimeout)
 	defer t.Stop()
 	select {
-	case <-old.done:
+	case <-old.Done():
 		return true
 	case <-t.C:
 		s.logger().Warn("mqtt: session takeover timed out", "key", key)
@@ -284,7 +300,7 @@ func (s *Server) takeOver(c *Conn, key string) bool {
 		// c was taken over (or shut down) in turn. Its Done must still
 		// follow old's, so that whoever waits for c waits for old too.
 		select {
-		case <-old.done:
+		case <-old.Done():
 		case <-t.C:
 		}
 		return false
@@ -300,4 +316,22 @@ func (s *Server) release(c *Conn) {
 	}
 	delete(s.conns, c)
 	s.mu.Unlock()
+}
+
+// hooks are the optional interfaces of a Handler, asserted once per Server
+// rather than held by every connection.
+type hooks struct {
+	delivered DeliveredHandler
+	release   ReleaseHandler
+	async     AsyncPublishHandler
+	auth      AuthHandler
+}
+
+func newHooks(h Handler) hooks {
+	var k hooks
+	k.delivered, _ = h.(DeliveredHandler)
+	k.release, _ = h.(ReleaseHandler)
+	k.async, _ = h.(AsyncPublishHandler)
+	k.auth, _ = h.(AuthHandler)
+	return k
 }

@@ -67,6 +67,9 @@ func (s *Session) MakeDurable(expiry time.Duration) error {
 	}
 	s.mu.Lock()
 	already := s.durable
+	if s.durableState == nil {
+		s.durableState = new(durableState)
+	}
 	if s.created.IsZero() {
 		s.created = s.hub.opts.Now()
 	}
@@ -264,6 +267,9 @@ func (s *Session) Acked(seq uint64) {
 }
 
 func (s *Session) ackLocked(seq uint64) {
+	if s.durableState == nil {
+		return // not durable: nothing in the store to trim
+	}
 	if s.acked == nil {
 		s.acked = make(map[uint64]struct{})
 	}
@@ -359,7 +365,8 @@ func (h *Hub) Recover(ctx context.Context, tenants []string) error {
 	err := st.Sessions(ctx, func(tenant string, r store.Session) error {
 		known[tenant] = true
 		t := h.tenant(tenant)
-		s := &Session{ID: r.ClientID, hub: h, t: t, subs: make(map[string]Subscription), durable: true}
+		s := &Session{ID: r.ClientID, hub: h, t: t, subs: make(map[string]Subscription), durable: true,
+			durableState: new(durableState)}
 		t.mu.Lock()
 		t.sessions[s.ID] = s
 		t.mu.Unlock()

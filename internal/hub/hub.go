@@ -284,7 +284,7 @@ func (h *Hub) Open(tenantName, clientID string, clean bool) (s *Session, present
 		}
 		will = old.discardLocked() // the old session ends: its will goes now
 	}
-	s = &Session{ID: clientID, hub: h, t: t, subs: make(map[string]Subscription)}
+	s = &Session{ID: clientID, hub: h, t: t}
 	t.sessions[clientID] = s
 	t.stats.sessions.Add(1)
 	t.mu.Unlock()

@@ -21,8 +21,11 @@ type Session struct {
 
 	hub *Hub
 	t   *tenant
-	// subs is guarded by t.mu, since it changes together with the trie.
-	subs map[string]Subscription
+	// subs is guarded by t.mu, since it changes together with the trie; it
+	// is made by the first subscription (many devices never subscribe).
+	// discarded, also guarded by t.mu, is set when the session is removed.
+	subs      map[string]Subscription
+	discarded bool
 
 	mu          sync.Mutex
 	sink        Sink
@@ -39,17 +42,25 @@ type Session struct {
 	// Durability (durable.go); guarded by mu unless noted.
 	durable    bool          // kept in the store
 	expiry     time.Duration // of a recovered session
-	created    time.Time     // when the durable session was first stored
 	willStored bool          // the store holds a will of this session
 	loaded     bool          // the store's queue was read in (recovered sessions)
-	appends    []pendingAppend
-	appending  bool     // the append goroutine runs
-	unacked    []uint64 // queue sequence numbers handed on, not acknowledged, ascending
-	acked      map[uint64]struct{}
-	trimTo     uint64            // acknowledged prefix of the store's queue
-	trimmed    uint64            // owned by the append goroutine
-	released   map[uint64]uint16 // QoS 2 deliveries past PUBREC: seq -> packet id
-	unrelease  []uint16          // released records to delete from the store
+	appending  bool          // the append goroutine runs
+	// The state of a durable session only, set before durable: most
+	// sessions of a large fleet are not durable and do without it.
+	*durableState
+}
+
+// durableState is the bookkeeping of a durable session's store queue;
+// guarded by Session.mu unless noted.
+type durableState struct {
+	created   time.Time // when the durable session was first stored
+	appends   []pendingAppend
+	unacked   []uint64 // queue sequence numbers handed on, not acknowledged, ascending
+	acked     map[uint64]struct{}
+	trimTo    uint64            // acknowledged prefix of the store's queue
+	trimmed   uint64            // owned by the append goroutine
+	released  map[uint64]uint16 // QoS 2 deliveries past PUBREC: seq -> packet id
+	unrelease []uint16          // released records to delete from the store
 }
 
 func (s *Session) online() bool {
@@ -388,6 +399,7 @@ func (s *Session) discardLocked() *Message {
 		s.t.subs.Remove(filter, s)
 	}
 	s.subs = nil
+	s.discarded = true
 	delete(s.t.sessions, s.ID)
 	s.t.stats.sessions.Add(-1)
 	s.mu.Lock()
@@ -419,9 +431,12 @@ func (s *Session) discardLocked() *Message {
 // (MQTT 5 section 4.8.2) and per sub.RetainHandling). The filter must be valid.
 func (s *Session) Subscribe(sub Subscription) (retained []Delivery) {
 	s.t.mu.Lock()
-	if s.subs == nil { // discarded
+	if s.discarded {
 		s.t.mu.Unlock()
 		return nil
+	}
+	if s.subs == nil {
+		s.subs = make(map[string]Subscription)
 	}
 	_, existed := s.subs[sub.Filter]
 	s.subs[sub.Filter] = sub

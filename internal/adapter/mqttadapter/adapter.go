@@ -315,7 +315,7 @@ var refusalReasons = map[packet.ReasonCode]string{
 // set.
 func (a *Adapter) Open(c *mqtt.Conn) bool {
 	st := state(c)
-	s, present := a.hub.Open(st.tenant, c.ClientID(), c.Connect().CleanStart)
+	s, present := a.hub.Open(st.tenant, c.ClientID(), c.CleanStart())
 	st.session = s
 	if a.metrics != nil {
 		a.metrics.Connected(st.tenant, "mqtt")
@@ -509,7 +509,7 @@ func (a *Adapter) sessionExpiry(c *mqtt.Conn) time.Duration {
 		}
 		return time.Duration(secs) * time.Second
 	}
-	if c.Connect().CleanStart {
+	if c.CleanStart() {
 		return 0
 	}
 	if a.opts.SessionExpiry311 <= 0 {
