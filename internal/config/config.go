@@ -153,6 +153,11 @@ type MQTT struct {
 	// ConnectTimeout (mqtt.connect_timeout) is how long a new connection has
 	// to send CONNECT. Default 10s.
 	ConnectTimeout Duration `yaml:"connect_timeout"`
+	// IdlePark (mqtt.idle_park) is how long a connection may go without
+	// inbound bytes before it gives up its reader goroutine and waits in the
+	// server's poller (Linux, plain TCP): idle connections then cost no
+	// goroutine. 0s never parks. Default 100ms.
+	IdlePark Duration `yaml:"idle_park"`
 	// TopicAliasMaximum (mqtt.topic_alias_maximum) is the number of inbound
 	// topic aliases an MQTT 5 client may use. Default 10.
 	TopicAliasMaximum uint16 `yaml:"topic_alias_maximum"`
@@ -233,6 +238,7 @@ func Default() Config {
 			MaxQueuedOffline:      1000,
 			MaxQueuedOfflineBytes: 64 << 20,
 			ConnectTimeout:        Duration(10 * time.Second),
+			IdlePark:              Duration(100 * time.Millisecond),
 			TopicAliasMaximum:     10,
 			WebSocket:             WebSocket{Path: "/mqtt"},
 			SysInterval:           Duration(10 * time.Second),
@@ -378,6 +384,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("mqtt.max_queued_offline_bytes: %d must not be negative", m.MaxQueuedOfflineBytes)
 	case m.ConnectTimeout <= 0:
 		return errors.New("mqtt.connect_timeout must be positive")
+	case m.IdlePark < 0:
+		return errors.New("mqtt.idle_park must not be negative (0s: never park)")
 	case m.SessionExpiry311 < 0:
 		return errors.New("mqtt.session_expiry_311 must not be negative")
 	case m.SysInterval < 0:

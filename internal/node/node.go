@@ -140,6 +140,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 		MaxInflight:          cfg.MQTT.MaxInflight,
 		MaxQueued:            cfg.MQTT.MaxQueued,
 		ConnectTimeout:       time.Duration(cfg.MQTT.ConnectTimeout),
+		IdlePark:             idlePark(time.Duration(cfg.MQTT.IdlePark)),
 		MaxKeepAlive:         cfg.MQTT.MaxKeepAlive,
 		TopicAliasMaximum:    cfg.MQTT.TopicAliasMaximum,
 		OutboundTopicAliases: cfg.MQTT.OutboundTopicAliases,
@@ -440,4 +441,13 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// idlePark maps mqtt.idle_park (0: never) to mqtt.Server.IdlePark
+// (negative: never).
+func idlePark(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
