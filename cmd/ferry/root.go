@@ -77,6 +77,9 @@ type serveFlags struct {
 	logFormat      string
 	allowAnonymous bool
 	printConfig    bool
+	kafkaBrokers   []string
+	postgresDSN    string
+	nodeID         string
 }
 
 func newServeCmd() *cobra.Command {
@@ -122,6 +125,9 @@ func newServeCmd() *cobra.Command {
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.BoolVar(&f.allowAnonymous, "allow-anonymous", false, "accept clients without credentials on non-loopback addresses")
 	fl.BoolVar(&f.printConfig, "print-config", false, "print the effective configuration as YAML and exit")
+	fl.StringSliceVar(&f.kafkaBrokers, "kafka-brokers", nil, "Kafka bootstrap servers (host:port,...): run as a node of a scale-out cluster (needs --postgres-dsn)")
+	fl.StringVar(&f.postgresDSN, "postgres-dsn", "", "PostgreSQL connection string of the registry shared by a scale-out cluster")
+	fl.StringVar(&f.nodeID, "node-id", "", "this node's unique name in a scale-out cluster (default: the host name)")
 	return cmd
 }
 
@@ -156,6 +162,9 @@ func loadConfig(fl *pflag.FlagSet, f *serveFlags) (config.Config, error) {
 	set("log-level", func() { cfg.Log.Level = f.logLevel })
 	set("log-format", func() { cfg.Log.Format = f.logFormat })
 	set("allow-anonymous", func() { cfg.AllowAnonymous = f.allowAnonymous })
+	set("kafka-brokers", func() { cfg.Cluster.Kafka.Brokers = f.kafkaBrokers })
+	set("postgres-dsn", func() { cfg.Registry.PostgresDSN = f.postgresDSN })
+	set("node-id", func() { cfg.Cluster.NodeID = f.nodeID })
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
 	}

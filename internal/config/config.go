@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -51,6 +52,10 @@ type Config struct {
 	MQTT          MQTT   `yaml:"mqtt"`
 	HTTP          HTTP   `yaml:"http"`
 	Store         Store  `yaml:"store"`
+	// Registry says where the device registry lives.
+	Registry Registry `yaml:"registry"`
+	// Cluster turns on and configures the scale-out mode.
+	Cluster Cluster `yaml:"cluster"`
 	// ShutdownTimeout (shutdown_timeout) bounds a clean shutdown. Default 5s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 }
@@ -111,6 +116,44 @@ type Store struct {
 	// durability. Default 10ms.
 	SyncInterval Duration `yaml:"sync_interval"`
 }
+
+// Registry configures the device registry's storage.
+type Registry struct {
+	// PostgresDSN (registry.postgres_dsn, --postgres-dsn) is the PostgreSQL
+	// connection string (postgres://user:pass@host:5432/db) of a registry
+	// shared by the nodes of a scale-out cluster. Empty keeps the registry
+	// in data_dir with the rest of the embedded state. Default empty.
+	PostgresDSN string `yaml:"postgres_dsn"`
+}
+
+// Cluster configures the scale-out mode: several identical nodes behind a
+// TCP load balancer, messages between them through Kafka.
+type Cluster struct {
+	// NodeID (cluster.node_id, --node-id) names this node in the records
+	// it produces, so that it skips its own. It must be unique in the
+	// cluster. Default: the host name (a pod's name in Kubernetes).
+	NodeID string `yaml:"node_id"`
+	// Kafka is the message stream shared by the nodes (cluster.kafka).
+	Kafka Kafka `yaml:"kafka"`
+}
+
+// Kafka configures the cluster's Kafka topics.
+type Kafka struct {
+	// Brokers (cluster.kafka.brokers, --kafka-brokers, comma-separated) are
+	// the bootstrap servers; setting them turns on the scale-out mode.
+	// Default none.
+	Brokers []string `yaml:"brokers"`
+	// Topic (cluster.kafka.topic) carries every published message.
+	// Default ferry.messages.
+	Topic string `yaml:"topic"`
+	// RetainedTopic (cluster.kafka.retained_topic) is the compacted topic
+	// of retained messages. Default ferry.retained.
+	RetainedTopic string `yaml:"retained_topic"`
+}
+
+// ScaleOut reports whether the configuration runs a node of a scale-out
+// cluster.
+func (c *Config) ScaleOut() bool { return len(c.Cluster.Kafka.Brokers) > 0 }
 
 // HTTP configures the operations endpoint: /metrics, /healthz, /readyz
 // and, when enabled, /debug/pprof/.
@@ -229,6 +272,7 @@ func Default() Config {
 		HTTP:            HTTP{Addr: "127.0.0.1:8080"},
 		Login:           Login{CacheTTL: Duration(30 * time.Second), FailureBurst: 10, FailureInterval: Duration(time.Second)},
 		Store:           Store{Engine: "pebble", Durability: "sync", SyncInterval: Duration(10 * time.Millisecond)},
+		Cluster:         Cluster{Kafka: Kafka{Brokers: []string{}, Topic: "ferry.messages", RetainedTopic: "ferry.retained"}},
 		MQTT: MQTT{
 			Addr:                  "127.0.0.1:1883",
 			MaxPacketSize:         1 << 20,
@@ -393,7 +437,7 @@ func (c *Config) Validate() error {
 	case c.ShutdownTimeout <= 0:
 		return errors.New("shutdown_timeout must be positive")
 	}
-	return nil
+	return c.validateCluster()
 }
 
 // PublicListener returns the first device listener that binds a
@@ -457,5 +501,44 @@ func (c *Config) YAML() ([]byte, error) {
 	if shown.AdminPassword != "" {
 		shown.AdminPassword = "********"
 	}
+	shown.Registry.PostgresDSN = redactDSN(shown.Registry.PostgresDSN)
 	return yaml.Marshal(&shown)
+}
+
+// redactDSN hides the password of a PostgreSQL connection string, in URL
+// (postgres://user:pass@host/db) or key=value (password=pass) form.
+func redactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			return u.String()
+		}
+		return dsn
+	}
+	fields := strings.Fields(dsn)
+	for i, f := range fields {
+		if strings.HasPrefix(f, "password=") {
+			fields[i] = "password=xxxxx"
+		}
+	}
+	return strings.Join(fields, " ")
+}
+
+func (c *Config) validateCluster() error {
+	k := c.Cluster.Kafka
+	for _, b := range k.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			return fmt.Errorf("cluster.kafka.brokers (--kafka-brokers): %q is not host:port", b)
+		}
+	}
+	if k.Topic == "" || k.RetainedTopic == "" {
+		return errors.New("cluster.kafka.topic and cluster.kafka.retained_topic must not be empty")
+	}
+	if k.Topic == k.RetainedTopic {
+		return fmt.Errorf("cluster.kafka.retained_topic: %q is also cluster.kafka.topic (the retained topic is compacted)", k.Topic)
+	}
+	if c.ScaleOut() && c.Registry.PostgresDSN == "" {
+		return errors.New("cluster.kafka.brokers (--kafka-brokers) needs registry.postgres_dsn (--postgres-dsn): the nodes of a scale-out cluster share one registry")
+	}
+	return nil
 }

@@ -84,6 +84,17 @@ func TestValidate(t *testing.T) {
 		}, "--tls-client-ca"},
 		{"ws bad address", func(c *Config) { c.MQTT.WebSocket.Addr = "8083" }, "--ws-addr"},
 		{"ws path", func(c *Config) { c.MQTT.WebSocket = WebSocket{Addr: "127.0.0.1:8083", Path: "mqtt"} }, "mqtt.websocket.path"},
+		{"idle park", func(c *Config) { c.MQTT.IdlePark = -1 }, "mqtt.idle_park"},
+		{"scale-out", func(c *Config) {
+			c.Cluster.Kafka.Brokers = []string{"kafka:9092"}
+			c.Registry.PostgresDSN = "postgres://ferry@db/ferry"
+		}, ""},
+		{"scale-out without registry", func(c *Config) { c.Cluster.Kafka.Brokers = []string{"kafka:9092"} }, "--postgres-dsn"},
+		{"kafka broker without port", func(c *Config) {
+			c.Cluster.Kafka.Brokers = []string{"kafka"}
+			c.Registry.PostgresDSN = "postgres://ferry@db/ferry"
+		}, "--kafka-brokers"},
+		{"one topic for both", func(c *Config) { c.Cluster.Kafka.RetainedTopic = c.Cluster.Kafka.Topic }, "cluster.kafka.retained_topic"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -121,5 +132,23 @@ func TestPublicListener(t *testing.T) {
 	cfg.MQTT.WebSocket.Addr = "0.0.0.0:8083"
 	if l, ok := cfg.PublicListener(); !ok || !strings.Contains(l, "--ws-addr") {
 		t.Errorf("PublicListener = %q, %v; want the WebSocket listener", l, ok)
+	}
+}
+
+func TestYAMLHidesSecrets(t *testing.T) {
+	for _, dsn := range []string{"postgres://ferry:s3cret@db:5432/ferry", "host=db user=ferry password=s3cret dbname=ferry"} {
+		cfg := Default()
+		cfg.AdminPassword = "s3cret"
+		cfg.Registry.PostgresDSN = dsn
+		out, err := cfg.YAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(out), "s3cret") {
+			t.Errorf("--print-config shows a secret:\n%s", out)
+		}
+		if !strings.Contains(string(out), "ferry") {
+			t.Errorf("--print-config lost the DSN's user:\n%s", out)
+		}
 	}
 }
