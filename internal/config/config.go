@@ -540,5 +540,8 @@ func (c *Config) validateCluster() error {
 	if c.ScaleOut() && c.Registry.PostgresDSN == "" {
 		return errors.New("cluster.kafka.brokers (--kafka-brokers) needs registry.postgres_dsn (--postgres-dsn): the nodes of a scale-out cluster share one registry")
 	}
+	if c.ScaleOut() && c.AdminPassword == "" {
+		return errors.New("cluster.kafka.brokers (--kafka-brokers) needs admin_password (--admin-password, FERRY_ADMIN_PASSWORD): every node serves the shared registry API with the same password")
+	}
 	return nil
 }

@@ -88,8 +88,13 @@ func TestValidate(t *testing.T) {
 		{"scale-out", func(c *Config) {
 			c.Cluster.Kafka.Brokers = []string{"kafka:9092"}
 			c.Registry.PostgresDSN = "postgres://ferry@db/ferry"
+			c.AdminPassword = "pw"
 		}, ""},
 		{"scale-out without registry", func(c *Config) { c.Cluster.Kafka.Brokers = []string{"kafka:9092"} }, "--postgres-dsn"},
+		{"scale-out without admin password", func(c *Config) {
+			c.Cluster.Kafka.Brokers = []string{"kafka:9092"}
+			c.Registry.PostgresDSN = "postgres://ferry@db/ferry"
+		}, "--admin-password"},
 		{"kafka broker without port", func(c *Config) {
 			c.Cluster.Kafka.Brokers = []string{"kafka"}
 			c.Registry.PostgresDSN = "postgres://ferry@db/ferry"
