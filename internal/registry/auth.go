@@ -90,6 +90,9 @@ func (r *Registry) SetCredentials(ctx context.Context, tenant, device string, cr
 	}
 	version := newID()
 	err := r.st.UpdateRegistry(ctx, func(tx store.RegistryTx) error {
+		// A store may run fn again after a conflict (PostgreSQL): patch a
+		// fresh copy each time, never the previous attempt's result.
+		next := cloneCredentials(next)
 		t, err := requireTenant(tx, tenant)
 		if err != nil {
 			return err
@@ -135,6 +138,16 @@ func (r *Registry) SetCredentials(ctx context.Context, tenant, device string, cr
 		return "", err
 	}
 	return version, nil
+}
+
+// cloneCredentials copies cs deeply enough for patchSecrets to modify.
+func cloneCredentials(cs storedCredentials) storedCredentials {
+	out := make(storedCredentials, len(cs))
+	for i, c := range cs {
+		c.Secrets = append([]Secret(nil), c.Secrets...)
+		out[i] = c
+	}
+	return out
 }
 
 // patchSecrets resolves secret references (Hono's patch mode) against the

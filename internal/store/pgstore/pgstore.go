@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ferry-iot/ferry/internal/store"
 )
@@ -17,7 +18,7 @@ import (
 // in one process or on several nodes, may share the database: PostgreSQL
 // keeps their transactions isolated. It is safe for concurrent use.
 type Store struct {
-	pool *pool
+	pool *pgxpool.Pool
 }
 
 var _ store.RegistryStore = (*Store)(nil)
@@ -53,38 +54,32 @@ const (
 // the registry table if it is missing. ctx bounds only the opening; the
 // Store's own connections outlive it.
 func Open(ctx context.Context, dsn string) (*Store, error) {
-	p, err := newPool(dsn)
+	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: parse dsn: %w", err)
 	}
+	p, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: %w", err)
+	}
 	s := &Store{pool: p}
 	if err := s.ping(ctx); err != nil {
-		p.close()
+		p.Close()
 		return nil, fmt.Errorf("pgstore: connect: %w", err)
 	}
 	if err := s.createSchema(ctx); err != nil {
-		p.close()
+		p.Close()
 		return nil, fmt.Errorf("pgstore: create schema: %w", err)
 	}
 	return s, nil
 }
 
 func (s *Store) ping(ctx context.Context) error {
-	c, err := s.pool.acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer s.pool.release(c)
-	return c.Ping(ctx)
+	return s.pool.Ping(ctx)
 }
 
 func (s *Store) createSchema(ctx context.Context) error {
-	c, err := s.pool.acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer s.pool.release(c)
-	return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(schemaLock)); err != nil {
 			return err
 		}
@@ -96,7 +91,7 @@ func (s *Store) createSchema(ctx context.Context) error {
 // Close closes the Store's connections; it must not be used afterwards.
 // Transactions still running keep their connection until they end.
 func (s *Store) Close() {
-	s.pool.close()
+	s.pool.Close()
 }
 
 // ViewRegistry implements store.RegistryStore with a read-only REPEATABLE
@@ -137,11 +132,11 @@ func (s *Store) run(ctx context.Context, op string, opts pgx.TxOptions, fn func(
 // transaction may not meet: a conflict with a concurrent transaction, or
 // a connection that failed before anything was sent.
 func (s *Store) attempt(ctx context.Context, opts pgx.TxOptions, fn func(*registryTx) error) (retry bool, err error) {
-	c, err := s.pool.acquire(ctx)
+	c, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return false, fmt.Errorf("pgstore: acquire connection: %w", err)
 	}
-	defer s.pool.release(c)
+	defer c.Release()
 	ptx, err := c.BeginTx(ctx, opts)
 	if err != nil {
 		return pgconn.SafeToRetry(err), fmt.Errorf("pgstore: begin: %w", err)

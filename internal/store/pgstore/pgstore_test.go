@@ -409,7 +409,7 @@ func testBadDSN(t *testing.T, dsn string) {
 		want string
 	}{
 		{"not a dsn", "pgstore: parse dsn"},
-		{dsn + "&pool_max_conns=0", "pgstore: parse dsn: pool_max_conns"},
+		{dsn + "&pool_max_conns=0", "pool_max_conns too small"},
 		{"postgres://ferry:s3cret@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=5", "pgstore: connect"},
 		{noDB, `database "nosuchdb" does not exist`},
 	}
