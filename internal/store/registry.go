@@ -24,7 +24,10 @@ type RegistryStore interface {
 	// serializable: fn sees its own writes and no concurrent ones. The writes
 	// are committed atomically (and durably, for persistent backends) when fn
 	// returns nil, and discarded when it returns an error, which
-	// UpdateRegistry then returns unchanged.
+	// UpdateRegistry then returns unchanged. A backend may run fn more than
+	// once (PostgreSQL retries a transaction that lost a serialization
+	// conflict), so fn must not change anything outside the transaction,
+	// its own inputs included.
 	UpdateRegistry(ctx context.Context, fn func(tx RegistryTx) error) error
 }
 
