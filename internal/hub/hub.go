@@ -22,6 +22,14 @@
 // logged at debug level.
 // Sessions and retained messages live in memory.
 //
+// # Clusters
+//
+// Several hubs (one per node) share their messages through a Relay
+// (Options.Relay, SetRelay): every message published on this hub is handed
+// to it as well as routed locally, and what other nodes published comes
+// back through DeliverRemote and ApplyRetained, which never relay. The hub
+// knows nothing of the transport (internal/cluster uses Kafka).
+//
 // Locks: Hub.mu guards the tenant map; tenant.mu guards a tenant's trie,
 // session map and each session's subscription map; Session.mu guards the
 // session's sink and queue. Order: tenant.mu before Session.mu, never the
@@ -60,6 +68,24 @@ type Options struct {
 	// ObserveStore, if set, is told how long each store write the hub waits
 	// for took ("append", "retain"), for metrics.
 	ObserveStore func(op string, d time.Duration)
+	// Relay, if set, carries every publish to the other nodes of a
+	// cluster; see Relay and SetRelay.
+	Relay Relay
+}
+
+// Relay carries the messages published on one node to the other nodes of a
+// cluster, so that their subscribers get them too. It is an interface so
+// that the hub stays free of any transport.
+type Relay interface {
+	// Relay hands m, published in tenant on this node, to the other nodes;
+	// m must not be modified. done is nil when the publisher does not wait
+	// (QoS 0). Otherwise Relay calls it exactly once, from any goroutine,
+	// possibly before returning: with nil once the other nodes are sure to
+	// get m, or with the reason they may not, which the publisher is told
+	// (Result.Err). done must not block. The hub calls Relay holding
+	// none of its locks, from the publisher's goroutine: Relay may block
+	// to slow a publisher down when its transport is saturated.
+	Relay(tenant string, m *Message, done func(error))
 }
 
 func (o Options) withDefaults() Options {
@@ -84,11 +110,40 @@ type Hub struct {
 
 	mu      sync.RWMutex
 	tenants map[string]*tenant
+
+	relay atomic.Pointer[Relay] // nil: none
 }
 
 // New returns a Hub configured by opts.
 func New(opts Options) *Hub {
-	return &Hub{opts: opts.withDefaults(), tenants: make(map[string]*tenant)}
+	h := &Hub{opts: opts.withDefaults(), tenants: make(map[string]*tenant)}
+	h.SetRelay(opts.Relay)
+	return h
+}
+
+// SetRelay sets (or, with nil, removes) the relay after New, for a relay
+// that needs the hub to start: a cluster hands what other nodes published
+// to the hub before this node publishes anything of its own.
+func (h *Hub) SetRelay(r Relay) {
+	if r == nil {
+		h.relay.Store(nil)
+		return
+	}
+	h.relay.Store(&r)
+}
+
+func (h *Hub) loadRelay() Relay {
+	if p := h.relay.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// waits reports whether a publish of m has durable work to wait for: store
+// appends or the relay's acknowledgement. A delivery's QoS never exceeds
+// the message's, and a QoS 0 message is relayed without waiting.
+func (h *Hub) waits(m *Message, r Relay) bool {
+	return m.QoS > 0 && (h.opts.Store != nil || r != nil)
 }
 
 type tenant struct {
@@ -142,41 +197,48 @@ type Result struct {
 	// was full: a publisher that needs every copy should be told (MQTT 5:
 	// PUBACK 0x97).
 	Lost int
-	// Err is a store failure: the message may not survive a crash.
+	// Err is a store or relay failure: the message may not survive a
+	// crash, or may not reach the other nodes of a cluster.
 	Err error
 }
 
 // Publish routes m to every matching session of the tenant and, when
 // m.Retain is set, stores it as the topic's retained message (an empty
 // payload clears it). With a store, it returns once every durable copy is
-// committed.
+// committed; with a relay, a QoS 1/2 message also waits for the relay.
 func (h *Hub) Publish(tenantName string, m *Message) Result {
-	if h.opts.Store == nil || m.QoS == 0 {
-		// No durable delivery to wait for: a delivery's QoS never exceeds
-		// the message's (a retained message is stored synchronously).
-		return h.publish(tenantName, m, nil)
+	r := h.loadRelay()
+	if !h.waits(m, r) {
+		// A retained message is stored synchronously.
+		return h.publish(tenantName, m, nil, r)
 	}
 	ch := make(chan Result, 1)
-	h.PublishAsync(tenantName, m, func(r Result) { ch <- r })
+	h.publishAsync(tenantName, m, r, func(r Result) { ch <- r })
 	return <-ch
 }
 
 // PublishAsync is Publish for callers that must not wait: done is called
 // (possibly before PublishAsync returns, possibly from another goroutine)
-// once every durable copy of m is committed.
+// once every durable copy of m is committed and the relay, if any, has
+// taken it.
 func (h *Hub) PublishAsync(tenantName string, m *Message, done func(Result)) {
-	if h.opts.Store == nil || m.QoS == 0 {
-		done(h.publish(tenantName, m, nil))
+	h.publishAsync(tenantName, m, h.loadRelay(), done)
+}
+
+func (h *Hub) publishAsync(tenantName string, m *Message, r Relay, done func(Result)) {
+	if !h.waits(m, r) {
+		done(h.publish(tenantName, m, nil, r))
 		return
 	}
 	w := &waiter{done: done}
 	w.remaining.Store(1)
-	w.res = h.publish(tenantName, m, w)
+	w.res = h.publish(tenantName, m, w, r)
 	w.finish(w.res.Err, false)
 }
 
-// publish routes m; durable deliveries register with w (nil: none).
-func (h *Hub) publish(tenantName string, m *Message, w *waiter) Result {
+// publish routes m and hands it to the relay r (nil: none); durable
+// deliveries and the relay's acknowledgement register with w (nil: none).
+func (h *Hub) publish(tenantName string, m *Message, w *waiter, r Relay) Result {
 	t := h.tenant(tenantName)
 	t.stats.published.Add(1)
 	t.stats.bytesIn.Add(uint64(len(m.Payload)))
@@ -202,7 +264,65 @@ func (h *Hub) publish(tenantName string, m *Message, w *waiter) Result {
 			}
 		}
 	}
+	if r != nil {
+		if w == nil {
+			r.Relay(tenantName, m, nil)
+		} else {
+			w.add()
+			r.Relay(tenantName, m, func(err error) {
+				if err != nil {
+					err = fmt.Errorf("relaying to the cluster: %w", err)
+				}
+				w.finish(err, false)
+			})
+		}
+	}
+	res.Matched, res.Lost = h.route(t, m, w)
+	return res
+}
 
+// DeliverRemote routes m, which another node published in tenant and
+// relayed, to this hub's matching sessions. It neither relays m again nor
+// touches the retained messages: those arrive through ApplyRetained, in
+// the order the cluster agreed on. Nobody waits for it; durable sessions
+// still get their copy committed to the store. An expired m is dropped.
+func (h *Hub) DeliverRemote(tenantName string, m *Message) {
+	h.mu.RLock()
+	t := h.tenants[tenantName]
+	h.mu.RUnlock()
+	if t == nil {
+		return // no session of the tenant here
+	}
+	if m.Expired(h.opts.Now()) {
+		t.stats.drop(DropExpired)
+		return
+	}
+	if h.opts.Store == nil || m.QoS == 0 {
+		h.route(t, m, nil)
+		return
+	}
+	w := &waiter{done: func(Result) {}}
+	w.remaining.Store(1)
+	h.route(t, m, w)
+	w.finish(nil, false)
+}
+
+// ApplyRetained makes m the retained message of m.Topic in tenant, or
+// clears the topic when m has no payload or has expired, without
+// delivering or relaying it: a cluster keeps every node's retained messages
+// in step with it. The store, if any, is not written: the cluster is where
+// retained messages survive.
+func (h *Hub) ApplyRetained(tenantName string, m *Message) {
+	t := h.tenant(tenantName)
+	if m.Expired(h.opts.Now()) {
+		m = &Message{Topic: m.Topic}
+	}
+	t.retained.set(m)
+}
+
+// route hands m to every matching session of t and returns how many
+// sessions matched and how many QoS 1/2 copies were lost.
+func (h *Hub) route(t *tenant, m *Message, w *waiter) (matched, lost int) {
 	var targets []target
 	add := func(s *Session, sub Subscription, merge bool) {
 		if merge {
@@ -262,11 +382,10 @@ func (h *Hub) publish(tenantName string, m *Message, w *waiter) Result {
 			continue
 		}
 		if !tg.s.deliver(d) {
-			res.Lost++
+			lost++
 		}
 	}
-	res.Matched = len(targets)
-	return res
+	return len(targets), lost
 }
 
 // Open returns the session of clientID in the tenant, creating it when there
