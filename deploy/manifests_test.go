@@ -5,7 +5,9 @@ package deploy
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,12 +21,14 @@ import (
 
 type object = map[string]any
 
-func loadManifests(t *testing.T) map[string][]object {
+// loadManifests parses the manifests of one example directory under
+// kubernetes/, by kind.
+func loadManifests(t *testing.T, dir string) map[string][]object {
 	t.Helper()
 	byKind := map[string][]object{}
-	files, _ := filepath.Glob("kubernetes/*/*.yaml")
+	files, _ := filepath.Glob(filepath.Join("kubernetes", dir, "*.yaml"))
 	if len(files) == 0 {
-		t.Fatal("no manifests found")
+		t.Fatalf("no manifests in kubernetes/%s", dir)
 	}
 	for _, f := range files {
 		data, err := os.ReadFile(f)
@@ -57,8 +61,11 @@ func loadManifests(t *testing.T) map[string][]object {
 }
 
 // get walks a path of map keys and list indexes ("spec.ports.0.name").
-func get(o any, path string) any {
-	for _, p := range strings.Split(path, ".") {
+func get(o any, path string) any { return at(o, strings.Split(path, ".")...) }
+
+// at walks keys that may contain dots ("data", "ferry.yaml").
+func at(o any, keys ...string) any {
+	for _, p := range keys {
 		switch v := o.(type) {
 		case map[string]any:
 			o = v[p]
@@ -78,13 +85,148 @@ func get(o any, path string) any {
 	return o
 }
 
+func TestExamplesParse(t *testing.T) {
+	dirs, _ := filepath.Glob("kubernetes/*")
+	if len(dirs) < 2 {
+		t.Fatalf("examples: %v, want embedded and scale-out", dirs)
+	}
+	for _, d := range dirs {
+		loadManifests(t, filepath.Base(d))
+	}
+}
+
 func TestEmbeddedStatefulSet(t *testing.T) {
-	m := loadManifests(t)
+	m := loadManifests(t, "embedded")
 	if len(m["StatefulSet"]) != 1 {
 		t.Fatalf("want one StatefulSet, got %d", len(m["StatefulSet"]))
 	}
 	sts := m["StatefulSet"][0]
-	c := get(sts, "spec.template.spec.containers.0")
+	volumes := names(get(sts, "spec.template.spec.volumes"), "name")
+	volumes = append(volumes, names(get(sts, "spec.volumeClaimTemplates"), "metadata.name")...)
+	cfg, ports, mounts := checkFerryPod(t, get(sts, "spec.template.spec"), volumes, m["ConfigMap"])
+	if cfg.ScaleOut() {
+		t.Error("the embedded example configures the scale-out mode")
+	}
+	if cfg.DataDir != mounts["data"] {
+		t.Errorf("data_dir %q is not the data volume's mount %q", cfg.DataDir, mounts["data"])
+	}
+	checkServices(t, m["Service"], ports)
+}
+
+func TestScaleOut(t *testing.T) {
+	m := loadManifests(t, "scale-out")
+	var dep object
+	for _, d := range m["Deployment"] {
+		if get(d, "metadata.name") == "ferry" {
+			dep = d
+		}
+	}
+	if dep == nil {
+		t.Fatal("no Deployment ferry")
+	}
+	if r, _ := get(dep, "spec.replicas").(int); r < 2 {
+		t.Errorf("replicas = %d, want several nodes", r)
+	}
+	pod := get(dep, "spec.template.spec")
+	cfg, ports, _ := checkFerryPod(t, pod, names(get(pod, "volumes"), "name"), m["ConfigMap"])
+	checkServices(t, m["Service"], ports)
+
+	// The environment completes the config: node id from the pod name, the
+	// registry DSN and admin password from a Secret that exists.
+	secrets := map[string]map[string]any{}
+	for _, s := range m["Secret"] {
+		secrets[get(s, "metadata.name").(string)], _ = get(s, "stringData").(map[string]any)
+	}
+	env := map[string]any{}
+	for _, e := range get(pod, "containers.0.env").([]any) {
+		env[get(e, "name").(string)] = get(e, "valueFrom")
+	}
+	if got := get(env["FERRY_NODE_ID"], "fieldRef.fieldPath"); got != "metadata.name" {
+		t.Errorf("FERRY_NODE_ID from %v, want the pod name", got)
+	}
+	dsn := ""
+	for _, name := range []string{"FERRY_POSTGRES_DSN", "FERRY_ADMIN_PASSWORD"} {
+		ref := get(env[name], "secretKeyRef")
+		sec, key := get(ref, "name"), get(ref, "key")
+		v, ok := secrets[fmt.Sprint(sec)][fmt.Sprint(key)].(string)
+		if !ok {
+			t.Errorf("%s: secret %v has no key %v", name, sec, key)
+		}
+		if name == "FERRY_POSTGRES_DSN" {
+			dsn = v
+		} else {
+			cfg.AdminPassword = v
+		}
+	}
+	cfg.Registry.PostgresDSN = dsn
+	if err := cfg.Validate(); err != nil || !cfg.ScaleOut() {
+		t.Fatalf("scale-out config with the Secret's DSN: scale-out %v, %v", cfg.ScaleOut(), err)
+	}
+	// The example database's Secret and the DSN agree.
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw, _ := u.User.Password()
+	pg := secrets["ferry-postgres"]
+	if u.User.Username() != pg["POSTGRES_USER"] || pw != pg["POSTGRES_PASSWORD"] || strings.TrimPrefix(u.Path, "/") != pg["POSTGRES_DB"] {
+		t.Errorf("DSN %s does not match the ferry-postgres Secret %v", dsn, pg)
+	}
+	if host := u.Hostname(); !hasService(m["Service"], host) {
+		t.Errorf("DSN host %q is not a Service of the example", host)
+	}
+
+	// Kafka: the brokers are the bootstrap Service of the Strimzi cluster's
+	// plain listener, and both topics exist with the right policy.
+	if len(m["Kafka"]) != 1 {
+		t.Fatalf("want one Kafka, got %d", len(m["Kafka"]))
+	}
+	kafka := m["Kafka"][0]
+	cluster := get(kafka, "metadata.name").(string)
+	listenerPort := 0
+	for _, l := range get(kafka, "spec.kafka.listeners").([]any) {
+		if get(l, "tls") == false {
+			listenerPort = get(l, "port").(int)
+		}
+	}
+	want := fmt.Sprintf("%s-kafka-bootstrap:%d", cluster, listenerPort)
+	if !slices.Equal(cfg.Cluster.Kafka.Brokers, []string{want}) {
+		t.Errorf("brokers %v, want the Strimzi bootstrap service %s", cfg.Cluster.Kafka.Brokers, want)
+	}
+	pools := 0
+	for _, p := range m["KafkaNodePool"] {
+		if at(p, "metadata", "labels", "strimzi.io/cluster") == cluster {
+			pools++
+		}
+	}
+	if pools == 0 {
+		t.Errorf("no KafkaNodePool for cluster %s", cluster)
+	}
+	topics := map[string]object{}
+	for _, kt := range m["KafkaTopic"] {
+		name := get(kt, "metadata.name").(string)
+		if n, ok := get(kt, "spec.topicName").(string); ok {
+			name = n
+		}
+		if at(kt, "metadata", "labels", "strimzi.io/cluster") != cluster {
+			t.Errorf("KafkaTopic %s is not labelled for cluster %s", name, cluster)
+		}
+		topics[name] = kt
+	}
+	if topics[cfg.Cluster.Kafka.Topic] == nil {
+		t.Errorf("no KafkaTopic %s", cfg.Cluster.Kafka.Topic)
+	}
+	if rt := topics[cfg.Cluster.Kafka.RetainedTopic]; rt == nil || at(rt, "spec", "config", "cleanup.policy") != "compact" {
+		t.Errorf("KafkaTopic %s missing or not compacted", cfg.Cluster.Kafka.RetainedTopic)
+	}
+}
+
+// checkFerryPod checks a pod spec running Ferry: image, ports, probes,
+// mounts, and the ConfigMap it reads its configuration from, which it
+// returns loaded, with the container ports and the mounts.
+func checkFerryPod(t *testing.T, pod any, volumes []string, configMaps []object) (config.Config, map[string]int, map[string]string) {
+	t.Helper()
+	c := get(pod, "containers.0")
 	if img, _ := get(c, "image").(string); !strings.HasPrefix(img, "ghcr.io/ferry-iot/ferry:") {
 		t.Errorf("image = %q", img)
 	}
@@ -103,16 +245,8 @@ func TestEmbeddedStatefulSet(t *testing.T) {
 			t.Errorf("%s port = %v, want the http port", probe, got)
 		}
 	}
-
-	// Every mount has a volume or a claim template, and the data volume is
-	// where the config puts data_dir.
-	volumes := []string{}
-	for _, v := range get(sts, "spec.template.spec.volumes").([]any) {
-		volumes = append(volumes, get(v, "name").(string))
-	}
-	for _, v := range get(sts, "spec.volumeClaimTemplates").([]any) {
-		volumes = append(volumes, get(v, "metadata.name").(string))
-	}
+	// Every mount has a volume; the root file system is read-only, so the
+	// data directory must be a mount.
 	mounts := map[string]string{}
 	for _, vm := range get(c, "volumeMounts").([]any) {
 		name := get(vm, "name").(string)
@@ -122,22 +256,40 @@ func TestEmbeddedStatefulSet(t *testing.T) {
 		}
 	}
 
-	// The ConfigMap's ferry.yaml is a valid configuration whose ports and
-	// data directory match the pod.
-	if len(m["ConfigMap"]) != 1 {
-		t.Fatalf("want one ConfigMap, got %d", len(m["ConfigMap"]))
+	// The config volume's ConfigMap holds a valid ferry.yaml whose ports
+	// and data directory match the pod.
+	var cmName any
+	for _, v := range get(pod, "volumes").([]any) {
+		if get(v, "name") == "config" {
+			cmName = get(v, "configMap.name")
+		}
+	}
+	var data string
+	for _, cm := range configMaps {
+		if get(cm, "metadata.name") == cmName {
+			data, _ = at(cm, "data", "ferry.yaml").(string)
+		}
+	}
+	if data == "" {
+		t.Fatalf("config volume: no ConfigMap %v with ferry.yaml", cmName)
 	}
 	path := filepath.Join(t.TempDir(), "ferry.yaml")
-	os.WriteFile(path, []byte(get(m["ConfigMap"][0], "data").(map[string]any)["ferry.yaml"].(string)), 0o600)
+	os.WriteFile(path, []byte(data), 0o600)
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatalf("ConfigMap ferry.yaml: %v", err)
 	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatalf("ConfigMap ferry.yaml: %v", err)
+	if !cfg.ScaleOut() {
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("ConfigMap ferry.yaml: %v", err)
+		}
 	}
-	if cfg.DataDir != mounts["data"] {
-		t.Errorf("data_dir %q is not the data volume's mount %q", cfg.DataDir, mounts["data"])
+	dataMounted := false
+	for _, m := range mounts {
+		dataMounted = dataMounted || m == cfg.DataDir
+	}
+	if !dataMounted {
+		t.Errorf("data_dir %q is not a mount (the root file system is read-only)", cfg.DataDir)
 	}
 	if !strings.HasSuffix(cfg.MQTT.Addr, ":1883") || !strings.HasSuffix(cfg.HTTP.Addr, ":8080") {
 		t.Errorf("config listens on %s and %s, pod ports are 1883 and 8080", cfg.MQTT.Addr, cfg.HTTP.Addr)
@@ -146,15 +298,43 @@ func TestEmbeddedStatefulSet(t *testing.T) {
 	if !slices.Contains(args, any("--config")) || mounts["config"] == "" || !strings.HasPrefix(args[len(args)-1].(string), mounts["config"]) {
 		t.Errorf("args %v do not read the config from the config mount %q", args, mounts["config"])
 	}
+	return cfg, ports, mounts
+}
 
-	// Services target the named container ports.
-	for _, svc := range m["Service"] {
+// checkServices checks that Services target named container ports.
+func checkServices(t *testing.T, services []object, ports map[string]int) {
+	t.Helper()
+	for _, svc := range services {
+		if get(svc, "metadata.name") == "ferry-postgres" {
+			continue
+		}
 		for _, p := range get(svc, "spec.ports").([]any) {
 			if tp, _ := get(p, "targetPort").(string); ports[tp] == 0 {
 				t.Errorf("service %v targets unknown port %v", get(svc, "metadata.name"), tp)
 			}
 		}
 	}
+}
+
+func hasService(services []object, name string) bool {
+	for _, s := range services {
+		if get(s, "metadata.name") == name {
+			return true
+		}
+	}
+	return false
+}
+
+// names collects the string at path of each element of list.
+func names(list any, path string) []string {
+	var out []string
+	l, _ := list.([]any)
+	for _, e := range l {
+		if s, ok := get(e, path).(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func TestDockerfile(t *testing.T) {

@@ -131,7 +131,8 @@ type Registry struct {
 type Cluster struct {
 	// NodeID (cluster.node_id, --node-id) names this node in the records
 	// it produces, so that it skips its own. It must be unique in the
-	// cluster. Default: the host name (a pod's name in Kubernetes).
+	// cluster. Default: the host name (a pod's name in Kubernetes) and a
+	// random suffix.
 	NodeID string `yaml:"node_id"`
 	// Kafka is the message stream shared by the nodes (cluster.kafka).
 	Kafka Kafka `yaml:"kafka"`

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ferry-iot/ferry/internal/cluster"
 	"github.com/ferry-iot/ferry/internal/hub"
 )
 
@@ -173,4 +174,22 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(hubSessions, prometheus.GaugeValue, float64(st.Sessions))
 	ch <- prometheus.MustNewConstMetric(hubSubs, prometheus.GaugeValue, float64(st.Subscripts))
 	ch <- prometheus.MustNewConstMetric(hubRetained, prometheus.GaugeValue, float64(st.Retained))
+}
+
+// WatchCluster registers the Kafka counters of the scale-out mode, read at
+// scrape time.
+func (m *Metrics) WatchCluster(c *cluster.Cluster) {
+	for _, f := range []struct {
+		name, help string
+		value      func(cluster.Stats) uint64
+	}{
+		{"produced", "Records Kafka acknowledged.", func(s cluster.Stats) uint64 { return s.Produced }},
+		{"produce_errors", "Records Kafka did not take (failed, timed out, buffer full).", func(s cluster.Stats) uint64 { return s.ProduceErrors }},
+		{"consumed", "Records of other nodes delivered, and retained records applied.", func(s cluster.Stats) uint64 { return s.Consumed }},
+		{"decode_errors", "Records skipped: not in Ferry's format.", func(s cluster.Stats) uint64 { return s.DecodeErrors }},
+	} {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "cluster", Name: f.name + "_total", Help: f.help,
+		}, func() float64 { return float64(f.value(c.Stats())) }))
+	}
 }

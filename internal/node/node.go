@@ -19,6 +19,7 @@ import (
 
 	"github.com/ferry-iot/ferry/internal/adapter/mqttadapter"
 	"github.com/ferry-iot/ferry/internal/auth"
+	"github.com/ferry-iot/ferry/internal/cluster"
 	"github.com/ferry-iot/ferry/internal/config"
 	"github.com/ferry-iot/ferry/internal/hub"
 	"github.com/ferry-iot/ferry/internal/metrics"
@@ -27,6 +28,7 @@ import (
 	"github.com/ferry-iot/ferry/internal/store"
 	"github.com/ferry-iot/ferry/internal/store/memstore"
 	"github.com/ferry-iot/ferry/internal/store/pebblestore"
+	"github.com/ferry-iot/ferry/internal/store/pgstore"
 	"github.com/ferry-iot/ferry/internal/systopics"
 	"github.com/ferry-iot/ferry/internal/transport"
 	"github.com/ferry-iot/ferry/mqtt"
@@ -43,10 +45,13 @@ type Node struct {
 	hub      *hub.Hub
 	store    store.Store // nil in memory mode
 	registry *registry.Registry
-	closeSt  func() error
-	metrics  *metrics.Metrics
-	mqtt     *mqtt.Server
-	http     *http.Server // nil when the HTTP endpoint is off
+	cluster  *cluster.Cluster // nil in the embedded mode
+	// closers release the store, the registry's database and the cluster
+	// connection, in reverse order.
+	closers []func() error
+	metrics *metrics.Metrics
+	mqtt    *mqtt.Server
+	http    *http.Server // nil when the HTTP endpoint is off
 
 	mqttLn  net.Listener
 	tlsLn   net.Listener // nil when MQTT over TLS is off
@@ -86,11 +91,24 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 		if err != nil {
 			return nil, fmt.Errorf("opening the store in %s (--data-dir): %w", cfg.DataDir, err)
 		}
-		n.store, n.closeSt = ps, ps.Close
+		n.store = ps
+		n.closers = append(n.closers, ps.Close)
 	}
 	var rs store.RegistryStore = memstore.NewRegistry()
 	if ps, ok := n.store.(store.RegistryStore); ok {
 		rs = ps
+	}
+	if dsn := cfg.Registry.PostgresDSN; dsn != "" {
+		// The registry shared by a scale-out cluster.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		pg, err := pgstore.Open(ctx, dsn)
+		cancel()
+		if err != nil {
+			n.closeStore()
+			return nil, fmt.Errorf("registry.postgres_dsn (--postgres-dsn): %w", err)
+		}
+		rs = pg
+		n.closers = append(n.closers, func() error { pg.Close(); return nil })
 	}
 	reg, err := registry.New(rs, nil)
 	if err != nil {
@@ -151,6 +169,27 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.metrics.WatchHub(n.hub)
+	if cfg.ScaleOut() {
+		// Before the listeners: a node is ready once it holds the
+		// cluster's retained messages.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		cl, err := cluster.Start(ctx, n.hub, cluster.Options{
+			Brokers:       cfg.Cluster.Kafka.Brokers,
+			Topic:         cfg.Cluster.Kafka.Topic,
+			RetainedTopic: cfg.Cluster.Kafka.RetainedTopic,
+			NodeID:        cfg.Cluster.NodeID,
+			Logger:        log,
+		})
+		cancel()
+		if err != nil {
+			n.closeStore()
+			return nil, fmt.Errorf("cluster.kafka.brokers (--kafka-brokers): %w", err)
+		}
+		n.cluster = cl
+		n.metrics.WatchCluster(cl)
+		n.closers = append(n.closers, func() error { cl.Close(); return nil })
+		log.Info("scale-out mode", slog.String("node", cl.NodeID()), slog.Any("kafka", cfg.Cluster.Kafka.Brokers))
+	}
 
 	if err := n.listen(); err != nil {
 		n.closeListeners()
@@ -346,11 +385,14 @@ func (n *Node) DataDir() string { return n.cfg.DataDir }
 // Registry is the node's device registry.
 func (n *Node) Registry() *registry.Registry { return n.registry }
 
+// closeStore closes what closers hold, last opened first.
 func (n *Node) closeStore() error {
-	if n.closeSt == nil {
-		return nil
+	var err error
+	for i := len(n.closers) - 1; i >= 0; i-- {
+		err = errors.Join(err, n.closers[i]())
 	}
-	return n.closeSt()
+	n.closers = nil
+	return err
 }
 
 func (n *Node) closeListeners() {

@@ -1,0 +1,99 @@
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/ferry-iot/ferry/internal/config"
+	"github.com/ferry-iot/ferry/internal/node"
+	"github.com/ferry-iot/ferry/internal/store/pgstore/pgtest"
+)
+
+// TestScaleOut runs three Ferry nodes of one cluster (Kafka: franz-go's
+// kfake; registry: a real PostgreSQL) and drives them with mosquitto
+// clients: devices log in on any node with credentials created through
+// another, messages and retained messages cross nodes, a node that starts
+// later has the retained messages.
+func TestScaleOut(t *testing.T) {
+	sub := requirePeer(t, "mosquitto_sub", "mosquitto-clients")
+	pub := requirePeer(t, "mosquitto_pub", "mosquitto-clients")
+	dsn := pgtest.Schema(t, pgtest.Start(t))
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1)) // on 127.0.0.1
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	startScaleOutNode := func(id string) *node.Node {
+		return startFerry(t, func(c *config.Config) {
+			c.Auth = true
+			c.AdminPassword = "admin-pw"
+			c.Store.Engine = "memory"
+			c.Registry.PostgresDSN = dsn
+			c.Cluster.NodeID = id
+			c.Cluster.Kafka.Brokers = kc.ListenAddrs()
+		})
+	}
+	a, b := startScaleOutNode("a"), startScaleOutNode("b")
+	hostA, portA := hostPort(a)
+	hostB, portB := hostPort(b)
+
+	// One registry: a device created through node A logs in on node B, and
+	// node B's registry API lists it.
+	provision(t, a, "acme", "dev-1", "sensor-1", "pw-acme", true)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+b.HTTPAddr().String()+"/v1/devices/acme/dev-1", nil)
+	req.SetBasicAuth("admin", "admin-pw")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("node B's registry API: GET dev-1 = %d %s", resp.StatusCode, body)
+	}
+
+	login := []string{"-u", "sensor-1@acme", "-P", "pw-acme"}
+	s := startProc(t, sub, append([]string{"-h", hostB, "-p", portB, "-t", "plant/#", "-C", "2", "-v", "-q", "1"}, login...)...)
+	waitSubscriptions(t, b.Hub(), 1)
+	run(t, pub, append([]string{"-h", hostA, "-p", portA, "-t", "plant/line-1", "-m", "qos1 from A", "-q", "1"}, login...)...)
+	run(t, pub, append([]string{"-h", hostA, "-p", portA, "-t", "plant/line-2", "-m", "qos0 from A"}, login...)...)
+	// Two topics, two partitions: no order between them.
+	got := strings.Split(strings.TrimSpace(s.wait(t)), "\n")
+	slices.Sort(got)
+	if want := []string{"plant/line-1 qos1 from A", "plant/line-2 qos0 from A"}; !slices.Equal(got, want) {
+		t.Errorf("subscriber on node B got %q, want %q", got, want)
+	}
+
+	// A retained message set on node A is there for a subscriber on node B
+	// and on a node started afterwards; clearing it clears it everywhere.
+	run(t, pub, append([]string{"-h", hostA, "-p", portA, "-t", "plant/state", "-m", "running", "-r", "-q", "1"}, login...)...)
+	waitFor(t, "the retained message on node B", func() bool { return b.Hub().TenantStats("acme").Retained == 1 })
+	if out := strings.TrimSpace(run(t, sub, append([]string{"-h", hostB, "-p", portB, "-t", "plant/state", "-C", "1", "-v"}, login...)...)); out != "plant/state running" {
+		t.Errorf("retained on node B: %q", out)
+	}
+	c := startScaleOutNode("c")
+	hostC, portC := hostPort(c)
+	if out := strings.TrimSpace(run(t, sub, append([]string{"-h", hostC, "-p", portC, "-t", "plant/state", "-C", "1", "-v"}, login...)...)); out != "plant/state running" {
+		t.Errorf("retained on node C, started later: %q", out)
+	}
+	run(t, pub, append([]string{"-h", hostB, "-p", portB, "-t", "plant/state", "-m", "", "-r", "-q", "1"}, login...)...)
+	for _, n := range []*node.Node{a, c} {
+		waitFor(t, "the retained message cleared", func() bool { return n.Hub().TenantStats("acme").Retained == 0 })
+	}
+
+	// The Kafka counters are in node A's metrics.
+	resp, err = http.Get("http://" + a.HTTPAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "ferry_cluster_produced_total") || strings.Contains(string(body), "ferry_cluster_produced_total 0\n") {
+		t.Errorf("node A's /metrics lacks produced records:\n%s", body)
+	}
+}
