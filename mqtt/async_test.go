@@ -1,6 +1,7 @@
 package mqtt_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/ferry-iot/ferry/mqtt"
@@ -134,5 +135,52 @@ func TestSendReleaseResumesExchange(t *testing.T) {
 	}
 	if err := conn.SendRelease(&packet.Publish{Topic: "q1", QoS: 1, PacketID: 1}); err == nil {
 		t.Error("SendRelease of a QoS 1 message accepted")
+	}
+}
+
+// TestV311FailureNotAcknowledged: 3.1.1 has no negative acknowledgement.
+// A message refused by policy is acknowledged (and dropped), as
+// [MQTT-3.3.5-2] allows; one the server failed to take is not: the
+// connection closes without PUBACK/PUBREC, the acknowledgements before it
+// still go out, and the client will send it again.
+func TestV311FailureNotAcknowledged(t *testing.T) {
+	for _, async := range []bool{false, true} {
+		for _, tt := range []struct {
+			code packet.ReasonCode
+			ack  bool
+		}{
+			{packet.NotAuthorized, true},
+			{packet.QuotaExceeded, true},
+			{packet.ImplementationSpecificError, false},
+			{packet.UnspecifiedError, false},
+		} {
+			t.Run(fmt.Sprintf("async=%v/%v", async, tt.code), func(t *testing.T) {
+				h := &asyncHandler{testHandler: newTestHandler(), pending: make(chan asyncPublish, 16)}
+				h.publish = func(*mqtt.Conn, *packet.Publish) packet.ReasonCode { return tt.code }
+				configure := func(s *mqtt.Server) {}
+				if async {
+					configure = func(s *mqtt.Server) { s.Handler = h }
+				}
+				cl, _, _ := connected(t, h.testHandler, packet.V311, configure)
+				if async {
+					cl.send(&packet.Publish{Topic: "ok", QoS: 1, PacketID: 1}, &packet.Publish{Topic: "x", QoS: 1, PacketID: 2})
+					recv(t, h.pending, "PublishAsync").done(packet.Success)
+					recv(t, h.pending, "PublishAsync").done(tt.code)
+					if a := expect[*packet.Puback](cl); a.PacketID != 1 {
+						t.Fatalf("ack for %d, want 1", a.PacketID)
+					}
+				} else {
+					cl.send(&packet.Publish{Topic: "x", QoS: 1, PacketID: 2})
+				}
+				if !tt.ack {
+					cl.expectClosed()
+					return
+				}
+				if a := expect[*packet.Puback](cl); a.PacketID != 2 {
+					t.Fatalf("ack for %d, want 2", a.PacketID)
+				}
+				cl.ping()
+			})
+		}
 	}
 }

@@ -291,7 +291,10 @@ func (c *Conn) handlePublish(h packet.Header, body []byte) error {
 	}
 	if c.srv.hooks.async == nil {
 		c.mu.Unlock()
-		code := c.ackCode(c.srv.Handler.Publish(c, p))
+		code, withhold := c.ackCode(c.srv.Handler.Publish(c, p))
+		if withhold {
+			return c.fail(code, errNotAccepted)
+		}
 		c.mu.Lock()
 		c.refusedLocked(first, p.PacketID, code)
 		c.appendAckLocked(first, p.PacketID, code)
@@ -310,10 +313,11 @@ func (c *Conn) handlePublish(h packet.Header, body []byte) error {
 
 // pendingAck is the acknowledgement of an inbound QoS 1/2 message.
 type pendingAck struct {
-	first byte // hdrPuback or hdrPubrec
-	id    uint16
-	code  packet.ReasonCode
-	done  bool
+	first    byte // hdrPuback or hdrPubrec
+	id       uint16
+	code     packet.ReasonCode
+	done     bool
+	withhold bool // not to be acknowledged: the connection closes instead
 }
 
 // ackPendingLocked reports whether the PUBREC of id is still pending.
@@ -338,13 +342,18 @@ func (c *Conn) refusedLocked(first byte, id uint16, code packet.ReasonCode) {
 // and writes every acknowledgement that is now due, in arrival order.
 func (c *Conn) completeAck(a *pendingAck, code packet.ReasonCode) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	a.code = c.ackCode(code)
+	a.code, a.withhold = c.ackCode(code)
 	a.done = true
 	c.refusedLocked(a.first, a.id, a.code)
 	n := 0
+	withheld := false
 	for ; n < len(c.pendingAcks) && c.pendingAcks[n].done; n++ {
 		p := c.pendingAcks[n]
+		if p.withhold {
+			// Neither this nor any later acknowledgement goes out.
+			withheld = true
+			break
+		}
 		c.appendAckLocked(p.first, p.id, p.code)
 		if p.first == hdrPuback {
 			c.pendingQoS1--
@@ -355,20 +364,38 @@ func (c *Conn) completeAck(a *pendingAck, code packet.ReasonCode) {
 	if len(c.pendingAcks) == 0 {
 		c.pendingAcks = nil
 	}
+	c.mu.Unlock()
+	if withheld {
+		c.closeWith(packet.UnspecifiedError, &DisconnectError{Code: packet.UnspecifiedError, Err: errNotAccepted})
+	}
 }
 
-// ackCode is the code for PUBACK/PUBREC: 3.1.1 has none; a code PUBACK
-// may not carry becomes UnspecifiedError (or Success if not an error).
-func (c *Conn) ackCode(code packet.ReasonCode) packet.ReasonCode {
+// errNotAccepted ends a 3.1.1 connection whose message the handler could
+// not accept (see ackCode).
+var errNotAccepted = errors.New("mqtt: message not accepted (3.1.1 has no negative acknowledgement)")
+
+// ackCode is the code for PUBACK/PUBREC: a code PUBACK may not carry
+// becomes UnspecifiedError (or Success if not an error). 3.1.1 has no
+// codes: a message refused by policy (not authorized, an invalid topic or
+// payload, a quota) is acknowledged all the same, as [MQTT-3.3.5-2]
+// allows, but one the server failed to take (0x80, 0x83, 0x88, 0x89: a
+// store or a cluster that did not answer) must not be: withhold says so,
+// and the connection is closed instead, so that the client sends the
+// message again rather than believe it delivered.
+func (c *Conn) ackCode(code packet.ReasonCode) (_ packet.ReasonCode, withhold bool) {
 	switch {
 	case c.version != packet.V5:
-		return packet.Success
+		switch code {
+		case packet.UnspecifiedError, packet.ImplementationSpecificError, packet.ServerUnavailable, packet.ServerBusy:
+			return code, true
+		}
+		return packet.Success, false
 	case pubackAllowed(code):
-		return code
+		return code, false
 	case code.IsError():
-		return packet.UnspecifiedError
+		return packet.UnspecifiedError, false
 	}
-	return packet.Success
+	return packet.Success, false
 }
 
 func (c *Conn) handleDisconnect(h packet.Header, body []byte) error {
