@@ -32,9 +32,10 @@
 // absolute time: nodes need synchronised clocks. A node ID must be unique
 // among running nodes; records carrying the node's own ID are not delivered
 // again. Start's catch-up compares record offsets with the end offsets it
-// listed, so a retained topic whose last records were compacted away
-// (tombstones past delete.retention.ms in a rolled segment) keeps Start
-// waiting until its context ends.
+// listed; a retained topic whose last records were compacted away
+// (tombstones past delete.retention.ms in a rolled segment) never shows
+// them, so a catch-up that fetches nothing for catchUpIdle ends anyway,
+// with a warning naming the partitions.
 //
 // The record format is described in record.go and by the Header
 // constants.
@@ -400,6 +401,10 @@ func (c *Cluster) handleMessage(r *kgo.Record) {
 	c.h.DeliverRemote(d.tenant, d.m)
 }
 
+// catchUpIdle ends a retained catch-up that fetches nothing for this long:
+// the missing end offsets belong to records compaction removed.
+var catchUpIdle = 5 * time.Second
+
 // consumeRetained applies the retained topic; behind holds the end offsets
 // of the partitions to read before the node is ready.
 func (c *Cluster) consumeRetained(behind map[int32]int64) {
@@ -407,7 +412,7 @@ func (c *Cluster) consumeRetained(behind map[int32]int64) {
 	if len(behind) == 0 {
 		close(c.ready)
 	}
-	for c.poll(c.ret, func(r *kgo.Record) {
+	handle := func(r *kgo.Record) {
 		c.handleRetained(r)
 		if end, ok := behind[r.Partition]; ok && r.Offset+1 >= end {
 			delete(behind, r.Partition)
@@ -415,7 +420,29 @@ func (c *Cluster) consumeRetained(behind map[int32]int64) {
 				close(c.ready)
 			}
 		}
-	}) {
+	}
+	for len(behind) > 0 {
+		ctx, cancel := context.WithTimeout(c.ctx, catchUpIdle)
+		fs := c.ret.PollFetches(ctx)
+		cancel()
+		if c.ctx.Err() != nil || fs.IsClientClosed() {
+			return
+		}
+		if fs.NumRecords() == 0 && ctx.Err() != nil {
+			c.log.Warn("retained topic: no records up to its end offsets (compacted away?); ready without them",
+				"topic", c.opts.RetainedTopic, "partitions_and_ends", behind)
+			clear(behind)
+			close(c.ready)
+			break
+		}
+		fs.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				c.log.Warn("kafka fetch failed", "topic", topic, "partition", p, "err", err)
+			}
+		})
+		fs.EachRecord(handle)
+	}
+	for c.poll(c.ret, c.handleRetained) {
 	}
 }
 

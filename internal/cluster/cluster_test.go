@@ -556,3 +556,40 @@ func TestRetainedOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestRetainedCatchUpGap: a retained partition whose end offset no record
+// reaches (here the commit marker of a transaction another producer wrote;
+// in production also tombstones compacted away) does not keep a node from
+// starting: the catch-up ends once it fetches nothing for catchUpIdle.
+func TestRetainedCatchUpGap(t *testing.T) {
+	defer func(d time.Duration) { catchUpIdle = d }(catchUpIdle)
+	catchUpIdle = 300 * time.Millisecond
+	kc := newKafka(t)
+	a := startNode(t, kc, "a", hub.Options{})
+	if res := a.h.Publish("t", &hub.Message{Topic: "state", Payload: []byte("on"), Retain: true, QoS: 1}); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	tx, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.TransactionalID("other-tool"),
+		kgo.DefaultProduceTopic(DefaultRetainedTopic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := tx.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.ProduceSync(ctx, &kgo.Record{Key: []byte("t\x00other"), Value: []byte("not ferry's")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	b := startNode(t, kc, "b", hub.Options{}) // fails after waitLimit without the idle bound
+	// The transaction's record carries no headers: a retained message of
+	// tenant t all the same, by its key.
+	if got := b.h.Stats().Retained; got != 2 {
+		t.Errorf("node b holds %d retained messages, want 2", got)
+	}
+}
