@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/eclipse/paho.golang/paho"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/ferry-iot/ferry/internal/config"
@@ -84,6 +87,37 @@ func TestScaleOut(t *testing.T) {
 	run(t, pub, append([]string{"-h", hostB, "-p", portB, "-t", "plant/state", "-m", "", "-r", "-q", "1"}, login...)...)
 	for _, n := range []*node.Node{a, c} {
 		waitFor(t, "the retained message cleared", func() bool { return n.Hub().TenantStats("acme").Retained == 0 })
+	}
+
+	// One connection per client ID, cluster-wide: connecting on node B
+	// closes the older connection on node A with DISCONNECT 0x8E.
+	disconnected := make(chan byte, 1)
+	nc, err := net.DialTimeout("tcp", a.MQTTAddr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := paho.NewClient(paho.ClientConfig{Conn: nc,
+		OnServerDisconnect: func(d *paho.Disconnect) { disconnected <- d.ReasonCode }})
+	cp := &paho.Connect{ClientID: "dev-x", CleanStart: true, KeepAlive: 30,
+		UsernameFlag: true, Username: "sensor-1@acme", PasswordFlag: true, Password: []byte("pw-acme")}
+	if ack, err := first.Connect(ctx5(t), cp); err != nil || ack.ReasonCode != 0 {
+		t.Fatalf("connect on node A: %v %v", err, ack)
+	}
+	second, _, _, _ := pahoConnect(t, b.MQTTAddr().String(), cp)
+	t.Cleanup(func() { second.Disconnect(&paho.Disconnect{}) })
+	select {
+	case code := <-disconnected:
+		if code != 0x8E {
+			t.Errorf("node A's connection closed with %#x, want 0x8E session taken over", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("node A's connection of dev-x still open after dev-x connected on node B")
+		first.Disconnect(&paho.Disconnect{})
+	}
+	select {
+	case <-first.Done():
+	case <-time.After(10 * time.Second):
+		t.Error("node A's client of dev-x did not end")
 	}
 
 	// The Kafka counters are in node A's metrics.

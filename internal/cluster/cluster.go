@@ -298,6 +298,19 @@ func (c *Cluster) Relay(tenant string, m *hub.Message, done func(error)) {
 	}, false)
 }
 
+// Claim tells the other nodes that clientID of tenant connects here, so
+// that they close its older connection. It implements hub.Claimer. A claim
+// that cannot be produced is dropped (and counted): the older connection
+// then lives until its keep alive expires.
+func (c *Cluster) Claim(tenant, clientID string) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return
+	}
+	c.produce(encodeClaim(c.opts.Topic, tenant, c.opts.NodeID, clientID, time.Now()), nil, true)
+}
+
 // produce hands r to the producer; try drops it when the producer's buffer
 // is full instead of waiting for room (QoS 0).
 func (c *Cluster) produce(r *kgo.Record, done func(error), try bool) {
@@ -398,6 +411,10 @@ func (c *Cluster) handleMessage(r *kgo.Record) {
 		return // delivered locally when it was published
 	}
 	c.stats.consumed.Add(1)
+	if d.claim != "" {
+		c.h.TakeOver(d.tenant, d.claim, d.claimed)
+		return
+	}
 	c.h.DeliverRemote(d.tenant, d.m)
 }
 

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -191,10 +192,12 @@ func TestMessagesCrossNodesOnce(t *testing.T) {
 		t.Errorf("another tenant got %d messages", n)
 	}
 	// m4 (QoS 0) reached b; its acknowledgement may still be on its way.
-	// Three records: m1, m2 and m4, not the $SYS message.
-	waitFor(t, "3 records acknowledged", func() bool { return a.c.Stats().Produced == 3 })
-	if st := a.c.Stats(); st.Consumed != 2 || st.ProduceErrors != 0 || st.DecodeErrors != 0 {
-		t.Errorf("node a stats %+v, want 2 consumed, no errors", st)
+	// Four records: m1, m2 and m4, not the $SYS message, and the claim of
+	// session "local"; consumed: m3, m5 and the claims of b's two sessions.
+	waitFor(t, "4 records acknowledged", func() bool { return a.c.Stats().Produced == 4 })
+	waitFor(t, "4 records consumed", func() bool { return a.c.Stats().Consumed == 4 })
+	if st := a.c.Stats(); st.ProduceErrors != 0 || st.DecodeErrors != 0 {
+		t.Errorf("node a stats %+v, want no errors", st)
 	}
 }
 
@@ -591,5 +594,66 @@ func TestRetainedCatchUpGap(t *testing.T) {
 	// tenant t all the same, by its key.
 	if got := b.h.Stats().Retained; got != 2 {
 		t.Errorf("node b holds %d retained messages, want 2", got)
+	}
+}
+
+// evictSink is a sink whose connection can be evicted.
+type evictSink struct {
+	sink
+	evicted atomic.Int32
+}
+
+func (s *evictSink) Evict() { s.evicted.Add(1) }
+
+// TestTakeOverAcrossNodes: a client that connects on node b closes its
+// older connection on node a (one connection per client ID, cluster-wide);
+// connecting on the same node again, or another client, closes nothing.
+func TestTakeOverAcrossNodes(t *testing.T) {
+	kc := newKafka(t)
+	a := startNode(t, kc, "a", hub.Options{})
+	b := startNode(t, kc, "b", hub.Options{})
+	attach := func(n node, id string) *evictSink {
+		s, _ := n.h.Open("T", id, true)
+		k := &evictSink{sink: sink{signal: make(chan struct{}, 1)}}
+		s.Attach(k)
+		return k
+	}
+	old := attach(a, "dev-1")
+	other := attach(a, "dev-2")
+	fresh := attach(b, "dev-1")
+	waitFor(t, "dev-1's connection on node a evicted", func() bool { return old.evicted.Load() == 1 })
+
+	// Back to node a: the claim reaches b, whose connection is older.
+	again := attach(a, "dev-1")
+	waitFor(t, "dev-1's connection on node b evicted", func() bool { return fresh.evicted.Load() == 1 })
+	// A later record on the same partition proves a's own claim was read
+	// and ignored by a: the newest connection stays.
+	marker := attach(b, "dev-1")
+	waitFor(t, "node b's claim read by a", func() bool { return again.evicted.Load() == 1 })
+	if n := other.evicted.Load(); n != 0 {
+		t.Errorf("dev-2 evicted %d times", n)
+	}
+	if n := marker.evicted.Load(); n != 0 {
+		t.Errorf("the newest connection evicted %d times", n)
+	}
+}
+
+// TestTakeOverIgnoresOlderClaims: a claim made before the local connection
+// attached (the client came back meanwhile) closes nothing.
+func TestTakeOverIgnoresOlderClaims(t *testing.T) {
+	h := hub.New(hub.Options{})
+	s, _ := h.Open("T", "dev", true)
+	k := &evictSink{sink: sink{signal: make(chan struct{}, 1)}}
+	before := time.Now().Add(-time.Second)
+	s.Attach(k)
+	h.TakeOver("T", "dev", before)
+	h.TakeOver("T", "other", time.Now())
+	h.TakeOver("U", "dev", time.Now())
+	if n := k.evicted.Load(); n != 0 {
+		t.Fatalf("evicted %d times by an older claim or another client", n)
+	}
+	h.TakeOver("T", "dev", time.Now().Add(time.Second))
+	if n := k.evicted.Load(); n != 1 {
+		t.Fatalf("evicted %d times by a newer claim, want 1", n)
 	}
 }

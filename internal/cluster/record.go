@@ -57,7 +57,33 @@ const (
 	// HeaderUserPrefix followed by the key names an MQTT 5 user property
 	// whose value is the header's; repeated and in order.
 	HeaderUserPrefix = "ferry.user."
+	// HeaderClaim marks a claim, not a message: the client ID in its value
+	// connected on the record's node at HeaderClaimed, and other nodes close
+	// that client's older connection. The key is the tenant and
+	// ClaimTopicPrefix followed by the client ID; the value is empty.
+	HeaderClaim = "ferry.claim"
+	// HeaderClaimed is when the claimed connection opened, in Unix
+	// nanoseconds: the record timestamp's milliseconds cannot order a
+	// reconnection within the same millisecond.
+	HeaderClaimed = "ferry.claimed"
 )
+
+// ClaimTopicPrefix starts the key topic of a claim record: a $ topic, which
+// no wildcard subscription matches, should a decoder that does not know
+// claims take it for a message.
+const ClaimTopicPrefix = "$ferry/claim/"
+
+// encodeClaim makes the claim record of clientID of tenant, connected on
+// node at at, for the messages topic kt.
+func encodeClaim(kt, tenant, node, clientID string, at time.Time) *kgo.Record {
+	return &kgo.Record{Topic: kt, Key: recordKey(tenant, ClaimTopicPrefix+clientID), Value: []byte{}, Timestamp: at,
+		Headers: []kgo.RecordHeader{
+			{Key: HeaderTenant, Value: []byte(tenant)},
+			{Key: HeaderNode, Value: []byte(node)},
+			{Key: HeaderClaim, Value: []byte(clientID)},
+			{Key: HeaderClaimed, Value: strconv.AppendInt(nil, at.UnixNano(), 10)},
+		}}
+}
 
 // recordKey is the key of a tenant's topic.
 func recordKey(tenant, topic string) []byte {
@@ -117,6 +143,10 @@ type decoded struct {
 	// tombstone is set for a nil value: in the retained topic, the topic's
 	// retained message was cleared.
 	tombstone bool
+	// claim is the client ID of a claim record (HeaderClaim), made at
+	// claimed; m is then not a message.
+	claim   string
+	claimed time.Time
 }
 
 var errNotFerry = errors.New("not a Ferry record")
@@ -188,7 +218,21 @@ func decode(r *kgo.Record) (decoded, error) {
 			m.PayloadFormat = &b
 		case HeaderOrigin:
 			m.Origin = v
+		case HeaderClaim:
+			if v == "" || topic != ClaimTopicPrefix+v {
+				return d, fmt.Errorf("%w: claim of %q under key topic %q", errNotFerry, v, topic)
+			}
+			d.claim = v
+		case HeaderClaimed:
+			ns, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return d, fmt.Errorf("%w: claim time %q", errNotFerry, v)
+			}
+			d.claimed = time.Unix(0, ns)
 		}
+	}
+	if d.claim != "" && d.claimed.IsZero() {
+		d.claimed = r.Timestamp
 	}
 	d.tombstone = r.Value == nil
 	m.Payload = r.Value

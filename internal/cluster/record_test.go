@@ -165,6 +165,9 @@ func TestDecodeRejects(t *testing.T) {
 		{"expiry text", rec("t\x00a", HeaderExpiry, "soon")},
 		{"format 256", rec("t\x00a", HeaderFormat, "256")},
 		{"repeated node", rec("t\x00a", HeaderNode, "a", HeaderNode, "b")},
+		{"claim of another key", rec("t\x00$ferry/claim/x", HeaderClaim, "y")},
+		{"claim under a plain topic", rec("t\x00x", HeaderClaim, "x")},
+		{"claim time text", rec("t\x00$ferry/claim/x", HeaderClaim, "x", HeaderClaimed, "now")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -172,6 +175,30 @@ func TestDecodeRejects(t *testing.T) {
 				t.Errorf("decode = %v, want errNotFerry", err)
 			}
 		})
+	}
+}
+
+func TestClaimRecord(t *testing.T) {
+	at := time.Unix(1764000000, 123456789)
+	r := encodeClaim(DefaultTopic, "acme", "node-a", "dev/1", at)
+	want := "topic: ferry.messages\nkey: \"acme\\x00$ferry/claim/dev/1\"\nvalue: \"\"\n" +
+		"header: ferry.tenant = \"acme\"\nheader: ferry.node = \"node-a\"\n" +
+		"header: ferry.claim = \"dev/1\"\nheader: ferry.claimed = \"1764000000123456789\"\n"
+	if got := render(r); got != want {
+		t.Errorf("claim record (a wire format)\ngot:\n%s\nwant:\n%s", got, want)
+	}
+	d, err := decode(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.tenant != "acme" || d.node != "node-a" || d.claim != "dev/1" || !d.claimed.Equal(at) {
+		t.Errorf("decoded %+v", d)
+	}
+	// Without the nanosecond header, the record's timestamp.
+	r.Headers = r.Headers[:3]
+	r.Timestamp = at.Truncate(time.Millisecond)
+	if d, err := decode(r); err != nil || !d.claimed.Equal(r.Timestamp) {
+		t.Errorf("decoded %+v, %v; want the record timestamp", d, err)
 	}
 }
 

@@ -88,6 +88,13 @@ type Relay interface {
 	Relay(tenant string, m *Message, done func(error))
 }
 
+// Claimer is a Relay that also tells the other nodes when a client opens a
+// session here, so that they close its older connection (an MQTT client
+// ID is connected at most once [MQTT-3.1.4-3], cluster-wide).
+type Claimer interface {
+	Claim(tenant, clientID string)
+}
+
 func (o Options) withDefaults() Options {
 	if o.MaxQueuedMessages == 0 {
 		o.MaxQueuedMessages = 1000
@@ -307,6 +314,32 @@ func (h *Hub) DeliverRemote(tenantName string, m *Message) {
 	w.finish(nil, false)
 }
 
+// TakeOver closes the connection of clientID in tenant on this node, if
+// it has one that was attached before at: the client connected again
+// through another node of the cluster at that time. A session attached
+// later is a newer connection of the client, which stays.
+func (h *Hub) TakeOver(tenantName, clientID string, at time.Time) {
+	h.mu.RLock()
+	t := h.tenants[tenantName]
+	h.mu.RUnlock()
+	if t == nil {
+		return
+	}
+	t.mu.RLock()
+	s := t.sessions[clientID]
+	t.mu.RUnlock()
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	sink := s.sink
+	newer := s.attached.After(at)
+	s.mu.Unlock()
+	if e, ok := sink.(Evicter); ok && !newer {
+		e.Evict()
+	}
+}
+
 // ApplyRetained makes m the retained message of m.Topic in tenant, or
 // clears the topic when m has no payload or has expired, without
 // delivering or relaying it: a cluster keeps every node's retained messages
@@ -393,6 +426,9 @@ func (h *Hub) route(t *tenant, m *Message, w *waiter) (matched, lost int) {
 // reports whether an existing session was resumed. The caller must make sure
 // no connection of the same client is still attached (session takeover).
 func (h *Hub) Open(tenantName, clientID string, clean bool) (s *Session, present bool) {
+	if c, ok := h.loadRelay().(Claimer); ok {
+		c.Claim(tenantName, clientID)
+	}
 	t := h.tenant(tenantName)
 	t.mu.Lock()
 	var will *Message

@@ -105,3 +105,9 @@ type Sink interface {
 	// when the connection cannot take d (its queue is full or it is closing).
 	Deliver(d Delivery) bool
 }
+
+// Evicter is a Sink whose connection can be closed for a session takeover
+// on another node of a cluster (MQTT 5: DISCONNECT 0x8E).
+type Evicter interface {
+	Evict()
+}

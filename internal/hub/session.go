@@ -29,6 +29,7 @@ type Session struct {
 
 	mu          sync.Mutex
 	sink        Sink
+	attached    time.Time // when sink was attached
 	queue       []Delivery
 	queuedBytes int
 	closed      bool
@@ -195,6 +196,7 @@ func (s *Session) Attach(sink Sink) {
 		s.deleteStoredWill()
 	}
 	s.sink = sink
+	s.attached = s.hub.opts.Now()
 	s.drainLocked()
 }
 

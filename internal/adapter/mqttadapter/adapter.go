@@ -566,6 +566,10 @@ type sink struct {
 	st   *connState
 }
 
+// Evict closes the connection: its client connected again through another
+// node of the cluster.
+func (s sink) Evict() { s.c.Close(packet.SessionTakenOver) }
+
 func (s sink) Deliver(d hub.Delivery) bool {
 	m := d.Message
 	if d.QoS == 0 && !d.Retain && len(d.SubscriptionIDs) == 0 && m.Expiry.IsZero() {
