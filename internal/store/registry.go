@@ -57,3 +57,17 @@ type RegistryTx interface {
 	// Delete removes key; deleting a missing key is not an error.
 	Delete(key string) error
 }
+
+// PrefixEnd returns the smallest key greater than every key that starts
+// with prefix, or nil when there is none (prefix is empty or all 0xff): the
+// exclusive upper bound of a prefix scan, for backends that scan key ranges.
+func PrefixEnd(prefix []byte) []byte {
+	end := append([]byte(nil), prefix...)
+	for i := len(end) - 1; i >= 0; i-- {
+		end[i]++
+		if end[i] != 0 {
+			return end[:i+1]
+		}
+	}
+	return nil
+}

@@ -47,7 +47,7 @@ func (s *Store) Subscriptions(ctx context.Context, tenant, clientID string) ([]s
 	}
 	p := sessionPrefix(kindSubscription, tenant, clientID, 0)
 	var subs []store.Subscription
-	err := s.scan(ctx, p, prefixEnd(p), func(k, v []byte) error {
+	err := s.scan(ctx, p, store.PrefixEnd(p), func(k, v []byte) error {
 		sub, err := decodeSubscription(string(k[len(p):]), v)
 		subs = append(subs, sub)
 		return err
@@ -63,7 +63,7 @@ func (s *Store) loadOutbound(ctx context.Context, st *sessionSeqs, tenant, clien
 	}
 	p := sessionPrefix(kindOutbound, tenant, clientID, 0)
 	next := uint64(1)
-	err := s.scan(ctx, p, prefixEnd(p), func(_, v []byte) error {
+	err := s.scan(ctx, p, store.PrefixEnd(p), func(_, v []byte) error {
 		order, err := outboundOrder(v)
 		next = max(next, order+1)
 		return err
@@ -148,7 +148,7 @@ func (s *Store) Outbound(ctx context.Context, tenant, clientID string) ([]store.
 	}
 	var recs []rec
 	p := sessionPrefix(kindOutbound, tenant, clientID, 0)
-	err := s.scan(ctx, p, prefixEnd(p), func(k, v []byte) error {
+	err := s.scan(ctx, p, store.PrefixEnd(p), func(k, v []byte) error {
 		order, o, err := decodeOutbound(binary.BigEndian.Uint16(k[len(k)-2:]), v)
 		recs = append(recs, rec{order, o})
 		return err
@@ -195,7 +195,7 @@ func (s *Store) Inbound(ctx context.Context, tenant, clientID string) ([]uint16,
 	}
 	var ids []uint16
 	p := sessionPrefix(kindInbound, tenant, clientID, 0)
-	err := s.scan(ctx, p, prefixEnd(p), func(k, _ []byte) error {
+	err := s.scan(ctx, p, store.PrefixEnd(p), func(k, _ []byte) error {
 		ids = append(ids, binary.BigEndian.Uint16(k[len(k)-2:]))
 		return nil
 	})

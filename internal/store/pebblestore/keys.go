@@ -61,19 +61,6 @@ func retainedKey(tenant, topic string) []byte {
 	return append(retainedPrefix(tenant), topic...)
 }
 
-// prefixEnd returns the smallest key greater than every key that starts
-// with prefix (prefixes here never consist only of 0xff bytes).
-func prefixEnd(prefix []byte) []byte {
-	end := append([]byte(nil), prefix...)
-	for i := len(end) - 1; i >= 0; i-- {
-		end[i]++
-		if end[i] != 0 {
-			return end[:i+1]
-		}
-	}
-	return nil // no upper bound
-}
-
 // parseSessionKey splits the tenant and client id back out of a session
 // key, returning what follows them.
 func parseSessionKey(key []byte) (tenant, clientID string, rest []byte, ok bool) {

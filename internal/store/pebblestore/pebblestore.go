@@ -260,7 +260,7 @@ func (s *Store) DeleteSession(ctx context.Context, tenant, clientID string) erro
 		}
 		// Keys of this kind extend p: a longer client id or another tenant
 		// has a different length prefix, so it never falls in the range.
-		_ = b.DeleteRange(p, prefixEnd(p), nil)
+		_ = b.DeleteRange(p, store.PrefixEnd(p), nil)
 	}
 	return s.resetSeqs(tenant, clientID, b)
 }
@@ -271,7 +271,7 @@ func (s *Store) Sessions(ctx context.Context, fn func(tenant string, rec store.S
 		return err
 	}
 	lower := []byte{kindSession}
-	return s.scan(ctx, lower, prefixEnd(lower), func(k, v []byte) error {
+	return s.scan(ctx, lower, store.PrefixEnd(lower), func(k, v []byte) error {
 		tenant, clientID, rest, ok := parseSessionKey(k)
 		if !ok || len(rest) != 0 {
 			return fmt.Errorf("%w: session key %x", store.ErrCorrupt, k)

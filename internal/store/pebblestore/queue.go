@@ -98,7 +98,7 @@ func (s *Store) loadQueue(st *sessionSeqs, tenant, clientID string) error {
 		return nil
 	}
 	lower := queueKey(tenant, clientID, 0)
-	upper := prefixEnd(sessionPrefix(kindQueue, tenant, clientID, 0))
+	upper := store.PrefixEnd(sessionPrefix(kindQueue, tenant, clientID, 0))
 	st.qFirst, st.qNext, st.qSizes, st.qBytes = 1, 1, nil, 0
 	first := true
 	err := s.scan(context.Background(), lower, upper, func(k, v []byte) error {
@@ -191,7 +191,7 @@ func (s *Store) PeekQueue(ctx context.Context, tenant, clientID string, from uin
 	err := s.read(func(db *pebble.DB) error {
 		it, err := db.NewIter(&pebble.IterOptions{
 			LowerBound: queueKey(tenant, clientID, from),
-			UpperBound: prefixEnd(sessionPrefix(kindQueue, tenant, clientID, 0)),
+			UpperBound: store.PrefixEnd(sessionPrefix(kindQueue, tenant, clientID, 0)),
 		})
 		if err != nil {
 			return err

@@ -107,7 +107,7 @@ const registryScanChunk = 256
 
 func (tx *registryTx) Scan(prefix, start string, fn func(string, []byte) bool) error {
 	lower := registryKey(max(prefix, start))
-	upper := prefixEnd(registryKey(prefix))
+	upper := store.PrefixEnd(registryKey(prefix))
 	type kv struct {
 		k string
 		v []byte

@@ -59,7 +59,7 @@ func (s *Store) Retained(ctx context.Context, tenant string, fn func(m *store.Me
 	}
 	now := time.Now()
 	p := retainedPrefix(tenant)
-	return s.scan(ctx, p, prefixEnd(p), func(_, v []byte) error {
+	return s.scan(ctx, p, store.PrefixEnd(p), func(_, v []byte) error {
 		var m store.Message
 		if err := m.UnmarshalBinary(v); err != nil {
 			return err
@@ -113,7 +113,7 @@ func (s *Store) Wills(ctx context.Context, fn func(tenant, clientID string, w st
 		return err
 	}
 	lower := []byte{kindWill}
-	return s.scan(ctx, lower, prefixEnd(lower), func(k, v []byte) error {
+	return s.scan(ctx, lower, store.PrefixEnd(lower), func(k, v []byte) error {
 		tenant, clientID, rest, ok := parseSessionKey(k)
 		if !ok || len(rest) != 0 {
 			return fmt.Errorf("%w: will key %x", store.ErrCorrupt, k)

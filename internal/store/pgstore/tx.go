@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ferry-iot/ferry/internal/store"
 )
 
 // scanPage is how many rows Scan reads per query: enough that typical
@@ -62,7 +64,7 @@ func (t *registryTx) Scan(prefix, start string, fn func(key string, value []byte
 	// The keys starting with prefix are exactly [prefix, prefixEnd); from
 	// a start within or after the prefix, [start, prefixEnd).
 	lower := keyBytes(max(prefix, start))
-	upper := prefixEnd([]byte(prefix))
+	upper := store.PrefixEnd([]byte(prefix))
 	type kv struct {
 		k string
 		v []byte
@@ -143,17 +145,4 @@ func (t *registryTx) Delete(key string) error {
 // row.
 func keyBytes(k string) []byte {
 	return append(make([]byte, 0, len(k)), k...)
-}
-
-// prefixEnd returns the smallest key greater than every key starting with
-// prefix, or nil when there is none (prefix is empty or all 0xff).
-func prefixEnd(prefix []byte) []byte {
-	end := append([]byte(nil), prefix...)
-	for i := len(end) - 1; i >= 0; i-- {
-		end[i]++
-		if end[i] != 0 {
-			return end[:i+1]
-		}
-	}
-	return nil
 }
