@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"context"
+	"crypto/tls"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -129,5 +132,65 @@ func TestScaleOut(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(body), "ferry_cluster_produced_total") || strings.Contains(string(body), "ferry_cluster_produced_total 0\n") {
 		t.Errorf("node A's /metrics lacks produced records:\n%s", body)
+	}
+}
+
+// TestScaleOutKafkaTLSAndSASL starts nodes against a Kafka that wants TLS
+// (a CA file, as Strimzi's cluster CA) and SCRAM-SHA-512 (as a KafkaUser):
+// configured, they start and share messages; with a wrong password the
+// node does not start and says with what it tried.
+func TestScaleOutKafkaTLSAndSASL(t *testing.T) {
+	pki := newTestPKI(t)
+	cert, err := tls.LoadX509KeyPair(pki.ServerCert, pki.ServerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(),
+		kfake.Superuser("SCRAM-SHA-512", "ferry-node", "kafka-pw"),
+		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	dsn := pgtest.Schema(t, pgtest.Start(t))
+	scaleOut := func(id, password string) func(*config.Config) {
+		return func(c *config.Config) {
+			c.AdminPassword = "admin-pw"
+			c.Store.Engine = "memory"
+			c.Registry.PostgresDSN = dsn
+			c.Cluster.NodeID = id
+			c.Cluster.Kafka.Brokers = kc.ListenAddrs()
+			c.Cluster.Kafka.TLS = true
+			c.Cluster.Kafka.CAFile = pki.CA
+			c.Cluster.Kafka.SASL = config.KafkaSASL{Mechanism: "SCRAM-SHA-512", Username: "ferry-node", Password: password}
+		}
+	}
+	a := startFerry(t, scaleOut("a", "kafka-pw"))
+	b := startFerry(t, scaleOut("b", "kafka-pw"))
+	sub, received := pahoGo(t, b.MQTTAddr().String(), "sub")
+	subscribe(t, sub, 0, paho.SubscribeOptions{Topic: "line/#", QoS: 1})
+	waitSubscriptions(t, b.Hub(), 1)
+	pub, _ := pahoGo(t, a.MQTTAddr().String(), "pub")
+	if _, err := pub.Publish(ctx5(t), &paho.Publish{Topic: "line/1", QoS: 1, Payload: []byte("over tls")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-received:
+		if string(p.Payload) != "over tls" {
+			t.Errorf("node b's subscriber got %q", p.Payload)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing crossed from node a to node b")
+	}
+
+	cfg := config.Default()
+	cfg.MQTT.Addr, cfg.HTTP.Addr, cfg.DataDir = "127.0.0.1:0", "", t.TempDir()
+	scaleOut("c", "wrong")(&cfg)
+	cfg.Cluster.Kafka.StartTimeout = config.Duration(time.Second)
+	if n, err := node.Start(cfg, slog.New(slog.DiscardHandler)); err == nil {
+		n.Shutdown(context.Background())
+		t.Fatal("a node with a wrong Kafka password started")
+	} else if !strings.Contains(err.Error(), "--kafka-brokers") || !strings.Contains(err.Error(), "TLS, SASL SCRAM-SHA-512 as ferry-node") {
+		t.Errorf("start: %v; want it to name the flag and how it logged in", err)
 	}
 }

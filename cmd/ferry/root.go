@@ -80,6 +80,7 @@ type serveFlags struct {
 	kafkaBrokers   []string
 	postgresDSN    string
 	nodeID         string
+	kafkaPassword  string
 }
 
 func newServeCmd() *cobra.Command {
@@ -127,7 +128,8 @@ func newServeCmd() *cobra.Command {
 	fl.BoolVar(&f.printConfig, "print-config", false, "print the effective configuration as YAML and exit")
 	fl.StringSliceVar(&f.kafkaBrokers, "kafka-brokers", nil, "Kafka bootstrap servers (host:port,...): run as a node of a scale-out cluster (needs --postgres-dsn)")
 	fl.StringVar(&f.postgresDSN, "postgres-dsn", "", "PostgreSQL connection string of the registry shared by a scale-out cluster")
-	fl.StringVar(&f.nodeID, "node-id", "", "this node's unique name in a scale-out cluster (default: the host name)")
+	fl.StringVar(&f.nodeID, "node-id", "", "this node's unique name in a scale-out cluster (default: the host name and a random suffix)")
+	fl.StringVar(&f.kafkaPassword, "kafka-sasl-password", "", "SASL password of the node's Kafka user (cluster.kafka.sasl)")
 	return cmd
 }
 
@@ -165,6 +167,7 @@ func loadConfig(fl *pflag.FlagSet, f *serveFlags) (config.Config, error) {
 	set("kafka-brokers", func() { cfg.Cluster.Kafka.Brokers = f.kafkaBrokers })
 	set("postgres-dsn", func() { cfg.Registry.PostgresDSN = f.postgresDSN })
 	set("node-id", func() { cfg.Cluster.NodeID = f.nodeID })
+	set("kafka-sasl-password", func() { cfg.Cluster.Kafka.SASL.Password = f.kafkaPassword })
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
 	}

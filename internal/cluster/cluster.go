@@ -44,6 +44,7 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -55,6 +56,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/ferry-iot/ferry/internal/hub"
 )
@@ -92,8 +96,12 @@ type Options struct {
 	// Logger receives Kafka client warnings and failures; if nil,
 	// slog.Default().
 	Logger *slog.Logger
-	// Kafka holds further franz-go options for every client, such as TLS
-	// or SASL.
+	// TLS, if set, connects to the brokers over TLS with this
+	// configuration.
+	TLS *tls.Config
+	// SASL authenticates the node to the brokers; zero: no SASL.
+	SASL SASL
+	// Kafka holds further franz-go options for every client.
 	Kafka []kgo.Opt
 
 	// partitionCheck is how often the messages topic is checked for new
@@ -101,9 +109,34 @@ type Options struct {
 	partitionCheck time.Duration
 }
 
+// SASL names a SASL mechanism and its credentials.
+type SASL struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty: none.
+	Mechanism          string
+	Username, Password string
+}
+
+// mechanism returns the franz-go mechanism, nil for none.
+func (s SASL) mechanism() (sasl.Mechanism, error) {
+	switch s.Mechanism {
+	case "":
+		return nil, nil
+	case "PLAIN":
+		return plain.Auth{User: s.Username, Pass: s.Password}.AsMechanism(), nil
+	case "SCRAM-SHA-256":
+		return scram.Auth{User: s.Username, Pass: s.Password}.AsSha256Mechanism(), nil
+	case "SCRAM-SHA-512":
+		return scram.Auth{User: s.Username, Pass: s.Password}.AsSha512Mechanism(), nil
+	}
+	return nil, fmt.Errorf("cluster: SASL mechanism %q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", s.Mechanism)
+}
+
 func (o Options) withDefaults() (Options, error) {
 	if len(o.Brokers) == 0 {
 		return o, errors.New("cluster: no Kafka brokers")
+	}
+	if _, err := o.SASL.mechanism(); err != nil {
+		return o, err
 	}
 	if o.Topic == "" {
 		o.Topic = DefaultTopic
@@ -187,11 +220,18 @@ func Start(ctx context.Context, h *hub.Hub, opts Options) (*Cluster, error) {
 
 func (c *Cluster) start(ctx context.Context) error {
 	o := c.opts
-	common := append([]kgo.Opt{
+	common := []kgo.Opt{
 		kgo.SeedBrokers(o.Brokers...),
 		kgo.ClientID("ferry-" + o.NodeID),
 		kgo.WithLogger(kafkaLogger{c.log}),
-	}, o.Kafka...)
+	}
+	if o.TLS != nil {
+		common = append(common, kgo.DialTLSConfig(o.TLS.Clone()))
+	}
+	if m, _ := o.SASL.mechanism(); m != nil {
+		common = append(common, kgo.SASL(m))
+	}
+	common = append(common, o.Kafka...)
 	var err error
 	c.prod, err = kgo.NewClient(append(common,
 		kgo.RequiredAcks(kgo.AllISRAcks()), // with idempotence, franz-go's default; stated because acks are the point
@@ -199,6 +239,18 @@ func (c *Cluster) start(ctx context.Context) error {
 	)...)
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
+	}
+	// Kafka may still be starting: try until ctx ends, then say why the
+	// last try failed (TLS, SASL), which the requests below would not.
+	if err := ping(ctx, c.prod); err != nil {
+		how := "plaintext"
+		if o.TLS != nil {
+			how = "TLS"
+		}
+		if o.SASL.Mechanism != "" {
+			how += ", SASL " + o.SASL.Mechanism + " as " + o.SASL.Username
+		}
+		return fmt.Errorf("cluster: no Kafka broker of %v answers (%s): %w", o.Brokers, how, err)
 	}
 	createErr := createTopics(ctx, c.prod, o)
 	msgSpans, err := offsets(ctx, c.prod, o.Topic)
@@ -248,6 +300,26 @@ func (c *Cluster) start(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("cluster: reading retained messages from %s: %w", o.RetainedTopic, ctx.Err())
+	}
+}
+
+// ping waits until a broker answers, or ctx ends; then it returns the last
+// failure.
+func ping(ctx context.Context, cl *kgo.Client) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := cl.Ping(ctx)
+		if err == nil {
+			return nil
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 2*time.Second)
 	}
 }
 

@@ -150,6 +150,32 @@ type Kafka struct {
 	// RetainedTopic (cluster.kafka.retained_topic) is the compacted topic
 	// of retained messages. Default ferry.retained.
 	RetainedTopic string `yaml:"retained_topic"`
+	// TLS (cluster.kafka.tls) connects to the brokers over TLS. Default
+	// false.
+	TLS bool `yaml:"tls"`
+	// CAFile (cluster.kafka.ca_file) is a PEM bundle of the CAs that sign
+	// the brokers' certificates (Strimzi: ca.crt of the
+	// <cluster>-cluster-ca-cert Secret); empty: the system's CAs.
+	CAFile string `yaml:"ca_file"`
+	// SASL (cluster.kafka.sasl) logs the node in to the brokers.
+	SASL KafkaSASL `yaml:"sasl"`
+	// StartTimeout (cluster.kafka.start_timeout) bounds how long a starting
+	// node waits for Kafka to answer and for the retained messages; then
+	// it gives up, saying why. Default 1m.
+	StartTimeout Duration `yaml:"start_timeout"`
+}
+
+// KafkaSASL configures the node's SASL login to Kafka.
+type KafkaSASL struct {
+	// Mechanism (cluster.kafka.sasl.mechanism): PLAIN, SCRAM-SHA-256 or
+	// SCRAM-SHA-512; empty: no SASL. Default empty.
+	Mechanism string `yaml:"mechanism"`
+	// Username (cluster.kafka.sasl.username) and Password
+	// (cluster.kafka.sasl.password, --kafka-sasl-password,
+	// FERRY_KAFKA_SASL_PASSWORD) are the credentials (Strimzi: a
+	// KafkaUser's name and the password key of its Secret).
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
 }
 
 // ScaleOut reports whether the configuration runs a node of a scale-out
@@ -273,7 +299,7 @@ func Default() Config {
 		HTTP:            HTTP{Addr: "127.0.0.1:8080"},
 		Login:           Login{CacheTTL: Duration(30 * time.Second), FailureBurst: 10, FailureInterval: Duration(time.Second)},
 		Store:           Store{Engine: "pebble", Durability: "sync", SyncInterval: Duration(10 * time.Millisecond)},
-		Cluster:         Cluster{Kafka: Kafka{Brokers: []string{}, Topic: "ferry.messages", RetainedTopic: "ferry.retained"}},
+		Cluster:         Cluster{Kafka: Kafka{Brokers: []string{}, Topic: "ferry.messages", RetainedTopic: "ferry.retained", StartTimeout: Duration(time.Minute)}},
 		MQTT: MQTT{
 			Addr:                  "127.0.0.1:1883",
 			MaxPacketSize:         1 << 20,
@@ -503,6 +529,9 @@ func (c *Config) YAML() ([]byte, error) {
 		shown.AdminPassword = "********"
 	}
 	shown.Registry.PostgresDSN = redactDSN(shown.Registry.PostgresDSN)
+	if shown.Cluster.Kafka.SASL.Password != "" {
+		shown.Cluster.Kafka.SASL.Password = "********"
+	}
 	return yaml.Marshal(&shown)
 }
 
@@ -534,6 +563,21 @@ func (c *Config) validateCluster() error {
 	}
 	if k.Topic == "" || k.RetainedTopic == "" {
 		return errors.New("cluster.kafka.topic and cluster.kafka.retained_topic must not be empty")
+	}
+	switch k.SASL.Mechanism {
+	case "":
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		if k.SASL.Username == "" || k.SASL.Password == "" {
+			return errors.New("cluster.kafka.sasl: the mechanism needs username and password (--kafka-sasl-password)")
+		}
+	default:
+		return fmt.Errorf("cluster.kafka.sasl.mechanism: %q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", k.SASL.Mechanism)
+	}
+	if k.StartTimeout <= 0 {
+		return errors.New("cluster.kafka.start_timeout must be positive")
+	}
+	if k.CAFile != "" && !k.TLS {
+		return errors.New("cluster.kafka.ca_file needs cluster.kafka.tls: true")
 	}
 	if k.Topic == k.RetainedTopic {
 		return fmt.Errorf("cluster.kafka.retained_topic: %q is also cluster.kafka.topic (the retained topic is compacted)", k.Topic)

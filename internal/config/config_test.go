@@ -100,6 +100,12 @@ func TestValidate(t *testing.T) {
 			c.Registry.PostgresDSN = "postgres://ferry@db/ferry"
 		}, "--kafka-brokers"},
 		{"one topic for both", func(c *Config) { c.Cluster.Kafka.RetainedTopic = c.Cluster.Kafka.Topic }, "cluster.kafka.retained_topic"},
+		{"sasl mechanism", func(c *Config) { c.Cluster.Kafka.SASL = KafkaSASL{Mechanism: "GSSAPI", Username: "u", Password: "p"} }, "cluster.kafka.sasl.mechanism"},
+		{"sasl without password", func(c *Config) { c.Cluster.Kafka.SASL = KafkaSASL{Mechanism: "SCRAM-SHA-512", Username: "u"} }, "--kafka-sasl-password"},
+		{"sasl", func(c *Config) {
+			c.Cluster.Kafka.SASL = KafkaSASL{Mechanism: "SCRAM-SHA-512", Username: "u", Password: "p"}
+		}, ""},
+		{"ca file without tls", func(c *Config) { c.Cluster.Kafka.CAFile = "ca.pem" }, "cluster.kafka.tls"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,6 +150,7 @@ func TestYAMLHidesSecrets(t *testing.T) {
 	for _, dsn := range []string{"postgres://ferry:s3cret@db:5432/ferry", "host=db user=ferry password=s3cret dbname=ferry"} {
 		cfg := Default()
 		cfg.AdminPassword = "s3cret"
+		cfg.Cluster.Kafka.SASL.Password = "s3cret"
 		cfg.Registry.PostgresDSN = dsn
 		out, err := cfg.YAML()
 		if err != nil {

@@ -5,6 +5,7 @@ package node
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -172,12 +173,21 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 	if cfg.ScaleOut() {
 		// Before the listeners: a node is ready once it holds the
 		// cluster's retained messages.
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		k := cfg.Cluster.Kafka
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(k.StartTimeout))
+		tlsCfg, err := kafkaTLS(k)
+		if err != nil {
+			cancel()
+			n.closeStore()
+			return nil, err
+		}
 		cl, err := cluster.Start(ctx, n.hub, cluster.Options{
-			Brokers:       cfg.Cluster.Kafka.Brokers,
-			Topic:         cfg.Cluster.Kafka.Topic,
-			RetainedTopic: cfg.Cluster.Kafka.RetainedTopic,
+			Brokers:       k.Brokers,
+			Topic:         k.Topic,
+			RetainedTopic: k.RetainedTopic,
 			NodeID:        cfg.Cluster.NodeID,
+			TLS:           tlsCfg,
+			SASL:          cluster.SASL{Mechanism: k.SASL.Mechanism, Username: k.SASL.Username, Password: k.SASL.Password},
 			Logger:        log,
 		})
 		cancel()
@@ -492,4 +502,24 @@ func idlePark(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// kafkaTLS is the TLS configuration of the cluster's Kafka clients, nil
+// without TLS.
+func kafkaTLS(k config.Kafka) (*tls.Config, error) {
+	if !k.TLS {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if k.CAFile != "" {
+		pem, err := os.ReadFile(k.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("cluster.kafka.ca_file: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("cluster.kafka.ca_file: no PEM certificate in %s", k.CAFile)
+		}
+	}
+	return c, nil
 }
