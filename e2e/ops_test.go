@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -68,6 +69,13 @@ func TestOperationsEndpoint(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+	if runtime.GOOS == "linux" {
+		// Both clients go idle: after mqtt.idle_park they wait parked.
+		waitFor(t, "both connections parked", func() bool {
+			_, metrics := httpGet(t, base+"/metrics")
+			return strings.Contains(metrics, "ferry_mqtt_parked_connections 2\n")
+		})
 	}
 }
 

@@ -292,6 +292,9 @@ func TestIdleConnectionsPark(t *testing.T) {
 		clients[i] = c
 	}
 	waitParked(t, srv, n)
+	if got := srv.Parked(); got != n {
+		t.Errorf("Server.Parked() = %d, want %d", got, n)
+	}
 
 	// A parked connection wakes for bytes, and parks again.
 	for _, c := range clients {

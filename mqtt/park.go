@@ -96,7 +96,9 @@ func (c *Conn) park() bool {
 		expiry = c.rd.kaDeadline
 	}
 	c.parkExpiry.Store(expiry)
+	c.srv.parked.Add(1)
 	if !c.parkState.CompareAndSwap(parking, parked) {
+		c.srv.parked.Add(-1)
 		c.parkState.Store(running) // woken meanwhile
 		return false
 	}
@@ -112,6 +114,7 @@ func (c *Conn) wake() {
 		switch c.parkState.Load() {
 		case parked:
 			if c.parkState.CompareAndSwap(parked, running) {
+				c.srv.parked.Add(-1)
 				go c.serveLoop()
 				return
 			}
@@ -130,3 +133,7 @@ func (c *Conn) expired(now int64) bool {
 	e := c.parkExpiry.Load()
 	return e != 0 && now >= e && c.parkState.Load() == parked
 }
+
+// Parked returns the number of connections parked now: idle, with no
+// goroutine of their own.
+func (s *Server) Parked() int { return int(s.parked.Load()) }

@@ -90,7 +90,8 @@ type Server struct {
 
 	hooks   hooks // the Handler's optional interfaces, set by Serve
 	poll    atomic.Pointer[poller]
-	pollErr error // guarded by mu
+	parked  atomic.Int64 // connections parked now
+	pollErr error        // guarded by mu
 
 	mu        sync.Mutex
 	shutdown  bool

@@ -193,3 +193,12 @@ func (m *Metrics) WatchCluster(c *cluster.Cluster) {
 		}, func() float64 { return float64(f.value(c.Stats())) }))
 	}
 }
+
+// WatchParked registers the number of parked MQTT connections (idle, with
+// no goroutine), read at scrape time.
+func (m *Metrics) WatchParked(parked func() int) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: namespace, Subsystem: "mqtt", Name: "parked_connections",
+		Help: "MQTT connections idle for mqtt.idle_park, waiting without a goroutine.",
+	}, func() float64 { return float64(parked()) }))
+}

@@ -164,6 +164,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 		TopicAliasMaximum:    cfg.MQTT.TopicAliasMaximum,
 		OutboundTopicAliases: cfg.MQTT.OutboundTopicAliases,
 	}
+	n.metrics.WatchParked(n.mqtt.Parked)
 	n.hub.AddTenant(config.DefaultTenant)
 	if err := n.hub.Recover(context.Background(), n.knownTenants()); err != nil {
 		n.closeStore()
