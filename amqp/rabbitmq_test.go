@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,7 +83,7 @@ func startRabbit(t *testing.T) string {
 	srv := exec.CommandContext(ctx, rabbitServer)
 	srv.Env = env
 	srv.Dir = dir
-	var out bytes.Buffer
+	var out lockedBuffer // written by exec's copying goroutine
 	srv.Stdout, srv.Stderr = &out, &out
 	if err := srv.Start(); err != nil {
 		cancel()
@@ -114,8 +116,16 @@ func startRabbit(t *testing.T) string {
 	// readiness without sleeping.
 	wctx, wcancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer wcancel()
-	if err := ctl(wctx, "wait", filepath.Join(dir, "pid"), "--timeout", "90"); err != nil {
-		t.Fatalf("%v\nserver output:\n%s", err, out.String())
+	for {
+		err := ctl(wctx, "wait", filepath.Join(dir, "pid"), "--timeout", "90")
+		if err == nil {
+			break
+		}
+		// The server creates the pid file before it writes the pid: a wait
+		// that reads it in between fails at once. Ask again.
+		if !strings.Contains(err.Error(), "garbage_in_pid_file") || wctx.Err() != nil {
+			t.Fatalf("%v\nserver output:\n%s", err, out.String())
+		}
 	}
 	return "amqp://guest:guest@127.0.0.1:" + strconv.Itoa(port)
 }
@@ -213,4 +223,22 @@ func deref(p *uint32) any {
 		return nil
 	}
 	return *p
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
