@@ -169,10 +169,6 @@ func newTenantCmd() *cobra.Command {
 			if disabled {
 				obj["enabled"] = false
 			}
-			c, err := af.client(cmd)
-			if err != nil {
-				return err
-			}
 			path := "/v1/tenants"
 			if len(args) == 1 {
 				if !registry.ValidTenantID(args[0]) {
@@ -180,7 +176,7 @@ func newTenantCmd() *cobra.Command {
 				}
 				path += "/" + args[0]
 			}
-			resp, err := c.do(cmd.Context(), "create tenant", "POST", path, obj, "")
+			resp, err := af.call(cmd, "create tenant", "POST", path, obj)
 			if err != nil {
 				return err
 			}
@@ -190,66 +186,10 @@ func newTenantCmd() *cobra.Command {
 	body.register(create, "tenant")
 	create.Flags().BoolVar(&disabled, "disabled", false, "create the tenant disabled")
 
-	get := &cobra.Command{
-		Use:   "get TENANT",
-		Short: "Print a tenant as JSON",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := af.client(cmd)
-			if err != nil {
-				return err
-			}
-			resp, err := c.do(cmd.Context(), "get tenant", "GET", "/v1/tenants/"+url.PathEscape(args[0]), nil, "")
-			if err != nil {
-				return err
-			}
-			return printJSON(cmd.OutOrStdout(), resp.body)
-		},
-	}
-
-	var lf listFlags
-	list := &cobra.Command{
-		Use:   "list",
-		Short: "List tenants",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			q, err := lf.query()
-			if err != nil {
-				return err
-			}
-			c, err := af.client(cmd)
-			if err != nil {
-				return err
-			}
-			resp, err := c.do(cmd.Context(), "list tenants", "GET", "/v1/tenants"+q, nil, "")
-			if isNoResults(err) {
-				fmt.Fprintln(cmd.ErrOrStderr(), "no tenants")
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			return lf.printList(cmd, resp.body, "tenants", "id", "enabled", "alias")
-		},
-	}
-	lf.register(list)
-
-	del := &cobra.Command{
-		Use:   "delete TENANT",
-		Short: "Delete a tenant with all its devices and credentials",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := af.client(cmd)
-			if err != nil {
-				return err
-			}
-			if _, err := c.do(cmd.Context(), "delete tenant", "DELETE", "/v1/tenants/"+url.PathEscape(args[0]), nil, ""); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deleted tenant %s\n", args[0])
-			return nil
-		},
-	}
+	get := getCmd(&af, "get TENANT", "Print a tenant as JSON", "get tenant", cobra.ExactArgs(1), "/v1/tenants")
+	list := listCmd(&af, "list", "List tenants", "tenants", cobra.NoArgs, "/v1/tenants", "id", "enabled", "alias")
+	del := deleteCmd(&af, "delete TENANT", "Delete a tenant with all its devices and credentials", "tenant", cobra.ExactArgs(1), "/v1/tenants",
+		func(args []string) string { return "deleted tenant " + args[0] })
 	cmd.AddCommand(create, get, list, del)
 	return cmd
 }
@@ -288,10 +228,6 @@ func newDeviceCmd() *cobra.Command {
 			if len(via) > 0 {
 				obj["via"] = via
 			}
-			c, err := af.client(cmd)
-			if err != nil {
-				return err
-			}
 			path := "/v1/devices/" + url.PathEscape(args[0])
 			if len(args) == 2 {
 				if !registry.ValidDeviceID(args[1]) {
@@ -299,7 +235,7 @@ func newDeviceCmd() *cobra.Command {
 				}
 				path += "/" + args[1]
 			}
-			resp, err := c.do(cmd.Context(), "create device", "POST", path, obj, "")
+			resp, err := af.call(cmd, "create device", "POST", path, obj)
 			if err != nil {
 				return err
 			}
@@ -310,66 +246,10 @@ func newDeviceCmd() *cobra.Command {
 	create.Flags().BoolVar(&disabled, "disabled", false, "register the device disabled")
 	create.Flags().StringSliceVar(&via, "via", nil, "gateways that may act for the device (comma-separated device ids)")
 
-	get := &cobra.Command{
-		Use:   "get TENANT DEVICE",
-		Short: "Print a device as JSON",
-		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := af.client(cmd)
-			if err != nil {
-				return err
-			}
-			resp, err := c.do(cmd.Context(), "get device", "GET", "/v1/devices/"+url.PathEscape(args[0])+"/"+url.PathEscape(args[1]), nil, "")
-			if err != nil {
-				return err
-			}
-			return printJSON(cmd.OutOrStdout(), resp.body)
-		},
-	}
-
-	var lf listFlags
-	list := &cobra.Command{
-		Use:   "list TENANT",
-		Short: "List a tenant's devices",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			q, err := lf.query()
-			if err != nil {
-				return err
-			}
-			c, err := af.client(cmd)
-			if err != nil {
-				return err
-			}
-			resp, err := c.do(cmd.Context(), "list devices", "GET", "/v1/devices/"+url.PathEscape(args[0])+q, nil, "")
-			if isNoResults(err) {
-				fmt.Fprintln(cmd.ErrOrStderr(), "no devices")
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			return lf.printList(cmd, resp.body, "devices", "id", "enabled", "via")
-		},
-	}
-	lf.register(list)
-
-	del := &cobra.Command{
-		Use:   "delete TENANT DEVICE",
-		Short: "Delete a device and its credentials",
-		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := af.client(cmd)
-			if err != nil {
-				return err
-			}
-			if _, err := c.do(cmd.Context(), "delete device", "DELETE", "/v1/devices/"+url.PathEscape(args[0])+"/"+url.PathEscape(args[1]), nil, ""); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deleted device %s of tenant %s\n", args[1], args[0])
-			return nil
-		},
-	}
+	get := getCmd(&af, "get TENANT DEVICE", "Print a device as JSON", "get device", cobra.ExactArgs(2), "/v1/devices")
+	list := listCmd(&af, "list TENANT", "List a tenant's devices", "devices", cobra.ExactArgs(1), "/v1/devices", "id", "enabled", "via")
+	del := deleteCmd(&af, "delete TENANT DEVICE", "Delete a device and its credentials", "device", cobra.ExactArgs(2), "/v1/devices",
+		func(args []string) string { return "deleted device " + args[1] + " of tenant " + args[0] })
 	cmd.AddCommand(create, get, list, del)
 	return cmd
 }
@@ -419,7 +299,7 @@ unless --replace is given. Devices log in with a password as <auth-id>@<tenant>;
 			if err != nil {
 				return err
 			}
-			path := "/v1/credentials/" + url.PathEscape(args[0]) + "/" + url.PathEscape(args[1])
+			path := apiPath("/v1/credentials", args)
 			creds := []any{cred}
 			etag := ""
 			if !replace {
@@ -454,22 +334,79 @@ unless --replace is given. Devices log in with a password as <auth-id>@<tenant>;
 	fl.StringVar(&subjectDN, "subject-dn", "", "subject DN of an X.509 client certificate (RFC 2253, e.g. CN=dev1,O=Acme)")
 	fl.BoolVar(&replace, "replace", false, "replace all the device's credentials instead of adding or replacing one")
 
-	get := &cobra.Command{
-		Use:   "get TENANT DEVICE",
-		Short: "Print a device's credentials as JSON (without secrets)",
-		Args:  cobra.ExactArgs(2),
+	get := getCmd(&af, "get TENANT DEVICE", "Print a device's credentials as JSON (without secrets)", "get credentials", cobra.ExactArgs(2), "/v1/credentials")
+	cmd.AddCommand(set, get)
+	return cmd
+}
+
+// call makes one request to the API that af names.
+func (a *apiFlags) call(cmd *cobra.Command, action, method, path string, body any) (*apiResponse, error) {
+	c, err := a.client(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return c.do(cmd.Context(), action, method, path, body, "")
+}
+
+// apiPath is base followed by the escaped ids.
+func apiPath(base string, ids []string) string {
+	for _, id := range ids {
+		base += "/" + url.PathEscape(id)
+	}
+	return base
+}
+
+// getCmd prints as JSON the resource under base that the arguments name.
+func getCmd(af *apiFlags, use, short, action string, nargs cobra.PositionalArgs, base string) *cobra.Command {
+	return &cobra.Command{
+		Use: use, Short: short, Args: nargs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := af.client(cmd)
-			if err != nil {
-				return err
-			}
-			resp, err := c.do(cmd.Context(), "get credentials", "GET", "/v1/credentials/"+url.PathEscape(args[0])+"/"+url.PathEscape(args[1]), nil, "")
+			resp, err := af.call(cmd, action, "GET", apiPath(base, args), nil)
 			if err != nil {
 				return err
 			}
 			return printJSON(cmd.OutOrStdout(), resp.body)
 		},
 	}
-	cmd.AddCommand(set, get)
-	return cmd
+}
+
+// listCmd lists the resources (plural) under base and the arguments, as a
+// table of cols.
+func listCmd(af *apiFlags, use, short, plural string, nargs cobra.PositionalArgs, base string, cols ...string) *cobra.Command {
+	var lf listFlags
+	list := &cobra.Command{
+		Use: use, Short: short, Args: nargs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			q, err := lf.query()
+			if err != nil {
+				return err
+			}
+			resp, err := af.call(cmd, "list "+plural, "GET", apiPath(base, args)+q, nil)
+			if isNoResults(err) {
+				fmt.Fprintln(cmd.ErrOrStderr(), "no "+plural)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			return lf.printList(cmd, resp.body, plural, cols...)
+		},
+	}
+	lf.register(list)
+	return list
+}
+
+// deleteCmd deletes the resource (what) under base that the arguments
+// name and prints done(args).
+func deleteCmd(af *apiFlags, use, short, what string, nargs cobra.PositionalArgs, base string, done func(args []string) string) *cobra.Command {
+	return &cobra.Command{
+		Use: use, Short: short, Args: nargs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := af.call(cmd, "delete "+what, "DELETE", apiPath(base, args), nil); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), done(args))
+			return nil
+		},
+	}
 }
