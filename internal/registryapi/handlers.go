@@ -8,6 +8,45 @@ import (
 	"github.com/ferry-iot/ferry/internal/registry"
 )
 
+// parseBody reads the request body and parses it; on failure it has
+// answered and reports false.
+func parseBody[T any](a *api, w http.ResponseWriter, r *http.Request, parse func([]byte) (T, error)) (T, bool) {
+	var v T
+	body, ok := a.body(w, r)
+	if !ok {
+		return v, false
+	}
+	v, err := parse(body)
+	if err != nil {
+		a.fail(w, r, err)
+		return v, false
+	}
+	return v, true
+}
+
+// found answers a read: 200 with v and its version as ETag, or err.
+func (a *api) found(w http.ResponseWriter, r *http.Request, v any, version string, err error) {
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	setETag(w, version)
+	writeJSON(w, http.StatusOK, v)
+}
+
+// noContent answers a change: 204 with the new version as ETag (none for
+// a delete), or err.
+func (a *api) noContent(w http.ResponseWriter, r *http.Request, version string, err error) {
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if version != "" {
+		setETag(w, version)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 // created answers a create: 201, Location, ETag and {"id": ...}.
 func created(w http.ResponseWriter, location, id, version string) {
 	w.Header().Set("Location", location)
@@ -16,13 +55,8 @@ func created(w http.ResponseWriter, location, id, version string) {
 }
 
 func (a *api) createTenant(w http.ResponseWriter, r *http.Request) {
-	body, ok := a.body(w, r)
+	t, ok := parseBody(a, w, r, registry.ParseTenant)
 	if !ok {
-		return
-	}
-	t, err := registry.ParseTenant(body)
-	if err != nil {
-		a.fail(w, r, err)
 		return
 	}
 	id, version, err := a.reg.CreateTenant(r.Context(), r.PathValue("tenant"), t)
@@ -35,39 +69,20 @@ func (a *api) createTenant(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) getTenant(w http.ResponseWriter, r *http.Request) {
 	t, version, err := a.reg.GetTenant(r.Context(), r.PathValue("tenant"))
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	setETag(w, version)
-	writeJSON(w, http.StatusOK, t)
+	a.found(w, r, t, version, err)
 }
 
 func (a *api) updateTenant(w http.ResponseWriter, r *http.Request) {
-	body, ok := a.body(w, r)
+	t, ok := parseBody(a, w, r, registry.ParseTenant)
 	if !ok {
 		return
 	}
-	t, err := registry.ParseTenant(body)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
 	version, err := a.reg.UpdateTenant(r.Context(), r.PathValue("tenant"), t, ifMatch(r))
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	setETag(w, version)
-	w.WriteHeader(http.StatusNoContent)
+	a.noContent(w, r, version, err)
 }
 
 func (a *api) deleteTenant(w http.ResponseWriter, r *http.Request) {
-	if err := a.reg.DeleteTenant(r.Context(), r.PathValue("tenant"), ifMatch(r)); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	a.noContent(w, r, "", a.reg.DeleteTenant(r.Context(), r.PathValue("tenant"), ifMatch(r)))
 }
 
 // parseQuery reads Hono's search parameters.
@@ -142,13 +157,8 @@ func (a *api) searchTenants(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) createDevice(w http.ResponseWriter, r *http.Request) {
-	body, ok := a.body(w, r)
+	d, ok := parseBody(a, w, r, registry.ParseDevice)
 	if !ok {
-		return
-	}
-	d, err := registry.ParseDevice(body)
-	if err != nil {
-		a.fail(w, r, err)
 		return
 	}
 	tenant := r.PathValue("tenant")
@@ -162,47 +172,24 @@ func (a *api) createDevice(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) getDevice(w http.ResponseWriter, r *http.Request) {
 	d, version, err := a.reg.GetDevice(r.Context(), r.PathValue("tenant"), r.PathValue("device"))
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	setETag(w, version)
-	writeJSON(w, http.StatusOK, d)
+	a.found(w, r, d, version, err)
 }
 
 func (a *api) updateDevice(w http.ResponseWriter, r *http.Request) {
-	body, ok := a.body(w, r)
+	d, ok := parseBody(a, w, r, registry.ParseDevice)
 	if !ok {
 		return
 	}
-	d, err := registry.ParseDevice(body)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
 	version, err := a.reg.UpdateDevice(r.Context(), r.PathValue("tenant"), r.PathValue("device"), d, ifMatch(r))
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	setETag(w, version)
-	w.WriteHeader(http.StatusNoContent)
+	a.noContent(w, r, version, err)
 }
 
 func (a *api) deleteDevice(w http.ResponseWriter, r *http.Request) {
-	if err := a.reg.DeleteDevice(r.Context(), r.PathValue("tenant"), r.PathValue("device"), ifMatch(r)); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	a.noContent(w, r, "", a.reg.DeleteDevice(r.Context(), r.PathValue("tenant"), r.PathValue("device"), ifMatch(r)))
 }
 
 func (a *api) deleteAllDevices(w http.ResponseWriter, r *http.Request) {
-	if err := a.reg.DeleteAllDevices(r.Context(), r.PathValue("tenant")); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	a.noContent(w, r, "", a.reg.DeleteAllDevices(r.Context(), r.PathValue("tenant")))
 }
 
 func (a *api) searchDevices(w http.ResponseWriter, r *http.Request) {
@@ -231,29 +218,14 @@ func (a *api) searchDevices(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) getCredentials(w http.ResponseWriter, r *http.Request) {
 	creds, version, err := a.reg.GetCredentials(r.Context(), r.PathValue("tenant"), r.PathValue("device"))
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	setETag(w, version)
-	writeJSON(w, http.StatusOK, creds)
+	a.found(w, r, creds, version, err)
 }
 
 func (a *api) setCredentials(w http.ResponseWriter, r *http.Request) {
-	body, ok := a.body(w, r)
+	creds, ok := parseBody(a, w, r, registry.ParseCredentials)
 	if !ok {
 		return
 	}
-	creds, err := registry.ParseCredentials(body)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
 	version, err := a.reg.SetCredentials(r.Context(), r.PathValue("tenant"), r.PathValue("device"), creds, ifMatch(r))
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	setETag(w, version)
-	w.WriteHeader(http.StatusNoContent)
+	a.noContent(w, r, version, err)
 }
