@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -30,6 +31,19 @@ func (o *benchOptions) report(cmd *cobra.Command, run int, human fmt.Stringer, m
 		return
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "run %d: %s\n", run, human)
+}
+
+// runAll runs a scenario o.runs times and reports each run with the
+// metrics that metrics(run, result) returns.
+func runAll[R fmt.Stringer](o *benchOptions, cmd *cobra.Command, run func(context.Context) (R, error), metrics func(int, R) []bench.Metric) error {
+	for i := 1; i <= o.runs; i++ {
+		res, err := run(cmd.Context())
+		if err != nil {
+			return fmt.Errorf("run %d: %w", i, err)
+		}
+		o.report(cmd, i, res, metrics(i, res))
+	}
+	return nil
 }
 
 func (o *benchOptions) check() error {
@@ -86,14 +100,7 @@ func newBenchFanInCmd(o *benchOptions) *cobra.Command {
 			}
 			f.Addr, f.QoS = o.addr, qos
 			name := o.scenario(fmt.Sprintf("fanin-qos%d", qos))
-			for i := range o.runs {
-				res, err := f.Run(cmd.Context())
-				if err != nil {
-					return fmt.Errorf("run %d: %w", i+1, err)
-				}
-				o.report(cmd, i+1, res, res.Metrics(name, "msgs/s"))
-			}
-			return nil
+			return runAll(o, cmd, f.Run, func(_ int, res bench.Result) []bench.Metric { return res.Metrics(name, "msgs/s") })
 		},
 	}
 	fl := cmd.Flags()
@@ -125,14 +132,7 @@ func newBenchFanOutCmd(o *benchOptions) *cobra.Command {
 			}
 			f.Addr, f.QoS = o.addr, qos
 			name := o.scenario(fmt.Sprintf("fanout-qos%d", qos))
-			for i := range o.runs {
-				res, err := f.Run(cmd.Context())
-				if err != nil {
-					return fmt.Errorf("run %d: %w", i+1, err)
-				}
-				o.report(cmd, i+1, res, res.Metrics(name, "deliveries/s"))
-			}
-			return nil
+			return runAll(o, cmd, f.Run, func(_ int, res bench.Result) []bench.Metric { return res.Metrics(name, "deliveries/s") })
 		},
 	}
 	fl := cmd.Flags()
@@ -167,17 +167,12 @@ func newBenchLatencyCmd(o *benchOptions) *cobra.Command {
 			if l.Rate%1000 != 0 {
 				name = o.scenario(fmt.Sprintf("latency-%d-qos%d", l.Rate, qos))
 			}
-			for i := range o.runs {
-				res, err := l.Run(cmd.Context())
-				if err != nil {
-					return fmt.Errorf("run %d: %w", i+1, err)
-				}
+			return runAll(o, cmd, l.Run, func(run int, res bench.LatencyResult) []bench.Metric {
 				if res.Behind > 50*time.Millisecond {
-					fmt.Fprintf(cmd.ErrOrStderr(), "run %d: the publisher fell %v behind its schedule: the generator, not the broker, set the pace\n", i+1, res.Behind.Round(time.Millisecond))
+					fmt.Fprintf(cmd.ErrOrStderr(), "run %d: the publisher fell %v behind its schedule: the generator, not the broker, set the pace\n", run, res.Behind.Round(time.Millisecond))
 				}
-				o.report(cmd, i+1, res, res.Metrics(name))
-			}
-			return nil
+				return res.Metrics(name)
+			})
 		},
 	}
 	fl := cmd.Flags()
@@ -215,14 +210,7 @@ func newBenchIdleCmd(o *benchOptions) *cobra.Command {
 				s.Sources = append(s.Sources, net.IPv4(127, 0, 0, byte(i+1)))
 			}
 			name := o.scenario(fmt.Sprintf("idle-%d", s.Conns))
-			for i := range o.runs {
-				res, err := s.Run(cmd.Context())
-				if err != nil {
-					return fmt.Errorf("run %d: %w", i+1, err)
-				}
-				o.report(cmd, i+1, res, res.Metrics(name))
-			}
-			return nil
+			return runAll(o, cmd, s.Run, func(_ int, res bench.IdleResult) []bench.Metric { return res.Metrics(name) })
 		},
 	}
 	fl := cmd.Flags()
