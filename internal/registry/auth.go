@@ -97,14 +97,8 @@ func (r *Registry) SetCredentials(ctx context.Context, tenant, device string, cr
 		if err != nil {
 			return err
 		}
-		old, ok, err := getRecord[storedCredentials](tx, credsKey(tenant, device))
+		old, err := getVersion[storedCredentials](tx, credsKey(tenant, device), ifMatch, fmt.Sprintf("device %q in tenant %q", device, tenant))
 		if err != nil {
-			return err
-		}
-		if !ok {
-			return notFoundf("device %q in tenant %q", device, tenant)
-		}
-		if err := checkVersion(old.Version, ifMatch); err != nil {
 			return err
 		}
 		if l := t.RegistrationLimits; l != nil && l.MaxCredentialsPerDevice >= 0 && len(next) > l.MaxCredentialsPerDevice {

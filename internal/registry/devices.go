@@ -96,14 +96,8 @@ func (r *Registry) UpdateDevice(ctx context.Context, tenant, id string, d Device
 		if _, err := requireTenant(tx, tenant); err != nil {
 			return err
 		}
-		old, ok, err := getRecord[Device](tx, deviceKey(tenant, id))
+		old, err := getVersion[Device](tx, deviceKey(tenant, id), ifMatch, fmt.Sprintf("device %q in tenant %q", id, tenant))
 		if err != nil {
-			return err
-		}
-		if !ok {
-			return notFoundf("device %q in tenant %q", id, tenant)
-		}
-		if err := checkVersion(old.Version, ifMatch); err != nil {
 			return err
 		}
 		st := DeviceStatus{}
@@ -126,14 +120,7 @@ func (r *Registry) DeleteDevice(ctx context.Context, tenant, id, ifMatch string)
 		if _, err := requireTenant(tx, tenant); err != nil {
 			return err
 		}
-		old, ok, err := getRecord[Device](tx, deviceKey(tenant, id))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return notFoundf("device %q in tenant %q", id, tenant)
-		}
-		if err := checkVersion(old.Version, ifMatch); err != nil {
+		if _, err := getVersion[Device](tx, deviceKey(tenant, id), ifMatch, fmt.Sprintf("device %q in tenant %q", id, tenant)); err != nil {
 			return err
 		}
 		return deleteDevice(tx, tenant, id)

@@ -124,6 +124,20 @@ func putRecord[T any](tx store.RegistryTx, key string, r record[T]) error {
 
 // checkVersion compares a stored version with the expected one: "" accepts
 // any, "*" any existing record, anything else must be equal.
+// getVersion reads the record of what, under key, for a change that
+// expects version ifMatch: ErrNotFound when it is missing, ErrPrecondition
+// at another version.
+func getVersion[T any](tx store.RegistryReader, key, ifMatch, what string) (record[T], error) {
+	old, ok, err := getRecord[T](tx, key)
+	if err != nil {
+		return old, err
+	}
+	if !ok {
+		return old, notFoundf("%s", what)
+	}
+	return old, checkVersion(old.Version, ifMatch)
+}
+
 func checkVersion(stored, expected string) error {
 	if expected == "" || expected == "*" || expected == stored {
 		return nil
@@ -214,14 +228,8 @@ func (r *Registry) UpdateTenant(ctx context.Context, id string, t Tenant, ifMatc
 	}
 	version := newID()
 	err := r.st.UpdateRegistry(ctx, func(tx store.RegistryTx) error {
-		old, ok, err := getRecord[Tenant](tx, tenantKey(id))
+		old, err := getVersion[Tenant](tx, tenantKey(id), ifMatch, fmt.Sprintf("tenant %q", id))
 		if err != nil {
-			return err
-		}
-		if !ok {
-			return notFoundf("tenant %q", id)
-		}
-		if err := checkVersion(old.Version, ifMatch); err != nil {
 			return err
 		}
 		if err := indexTrustedCAs(tx, id, &old.Object, &t); err != nil {
@@ -238,14 +246,8 @@ func (r *Registry) UpdateTenant(ctx context.Context, id string, t Tenant, ifMatc
 // DeleteTenant deletes a tenant with all its devices and credentials.
 func (r *Registry) DeleteTenant(ctx context.Context, id, ifMatch string) error {
 	return r.st.UpdateRegistry(ctx, func(tx store.RegistryTx) error {
-		old, ok, err := getRecord[Tenant](tx, tenantKey(id))
+		old, err := getVersion[Tenant](tx, tenantKey(id), ifMatch, fmt.Sprintf("tenant %q", id))
 		if err != nil {
-			return err
-		}
-		if !ok {
-			return notFoundf("tenant %q", id)
-		}
-		if err := checkVersion(old.Version, ifMatch); err != nil {
 			return err
 		}
 		if err := indexTrustedCAs(tx, id, &old.Object, nil); err != nil {
