@@ -1,6 +1,9 @@
 package store
 
-import "fmt"
+import (
+	"context"
+	"fmt"
+)
 
 // The checks below are shared by the backends so that they refuse the same
 // arguments with the same error; storetest holds them to it.
@@ -12,6 +15,15 @@ func CheckClientID(clientID string) error {
 		return fmt.Errorf("%w: empty client id", ErrInvalid)
 	}
 	return nil
+}
+
+// CheckSessionCall is the common start of a backend's per-session
+// methods: ctx still live, clientID valid.
+func CheckSessionCall(ctx context.Context, clientID string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return CheckClientID(clientID)
 }
 
 // Check returns an ErrInvalid error when m cannot be stored.

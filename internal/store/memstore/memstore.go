@@ -90,13 +90,6 @@ func (s *Store) get(tenant, clientID string, create bool) *session {
 	return ss
 }
 
-func begin(ctx context.Context, clientID string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return store.CheckClientID(clientID)
-}
-
 // PutSession implements store.SessionStore.
 func (s *Store) PutSession(ctx context.Context, tenant string, rec store.Session) error {
 	if err := ctx.Err(); err != nil {
@@ -113,7 +106,7 @@ func (s *Store) PutSession(ctx context.Context, tenant string, rec store.Session
 
 // GetSession implements store.SessionStore.
 func (s *Store) GetSession(ctx context.Context, tenant, clientID string) (store.Session, error) {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return store.Session{}, err
 	}
 	s.mu.Lock()
@@ -127,7 +120,7 @@ func (s *Store) GetSession(ctx context.Context, tenant, clientID string) (store.
 
 // DeleteSession implements store.SessionStore.
 func (s *Store) DeleteSession(ctx context.Context, tenant, clientID string) error {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -164,7 +157,7 @@ func (s *Store) Sessions(ctx context.Context, fn func(tenant string, rec store.S
 
 // PutSubscription implements store.SubscriptionStore.
 func (s *Store) PutSubscription(ctx context.Context, tenant, clientID string, sub store.Subscription) error {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return err
 	}
 	if err := sub.Check(); err != nil {
@@ -178,7 +171,7 @@ func (s *Store) PutSubscription(ctx context.Context, tenant, clientID string, su
 
 // DeleteSubscription implements store.SubscriptionStore.
 func (s *Store) DeleteSubscription(ctx context.Context, tenant, clientID, filter string) error {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -196,7 +189,7 @@ func (s *Store) DeleteSubscription(ctx context.Context, tenant, clientID, filter
 
 // Subscriptions implements store.SubscriptionStore.
 func (s *Store) Subscriptions(ctx context.Context, tenant, clientID string) ([]store.Subscription, error) {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -212,7 +205,7 @@ func (s *Store) Subscriptions(ctx context.Context, tenant, clientID string) ([]s
 
 // PutOutbound implements store.InflightStore.
 func (s *Store) PutOutbound(ctx context.Context, tenant, clientID string, o store.Outbound) error {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return err
 	}
 	if err := o.Check(); err != nil {
@@ -234,7 +227,7 @@ func (s *Store) PutOutbound(ctx context.Context, tenant, clientID string, o stor
 
 // DeleteOutbound implements store.InflightStore.
 func (s *Store) DeleteOutbound(ctx context.Context, tenant, clientID string, packetID uint16) error {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -247,7 +240,7 @@ func (s *Store) DeleteOutbound(ctx context.Context, tenant, clientID string, pac
 
 // Outbound implements store.InflightStore.
 func (s *Store) Outbound(ctx context.Context, tenant, clientID string) ([]store.Outbound, error) {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -267,7 +260,7 @@ func (s *Store) Outbound(ctx context.Context, tenant, clientID string) ([]store.
 
 // PutInbound implements store.InflightStore.
 func (s *Store) PutInbound(ctx context.Context, tenant, clientID string, packetID uint16) error {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return err
 	}
 	if err := store.CheckPacketID(packetID); err != nil {
@@ -281,7 +274,7 @@ func (s *Store) PutInbound(ctx context.Context, tenant, clientID string, packetI
 
 // DeleteInbound implements store.InflightStore.
 func (s *Store) DeleteInbound(ctx context.Context, tenant, clientID string, packetID uint16) error {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -294,7 +287,7 @@ func (s *Store) DeleteInbound(ctx context.Context, tenant, clientID string, pack
 
 // Inbound implements store.InflightStore.
 func (s *Store) Inbound(ctx context.Context, tenant, clientID string) ([]uint16, error) {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -313,7 +306,7 @@ func (s *Store) AppendQueue(ctx context.Context, tenant, clientID string, m *sto
 
 // AppendQueueBatch implements store.QueueStore.
 func (s *Store) AppendQueueBatch(ctx context.Context, tenant, clientID string, ms []*store.Message) (uint64, error) {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return 0, err
 	}
 	entries := make([]queued, len(ms))
@@ -344,7 +337,7 @@ func (s *Store) AppendQueueBatch(ctx context.Context, tenant, clientID string, m
 
 // PeekQueue implements store.QueueStore.
 func (s *Store) PeekQueue(ctx context.Context, tenant, clientID string, from uint64, limit int) ([]store.QueueEntry, error) {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -363,7 +356,7 @@ func (s *Store) PeekQueue(ctx context.Context, tenant, clientID string, from uin
 
 // TrimQueue implements store.QueueStore.
 func (s *Store) TrimQueue(ctx context.Context, tenant, clientID string, upTo uint64) error {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -385,7 +378,7 @@ func (s *Store) TrimQueue(ctx context.Context, tenant, clientID string, upTo uin
 
 // QueueInfo implements store.QueueStore.
 func (s *Store) QueueInfo(ctx context.Context, tenant, clientID string) (store.QueueInfo, error) {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return store.QueueInfo{}, err
 	}
 	s.mu.Lock()
@@ -476,7 +469,7 @@ func (s *Store) Retained(ctx context.Context, tenant string, fn func(m *store.Me
 
 // PutWill implements store.WillStore.
 func (s *Store) PutWill(ctx context.Context, tenant, clientID string, w store.Will) error {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return err
 	}
 	if err := w.Message.Check(); err != nil {
@@ -491,7 +484,7 @@ func (s *Store) PutWill(ctx context.Context, tenant, clientID string, w store.Wi
 
 // GetWill implements store.WillStore.
 func (s *Store) GetWill(ctx context.Context, tenant, clientID string) (store.Will, error) {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return store.Will{}, err
 	}
 	s.mu.Lock()
@@ -507,7 +500,7 @@ func (s *Store) GetWill(ctx context.Context, tenant, clientID string) (store.Wil
 
 // DeleteWill implements store.WillStore.
 func (s *Store) DeleteWill(ctx context.Context, tenant, clientID string) error {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return err
 	}
 	s.mu.Lock()

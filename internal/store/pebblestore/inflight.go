@@ -13,7 +13,7 @@ import (
 
 // PutSubscription implements store.SubscriptionStore.
 func (s *Store) PutSubscription(ctx context.Context, tenant, clientID string, sub store.Subscription) error {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return err
 	}
 	if err := sub.Check(); err != nil {
@@ -28,7 +28,7 @@ func (s *Store) PutSubscription(ctx context.Context, tenant, clientID string, su
 // check and the deletion are not one atomic step; the caller serialises a
 // session's calls (see the store package's Caveats).
 func (s *Store) DeleteSubscription(ctx context.Context, tenant, clientID, filter string) error {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return err
 	}
 	key := subscriptionKey(tenant, clientID, filter)
@@ -42,7 +42,7 @@ func (s *Store) DeleteSubscription(ctx context.Context, tenant, clientID, filter
 
 // Subscriptions implements store.SubscriptionStore.
 func (s *Store) Subscriptions(ctx context.Context, tenant, clientID string) ([]store.Subscription, error) {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return nil, err
 	}
 	p := sessionPrefix(kindSubscription, tenant, clientID, 0)
@@ -77,7 +77,7 @@ func (s *Store) loadOutbound(ctx context.Context, st *sessionSeqs, tenant, clien
 
 // PutOutbound implements store.InflightStore.
 func (s *Store) PutOutbound(ctx context.Context, tenant, clientID string, o store.Outbound) error {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return err
 	}
 	if err := o.Check(); err != nil {
@@ -129,7 +129,7 @@ func (s *Store) PutOutbound(ctx context.Context, tenant, clientID string, o stor
 
 // DeleteOutbound implements store.InflightStore.
 func (s *Store) DeleteOutbound(ctx context.Context, tenant, clientID string, packetID uint16) error {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return err
 	}
 	b := s.db.NewBatch()
@@ -139,7 +139,7 @@ func (s *Store) DeleteOutbound(ctx context.Context, tenant, clientID string, pac
 
 // Outbound implements store.InflightStore.
 func (s *Store) Outbound(ctx context.Context, tenant, clientID string) ([]store.Outbound, error) {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return nil, err
 	}
 	type rec struct {
@@ -166,7 +166,7 @@ func (s *Store) Outbound(ctx context.Context, tenant, clientID string) ([]store.
 
 // PutInbound implements store.InflightStore.
 func (s *Store) PutInbound(ctx context.Context, tenant, clientID string, packetID uint16) error {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return err
 	}
 	if err := store.CheckPacketID(packetID); err != nil {
@@ -179,7 +179,7 @@ func (s *Store) PutInbound(ctx context.Context, tenant, clientID string, packetI
 
 // DeleteInbound implements store.InflightStore.
 func (s *Store) DeleteInbound(ctx context.Context, tenant, clientID string, packetID uint16) error {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return err
 	}
 	b := s.db.NewBatch()
@@ -190,7 +190,7 @@ func (s *Store) DeleteInbound(ctx context.Context, tenant, clientID string, pack
 // Inbound implements store.InflightStore. Packet ids are big-endian in the
 // keys, so key order is numeric order.
 func (s *Store) Inbound(ctx context.Context, tenant, clientID string) ([]uint16, error) {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return nil, err
 	}
 	var ids []uint16

@@ -213,13 +213,6 @@ func (s *Store) scan(ctx context.Context, lower, upper []byte, fn func(k, v []by
 	}
 }
 
-func begin(ctx context.Context, clientID string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return store.CheckClientID(clientID)
-}
-
 // PutSession implements store.SessionStore.
 func (s *Store) PutSession(ctx context.Context, tenant string, rec store.Session) error {
 	if err := ctx.Err(); err != nil {
@@ -235,7 +228,7 @@ func (s *Store) PutSession(ctx context.Context, tenant string, rec store.Session
 
 // GetSession implements store.SessionStore.
 func (s *Store) GetSession(ctx context.Context, tenant, clientID string) (store.Session, error) {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return store.Session{}, err
 	}
 	v, err := s.get(sessionPrefix(kindSession, tenant, clientID, 0))
@@ -248,7 +241,7 @@ func (s *Store) GetSession(ctx context.Context, tenant, clientID string) (store.
 // DeleteSession implements store.SessionStore: one batch of range
 // deletions, one per kind of session record.
 func (s *Store) DeleteSession(ctx context.Context, tenant, clientID string) error {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return err
 	}
 	b := s.db.NewBatch()

@@ -128,7 +128,7 @@ func (s *Store) AppendQueue(ctx context.Context, tenant, clientID string, m *sto
 
 // AppendQueueBatch implements store.QueueStore: one Pebble batch.
 func (s *Store) AppendQueueBatch(ctx context.Context, tenant, clientID string, ms []*store.Message) (uint64, error) {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return 0, err
 	}
 	encs := make([][]byte, len(ms))
@@ -181,7 +181,7 @@ func (s *Store) forgetSeqs(tenant, clientID string) {
 
 // PeekQueue implements store.QueueStore.
 func (s *Store) PeekQueue(ctx context.Context, tenant, clientID string, from uint64, limit int) ([]store.QueueEntry, error) {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return nil, err
 	}
 	if limit <= 0 {
@@ -216,7 +216,7 @@ func (s *Store) PeekQueue(ctx context.Context, tenant, clientID string, from uin
 
 // TrimQueue implements store.QueueStore.
 func (s *Store) TrimQueue(ctx context.Context, tenant, clientID string, upTo uint64) error {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return err
 	}
 	st := s.lockSeqs(tenant, clientID)
@@ -265,7 +265,7 @@ func (s *Store) TrimQueue(ctx context.Context, tenant, clientID string, upTo uin
 
 // QueueInfo implements store.QueueStore.
 func (s *Store) QueueInfo(ctx context.Context, tenant, clientID string) (store.QueueInfo, error) {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return store.QueueInfo{}, err
 	}
 	st := s.lockSeqs(tenant, clientID)

@@ -73,7 +73,7 @@ func (s *Store) Retained(ctx context.Context, tenant string, fn func(m *store.Me
 
 // PutWill implements store.WillStore.
 func (s *Store) PutWill(ctx context.Context, tenant, clientID string, w store.Will) error {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return err
 	}
 	v, err := encodeWill(&w)
@@ -87,7 +87,7 @@ func (s *Store) PutWill(ctx context.Context, tenant, clientID string, w store.Wi
 
 // GetWill implements store.WillStore.
 func (s *Store) GetWill(ctx context.Context, tenant, clientID string) (store.Will, error) {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return store.Will{}, err
 	}
 	v, err := s.get(sessionPrefix(kindWill, tenant, clientID, 0))
@@ -99,7 +99,7 @@ func (s *Store) GetWill(ctx context.Context, tenant, clientID string) (store.Wil
 
 // DeleteWill implements store.WillStore.
 func (s *Store) DeleteWill(ctx context.Context, tenant, clientID string) error {
-	if err := begin(ctx, clientID); err != nil {
+	if err := store.CheckSessionCall(ctx, clientID); err != nil {
 		return err
 	}
 	b := s.db.NewBatch()
