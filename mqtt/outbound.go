@@ -25,11 +25,8 @@ import (
 func (c *Conn) Send(p *packet.Publish) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.state >= stateClosing || c.werr != nil {
-		return ErrClosed
-	}
-	if c.outMsgs+len(c.pending) >= c.srv.maxQueued() {
-		return ErrQueueFull
+	if err := c.admitLocked(); err != nil {
+		return err
 	}
 	if p.QoS == 0 {
 		if c.state == stateOpen {
@@ -193,6 +190,17 @@ func (c *Conn) released(id uint16) bool {
 	return true
 }
 
+// admitLocked says whether one more outbound message may be queued.
+func (c *Conn) admitLocked() error {
+	if c.state >= stateClosing || c.werr != nil {
+		return ErrClosed
+	}
+	if c.outMsgs+len(c.pending) >= c.srv.maxQueued() {
+		return ErrQueueFull
+	}
+	return nil
+}
+
 // SendRelease resumes the QoS 2 exchange of p, whose PUBREC arrived on an
 // earlier connection: it enters the inflight window with its PacketID and
 // PUBREL is sent (after the CONNACK when called during Open); PUBCOMP then
@@ -203,11 +211,8 @@ func (c *Conn) SendRelease(p *packet.Publish) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.state >= stateClosing || c.werr != nil {
-		return ErrClosed
-	}
-	if c.outMsgs+len(c.pending) >= c.srv.maxQueued() {
-		return ErrQueueFull
+	if err := c.admitLocked(); err != nil {
+		return err
 	}
 	if c.state == stateOpen && len(c.pending) == 0 && len(c.inflight) < int(c.window) {
 		c.writeReleaseLocked(p)
