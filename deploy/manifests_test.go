@@ -274,7 +274,9 @@ func checkFerryPod(t *testing.T, pod any, volumes []string, configMaps []object)
 		t.Fatalf("config volume: no ConfigMap %v with ferry.yaml", cmName)
 	}
 	path := filepath.Join(t.TempDir(), "ferry.yaml")
-	os.WriteFile(path, []byte(data), 0o600)
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatalf("ConfigMap ferry.yaml: %v", err)
