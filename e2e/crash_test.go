@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -80,15 +79,7 @@ func (c *rawClient) flush() error {
 }
 
 func (c *rawClient) read() (packet.Packet, error) {
-	h, err := packet.ReadHeader(c.r)
-	if err != nil {
-		return nil, err
-	}
-	body := make([]byte, h.Remaining)
-	if _, err := io.ReadFull(c.r, body); err != nil {
-		return nil, err
-	}
-	return packet.Decode(h, body, packet.V311)
+	return packet.Read(c.r, packet.V311)
 }
 
 // crashServer runs the ferry binary on a data directory.

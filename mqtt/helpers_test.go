@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"runtime"
@@ -222,15 +221,7 @@ func (c *client) send(ps ...packet.Packet) {
 // readPacket reads one packet; err is io.EOF-like when the server closed.
 func (c *client) readPacket() (packet.Packet, error) {
 	c.nc.SetReadDeadline(time.Now().Add(waitTimeout))
-	h, err := packet.ReadHeader(c.br)
-	if err != nil {
-		return nil, err
-	}
-	body := make([]byte, h.Remaining)
-	if _, err := io.ReadFull(c.br, body); err != nil {
-		return nil, err
-	}
-	return packet.Decode(h, body, c.v)
+	return packet.Read(c.br, c.v)
 }
 
 func (c *client) read() packet.Packet {

@@ -3,7 +3,6 @@ package mqtt_test
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"runtime"
@@ -97,17 +96,9 @@ func stressClient(nc net.Conn, br *bufio.Reader, topic string, msgs int) error {
 			}
 		}
 		nc.SetReadDeadline(time.Now().Add(waitTimeout))
-		hd, err := packet.ReadHeader(br)
+		p, err := packet.Read(br, packet.V311)
 		if err != nil {
 			return fmt.Errorf("sent %d acked %d got %d: %w", sent, acked, got, err)
-		}
-		body := make([]byte, hd.Remaining)
-		if _, err := io.ReadFull(br, body); err != nil {
-			return err
-		}
-		p, err := packet.Decode(hd, body, packet.V311)
-		if err != nil {
-			return err
 		}
 		switch p := p.(type) {
 		case *packet.Puback:

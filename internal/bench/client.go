@@ -63,15 +63,7 @@ func (c *client) write(p packet.Packet) error {
 func (c *client) flush() error { return c.w.Flush() }
 
 func (c *client) read() (packet.Packet, error) {
-	h, err := packet.ReadHeader(c.r)
-	if err != nil {
-		return nil, err
-	}
-	body := make([]byte, h.Remaining)
-	if _, err := io.ReadFull(c.r, body); err != nil {
-		return nil, err
-	}
-	return packet.Decode(h, body, packet.V311)
+	return packet.Read(c.r, packet.V311)
 }
 
 func (c *client) subscribe(filter string, qos byte) error {

@@ -1,5 +1,7 @@
 package packet
 
+import "io"
+
 // Version is the protocol level byte of CONNECT.
 type Version byte
 
@@ -17,6 +19,29 @@ type Packet interface {
 	// version v. In 3.1.1 properties and v5-only fields are left out.
 	// 0 allocations for Publish when dst has enough capacity.
 	Append(dst []byte, v Version) ([]byte, error)
+}
+
+// Reader is what Read reads from, a *bufio.Reader for one.
+type Reader interface {
+	io.Reader
+	io.ByteReader
+}
+
+// Read reads and decodes one whole packet from r, for clients and tools
+// that take a packet at a time (the Server frames its own). The body gets
+// its own buffer, as large as the header says: r must be a peer trusted
+// not to announce a huge one. Errors are those of ReadHeader and Decode,
+// and io.ErrUnexpectedEOF for a body cut short.
+func Read(r Reader, v Version) (Packet, error) {
+	h, err := ReadHeader(r)
+	if err != nil {
+		return nil, err
+	}
+	body := make([]byte, h.Remaining)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return nil, err
+	}
+	return Decode(h, body, v)
 }
 
 // Decode decodes a body of exactly h.Remaining bytes. For TypeConnect v is

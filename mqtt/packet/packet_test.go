@@ -390,3 +390,36 @@ func TestEncodeLimits(t *testing.T) {
 		})
 	}
 }
+
+func TestRead(t *testing.T) {
+	var b []byte
+	for _, p := range []Packet{
+		&Publish{Topic: "a/b", QoS: 1, PacketID: 7, Payload: []byte("x")},
+		&Pingresp{},
+		&Puback{PacketID: 7, ReasonCode: QuotaExceeded},
+	} {
+		var err error
+		if b, err = p.Append(b, V5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := bytes.NewReader(b)
+	for _, want := range []Type{TypePublish, TypePingresp, TypePuback} {
+		p, err := Read(r, V5)
+		if err != nil || p.Type() != want {
+			t.Fatalf("Read = %v, %v; want a %v", p, err, want)
+		}
+	}
+	if _, err := Read(r, V5); err != io.EOF {
+		t.Errorf("Read at the end = %v, want io.EOF", err)
+	}
+	// A body cut short.
+	if _, err := Read(bytes.NewReader(b[:4]), V5); err != io.ErrUnexpectedEOF {
+		t.Errorf("Read of a cut packet = %v, want io.ErrUnexpectedEOF", err)
+	}
+	// The decoder's errors pass through.
+	var pe *Error
+	if _, err := Read(bytes.NewReader([]byte{0x40, 1, 0}), V311); !errors.As(err, &pe) {
+		t.Errorf("Read of a malformed PUBACK = %v, want *Error", err)
+	}
+}
