@@ -77,7 +77,7 @@ func (rd *reader) next(max int) (packet.Header, []byte, error) {
 				k := copy(big, rd.buf[rd.r+n:rd.w])
 				rd.r, rd.w = 0, 0
 				for k < len(big) {
-					m, err := rd.readWait(big[k:])
+					m, err := rd.read(big[k:], false) // a packet is not left half-read
 					k += m
 					if err != nil && k < len(big) {
 						putBuf(big)
@@ -93,7 +93,7 @@ func (rd *reader) next(max int) (packet.Header, []byte, error) {
 			rd.w = copy(rd.buf, rd.buf[rd.r:rd.w])
 			rd.r = 0
 		}
-		m, err := rd.read(rd.buf[rd.w:])
+		m, err := rd.read(rd.buf[rd.w:], true)
 		rd.w += m
 		rd.lastRead = int32(m)
 		if err != nil && m == 0 {
@@ -111,10 +111,14 @@ func (rd *reader) next(max int) (packet.Header, []byte, error) {
 }
 
 // read reads into b, waiting at most until the keep alive expires or, on a
-// parkable connection, for parkAfter (then errIdle, with rd intact: the
-// next call goes on where this one stopped).
-func (rd *reader) read(b []byte) (int, error) {
-	if rd.deadline == 0 && rd.parkAfter == 0 {
+// parkable connection and if mayPark, for parkAfter (then errIdle, with rd
+// intact: the next call goes on where this one stopped).
+func (rd *reader) read(b []byte, mayPark bool) (int, error) {
+	parkAfter := rd.parkAfter
+	if !mayPark {
+		parkAfter = 0
+	}
+	if rd.deadline == 0 && parkAfter == 0 {
 		if rd.armed {
 			rd.nc.SetReadDeadline(time.Time{})
 			rd.armed = false
@@ -129,9 +133,9 @@ func (rd *reader) read(b []byte) (int, error) {
 	idle := false
 	d := time.Unix(0, rd.kaDeadline)
 	if rd.deadline == 0 {
-		d, idle = now.Add(rd.parkAfter), true
-	} else if rd.parkAfter > 0 && now.Add(rd.parkAfter).Before(d) {
-		d, idle = now.Add(rd.parkAfter), true
+		d, idle = now.Add(parkAfter), true
+	} else if parkAfter > 0 && now.Add(parkAfter).Before(d) {
+		d, idle = now.Add(parkAfter), true
 	}
 	rd.nc.SetReadDeadline(d)
 	n, err := rd.nc.Read(b)
@@ -142,15 +146,6 @@ func (rd *reader) read(b []byte) (int, error) {
 			return 0, errIdle
 		}
 	}
-	return n, err
-}
-
-// readWait is read without parking, for the body of a large packet.
-func (rd *reader) readWait(b []byte) (int, error) {
-	park := rd.parkAfter
-	rd.parkAfter = 0
-	n, err := rd.read(b)
-	rd.parkAfter = park
 	return n, err
 }
 
