@@ -3,10 +3,9 @@ package registry
 import (
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"testing"
-
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/ferry-iot/ferry/internal/store/pgstore"
 	"github.com/ferry-iot/ferry/internal/store/pgstore/pgtest"
@@ -17,35 +16,15 @@ import (
 // NUL bytes), and two nodes claiming one auth-id at once.
 func TestPostgres(t *testing.T) {
 	dsn := pgtest.Schema(t, pgtest.Start(t))
-	node := func() (*pgstore.Store, *Registry) {
+	node := func() (io.Closer, *Registry) {
 		st, err := pgstore.Open(ctx, dsn)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := New(st, &Options{BcryptCost: bcrypt.MinCost})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st, r
+		return closer(st.Close), registryOver(t, st)
 	}
-
-	st, r := node()
-	if _, _, err := r.CreateTenant(ctx, "acme", NewTenant()); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := r.CreateDevice(ctx, "acme", "dev1", NewDevice()); err != nil {
-		t.Fatal(err)
-	}
-	creds := mustParseCreds(t, `[{"type":"hashed-password","auth-id":"sensor1","secrets":[{"pwd-plain":"pw"}]}]`)
-	if _, err := r.SetCredentials(ctx, "acme", "dev1", creds, ""); err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
-	st, r = node()
+	st, r := provisionAndRestart(t, node)
 	defer st.Close()
-	if id, err := r.Authenticate(ctx, "acme", "sensor1", "pw"); err != nil || id.DeviceID != "dev1" {
-		t.Fatalf("after restart: %+v, %v", id, err)
-	}
 
 	ca := func(dn string) Tenant {
 		tn := NewTenant()
@@ -91,3 +70,8 @@ func TestPostgres(t *testing.T) {
 		t.Fatalf("%d devices own the auth-id", won)
 	}
 }
+
+// closer makes a Close without an error an io.Closer.
+type closer func()
+
+func (c closer) Close() error { c(); return nil }
