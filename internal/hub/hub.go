@@ -25,7 +25,7 @@
 // # Clusters
 //
 // Several hubs (one per node) share their messages through a Relay
-// (Options.Relay, SetRelay): every message published on this hub is handed
+// (SetRelay): every message published on this hub is handed
 // to it as well as routed locally, and what other nodes published comes
 // back through DeliverRemote and ApplyRetained, which never relay. The hub
 // knows nothing of the transport (internal/cluster uses Kafka).
@@ -68,9 +68,6 @@ type Options struct {
 	// ObserveStore, if set, is told how long each store write the hub waits
 	// for took ("append", "retain"), for metrics.
 	ObserveStore func(op string, d time.Duration)
-	// Relay, if set, carries every publish to the other nodes of a
-	// cluster; see Relay and SetRelay.
-	Relay Relay
 }
 
 // Relay carries the messages published on one node to the other nodes of a
@@ -123,12 +120,10 @@ type Hub struct {
 
 // New returns a Hub configured by opts.
 func New(opts Options) *Hub {
-	h := &Hub{opts: opts.withDefaults(), tenants: make(map[string]*tenant)}
-	h.SetRelay(opts.Relay)
-	return h
+	return &Hub{opts: opts.withDefaults(), tenants: make(map[string]*tenant)}
 }
 
-// SetRelay sets (or, with nil, removes) the relay after New, for a relay
+// SetRelay sets (or, with nil, removes) the hub's relay. It comes after New
 // that needs the hub to start: a cluster hands what other nodes published
 // to the hub before this node publishes anything of its own.
 func (h *Hub) SetRelay(r Relay) {

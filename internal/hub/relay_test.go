@@ -58,11 +58,12 @@ func TestRelayWaits(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rl := newFakeRelay()
-			opts := Options{Relay: rl}
+			var opts Options
 			if tt.store {
 				opts.Store = memstore.New()
 			}
 			h := New(opts)
+			h.SetRelay(rl)
 			_, r := online(t, h, "t", "sub", Subscription{Filter: "a", QoS: 2})
 			results := make(chan Result, 1)
 			h.PublishAsync("t", &Message{Topic: "a", QoS: tt.qos, Payload: []byte("x")}, func(res Result) { results <- res })
@@ -127,7 +128,8 @@ func TestRelaySyncPublishAndWills(t *testing.T) {
 func TestDeliverRemote(t *testing.T) {
 	now := time.Unix(1000, 0)
 	rl := newFakeRelay()
-	h := New(Options{Relay: rl, Now: func() time.Time { return now }})
+	h := New(Options{Now: func() time.Time { return now }})
+	h.SetRelay(rl)
 	_, r := online(t, h, "t", "me", Subscription{Filter: "#", QoS: 1, NoLocal: true, RetainAsPublished: true})
 
 	h.DeliverRemote("t", &Message{Topic: "a", QoS: 1, Retain: true, Payload: []byte("1"), Origin: "other"})
@@ -152,7 +154,8 @@ func TestDeliverRemote(t *testing.T) {
 func TestApplyRetained(t *testing.T) {
 	now := time.Unix(1000, 0)
 	rl := newFakeRelay()
-	h := New(Options{Relay: rl, Now: func() time.Time { return now }})
+	h := New(Options{Now: func() time.Time { return now }})
+	h.SetRelay(rl)
 	_, r := online(t, h, "t", "watch", Subscription{Filter: "#"})
 	steps := []struct {
 		m    *Message
