@@ -123,9 +123,10 @@ func New(opts Options) *Hub {
 	return &Hub{opts: opts.withDefaults(), tenants: make(map[string]*tenant)}
 }
 
-// SetRelay sets (or, with nil, removes) the hub's relay. It comes after New
-// that needs the hub to start: a cluster hands what other nodes published
-// to the hub before this node publishes anything of its own.
+// SetRelay sets (or, with nil, removes) the hub's relay. It is not an
+// Option because a relay needs the hub first: a cluster hands what other
+// nodes published to the hub before this node publishes anything of its
+// own.
 func (h *Hub) SetRelay(r Relay) {
 	if r == nil {
 		h.relay.Store(nil)
