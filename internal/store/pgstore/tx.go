@@ -30,10 +30,16 @@ type registryTx struct {
 	conflict error
 }
 
-// fail records a conflict and adds context to err.
+// fail records a conflict and adds context to err. Once the transaction's
+// context has ended, statements fail in ways that do not all say so (pgx
+// closes the connection of a canceled query: the next statement meets a
+// closed connection), so the error then also wraps ctx.Err().
 func (t *registryTx) fail(op string, err error) error {
 	if t.conflict == nil && isConflict(err) {
 		t.conflict = err
+	}
+	if cerr := t.ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("pgstore: %s: %w (%w)", op, err, cerr)
 	}
 	return fmt.Errorf("pgstore: %s: %w", op, err)
 }
