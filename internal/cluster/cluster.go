@@ -50,6 +50,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -269,17 +270,21 @@ func (c *Cluster) start(ctx context.Context) error {
 	for p, s := range msgSpans {
 		at[p] = kgo.NewOffset().At(s.end)
 	}
-	c.msgs, err = kgo.NewClient(append(common,
+	// No fetch sessions: with them, franz-go v1.22.3's Client.Close races
+	// with an in-flight fetch (the race detector sees it, franz-go#1248's
+	// family); a node's few partitions gain nothing from them.
+	consumer := append(slices.Clip(common), kgo.DisableFetchSessions())
+	c.msgs, err = kgo.NewClient(slices.Concat(consumer, []kgo.Opt{
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{o.Topic: at}),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()),
-	)...)
+	})...)
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
-	c.ret, err = kgo.NewClient(append(common,
+	c.ret, err = kgo.NewClient(slices.Concat(consumer, []kgo.Opt{
 		kgo.ConsumeTopics(o.RetainedTopic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-	)...)
+	})...)
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
