@@ -19,7 +19,8 @@ type Checker interface {
 }
 
 // Cache remembers successful logins for a short time. A changed or removed
-// credential takes effect for new logins within TTL.
+// credential takes effect for new logins within TTL, or at once when the
+// registry's change notification calls Invalidate.
 type Cache struct {
 	next Checker
 	ttl  time.Duration
@@ -28,6 +29,9 @@ type Cache struct {
 
 	mu      sync.Mutex
 	entries map[cacheKey]cacheEntry
+	// gen counts Invalidate calls: a check that started before one is
+	// not cached, since it may have read what was invalidated.
+	gen uint64
 }
 
 type cacheKey struct {
@@ -55,6 +59,7 @@ func (c *Cache) Authenticate(ctx context.Context, tenant, authID, password strin
 	now := c.now()
 	c.mu.Lock()
 	e, ok := c.entries[k]
+	gen := c.gen
 	c.mu.Unlock()
 	if ok && now.Before(e.expires) {
 		return e.id, nil
@@ -65,6 +70,9 @@ func (c *Cache) Authenticate(ctx context.Context, tenant, authID, password strin
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.gen != gen {
+		return id, nil // the registry changed meanwhile: not cached
+	}
 	if len(c.entries) >= c.max {
 		// Full: drop the expired entries, or everything when none is.
 		for k, e := range c.entries {
@@ -78,6 +86,24 @@ func (c *Cache) Authenticate(ctx context.Context, tenant, authID, password strin
 	}
 	c.entries[k] = cacheEntry{id: id, expires: now.Add(c.ttl)}
 	return id, nil
+}
+
+// Invalidate forgets the cached logins of a device of tenant, of every
+// device of tenant when device is empty, or all of them when tenant is
+// empty too.
+func (c *Cache) Invalidate(tenant, device string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	if tenant == "" {
+		clear(c.entries)
+		return
+	}
+	for k, e := range c.entries {
+		if k.tenant == tenant && (device == "" || e.id.DeviceID == device) {
+			delete(c.entries, k)
+		}
+	}
 }
 
 // Limiter bounds failed logins per remote address with a token bucket:

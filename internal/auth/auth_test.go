@@ -83,3 +83,57 @@ func TestLimiter(t *testing.T) {
 		t.Errorf("limiter tracks %d addresses, max 2", len(l.buckets))
 	}
 }
+
+// A checker whose check of one login runs hook midway, like a registry
+// change committed while the password is being checked.
+type hookChecker struct {
+	countingChecker
+	hook func()
+}
+
+func (c *hookChecker) Authenticate(ctx context.Context, tenant, authID, password string) (registry.Identity, error) {
+	if c.hook != nil {
+		c.hook()
+	}
+	return c.countingChecker.Authenticate(ctx, tenant, authID, password)
+}
+
+func TestCacheInvalidate(t *testing.T) {
+	next := &hookChecker{countingChecker: countingChecker{pw: "right"}}
+	c := NewCache(next, time.Minute, 100)
+	ctx := context.Background()
+	login := func(tenant, authID string) {
+		t.Helper()
+		if _, err := c.Authenticate(ctx, tenant, authID, "right"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	login("t", "a")
+	login("u", "a")
+	c.Invalidate("t", "other-device")
+	login("t", "a")
+	if next.calls != 2 {
+		t.Errorf("invalidating another device dropped the entry: %d checks", next.calls)
+	}
+	c.Invalidate("t", "d")
+	login("t", "a")
+	login("u", "a")
+	if next.calls != 3 {
+		t.Errorf("after invalidating device d of t: %d checks, want 3", next.calls)
+	}
+	c.Invalidate("t", "")
+	login("t", "a")
+	c.Invalidate("", "")
+	login("u", "a")
+	if next.calls != 5 {
+		t.Errorf("after invalidating tenant t and everything: %d checks, want 5", next.calls)
+	}
+	// A check that a change overtook is not cached.
+	next.hook = func() { c.Invalidate("t", "d") }
+	login("t", "b")
+	next.hook = nil
+	login("t", "b")
+	if next.calls != 7 {
+		t.Errorf("a check overtaken by Invalidate was cached: %d checks, want 7", next.calls)
+	}
+}

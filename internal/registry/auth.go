@@ -89,7 +89,7 @@ func (r *Registry) SetCredentials(ctx context.Context, tenant, device string, cr
 		}
 	}
 	version := newID()
-	err := r.st.UpdateRegistry(ctx, func(tx store.RegistryTx) error {
+	err := r.update(ctx, Change{Tenant: tenant, Device: device, Kind: CredentialsUpdated}, func(tx store.RegistryTx) error {
 		// A store may run fn again after a conflict (PostgreSQL): patch a
 		// fresh copy each time, never the previous attempt's result.
 		next := cloneCredentials(next)

@@ -34,7 +34,7 @@ func (r *Registry) CreateDevice(ctx context.Context, tenant, id string, d Device
 	now := r.opts.Now().UTC()
 	d.Status = &DeviceStatus{Created: now}
 	version := newID()
-	err := r.st.UpdateRegistry(ctx, func(tx store.RegistryTx) error {
+	err := r.update(ctx, Change{Tenant: tenant, Device: id, Kind: DeviceCreated}, func(tx store.RegistryTx) error {
 		t, err := requireTenant(tx, tenant)
 		if err != nil {
 			return err
@@ -92,7 +92,7 @@ func (r *Registry) UpdateDevice(ctx context.Context, tenant, id string, d Device
 		return "", err
 	}
 	version := newID()
-	err := r.st.UpdateRegistry(ctx, func(tx store.RegistryTx) error {
+	err := r.update(ctx, Change{Tenant: tenant, Device: id, Kind: DeviceUpdated}, func(tx store.RegistryTx) error {
 		if _, err := requireTenant(tx, tenant); err != nil {
 			return err
 		}
@@ -116,7 +116,7 @@ func (r *Registry) UpdateDevice(ctx context.Context, tenant, id string, d Device
 
 // DeleteDevice deletes a device and its credentials.
 func (r *Registry) DeleteDevice(ctx context.Context, tenant, id, ifMatch string) error {
-	return r.st.UpdateRegistry(ctx, func(tx store.RegistryTx) error {
+	return r.update(ctx, Change{Tenant: tenant, Device: id, Kind: DeviceDeleted}, func(tx store.RegistryTx) error {
 		if _, err := requireTenant(tx, tenant); err != nil {
 			return err
 		}
@@ -149,7 +149,7 @@ func deleteDevice(tx store.RegistryTx, tenant, id string) error {
 // DeleteAllDevices deletes every device of a tenant, with their
 // credentials.
 func (r *Registry) DeleteAllDevices(ctx context.Context, tenant string) error {
-	return r.st.UpdateRegistry(ctx, func(tx store.RegistryTx) error {
+	return r.update(ctx, Change{Tenant: tenant, Kind: AllDevicesDeleted}, func(tx store.RegistryTx) error {
 		if _, err := requireTenant(tx, tenant); err != nil {
 			return err
 		}

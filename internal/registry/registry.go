@@ -59,8 +59,9 @@ func (o *Options) withDefaults() (Options, error) {
 
 // Registry is the device registry service. It is safe for concurrent use.
 type Registry struct {
-	st   store.RegistryStore
-	opts Options
+	st     store.RegistryStore
+	opts   Options
+	notify notifier
 }
 
 // New returns a registry over st; opts may be nil.
@@ -69,7 +70,7 @@ func New(st store.RegistryStore, opts *Options) (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Registry{st: st, opts: o}, nil
+	return &Registry{st: st, opts: o, notify: notifier{origin: newID()}}, nil
 }
 
 // Key layout in the store. Tenant and device ids cannot contain '/', so a
@@ -188,7 +189,7 @@ func (r *Registry) CreateTenant(ctx context.Context, id string, t Tenant) (strin
 		return "", "", err
 	}
 	version := newID()
-	err := r.st.UpdateRegistry(ctx, func(tx store.RegistryTx) error {
+	err := r.update(ctx, Change{Tenant: id, Kind: TenantCreated}, func(tx store.RegistryTx) error {
 		if _, ok, err := tx.Get(tenantKey(id)); err != nil {
 			return err
 		} else if ok {
@@ -227,7 +228,7 @@ func (r *Registry) UpdateTenant(ctx context.Context, id string, t Tenant, ifMatc
 		return "", err
 	}
 	version := newID()
-	err := r.st.UpdateRegistry(ctx, func(tx store.RegistryTx) error {
+	err := r.update(ctx, Change{Tenant: id, Kind: TenantUpdated}, func(tx store.RegistryTx) error {
 		old, err := getVersion[Tenant](tx, tenantKey(id), ifMatch, fmt.Sprintf("tenant %q", id))
 		if err != nil {
 			return err
@@ -245,7 +246,7 @@ func (r *Registry) UpdateTenant(ctx context.Context, id string, t Tenant, ifMatc
 
 // DeleteTenant deletes a tenant with all its devices and credentials.
 func (r *Registry) DeleteTenant(ctx context.Context, id, ifMatch string) error {
-	return r.st.UpdateRegistry(ctx, func(tx store.RegistryTx) error {
+	return r.update(ctx, Change{Tenant: id, Kind: TenantDeleted}, func(tx store.RegistryTx) error {
 		old, err := getVersion[Tenant](tx, tenantKey(id), ifMatch, fmt.Sprintf("tenant %q", id))
 		if err != nil {
 			return err

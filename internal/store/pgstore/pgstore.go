@@ -19,6 +19,8 @@ import (
 // keeps their transactions isolated. It is safe for concurrent use.
 type Store struct {
 	pool *pgxpool.Pool
+	// channel carries registry change notifications (notify.go).
+	channel string
 }
 
 var _ store.RegistryStore = (*Store)(nil)
@@ -71,6 +73,12 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		p.Close()
 		return nil, fmt.Errorf("pgstore: create schema: %w", err)
 	}
+	var schema string
+	if err := p.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("pgstore: current schema: %w", err)
+	}
+	s.channel = channelName(schema)
 	return s, nil
 }
 
@@ -144,7 +152,7 @@ func (s *Store) attempt(ctx context.Context, opts pgx.TxOptions, fn func(*regist
 	// Runs first among the deferred calls, also when fn panics; a no-op
 	// after Commit. A connection whose rollback fails is not reused.
 	defer rollback(ctx, ptx)
-	tx := &registryTx{ctx: ctx, tx: ptx, write: opts.AccessMode == pgx.ReadWrite}
+	tx := &registryTx{ctx: ctx, tx: ptx, write: opts.AccessMode == pgx.ReadWrite, channel: s.channel}
 	ferr := fn(tx)
 	tx.done = true
 	if tx.conflict != nil {

@@ -24,6 +24,8 @@ type registryTx struct {
 	tx    pgx.Tx
 	write bool
 	done  bool
+	// channel is the Store's notification channel (notify.go).
+	channel string
 	// conflict is the first serialization failure or deadlock a statement
 	// met: PostgreSQL has aborted the transaction, so it is retried
 	// whatever fn returns.
