@@ -142,14 +142,16 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 		QueueQoS0:         cfg.MQTT.QueueQoS0Offline,
 		Logger:            log,
 	})
+	authn := authenticator(cfg, reg)
+	watch := newRegistryWatch(reg, log, n.metrics) // registrywatch.go
 	n.mqtt = &mqtt.Server{
 		Handler: mqttadapter.New(n.hub, mqttadapter.Options{
 			Tenant: config.DefaultTenant, Logger: log, Metrics: n.metrics,
-			Authenticator: authenticator(cfg, reg), RequireAuth: cfg.Auth && !cfg.AllowAnonymous,
+			Authenticator: authn, RequireAuth: cfg.Auth && !cfg.AllowAnonymous,
 			AuthConcurrency:  cfg.Login.Concurrency,
 			CertLogin:        certLogin(cfg, reg),
 			ACL:              acl,
-			TenantRules:      tenantRules(reg, log),
+			TenantRules:      tenantRules(reg, log, watch.failed),
 			Limiter:          &auth.Limiter{Burst: cfg.Login.FailureBurst, Interval: time.Duration(cfg.Login.FailureInterval), Max: 100_000},
 			SessionExpiry311: time.Duration(cfg.MQTT.SessionExpiry311),
 		}),
@@ -165,6 +167,12 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 		OutboundTopicAliases: cfg.MQTT.OutboundTopicAliases,
 	}
 	n.metrics.WatchParked(n.mqtt.Parked)
+	pg, _ := rs.(*pgstore.Store)
+	if err := watch.start(n.mqtt.Handler.(*mqttadapter.Adapter), authn, pg); err != nil {
+		n.closeStore()
+		return nil, err
+	}
+	n.closers = append(n.closers, watch.stop)
 	n.hub.AddTenant(config.DefaultTenant)
 	if err := n.hub.Recover(context.Background(), n.knownTenants()); err != nil {
 		n.closeStore()
@@ -354,32 +362,51 @@ func aclRules(rules []config.ACLRule) []auth.Rule {
 }
 
 // tenantRules reads a tenant's own access rules from its registry entry
-// (ext.acl, a list of rules like the config file's, tenant implied).
-func tenantRules(reg *registry.Registry, log *slog.Logger) func(context.Context, string) []auth.Rule {
-	return func(ctx context.Context, tenant string) []auth.Rule {
+// (ext.acl, a list of rules like the config file's, tenant implied). A
+// tenant the registry does not hold has none; a registry that cannot be
+// read is an error (counted in failed; the adapter logs it and refuses the
+// client), since no rules would allow everything.
+func tenantRules(reg *registry.Registry, log *slog.Logger, failed func(op string)) func(context.Context, string) ([]auth.Rule, error) {
+	return func(ctx context.Context, tenant string) ([]auth.Rule, error) {
 		t, _, err := reg.GetTenant(ctx, tenant)
-		if err != nil || t.Ext["acl"] == nil {
-			return nil
+		switch {
+		case errors.Is(err, registry.ErrNotFound):
+			return nil, nil
+		case err != nil:
+			failed("tenant-rules")
+			return nil, fmt.Errorf("access rules of tenant %q: %w", tenant, err)
 		}
-		raw, err := json.Marshal(t.Ext["acl"])
-		var rules []auth.Rule
-		if err == nil {
-			err = json.Unmarshal(raw, &rules)
-		}
-		for i := range rules {
-			rules[i].Tenant = tenant
-		}
-		if err == nil {
-			_, err = auth.NewACL(rules)
-		}
-		if err != nil {
-			log.Warn("tenant access rules ignored", slog.String("tenant", tenant), slog.Any("err", err))
-			// Rules that do not parse deny everything rather than
-			// nothing: the tenant meant to restrict.
-			return []auth.Rule{{Tenant: tenant, Topic: "#", Deny: true}}
-		}
-		return rules
+		return rulesOf(tenant, t, log), nil
 	}
+}
+
+// rulesOf returns the access rules of tenant t (ext.acl).
+func rulesOf(tenant string, t registry.Tenant, log *slog.Logger) []auth.Rule {
+	if t.Ext["acl"] == nil {
+		return nil
+	}
+	raw, err := json.Marshal(t.Ext["acl"])
+	var rules []auth.Rule
+	if err == nil {
+		err = json.Unmarshal(raw, &rules)
+	}
+	for i := range rules {
+		rules[i].Tenant = tenant
+	}
+	if err == nil {
+		_, err = auth.NewACL(rules)
+	}
+	if err != nil {
+		log.Warn("tenant access rules ignored", slog.String("tenant", tenant), slog.Any("err", err))
+		return denyAll(tenant)
+	}
+	return rules
+}
+
+// denyAll is the rule set of a tenant whose rules do not parse: it meant
+// to restrict, so everything is denied rather than nothing.
+func denyAll(tenant string) []auth.Rule {
+	return []auth.Rule{{Tenant: tenant, Topic: "#", Deny: true}}
 }
 
 // certLogin logs devices in by TLS client certificate when --auth is on.

@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -54,10 +55,12 @@ type Options struct {
 	// certificate and no user name. If nil, certificates are not used.
 	CertLogin *auth.CertLogin
 	// ACL holds the configured access rules; TenantRules, if set, returns a
-	// tenant's own rules (read once per connection). Without rules,
-	// everything is allowed.
+	// tenant's own rules (read at CONNECT; SetTenantRules replaces them).
+	// Without rules, everything is allowed. A client whose tenant's rules
+	// cannot be read is refused (Server unavailable): no rules would allow
+	// everything.
 	ACL         *auth.ACL
-	TenantRules func(ctx context.Context, tenant string) []auth.Rule
+	TenantRules func(ctx context.Context, tenant string) ([]auth.Rule, error)
 	// RequireAuth refuses clients without a user name or certificate.
 	RequireAuth bool
 	// Limiter refuses logins from addresses with too many recent failures
@@ -88,6 +91,7 @@ type Adapter struct {
 	now       func() time.Time
 	metrics   *metrics.Metrics
 	flow      *metrics.Flow // nil without metrics
+	conns     registered    // open connections by tenant and device (registered.go)
 }
 
 var (
@@ -127,7 +131,8 @@ type connState struct {
 	device    string // authenticated device id; empty for anonymous clients
 	user      string // auth-id of the login
 	who       auth.Who
-	rules     []auth.Rule // the tenant's own access rules
+	rules     atomic.Pointer[[]auth.Rule] // the tenant's own access rules; SetTenantRules replaces them
+	epoch     uint64                      // of the registry changes applied when Connect began (registered.go)
 	session   *hub.Session
 	will      *hub.Message
 	willDelay time.Duration
@@ -184,7 +189,7 @@ func state(c *mqtt.Conn) *connState {
 
 // Connect authenticates the client and accepts it into its tenant.
 func (a *Adapter) Connect(c *mqtt.Conn, p *packet.Connect) mqtt.ConnectResult {
-	st := &connState{tenant: a.tenant}
+	st := &connState{tenant: a.tenant, epoch: a.conns.currentEpoch()}
 	switch {
 	case p.UsernameFlag && a.opts.Authenticator != nil:
 		id, code := a.authenticate(c, p)
@@ -204,8 +209,14 @@ func (a *Adapter) Connect(c *mqtt.Conn, p *packet.Connect) mqtt.ConnectResult {
 	st.who = auth.Who{Tenant: st.tenant, Device: st.device, User: st.user, ClientID: c.ClientID()}
 	if a.opts.TenantRules != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		st.rules = a.opts.TenantRules(ctx, st.tenant)
+		rules, err := a.opts.TenantRules(ctx, st.tenant)
 		cancel()
+		if err != nil {
+			a.log.Error("login refused: the tenant's access rules cannot be read", "tenant", st.tenant,
+				"client", c.ClientID(), "err", err)
+			return a.refuse(packet.ServerUnavailable) // 3.1.1: 0x03
+		}
+		st.rules.Store(&rules)
 	}
 	if p.WillFlag {
 		if !a.allowed(st, auth.Publish, p.WillTopic) {
@@ -309,12 +320,14 @@ var refusalReasons = map[packet.ReasonCode]string{
 	packet.ServerBusy:             "too many logins in progress",
 	packet.TopicNameInvalid:       "the will topic is reserved",
 	packet.PayloadFormatInvalid:   "the will payload is not UTF-8 as its format indicator says",
+	packet.ServerUnavailable:      "the device registry cannot be read; try again later",
 }
 
 // Open attaches the client's hub session, resuming it unless clean start is
 // set.
 func (a *Adapter) Open(c *mqtt.Conn) bool {
 	st := state(c)
+	defer a.opened(c, st) // registered.go
 	s, present := a.hub.Open(st.tenant, c.ClientID(), c.CleanStart())
 	st.session = s
 	if a.metrics != nil {
@@ -479,6 +492,7 @@ func (a *Adapter) Disconnected(c *mqtt.Conn, err error) {
 	if st == nil || st.session == nil {
 		return
 	}
+	a.conns.remove(c, st) // registered.go
 	dep := hub.Departure{Expiry: a.sessionExpiry(c)}
 	// Unacknowledged messages stay with a persistent session; those of
 	// shared subscriptions go to another member in any case.
@@ -545,7 +559,11 @@ func (a *Adapter) message(topic string, payload []byte, qos byte, retain bool, p
 
 // allowed applies the access rules to the client.
 func (a *Adapter) allowed(st *connState, action auth.Action, t string) bool {
-	return a.opts.ACL.Allowed(st.who, action, t, st.rules)
+	var rules []auth.Rule
+	if p := st.rules.Load(); p != nil {
+		rules = *p
+	}
+	return a.opts.ACL.Allowed(st.who, action, t, rules)
 }
 
 // reserved reports whether a topic belongs to the server: clients neither

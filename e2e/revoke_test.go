@@ -1,0 +1,146 @@
+package e2e
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/ferry-iot/ferry/internal/config"
+	"github.com/ferry-iot/ferry/internal/node"
+	"github.com/ferry-iot/ferry/internal/store/pgstore/pgtest"
+)
+
+// registryPut sends a PUT to the registry API of n, as an operator would.
+func registryPut(t *testing.T, n *node.Node, path, body string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPut, "http://"+n.HTTPAddr().String()+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("admin", "admin-pw")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT %s: %s", path, resp.Status)
+	}
+}
+
+// connectedWithin fails the test unless the hub of n has want connected
+// sessions of tenant within d.
+func connectedWithin(t *testing.T, n *node.Node, tenant string, want int64, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for n.Hub().TenantStats(tenant).Connected != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections of tenant %s %v after the device was disabled, want %d",
+				n.Hub().TenantStats(tenant).Connected, tenant, d, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// refusedLogin checks that a login of the device is refused as not
+// authorised.
+func refusedLogin(t *testing.T, pub, host, port string, login []string) {
+	t.Helper()
+	for _, v := range []string{"mqttv311", "mqttv5"} {
+		p := startProc(t, pub, append([]string{"-h", host, "-p", port, "-V", v, "-t", "x", "-m", "y"}, login...)...)
+		out := p.exit(t)
+		if p.cmd.ProcessState.Success() || !strings.Contains(strings.ToLower(out), "not author") {
+			t.Errorf("%s login of the disabled device: success %v, %q; want not authorised", v, p.cmd.ProcessState.Success(), out)
+		}
+	}
+}
+
+// TestDisableDeviceDisconnects: disabling a device through the registry
+// API closes its connections at once (MQTT 5 and 3.1.1) and its next login
+// is refused, although a login of it is in the login cache.
+func TestDisableDeviceDisconnects(t *testing.T) {
+	sub := requirePeer(t, "mosquitto_sub", "mosquitto-clients")
+	pub := requirePeer(t, "mosquitto_pub", "mosquitto-clients")
+	n := startFerry(t, func(c *config.Config) {
+		c.Auth = true
+		c.AdminPassword = "admin-pw"
+	})
+	host, port := hostPort(n)
+	provision(t, n, "t1", "d1", "sensor-1", "pw-1", true)
+	provision(t, n, "t1", "d2", "sensor-2", "pw-2", true)
+	login := []string{"-u", "sensor-1@t1", "-P", "pw-1"}
+	// A login now puts d1 into the login cache.
+	run(t, pub, append([]string{"-h", host, "-p", port, "-t", "x", "-m", "y"}, login...)...)
+	v5 := startProc(t, sub, append([]string{"-h", host, "-p", port, "-V", "mqttv5", "-i", "d1-v5", "-t", "a/#", "-q", "1"}, login...)...)
+	v311 := startProc(t, sub, append([]string{"-h", host, "-p", port, "-V", "mqttv311", "-i", "d1-v311", "-t", "a/#", "-q", "1"}, login...)...)
+	other := startProc(t, sub, "-h", host, "-p", port, "-i", "d2", "-t", "a/#", "-u", "sensor-2@t1", "-P", "pw-2")
+	waitSubscriptions(t, n.Hub(), 3)
+
+	connectedWithin(t, n, "t1", 3, 10*time.Second)
+
+	registryPut(t, n, "/v1/devices/t1/d1", `{"enabled":false}`)
+	connectedWithin(t, n, "t1", 1, time.Second)
+	// mosquitto_sub tries once more, is refused and gives up (the 3.1.1
+	// one after its reconnect delay: 3.1.1 has no DISCONNECT from the
+	// server).
+	v5.exit(t)
+	if out := strings.ToLower(v311.exit(t)); !strings.Contains(out, "not author") {
+		t.Errorf("the 3.1.1 subscriber of d1 said %q, want a refused reconnection", out)
+	}
+	refusedLogin(t, pub, host, port, login)
+	select {
+	case <-other.done:
+		t.Errorf("device d2's subscriber ended too:\n%s", other.out.String())
+	default:
+	}
+}
+
+// TestScaleOutDisableDevice: disabling a device through one node's
+// registry API closes its connection on another node within a second, and
+// that node refuses its login too.
+func TestScaleOutDisableDevice(t *testing.T) {
+	sub := requirePeer(t, "mosquitto_sub", "mosquitto-clients")
+	pub := requirePeer(t, "mosquitto_pub", "mosquitto-clients")
+	a, b := startCluster(t)
+	hostB, portB := hostPort(b)
+	provision(t, a, "t1", "d1", "sensor-1", "pw-1", true)
+	login := []string{"-u", "sensor-1@t1", "-P", "pw-1"}
+	run(t, pub, append([]string{"-h", hostB, "-p", portB, "-t", "x", "-m", "y"}, login...)...) // into B's login cache
+	s := startProc(t, sub, append([]string{"-h", hostB, "-p", portB, "-V", "mqttv5", "-i", "d1", "-t", "a/#", "-q", "1"}, login...)...)
+	waitSubscriptions(t, b.Hub(), 1)
+	connectedWithin(t, b, "t1", 1, 10*time.Second)
+
+	registryPut(t, a, "/v1/devices/t1/d1", `{"enabled":false}`)
+	connectedWithin(t, b, "t1", 0, time.Second)
+	s.exit(t)
+	refusedLogin(t, pub, hostB, portB, login)
+	hostA, portA := hostPort(a)
+	refusedLogin(t, pub, hostA, portA, login)
+}
+
+// startCluster starts two nodes of a scale-out cluster with --auth: Kafka
+// is franz-go's kfake, the registry a real PostgreSQL.
+func startCluster(t *testing.T) (a, b *node.Node) {
+	t.Helper()
+	dsn := pgtest.Schema(t, pgtest.Start(t))
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	start := func(id string) *node.Node {
+		return startFerry(t, func(c *config.Config) {
+			c.Auth = true
+			c.AdminPassword = "admin-pw"
+			c.Store.Engine = "memory"
+			c.Registry.PostgresDSN = dsn
+			c.Cluster.NodeID = id
+			c.Cluster.Kafka.Brokers = kc.ListenAddrs()
+		})
+	}
+	return start("a"), start("b")
+}
