@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/paho"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/ferry-iot/ferry/internal/config"
@@ -143,4 +145,78 @@ func startCluster(t *testing.T) (a, b *node.Node) {
 		})
 	}
 	return start("a"), start("b")
+}
+
+// pahoWatched connects a paho.golang client (MQTT 5) that reports the code
+// of a DISCONNECT from the server.
+func pahoWatched(t *testing.T, n *node.Node, id, user, password string) (*paho.Client, chan byte) {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", n.MQTTAddr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disconnected := make(chan byte, 1)
+	cl := paho.NewClient(paho.ClientConfig{Conn: nc,
+		OnServerDisconnect: func(d *paho.Disconnect) { disconnected <- d.ReasonCode }})
+	ack, err := cl.Connect(ctx5(t), &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30,
+		UsernameFlag: true, Username: user, PasswordFlag: true, Password: []byte(password)})
+	if err != nil || ack.ReasonCode != 0 {
+		t.Fatalf("connect %s: %v %v", id, err, ack)
+	}
+	t.Cleanup(func() { cl.Disconnect(&paho.Disconnect{}) })
+	return cl, disconnected
+}
+
+func disconnectedWithin(t *testing.T, ch chan byte, d time.Duration, what string) {
+	t.Helper()
+	select {
+	case code := <-ch:
+		if code != 0x87 {
+			t.Errorf("%s: DISCONNECT %#x, want 0x87 not authorized", what, code)
+		}
+	case <-time.After(d):
+		t.Errorf("%s: no DISCONNECT within %v", what, d)
+	}
+}
+
+// TestRegistryChangesApplyToConnections: a tenant's changed ext.acl rules
+// apply to its open connections (one holding a subscription they refuse is
+// closed with 0x87, and cannot subscribe again), and changed credentials
+// close the device's connections and refuse the old password.
+func TestRegistryChangesApplyToConnections(t *testing.T) {
+	n := startFerry(t, func(c *config.Config) {
+		c.Auth = true
+		c.AdminPassword = "admin-pw"
+	})
+	provision(t, n, "t1", "d1", "sensor-1", "pw-1", true)
+	registryPut(t, n, "/v1/tenants/t1", `{"ext":{"acl":[{"topic":"a/#"},{"topic":"b/#"}]}}`)
+	cl, disconnected := pahoWatched(t, n, "d1", "sensor-1@t1", "pw-1")
+	subscribe(t, cl, 0, paho.SubscribeOptions{Topic: "a/#", QoS: 1})
+
+	registryPut(t, n, "/v1/tenants/t1", `{"ext":{"acl":[{"topic":"b/#"}]}}`)
+	disconnectedWithin(t, disconnected, time.Second, "subscriber of a/# after a/# was no longer allowed")
+	cl, disconnected = pahoWatched(t, n, "d1", "sensor-1@t1", "pw-1")
+	// paho reports the refused subscription as an error, with the SUBACK.
+	sa, err := cl.Subscribe(ctx5(t), &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "a/#"}, {Topic: "b/#"}}})
+	if sa == nil {
+		t.Fatal(err)
+	}
+	if len(sa.Reasons) != 2 || sa.Reasons[0] != 0x87 || sa.Reasons[1] != 0 {
+		t.Errorf("SUBACK under the new rules: %v, want [0x87 0]", sa.Reasons)
+	}
+
+	registryPut(t, n, "/v1/credentials/t1/d1",
+		`[{"type":"hashed-password","auth-id":"sensor-1","secrets":[{"pwd-plain":"pw-new"}]}]`)
+	disconnectedWithin(t, disconnected, time.Second, "device whose credentials changed")
+	nc, err := net.DialTimeout("tcp", n.MQTTAddr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := paho.NewClient(paho.ClientConfig{Conn: nc})
+	ack, _ := old.Connect(ctx5(t), &paho.Connect{ClientID: "d1", CleanStart: true,
+		UsernameFlag: true, Username: "sensor-1@t1", PasswordFlag: true, Password: []byte("pw-1")})
+	if ack == nil || ack.ReasonCode != 0x86 {
+		t.Errorf("login with the old password: %v, want CONNACK 0x86", ack)
+	}
+	pahoWatched(t, n, "d1", "sensor-1@t1", "pw-new")
 }

@@ -15,6 +15,12 @@
 // (`auth-id@tenant`) and [Registry.ResolveCredentials] for the other
 // credential types (X.509 subject DN, PSK identity).
 //
+// Every committed change of a tenant, device or credential set is told to
+// the registry's subscribers ([Registry.Subscribe]) as a [Change]; with a
+// store whose transactions can carry it (pgstore: pg_notify, sent only if
+// the transaction commits), to the other processes sharing the store too,
+// which hand it on with [Registry.Notified].
+//
 // Errors wrap the sentinels [ErrInvalid], [ErrNotFound], [ErrConflict],
 // [ErrPrecondition], [ErrLimitExceeded], [ErrBadCredentials] and
 // [ErrDisabled]; match them with errors.Is. The HTTP API maps them to 400,
