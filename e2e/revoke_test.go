@@ -182,7 +182,8 @@ func disconnectedWithin(t *testing.T, ch chan byte, d time.Duration, what string
 // TestRegistryChangesApplyToConnections: a tenant's changed ext.acl rules
 // apply to its open connections (one holding a subscription they refuse is
 // closed with 0x87, and cannot subscribe again), and changed credentials
-// close the device's connections and refuse the old password.
+// close the device's connections and refuse the old password; disabling
+// the tenant closes its devices' connections.
 func TestRegistryChangesApplyToConnections(t *testing.T) {
 	n := startFerry(t, func(c *config.Config) {
 		c.Auth = true
@@ -218,5 +219,8 @@ func TestRegistryChangesApplyToConnections(t *testing.T) {
 	if ack == nil || ack.ReasonCode != 0x86 {
 		t.Errorf("login with the old password: %v, want CONNACK 0x86", ack)
 	}
-	pahoWatched(t, n, "d1", "sensor-1@t1", "pw-new")
+	_, disconnected = pahoWatched(t, n, "d1", "sensor-1@t1", "pw-new")
+
+	registryPut(t, n, "/v1/tenants/t1", `{"enabled":false}`)
+	disconnectedWithin(t, disconnected, time.Second, "device of a disabled tenant")
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/ferry-iot/ferry/internal/store/pgstore"
 	"github.com/ferry-iot/ferry/internal/store/pgstore/pgtest"
 )
@@ -124,5 +126,27 @@ func TestPostgresChangeNotifications(t *testing.T) {
 	case c := <-changes:
 		t.Errorf("B heard a change more: %v", c)
 	case <-time.After(100 * time.Millisecond):
+	}
+
+	// B's listening connection dies: once it listens again, B's
+	// subscribers hear that changes may have been lost, and later
+	// changes arrive again.
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var killed int
+	if err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'LISTEN %'`).Scan(&killed); err != nil || killed != 1 {
+		t.Fatalf("terminating the listener: %d, %v", killed, err)
+	}
+	if c := next(); c != (Change{Kind: ChangesLost}) {
+		t.Errorf("B heard %v, want changes-lost", c)
+	}
+	if err := a.DeleteTenant(ctx, "t1", ""); err != nil {
+		t.Fatal(err)
+	}
+	if c := next(); c != (Change{"t1", "", TenantDeleted}) {
+		t.Errorf("B heard %v", c)
 	}
 }
