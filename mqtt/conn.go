@@ -77,6 +77,16 @@ type ReleaseHandler interface {
 	Released(c *Conn, p *packet.Publish, done func())
 }
 
+// SessionOpener is implemented by a Handler whose Open can fail, e.g.
+// because a persistent session or a will cannot be stored: OpenSession is
+// called instead of Open, and a code other than Success is written as the
+// CONNACK (3.1.1: mapped to a return code) and the connection closed, so
+// the client knows the session it asked for does not exist. Disconnected
+// follows as for any opened connection.
+type SessionOpener interface {
+	OpenSession(c *Conn) (sessionPresent bool, code packet.ReasonCode)
+}
+
 // AsyncPublishHandler is implemented by a Handler whose work on an inbound
 // QoS 1 or 2 PUBLISH finishes later, typically after a durable write that is
 // committed together with other connections' writes. The library then goes

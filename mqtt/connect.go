@@ -112,7 +112,16 @@ func (c *Conn) handshake() error {
 	}
 
 	c.opened = true
-	present := s.Handler.Open(c)
+	var present bool
+	if s.hooks.opener != nil {
+		var code packet.ReasonCode
+		if present, code = s.hooks.opener.OpenSession(c); code != packet.Success {
+			c.writeNow(&packet.Connack{ReasonCode: code}, c.version)
+			return &DisconnectError{Code: code, Err: errors.New("mqtt: the session could not be opened")}
+		}
+	} else {
+		present = s.Handler.Open(c)
+	}
 	if p.CleanStart {
 		// [MQTT-3.2.2-2] (3.1.1: [MQTT-3.2.2-1]).
 		present = false

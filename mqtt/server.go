@@ -326,6 +326,7 @@ type hooks struct {
 	release   ReleaseHandler
 	async     AsyncPublishHandler
 	auth      AuthHandler
+	opener    SessionOpener
 }
 
 func newHooks(h Handler) hooks {
@@ -334,5 +335,6 @@ func newHooks(h Handler) hooks {
 	k.release, _ = h.(ReleaseHandler)
 	k.async, _ = h.(AsyncPublishHandler)
 	k.auth, _ = h.(AuthHandler)
+	k.opener, _ = h.(SessionOpener)
 	return k
 }
