@@ -365,11 +365,11 @@ func TestMQTT5SessionExpiryAndWillDelay(t *testing.T) {
 	}
 }
 
-// TestMQTT5QuotaExceeded: when a subscriber's queue is full, a QoS 1
+// TestMQTT5QuotaExceeded: when a subscriber's stored queue is full, a QoS 1
 // publish that cannot reach it is answered with PUBACK 0x97, so the
 // publisher knows a copy was lost.
 func TestMQTT5QuotaExceeded(t *testing.T) {
-	n := startFerry(t, func(c *config.Config) { c.MQTT.MaxQueuedOffline = 1 })
+	n := startFerry(t, func(c *config.Config) { c.MQTT.MaxQueuedOffline, c.MQTT.MaxStoredMessages = 1, 1 })
 	addr := n.MQTTAddr().String()
 	sub, _, _ := pahoSession(t, addr, "offline-sub", true, 300, nil, 0)
 	subscribe(t, sub, 0, paho.SubscribeOptions{Topic: "quota", QoS: 1})

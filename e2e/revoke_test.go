@@ -3,7 +3,9 @@ package e2e
 import (
 	"net"
 	"net/http"
+	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/ferry-iot/ferry/internal/config"
 	"github.com/ferry-iot/ferry/internal/node"
+	"github.com/ferry-iot/ferry/internal/registry"
 	"github.com/ferry-iot/ferry/internal/store/pgstore/pgtest"
 )
 
@@ -109,9 +112,32 @@ func TestScaleOutDisableDevice(t *testing.T) {
 	pub := requirePeer(t, "mosquitto_pub", "mosquitto-clients")
 	a, b := startCluster(t)
 	hostB, portB := hostPort(b)
+	heard := make(chan struct{})
+	var once sync.Once
+	cancel := b.Registry().Subscribe(registry.SubscriberFunc(func(c registry.Change) {
+		if c.Kind == registry.CredentialsUpdated && c.Device == "d1" {
+			once.Do(func() { close(heard) })
+		}
+	}))
+	t.Cleanup(cancel)
 	provision(t, a, "t1", "d1", "sensor-1", "pw-1", true)
 	login := []string{"-u", "sensor-1@t1", "-P", "pw-1"}
-	run(t, pub, append([]string{"-h", hostB, "-p", portB, "-t", "x", "-m", "y"}, login...)...) // into B's login cache
+	// B closes d1's connections when it hears of the new credentials: log
+	// in (into B's login cache) after that.
+	select {
+	case <-heard:
+	case <-time.After(10 * time.Second):
+		t.Fatal("node B did not hear of d1's credentials")
+	}
+	var err error
+	for range 3 {
+		if err = exec.Command(pub, append([]string{"-h", hostB, "-p", portB, "-t", "x", "-m", "y"}, login...)...).Run(); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("d1's first login on node B: %v", err)
+	}
 	s := startProc(t, sub, append([]string{"-h", hostB, "-p", portB, "-V", "mqttv5", "-i", "d1", "-t", "a/#", "-q", "1"}, login...)...)
 	waitSubscriptions(t, b.Hub(), 1)
 	connectedWithin(t, b, "t1", 1, 10*time.Second)

@@ -240,7 +240,7 @@ func TestRetainedAcrossNodes(t *testing.T) {
 	// expired there.
 	c := startNode(t, kc, "c", hub.Options{Now: func() time.Time { return time.Now().Add(time.Hour) }})
 	late, _ := c.h.Open("T", "late", true)
-	ret := late.Subscribe(hub.Subscription{Filter: "cfg/#", QoS: 1})
+	ret, _ := late.Subscribe(hub.Subscription{Filter: "cfg/#", QoS: 1})
 	if len(ret) != 1 || !reflect.DeepEqual(viewOf(ret[0].Message), viewOf(set)) {
 		var got []view
 		for _, d := range ret {
@@ -280,7 +280,7 @@ func TestRetainedConverges(t *testing.T) {
 	retained := func(n node, topic string) string {
 		s, _ := n.h.Open("T", "probe", true)
 		defer s.Detach(hub.Departure{})
-		ret := s.Subscribe(hub.Subscription{Filter: topic})
+		ret, _ := s.Subscribe(hub.Subscription{Filter: topic})
 		if len(ret) != 1 {
 			return ""
 		}
@@ -478,7 +478,7 @@ func TestRetainedSurvivesRestartWithSameID(t *testing.T) {
 	// retained messages too.
 	again := startNode(t, kc, "a", hub.Options{})
 	s, _ := again.h.Open("T", "late", true)
-	if ret := s.Subscribe(hub.Subscription{Filter: "cfg"}); len(ret) != 1 || string(ret[0].Message.Payload) != "kept" {
+	if ret, _ := s.Subscribe(hub.Subscription{Filter: "cfg"}); len(ret) != 1 || string(ret[0].Message.Payload) != "kept" {
 		t.Fatalf("restarted node has retained %v, want kept", ret)
 	}
 }
@@ -546,7 +546,7 @@ func TestRetainedOrder(t *testing.T) {
 					c.handleRetained(encode(DefaultRetainedTopic, "T", st.node, m, st.payload == ""))
 				}
 				s, _ := h.Open("T", "probe", true)
-				ret := s.Subscribe(hub.Subscription{Filter: "r"})
+				ret, _ := s.Subscribe(hub.Subscription{Filter: "r"})
 				s.Detach(hub.Departure{})
 				got := ""
 				if len(ret) == 1 {

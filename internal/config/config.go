@@ -214,6 +214,19 @@ type MQTT struct {
 	// MaxQueuedOfflineBytes (mqtt.max_queued_offline_bytes) bounds them in
 	// bytes. Default 67108864 (64 MiB).
 	MaxQueuedOfflineBytes int `yaml:"max_queued_offline_bytes"`
+	// MaxStoredMessages (mqtt.max_stored_messages) bounds the messages a
+	// persistent session keeps in the store once its in-memory queue
+	// (max_queued_offline) is full: only past it are QoS 1/2 messages to
+	// the session dropped (the publisher is told: MQTT 5 PUBACK 0x97).
+	// Default 1000000.
+	MaxStoredMessages int `yaml:"max_stored_messages"`
+	// MaxStoredBytes (mqtt.max_stored_bytes) bounds the stored queues of
+	// all sessions together, in bytes. Default 4294967296 (4 GiB).
+	MaxStoredBytes int64 `yaml:"max_stored_bytes"`
+	// MaxSubscriptions (mqtt.max_subscriptions) bounds the subscriptions
+	// of one session; a SUBSCRIBE beyond it is refused (MQTT 5: 0x97,
+	// 3.1.1: 0x80). Default 1000.
+	MaxSubscriptions int `yaml:"max_subscriptions"`
 	// QueueQoS0Offline (mqtt.queue_qos0_offline) queues QoS 0 messages for
 	// disconnected persistent sessions too. Default false.
 	QueueQoS0Offline bool `yaml:"queue_qos0_offline"`
@@ -308,6 +321,9 @@ func Default() Config {
 			MaxQueued:             1000,
 			MaxQueuedOffline:      1000,
 			MaxQueuedOfflineBytes: 64 << 20,
+			MaxStoredMessages:     1_000_000,
+			MaxStoredBytes:        4 << 30,
+			MaxSubscriptions:      1000,
 			ConnectTimeout:        Duration(10 * time.Second),
 			IdlePark:              Duration(100 * time.Millisecond),
 			TopicAliasMaximum:     10,
@@ -453,6 +469,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("mqtt.max_queued_offline: %d must not be negative", m.MaxQueuedOffline)
 	case m.MaxQueuedOfflineBytes < 0:
 		return fmt.Errorf("mqtt.max_queued_offline_bytes: %d must not be negative", m.MaxQueuedOfflineBytes)
+	case m.MaxStoredMessages < 1:
+		return fmt.Errorf("mqtt.max_stored_messages: %d must be at least 1", m.MaxStoredMessages)
+	case m.MaxStoredBytes < 1:
+		return fmt.Errorf("mqtt.max_stored_bytes: %d must be at least 1", m.MaxStoredBytes)
+	case m.MaxSubscriptions < 1:
+		return fmt.Errorf("mqtt.max_subscriptions: %d must be at least 1", m.MaxSubscriptions)
 	case m.ConnectTimeout <= 0:
 		return errors.New("mqtt.connect_timeout must be positive")
 	case m.IdlePark < 0:

@@ -2,8 +2,10 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -75,7 +77,8 @@ func (s *Session) MakeDurable(expiry time.Duration) error {
 	}
 	rec := s.recordLocked(expiry, time.Time{})
 	s.mu.Unlock()
-	if err := st.PutSession(context.Background(), s.t.name, rec); err != nil {
+	s.waitPredecessor()
+	if err := st.PutSession(s.hub.ctx, s.t.name, rec); err != nil {
 		return fmt.Errorf("storing session %s: %w", s.ID, err)
 	}
 	if already {
@@ -90,8 +93,8 @@ func (s *Session) MakeDurable(expiry time.Duration) error {
 	}
 	s.t.mu.Unlock()
 	for _, sub := range subs { // subscriptions made before it became durable
-		if err := st.PutSubscription(context.Background(), s.t.name, s.ID, toStoredSub(sub)); err != nil {
-			return err
+		if err := st.PutSubscription(s.hub.ctx, s.t.name, s.ID, toStoredSub(sub)); err != nil {
+			return fmt.Errorf("storing subscription %s of session %s: %w", sub.Filter, s.ID, err)
 		}
 	}
 	s.mu.Lock()
@@ -118,7 +121,14 @@ func (s *Session) StoreWill(m *Message, delay time.Duration) error {
 	if st == nil || m == nil {
 		return nil
 	}
-	return st.PutWill(context.Background(), s.t.name, s.ID, store.Will{Message: *toStored(m, nil), Delay: delay})
+	s.waitPredecessor()
+	if err := st.PutWill(s.hub.ctx, s.t.name, s.ID, store.Will{Message: *toStored(m, nil), Delay: delay}); err != nil {
+		return fmt.Errorf("storing the will of %s: %w", s.ID, err)
+	}
+	s.mu.Lock()
+	s.willStored = true
+	s.mu.Unlock()
+	return nil
 }
 
 func (s *Session) isDurable() bool {
@@ -128,13 +138,28 @@ func (s *Session) isDurable() bool {
 }
 
 // deliverDurable queues d for appending; finish is called once it is
-// committed and handed on (or lost).
+// committed and handed on (or lost). Past the session's store quota
+// (Options.MaxStoredMessages) or the hub's (Options.MaxStoredBytes), d is
+// dropped and the publisher told (lost).
 func (s *Session) deliverDurable(d Delivery, finish func(error, bool)) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		s.t.stats.drop(DropSessionEnded)
 		finish(nil, false)
+		return
+	}
+	size := int64(d.Message.size())
+	if len(s.sizes)+len(s.appends) >= s.hub.opts.MaxStoredMessages || s.hub.storedBytes.Load()+size > s.hub.opts.MaxStoredBytes {
+		s.t.stats.drop(DropStoreQuota)
+		if !s.quotaSaid {
+			s.quotaSaid = true
+			s.hub.opts.Logger.Warn("session store queue full: QoS 1/2 messages for it are dropped until its client catches up",
+				slog.String("tenant", s.t.name), slog.String("client", s.ID), slog.Int("queued", len(s.sizes)),
+				slog.Int("max_stored_messages", s.hub.opts.MaxStoredMessages), slog.Int64("stored_bytes_all_sessions", s.hub.storedBytes.Load()))
+		}
+		s.mu.Unlock()
+		finish(nil, true)
 		return
 	}
 	s.appends = append(s.appends, pendingAppend{d: d, finish: finish})
@@ -145,30 +170,52 @@ func (s *Session) deliverDurable(d Delivery, finish func(error, bool)) {
 func (s *Session) startAppenderLocked() {
 	if !s.appending {
 		s.appending = true
+		s.hub.wg.Add(1)
 		go s.appendLoop()
 	}
 }
 
+// pendingRelease is a PUBREC to record (Session.Release).
+type pendingRelease struct {
+	seq  uint64
+	m    *Message
+	done func(error)
+}
+
 // appendLoop is the session's store writer: it exists while there are
-// appends or trims to do, and exits when there are none.
+// appends, releases, refills or trims to do, and exits when there are none.
+// Being one goroutine per session, it keeps the session's store work in
+// order: appends in delivery order, PUBREC records (and so the PUBRELs) in
+// arrival order, refills in queue order.
 func (s *Session) appendLoop() {
-	ctx := context.Background()
+	defer s.hub.wg.Done()
+	ctx := s.hub.ctx
 	st := s.hub.opts.Store
 	for {
 		s.mu.Lock()
 		batch := s.appends
 		s.appends = nil
+		releases := s.releases
+		s.releases = nil
 		trimTo := s.trimTo
 		closed := s.closed
 		unrelease := s.unrelease
 		s.unrelease = nil
-		if len(batch) == 0 && len(unrelease) == 0 && (trimTo <= s.trimmed || closed) {
+		if !s.spilled || closed {
+			s.refill = false
+		}
+		refill := s.refill
+		from, room := s.spillNext, max(1, s.hub.opts.MaxQueuedMessages-len(s.queue))
+		if len(batch) == 0 && len(releases) == 0 && len(unrelease) == 0 && !refill && (trimTo <= s.trimmed || closed) {
 			s.appending = false
 			s.mu.Unlock()
 			return
 		}
 		s.mu.Unlock()
 
+		if len(releases) > 0 {
+			s.recordReleases(ctx, st, releases, closed)
+		}
 		if len(batch) > 0 {
 			if closed {
 				for _, pa := range batch {
@@ -176,29 +223,10 @@ func (s *Session) appendLoop() {
 				}
 				continue
 			}
-			first, err := s.appendBatch(ctx, st, batch)
-			s.mu.Lock()
-			lost := make([]bool, len(batch))
-			for i := range batch {
-				if err != nil {
-					continue
-				}
-				d := batch[i].d
-				d.Seq = first + uint64(i)
-				s.unacked = append(s.unacked, d.Seq)
-				if !s.handOnLocked(d) {
-					lost[i] = true
-					s.ackLocked(d.Seq) // not kept in memory: not kept in the store either
-				}
-			}
-			s.mu.Unlock()
-			if err != nil {
-				s.hub.opts.Logger.Error("store append failed", slog.String("tenant", s.t.name),
-					slog.String("client", s.ID), slog.Any("err", err))
-			}
-			for i, pa := range batch {
-				pa.finish(err, lost[i])
-			}
+			s.appendAndHandOn(ctx, st, batch)
+		}
+		if refill {
+			s.refillFrom(ctx, st, from, room)
 		}
 		if trimTo > s.trimmed && !closed {
 			if err := st.TrimQueue(ctx, s.t.name, s.ID, trimTo); err != nil {
@@ -217,31 +245,150 @@ func (s *Session) appendLoop() {
 	}
 }
 
+// appendAndHandOn commits a batch of deliveries to the store queue and
+// hands them on: to the connection or the memory queue, or, once the
+// session spills, nowhere (they wait in the store for a refill).
+func (s *Session) appendAndHandOn(ctx context.Context, st store.Store, batch []pendingAppend) {
+	first, err := s.appendBatch(ctx, st, batch)
+	if err != nil {
+		s.hub.opts.Logger.Error("store append failed", slog.String("tenant", s.t.name),
+			slog.String("client", s.ID), slog.Any("err", err))
+		for _, pa := range batch {
+			pa.finish(err, false)
+		}
+		return
+	}
+	s.mu.Lock()
+	for i := range batch {
+		d := batch[i].d
+		d.Seq = first + uint64(i)
+		size := int32(d.Message.size())
+		s.sizes = append(s.sizes, size)
+		s.hub.storedBytes.Add(int64(size))
+		s.lastSeq = d.Seq
+		if s.spilled {
+			continue // in the store only, until a refill reads it
+		}
+		s.handOnLocked(d) // keeps every QoS 1/2 delivery of the store queue
+		if !s.spilled {
+			s.unacked = append(s.unacked, d.Seq)
+		}
+	}
+	s.mu.Unlock()
+	for _, pa := range batch {
+		pa.finish(nil, false)
+	}
+}
+
+// refillFrom reads spilled entries back from the store queue into memory,
+// from sequence number from, at most room of them, and hands them on.
+func (s *Session) refillFrom(ctx context.Context, st store.Store, from uint64, room int) {
+	entries, err := st.PeekQueue(ctx, s.t.name, s.ID, from, room)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refill = false
+	if err != nil {
+		// The next drain asks again.
+		s.hub.opts.Logger.Error("reading spilled messages back", slog.String("client", s.ID), slog.Any("err", err))
+		return
+	}
+	if !s.spilled || s.spillNext != from || s.closed {
+		return
+	}
+	for _, e := range entries {
+		if e.Seq < s.spillNext {
+			continue
+		}
+		d := s.queuedDelivery(e)
+		s.queue = append(s.queue, d)
+		s.queuedBytes += d.Message.size()
+		s.unacked = append(s.unacked, e.Seq)
+		s.spillNext = e.Seq + 1
+	}
+	if s.spillNext > s.lastSeq {
+		s.spilled = false
+	}
+	s.t.stats.refills.Add(1)
+	if s.sink != nil {
+		s.drainLocked()
+	}
+}
+
+// queuedDelivery is the delivery of a store queue entry; s.mu must be held.
+func (s *Session) queuedDelivery(e store.QueueEntry) Delivery {
+	m := fromStored(&e.Message)
+	return Delivery{Message: m, QoS: e.Message.QoS, Retain: e.Message.Retain, SubscriptionIDs: e.Message.SubscriptionIDs,
+		Seq: e.Seq, Released: s.released[e.Seq] != 0 && e.Message.QoS == 2}
+}
+
+// recordReleases writes the PUBREC records of a batch, concurrently so
+// that they share commits, and reports each outcome in arrival order.
+func (s *Session) recordReleases(ctx context.Context, st store.Store, rs []pendingRelease, closed bool) {
+	errs := make([]error, len(rs))
+	if closed {
+		for i := range errs {
+			errs[i] = errSessionEnded
+		}
+	} else {
+		var wg sync.WaitGroup
+		for i, r := range rs {
+			if r.m == nil {
+				continue // an order placeholder: nothing to record
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				o := store.Outbound{PacketID: PacketID(r.seq), State: store.OutboundReleased, Message: *toStored(r.m, &Delivery{QoS: 2})}
+				errs[i] = st.PutOutbound(ctx, s.t.name, s.ID, o)
+			}()
+		}
+		wg.Wait()
+		s.mu.Lock()
+		for i, r := range rs {
+			if errs[i] == nil && r.m != nil {
+				if s.released == nil {
+					s.released = make(map[uint64]uint16)
+				}
+				s.released[r.seq] = PacketID(r.seq)
+			}
+		}
+		s.mu.Unlock()
+	}
+	for i, r := range rs {
+		r.done(errs[i])
+	}
+}
+
+var errSessionEnded = errors.New("hub: the session ended")
+
 // PacketID is the packet identifier a durable delivery goes out with: it
 // follows the queue's numbering, so a resend after a restart reuses it.
 func PacketID(seq uint64) uint16 { return uint16(seq%65535) + 1 }
 
-// MarkReleased records durably that the client sent PUBREC for the QoS 2
+// Release records durably that the client sent PUBREC for the QoS 2
 // delivery seq (Delivery.Seq), so that after a restart the exchange resumes
 // with PUBREL instead of a PUBLISH the client would take for a new message.
-// It returns once the record is committed.
-func (s *Session) MarkReleased(seq uint64, m *Message) error {
-	st := s.hub.opts.Store
-	if st == nil || seq == 0 || !s.isDurable() {
-		return nil
-	}
-	pid := PacketID(seq)
-	o := store.Outbound{PacketID: pid, State: store.OutboundReleased, Message: *toStored(m, &Delivery{QoS: 2})}
-	if err := st.PutOutbound(context.Background(), s.t.name, s.ID, o); err != nil {
-		return err
-	}
+// done is called once the record is committed (or failed), and the done
+// calls of one session come in the order of the Release calls, so the
+// PUBRELs, and with them the messages the client completes, keep the
+// order of the PUBLISHes [MQTT-4.6.0-6]. done is called at once when
+// there is nothing to record.
+func (s *Session) Release(seq uint64, m *Message, done func(error)) {
 	s.mu.Lock()
-	if s.released == nil {
-		s.released = make(map[uint64]uint16)
+	if s.hub.opts.Store == nil || seq == 0 || !s.durable {
+		if s.appending && s.durableState != nil {
+			// Behind the releases already queued, to keep their order.
+			s.releases = append(s.releases, pendingRelease{done: done})
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		done(nil)
+		return
 	}
-	s.released[seq] = pid
+	s.releases = append(s.releases, pendingRelease{seq: seq, m: m, done: done})
+	s.startAppenderLocked()
 	s.mu.Unlock()
-	return nil
 }
 
 func (s *Session) appendBatch(ctx context.Context, st store.Store, batch []pendingAppend) (uint64, error) {
@@ -267,7 +414,7 @@ func (s *Session) Acked(seq uint64) {
 }
 
 func (s *Session) ackLocked(seq uint64) {
-	if s.durableState == nil {
+	if seq == 0 || s.durableState == nil {
 		return // not durable: nothing in the store to trim
 	}
 	if s.acked == nil {
@@ -289,6 +436,9 @@ func (s *Session) ackLocked(seq uint64) {
 		s.trimTo = head
 		advanced = true
 	}
+	if advanced {
+		s.popSizesLocked()
+	}
 	if len(s.unacked) == 0 {
 		s.unacked = nil
 	}
@@ -297,50 +447,91 @@ func (s *Session) ackLocked(seq uint64) {
 	}
 }
 
-// loadQueueLocked reads the store's queue of a session recovered after a
-// restart into memory (at Recover, before any delivery); s.mu must be held.
-func (s *Session) loadQueueLocked() {
+// popSizesLocked forgets the sizes of the store queue's entries up to
+// trimTo; s.mu must be held.
+func (s *Session) popSizesLocked() {
+	// sizes covers lastSeq-len(sizes)+1 .. lastSeq.
+	firstSeq := s.lastSeq - uint64(len(s.sizes)) + 1
+	n := 0
+	for ; n < len(s.sizes) && firstSeq+uint64(n) <= s.trimTo; n++ {
+		s.hub.storedBytes.Add(-int64(s.sizes[n]))
+	}
+	s.sizes = s.sizes[n:]
+	if len(s.sizes) == 0 {
+		s.sizes = nil
+	}
+}
+
+// loadQueueLocked reads the head of the store's queue of a session
+// recovered after a restart into memory (at Recover, before any delivery),
+// as far as the memory bound allows; the rest stays spilled in the store.
+// s.mu must be held.
+func (s *Session) loadQueueLocked(ctx context.Context) error {
 	if s.loaded || !s.durable {
-		return
+		return nil
 	}
-	s.loaded = true
-	// Everything the store kept is loaded, past the memory bound if need
-	// be: it was accepted before, and the bound only limits new messages.
-	ctx := context.Background()
-	info, err := s.hub.opts.Store.QueueInfo(ctx, s.t.name, s.ID)
-	if err != nil || info.Len == 0 {
-		return
-	}
-	entries, err := s.hub.opts.Store.PeekQueue(ctx, s.t.name, s.ID, 0, info.Len)
+	st := s.hub.opts.Store
+	info, err := st.QueueInfo(ctx, s.t.name, s.ID)
 	if err != nil {
-		s.hub.opts.Logger.Error("loading session queue", slog.String("client", s.ID), slog.Any("err", err))
-		return
+		return fmt.Errorf("reading the queue of session %s: %w", s.ID, err)
 	}
 	// QoS 2 deliveries whose PUBREC arrived before the restart resume
-	// with PUBREL.
+	// with PUBREL. Records of packet ids without a queue entry are left
+	// over from a trim that committed before their deletion: removed, so
+	// that a later message with the same id is not taken for released.
+	outs, err := st.Outbound(ctx, s.t.name, s.ID)
+	if err != nil {
+		return fmt.Errorf("reading the outbound state of session %s: %w", s.ID, err)
+	}
 	rel := map[uint16]bool{}
-	if outs, err := s.hub.opts.Store.Outbound(ctx, s.t.name, s.ID); err == nil {
-		for _, o := range outs {
-			if o.State == store.OutboundReleased {
-				rel[o.PacketID] = true
-			}
+	for _, o := range outs {
+		if o.State == store.OutboundReleased {
+			rel[o.PacketID] = true
 		}
 	}
-	for _, e := range entries {
-		m := fromStored(&e.Message)
-		d := Delivery{Message: m, QoS: e.Message.QoS, Retain: e.Message.Retain, SubscriptionIDs: e.Message.SubscriptionIDs, Seq: e.Seq}
-		if pid := PacketID(e.Seq); d.QoS == 2 && rel[pid] {
-			delete(rel, pid)
-			d.Released = true
-			if s.released == nil {
-				s.released = make(map[uint64]uint16)
-			}
-			s.released[e.Seq] = pid
+	s.loaded = true
+	if info.Len > 0 {
+		avg := int32(info.Bytes / int64(info.Len))
+		s.sizes = make([]int32, info.Len)
+		for i := range s.sizes {
+			s.sizes[i] = avg
 		}
-		s.queue = append(s.queue, d)
-		s.queuedBytes += m.size()
-		s.unacked = append(s.unacked, e.Seq)
+		s.hub.storedBytes.Add(int64(avg) * int64(info.Len))
+		s.lastSeq = info.Last
+		s.trimTo, s.trimmed = info.First-1, info.First-1
+		s.spilled, s.spillNext = true, info.First
+		// A released record can only belong to an entry in flight when
+		// the process stopped, within the first 65535 of the queue.
+		for seq := info.First; seq <= info.Last && seq < info.First+65535; seq++ {
+			if pid := PacketID(seq); rel[pid] {
+				delete(rel, pid)
+				if s.released == nil {
+					s.released = make(map[uint64]uint16)
+				}
+				s.released[seq] = pid
+			}
+		}
+		entries, err := st.PeekQueue(ctx, s.t.name, s.ID, info.First, s.hub.opts.MaxQueuedMessages)
+		if err != nil {
+			return fmt.Errorf("loading the queue of session %s: %w", s.ID, err)
+		}
+		for _, e := range entries {
+			d := s.queuedDelivery(e)
+			s.queue = append(s.queue, d)
+			s.queuedBytes += d.Message.size()
+			s.unacked = append(s.unacked, e.Seq)
+			s.spillNext = e.Seq + 1
+		}
+		if s.spillNext > s.lastSeq {
+			s.spilled = false
+		}
 	}
+	for pid := range rel {
+		if err := st.DeleteOutbound(ctx, s.t.name, s.ID, pid); err != nil {
+			return fmt.Errorf("removing stale outbound state of session %s: %w", s.ID, err)
+		}
+	}
+	return nil
 }
 
 // Recover loads the durable state from the store into the hub: sessions
@@ -395,12 +586,15 @@ func (h *Hub) Recover(ctx context.Context, tenants []string) error {
 		}
 		r.s.t.mu.Unlock()
 		r.s.mu.Lock()
-		r.s.loadQueueLocked()
+		err = r.s.loadQueueLocked(ctx)
 		if r.s.expiry != Forever {
 			gen := r.s.gen
-			r.s.expiryTimer = time.AfterFunc(r.s.expiry, func() { r.s.expire(gen) })
+			r.s.expiryTimer = h.afterFunc(r.s.expiry, func() { r.s.expire(gen) })
 		}
 		r.s.mu.Unlock()
+		if err != nil {
+			return err
+		}
 	}
 	for tenant := range known {
 		t := h.tenant(tenant)
@@ -423,9 +617,11 @@ func (h *Hub) Recover(ctx context.Context, tenants []string) error {
 			delay = max(0, w.Deadline.Sub(h.opts.Now()))
 		}
 		if s == nil { // the session ended with the process: the will is due
-			time.AfterFunc(delay, func() {
-				h.Publish(tenant, m)
-				st.DeleteWill(context.Background(), tenant, clientID)
+			h.afterFunc(delay, func() {
+				h.PublishAsync(tenant, m, func(Result) {})
+				if err := st.DeleteWill(h.ctx, tenant, clientID); err != nil {
+					h.opts.Logger.Warn("deleting a published will", slog.String("client", clientID), slog.Any("err", err))
+				}
 			})
 			return nil
 		}
@@ -433,7 +629,7 @@ func (h *Hub) Recover(ctx context.Context, tenants []string) error {
 		s.will = m
 		s.willStored = true
 		gen := s.gen
-		s.willTimer = time.AfterFunc(min(delay, s.expiry), func() { s.fireWill(gen) })
+		s.willTimer = h.afterFunc(min(delay, s.expiry), func() { s.fireWill(gen) })
 		s.mu.Unlock()
 		return nil
 	})

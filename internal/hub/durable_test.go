@@ -60,7 +60,7 @@ func TestDurableSessionSurvivesRestart(t *testing.T) {
 	}
 	h2.Publish("t", &Message{Topic: "cmd/4", QoS: 1, Payload: []byte("c")})
 	waitUntil(t, "delivery through the recovered subscription", func() bool { return len(r2.topics()) == 2 })
-	if ret := s2.Subscribe(Subscription{Filter: "cfg"}); len(ret) != 1 || string(ret[0].Message.Payload) != "kept" {
+	if ret, _ := s2.Subscribe(Subscription{Filter: "cfg"}); len(ret) != 1 || string(ret[0].Message.Payload) != "kept" {
 		t.Errorf("retained after restart: %v", ret)
 	}
 }

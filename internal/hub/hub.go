@@ -51,11 +51,26 @@ import (
 
 // Options configures a Hub. The zero value works.
 type Options struct {
-	// MaxQueuedMessages bounds each offline session's queue. If zero, 1000.
+	// MaxQueuedMessages bounds each session's queue in memory: its backlog
+	// while the connection has no room, or while it is offline. If zero,
+	// 1000. Past it, a durable session spills into the store (up to
+	// MaxStoredMessages); a session without a store queue slows its
+	// publishers while connected (their acknowledgement waits) and drops
+	// while offline.
 	MaxQueuedMessages int
-	// MaxQueuedBytes bounds each offline session's queue in (approximate)
-	// bytes. If zero, 64 MiB.
+	// MaxQueuedBytes bounds each session's queue in memory, in
+	// (approximate) bytes. If zero, 64 MiB.
 	MaxQueuedBytes int
+	// MaxStoredMessages bounds each durable session's store queue; past
+	// it, QoS 1/2 deliveries to the session are dropped (counted as
+	// store_quota, logged once, the publisher told). If zero, 1,000,000.
+	MaxStoredMessages int
+	// MaxStoredBytes bounds the store queues of all sessions together, in
+	// (approximate) bytes. If zero, 4 GiB.
+	MaxStoredBytes int64
+	// MaxSubscriptions bounds the subscriptions of one session
+	// (ErrTooManySubscriptions). If zero, 1000; negative: no bound.
+	MaxSubscriptions int
 	// QueueQoS0 makes offline persistent sessions queue QoS 0 messages too.
 	QueueQoS0 bool
 	// Logger receives drop warnings. If nil, slog.Default().
@@ -99,6 +114,15 @@ func (o Options) withDefaults() Options {
 	if o.MaxQueuedBytes == 0 {
 		o.MaxQueuedBytes = 64 << 20
 	}
+	if o.MaxStoredMessages == 0 {
+		o.MaxStoredMessages = 1_000_000
+	}
+	if o.MaxStoredBytes == 0 {
+		o.MaxStoredBytes = 4 << 30
+	}
+	if o.MaxSubscriptions == 0 {
+		o.MaxSubscriptions = 1000
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -116,11 +140,99 @@ type Hub struct {
 	tenants map[string]*tenant
 
 	relay atomic.Pointer[Relay] // nil: none
+
+	// ctx ends at Close: the store calls of the hub's goroutines use it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// wg counts the hub's goroutines: session appenders and running timer
+	// callbacks.
+	wg          sync.WaitGroup
+	storedBytes atomic.Int64 // approximate bytes of all store queues
+
+	timerMu sync.Mutex
+	timers  map[*timer]struct{} // pending; nil once closed
+
+	remoteSlots chan struct{} // DeliverRemote's outstanding deliveries
 }
 
-// New returns a Hub configured by opts.
+// New returns a Hub configured by opts. Close stops it.
 func New(opts Options) *Hub {
-	return &Hub{opts: opts.withDefaults(), tenants: make(map[string]*tenant)}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Hub{opts: opts.withDefaults(), tenants: make(map[string]*tenant), ctx: ctx, cancel: cancel,
+		timers: make(map[*timer]struct{}), remoteSlots: make(chan struct{}, MaxRemotePending)}
+}
+
+// timer is a will-delay or session-expiry timer the hub owns.
+type timer struct {
+	h *Hub
+	t *time.Timer
+}
+
+// afterFunc runs f after d, unless the timer is stopped or the hub closed
+// first. f runs on its own goroutine, which Close waits for.
+func (h *Hub) afterFunc(d time.Duration, f func()) *timer {
+	tm := &timer{h: h}
+	h.timerMu.Lock()
+	defer h.timerMu.Unlock()
+	if h.timers == nil {
+		return tm // closed: never fires
+	}
+	h.timers[tm] = struct{}{}
+	tm.t = time.AfterFunc(d, func() {
+		h.timerMu.Lock()
+		if _, ok := h.timers[tm]; !ok || h.timers == nil {
+			h.timerMu.Unlock()
+			return
+		}
+		delete(h.timers, tm)
+		h.wg.Add(1)
+		h.timerMu.Unlock()
+		defer h.wg.Done()
+		f()
+	})
+	return tm
+}
+
+// Stop cancels the timer; it reports nothing, since callers re-check the
+// session's generation in f anyway.
+func (tm *timer) Stop() {
+	h := tm.h
+	h.timerMu.Lock()
+	defer h.timerMu.Unlock()
+	if tm.t != nil {
+		tm.t.Stop()
+	}
+	if h.timers != nil {
+		delete(h.timers, tm)
+	}
+}
+
+// Close stops the hub's timers (pending wills and session expiries stay in
+// the store for the next start), ends its store calls and waits until its
+// goroutines are gone or ctx ends. Publishers still waiting are not
+// answered: their connections are closed before. Close the front ends
+// first, the store after.
+func (h *Hub) Close(ctx context.Context) error {
+	h.timerMu.Lock()
+	for tm := range h.timers {
+		tm.t.Stop()
+	}
+	h.timers = nil
+	h.timerMu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		h.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		h.cancel()
+		return nil
+	case <-ctx.Done():
+		h.cancel() // store calls in flight end now
+		<-done
+		return ctx.Err()
+	}
 }
 
 // SetRelay sets (or, with nil, removes) the hub's relay. It is not an
@@ -146,7 +258,9 @@ func (h *Hub) loadRelay() Relay {
 // appends or the relay's acknowledgement. A delivery's QoS never exceeds
 // the message's, and a QoS 0 message is relayed without waiting.
 func (h *Hub) waits(m *Message, r Relay) bool {
-	return m.QoS > 0 && (h.opts.Store != nil || r != nil)
+	// Always for QoS 1/2: a slow subscriber without a store queue makes
+	// the publisher wait rather than lose the message.
+	return m.QoS > 0
 }
 
 type tenant struct {
@@ -157,6 +271,10 @@ type tenant struct {
 	sessions map[string]*Session
 
 	retained retainedStore
+
+	// deleting holds, per client ID, the store deletion of a discarded
+	// session still running; guarded by mu.
+	deleting map[string]chan struct{}
 
 	stats counters
 }
@@ -257,9 +375,9 @@ func (h *Hub) publish(tenantName string, m *Message, w *waiter, r Relay) Result 
 			var err error
 			start := time.Now()
 			if len(m.Payload) == 0 {
-				err = st.ClearRetained(context.Background(), tenantName, m.Topic)
+				err = st.ClearRetained(h.ctx, tenantName, m.Topic)
 			} else {
-				err = st.SetRetained(context.Background(), tenantName, toStored(m, nil))
+				err = st.SetRetained(h.ctx, tenantName, toStored(m, nil))
 			}
 			h.observe("retain", start)
 			if err != nil {
@@ -287,8 +405,12 @@ func (h *Hub) publish(tenantName string, m *Message, w *waiter, r Relay) Result 
 // DeliverRemote routes m, which another node published in tenant and
 // relayed, to this hub's matching sessions. It neither relays m again nor
 // touches the retained messages: those arrive through ApplyRetained, in
-// the order the cluster agreed on. Nobody waits for it; durable sessions
-// still get their copy committed to the store. An expired m is dropped.
+// the order the cluster agreed on. Durable sessions get their copy
+// committed to the store, and slow subscribers hold a QoS 1/2 copy back
+// as they would a local publisher; at most MaxRemotePending such
+// deliveries are outstanding, then DeliverRemote blocks, which slows the
+// cluster consumer that calls it instead of growing memory. An expired m
+// is dropped.
 func (h *Hub) DeliverRemote(tenantName string, m *Message) {
 	h.mu.RLock()
 	t := h.tenants[tenantName]
@@ -300,15 +422,24 @@ func (h *Hub) DeliverRemote(tenantName string, m *Message) {
 		t.stats.drop(DropExpired)
 		return
 	}
-	if h.opts.Store == nil || m.QoS == 0 {
+	if m.QoS == 0 {
 		h.route(t, m, nil)
 		return
 	}
-	w := &waiter{done: func(Result) {}}
+	select {
+	case h.remoteSlots <- struct{}{}:
+	case <-h.ctx.Done():
+		return
+	}
+	w := &waiter{done: func(Result) { <-h.remoteSlots }}
 	w.remaining.Store(1)
 	h.route(t, m, w)
 	w.finish(nil, false)
 }
+
+// MaxRemotePending is how many QoS 1/2 messages from other nodes may wait
+// for slow local subscribers or store commits at once.
+const MaxRemotePending = 1024
 
 // TakeOver closes the connection of clientID in tenant on this node, if
 // it has one that was attached before at: the client connected again
@@ -410,6 +541,10 @@ func (h *Hub) route(t *tenant, m *Message, w *waiter) (matched, lost int) {
 			tg.s.deliverDurable(d, w.finish)
 			continue
 		}
+		if w != nil && d.QoS > 0 {
+			tg.s.deliverWaiting(d, w)
+			continue
+		}
 		if !tg.s.deliver(d) {
 			lost++
 		}
@@ -428,19 +563,21 @@ func (h *Hub) Open(tenantName, clientID string, clean bool) (s *Session, present
 	t := h.tenant(tenantName)
 	t.mu.Lock()
 	var will *Message
+	cleanup := func() {}
 	if old := t.sessions[clientID]; old != nil {
 		if !clean {
 			t.mu.Unlock()
 			return old, true
 		}
-		will = old.discardLocked() // the old session ends: its will goes now
+		will, cleanup = old.discardLocked() // the old session ends: its will goes now
 	}
-	s = &Session{ID: clientID, hub: h, t: t}
+	s = &Session{ID: clientID, hub: h, t: t, after: t.deleting[clientID]}
 	t.sessions[clientID] = s
 	t.stats.sessions.Add(1)
 	t.mu.Unlock()
+	cleanup()
 	if will != nil {
-		h.Publish(tenantName, will)
+		h.PublishAsync(tenantName, will, func(Result) {})
 	}
 	return s, false
 }
@@ -460,6 +597,10 @@ type Stats struct {
 	Connected  int64                  // sessions with a connection attached
 	Connects   uint64                 // connections attached since start
 	Subscripts int                    // subscriptions, plain and shared
+	Blocked    uint64                 // deliveries that made their publisher wait for room
+	Spills     uint64                 // times a session's queue spilled into the store
+	Refills    uint64                 // reads of spilled deliveries back from the store
+	StoredB    int64                  // approximate bytes in the store queues of all sessions (hub-wide)
 }
 
 type counters struct {
@@ -469,6 +610,8 @@ type counters struct {
 	connects            atomic.Uint64
 	sessions, connected atomic.Int64
 	drops               [NumDropReasons]atomic.Uint64
+	blocked             atomic.Uint64
+	spills, refills     atomic.Uint64
 }
 
 // Stats returns the counters of every tenant added up.
@@ -483,6 +626,7 @@ func (h *Hub) Stats() Stats {
 	for _, t := range tenants {
 		st.add(t.statsSnapshot())
 	}
+	st.StoredB = h.storedBytes.Load()
 	return st
 }
 
@@ -530,6 +674,9 @@ func (t *tenant) statsSnapshot() Stats {
 		Connected: c.connected.Load(),
 		Connects:  c.connects.Load(),
 		Retained:  t.retained.len(),
+		Blocked:   c.blocked.Load(),
+		Spills:    c.spills.Load(),
+		Refills:   c.refills.Load(),
 	}
 	for i := range st.Drops {
 		st.Drops[i] = c.drops[i].Load()
@@ -560,6 +707,9 @@ func (st *Stats) add(o Stats) {
 	st.Connected += o.Connected
 	st.Connects += o.Connects
 	st.Subscripts += o.Subscripts
+	st.Blocked += o.Blocked
+	st.Spills += o.Spills
+	st.Refills += o.Refills
 }
 
 // DropReason says why a delivery was dropped.
@@ -577,11 +727,14 @@ const (
 	DropExpired
 	// DropSessionEnded: the session ended with deliveries still queued.
 	DropSessionEnded
+	// DropStoreQuota: a durable session's store queue, or all of them
+	// together, reached Options.MaxStoredMessages or MaxStoredBytes.
+	DropStoreQuota
 	// NumDropReasons is the number of reasons.
 	NumDropReasons
 )
 
-var dropReasonNames = [NumDropReasons]string{"connection_queue_full", "session_queue_full", "offline_qos0", "expired", "session_ended"}
+var dropReasonNames = [NumDropReasons]string{"connection_queue_full", "session_queue_full", "offline_qos0", "expired", "session_ended", "store_quota"}
 
 func (r DropReason) String() string {
 	if r >= 0 && r < NumDropReasons {

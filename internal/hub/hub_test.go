@@ -104,7 +104,7 @@ func TestTenantIsolation(t *testing.T) {
 		t.Errorf("tenant stats A %+v, B %+v", a, b)
 	}
 	s, _ := h.Open("B", "late", true)
-	if ret := s.Subscribe(Subscription{Filter: "#"}); len(ret) != 0 {
+	if ret, _ := s.Subscribe(Subscription{Filter: "#"}); len(ret) != 0 {
 		t.Errorf("tenant B saw %d retained messages of tenant A", len(ret))
 	}
 }
@@ -163,7 +163,7 @@ func TestRetained(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := s.Subscribe(tt.sub)
+			got, _ := s.Subscribe(tt.sub)
 			if len(got) != tt.want {
 				t.Fatalf("got %d retained, want %d", len(got), tt.want)
 			}
@@ -269,13 +269,22 @@ func TestBacklogWhileOnline(t *testing.T) {
 	r := &recorder{limit: 1}
 	s.Attach(r)
 	s.Subscribe(Subscription{Filter: "x", QoS: 1})
-	for _, p := range []string{"1", "2", "3", "4"} {
-		res := h.Publish("t", &Message{Topic: "x", QoS: 1, Payload: []byte(p)})
-		if want := p == "4"; (res.Lost == 1) != want {
-			t.Errorf("publish %s: result %+v, lost should be %v", p, res, want)
+	for _, p := range []string{"1", "2", "3"} {
+		if res := h.Publish("t", &Message{Topic: "x", QoS: 1, Payload: []byte(p)}); res.Lost != 0 {
+			t.Errorf("publish %s: result %+v, nothing should be lost", p, res)
 		}
 	}
-	h.Publish("t", &Message{Topic: "x", QoS: 0, Payload: []byte("q0")}) // dropped: no room
+	// The queue is full: a QoS 1 publisher waits for room instead of
+	// losing its message, a QoS 0 one is dropped.
+	fourth := make(chan Result, 1)
+	go func() { fourth <- h.Publish("t", &Message{Topic: "x", QoS: 1, Payload: []byte("4")}) }()
+	waitUntil(t, "the fourth publish to block", func() bool { return h.Stats().Blocked == 1 })
+	h.Publish("t", &Message{Topic: "x", QoS: 0, Payload: []byte("q0")})
+	select {
+	case res := <-fourth:
+		t.Fatalf("publish 4 returned %+v before the session had room", res)
+	default:
+	}
 	if s.Queued() != 2 {
 		t.Fatalf("backlog = %d, want 2 (the bound)", s.Queued())
 	}
@@ -283,15 +292,41 @@ func TestBacklogWhileOnline(t *testing.T) {
 	r.limit = 0 // the connection has room again
 	r.mu.Unlock()
 	s.Drain()
+	if res := <-fourth; res.Lost != 0 || res.Err != nil {
+		t.Errorf("publish 4: %+v, want delivered", res)
+	}
+	s.Drain()
+	r.mu.Lock()
 	var got []string
 	for _, d := range r.got {
 		got = append(got, string(d.Message.Payload))
 	}
-	if want := []string{"1", "2", "3"}; !slices.Equal(got, want) {
+	r.mu.Unlock()
+	if want := []string{"1", "2", "3", "4"}; !slices.Equal(got, want) {
 		t.Errorf("delivered %v, want %v in order", got, want)
 	}
-	if st := h.Stats(); st.Dropped != 2 {
-		t.Errorf("dropped %d, want 2 (message 4 over the bound, the QoS 0)", st.Dropped)
+	if st := h.Stats(); st.Dropped != 1 {
+		t.Errorf("dropped %d, want 1 (the QoS 0)", st.Dropped)
+	}
+}
+
+// TestBlockedPublisherFreedOnDetach: a publisher waiting for a clean
+// session's room is not held for ever when the subscriber goes away.
+func TestBlockedPublisherFreedOnDetach(t *testing.T) {
+	h := New(Options{MaxQueuedMessages: 1})
+	s, _ := h.Open("t", "c", true)
+	s.Attach(&recorder{limit: 1})
+	s.Subscribe(Subscription{Filter: "x", QoS: 1})
+	h.Publish("t", &Message{Topic: "x", QoS: 1}) // sent
+	h.Publish("t", &Message{Topic: "x", QoS: 1}) // queued
+	done := make(chan Result, 1)
+	go func() { done <- h.Publish("t", &Message{Topic: "x", QoS: 1}) }()
+	waitUntil(t, "the publish to block", func() bool { return h.Stats().Blocked == 1 })
+	s.Detach(Departure{})
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the blocked publisher was not released when the session ended")
 	}
 }
 

@@ -170,7 +170,7 @@ func TestApplyRetained(t *testing.T) {
 	for i, st := range steps {
 		h.ApplyRetained("t", st.m)
 		s, _ := h.Open("t", "late", true)
-		got := s.Subscribe(Subscription{Filter: "r"})
+		got, _ := s.Subscribe(Subscription{Filter: "r"})
 		switch {
 		case st.want == "" && len(got) != 0:
 			t.Errorf("step %d: retained %q, want none", i, got[0].Message.Payload)

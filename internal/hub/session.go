@@ -1,8 +1,8 @@
 package hub
 
 import (
-	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"sync"
@@ -32,13 +32,22 @@ type Session struct {
 	attached    time.Time // when sink was attached
 	queue       []Delivery
 	queuedBytes int
-	closed      bool
+	// blocked are QoS 1/2 deliveries of a session without a store queue
+	// that found the memory queue full while a connection was attached:
+	// their publishers wait (no PUBACK) until the queue has room again,
+	// instead of the messages being dropped. Bounded by the publishers'
+	// receive windows.
+	blocked []pendingAppend
+	closed  bool
 	// gen counts attachments and detachments, so that a timer of an
 	// earlier detachment does nothing.
 	gen         uint64
 	will        *Message
-	willTimer   *time.Timer
-	expiryTimer *time.Timer
+	willTimer   *timer
+	expiryTimer *timer
+	// after, if set, is closed once the store deletion of the previous
+	// session of this client ID is done.
+	after <-chan struct{}
 
 	// Durability (durable.go); guarded by mu unless noted.
 	durable    bool          // kept in the store
@@ -62,6 +71,17 @@ type durableState struct {
 	trimmed   uint64            // owned by the append goroutine
 	released  map[uint64]uint16 // QoS 2 deliveries past PUBREC: seq -> packet id
 	unrelease []uint16          // released records to delete from the store
+	releases  []pendingRelease  // PUBRECs to record, in arrival order
+
+	// Spilling: past the memory bound, a durable session's deliveries stay
+	// in the store queue only, from spillNext on; the appender reads them
+	// back (refill) as the memory queue drains, in order.
+	spilled   bool
+	spillNext uint64
+	refill    bool
+	lastSeq   uint64  // the highest sequence number appended
+	sizes     []int32 // sizes of the store queue's entries, oldest first (quota)
+	quotaSaid bool    // the quota drop was logged
 }
 
 func (s *Session) online() bool {
@@ -82,6 +102,46 @@ func (s *Session) deliver(d Delivery) bool {
 	return s.handOnLocked(d)
 }
 
+// deliverWaiting is deliver for a QoS 1/2 delivery whose publisher waits
+// (w): when the session has a connection but no room, the delivery waits
+// in blocked and the publisher's acknowledgement with it, rather than
+// being dropped. Deliveries that find others blocked join them, in order.
+func (s *Session) deliverWaiting(d Delivery, w *waiter) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		s.t.stats.drop(DropSessionEnded)
+	case s.sink == nil:
+		if !s.handOnLocked(d) {
+			w.lost.Add(1)
+		}
+	case len(s.blocked) > 0 || !s.handOnNoDropLocked(d):
+		w.add()
+		s.blocked = append(s.blocked, pendingAppend{d: d, finish: w.finish})
+		s.t.stats.blocked.Add(1)
+	}
+}
+
+// handOnNoDropLocked gives d to the connection or the memory queue if either
+// has room, and reports whether it did; s.mu must be held.
+func (s *Session) handOnNoDropLocked(d Delivery) bool {
+	if len(s.queue) > 0 {
+		s.drainLocked()
+	}
+	if len(s.queue) == 0 && len(s.blocked) == 0 && s.send(d) {
+		s.t.stats.delivered.Add(1)
+		return true
+	}
+	if s.fitsLocked(d) {
+		s.queue = append(s.queue, d)
+		s.queuedBytes += d.Message.size()
+		s.t.stats.delivered.Add(1)
+		return true
+	}
+	return false
+}
+
 // handOnLocked gives d to the connection, or queues it; s.mu must be held.
 func (s *Session) handOnLocked(d Delivery) bool {
 	switch {
@@ -91,7 +151,7 @@ func (s *Session) handOnLocked(d Delivery) bool {
 		if len(s.queue) > 0 {
 			s.drainLocked()
 		}
-		if len(s.queue) == 0 && s.send(d) {
+		if len(s.queue) == 0 && len(s.blocked) == 0 && !s.spilledLocked() && s.send(d) {
 			s.t.stats.delivered.Add(1)
 			return true
 		}
@@ -116,17 +176,42 @@ func (s *Session) handOnLocked(d Delivery) bool {
 	return true
 }
 
-// enqueueLocked queues d for a later connection and reports whether it fit
-// the queue's limits; s.mu must be held.
+func (s *Session) spilledLocked() bool { return s.durableState != nil && s.spilled }
+
+// fitsLocked reports whether d fits the memory queue's bounds.
+func (s *Session) fitsLocked(d Delivery) bool {
+	return len(s.queue) < s.hub.opts.MaxQueuedMessages && s.queuedBytes+d.Message.size() <= s.hub.opts.MaxQueuedBytes
+}
+
+// enqueueLocked queues d for a later connection and reports whether it was
+// kept; s.mu must be held. Past the memory bound, a delivery of the store
+// queue (Seq set) is kept there alone: the session spills, and the
+// appender reads it back when the memory queue drains. Other deliveries
+// are dropped.
 func (s *Session) enqueueLocked(d Delivery) bool {
-	size := d.Message.size()
-	if len(s.queue) >= s.hub.opts.MaxQueuedMessages || s.queuedBytes+size > s.hub.opts.MaxQueuedBytes {
+	if s.spilledLocked() && d.Seq >= s.spillNext {
+		return true
+	}
+	if !s.fitsLocked(d) {
+		if d.Seq != 0 && s.durableState != nil && d.Seq > s.lastUnackedLocked() {
+			s.spilled, s.spillNext = true, d.Seq
+			s.t.stats.spills.Add(1)
+			return true
+		}
 		s.drop(d, DropSessionQueueFull)
 		return false
 	}
 	s.queue = append(s.queue, d)
-	s.queuedBytes += size
+	s.queuedBytes += d.Message.size()
 	return true
+}
+
+// lastUnackedLocked is the highest sequence number in memory (0: none).
+func (s *Session) lastUnackedLocked() uint64 {
+	if n := len(s.unacked); n > 0 {
+		return s.unacked[n-1]
+	}
+	return 0
 }
 
 func (s *Session) drop(d Delivery, why DropReason) {
@@ -141,7 +226,7 @@ func (s *Session) drop(d Delivery, why DropReason) {
 func (s *Session) Drain() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.sink != nil && len(s.queue) > 0 {
+	if s.sink != nil {
 		s.drainLocked()
 	}
 }
@@ -156,6 +241,9 @@ func (s *Session) send(d Delivery) bool {
 	return true
 }
 
+// drainLocked sends the memory queue as far as the connection takes it,
+// then lets blocked deliveries in (their publishers are acknowledged), and
+// asks the appender for spilled entries once the queue runs low.
 func (s *Session) drainLocked() {
 	now := s.hub.opts.Now()
 	i := 0
@@ -163,7 +251,8 @@ func (s *Session) drainLocked() {
 		d := s.queue[i]
 		if d.Message.Expired(now) {
 			s.t.stats.drop(DropExpired)
-		} else if !s.send(d) {
+			s.ackLocked(d.Seq) // never to be sent: done with it
+		} else if s.sink == nil || !s.send(d) {
 			break
 		}
 		s.queuedBytes -= d.Message.size()
@@ -174,6 +263,51 @@ func (s *Session) drainLocked() {
 	} else {
 		s.queue = s.queue[i:]
 	}
+	n := 0
+	for _, b := range s.blocked {
+		if sent := len(s.queue) == 0 && s.sink != nil && s.send(b.d); !sent {
+			if !s.fitsLocked(b.d) {
+				break
+			}
+			s.queue = append(s.queue, b.d)
+			s.queuedBytes += b.d.Message.size()
+		}
+		s.t.stats.delivered.Add(1)
+		b.finish(nil, false)
+		n++
+	}
+	if n > 0 {
+		clear(s.blocked[:n])
+		s.blocked = s.blocked[n:]
+		if len(s.blocked) == 0 {
+			s.blocked = nil
+		}
+	}
+	if s.spilledLocked() && !s.refill && !s.closed && len(s.queue) <= s.hub.opts.MaxQueuedMessages/2 {
+		s.refill = true
+		s.startAppenderLocked()
+	}
+}
+
+// releaseBlockedLocked ends the wait of blocked deliveries when the
+// connection goes: they are queued as far as the bounds allow, the rest is
+// lost and the publishers hear it; s.mu must be held.
+func (s *Session) releaseBlockedLocked(keep bool) {
+	for _, b := range s.blocked {
+		if keep && s.fitsLocked(b.d) {
+			s.queue = append(s.queue, b.d)
+			s.queuedBytes += b.d.Message.size()
+			b.finish(nil, false)
+			continue
+		}
+		if keep {
+			s.drop(b.d, DropSessionQueueFull)
+		} else {
+			s.t.stats.drop(DropSessionEnded)
+		}
+		b.finish(nil, keep)
+	}
+	s.blocked = nil
 }
 
 // Attach connects the session to sink: queued deliveries are handed to it in
@@ -181,7 +315,6 @@ func (s *Session) drainLocked() {
 // they arrive. Expired queued messages are dropped.
 func (s *Session) Attach(sink Sink) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.sink == nil {
 		s.t.stats.connected.Add(1)
 	}
@@ -191,17 +324,19 @@ func (s *Session) Attach(sink Sink) {
 	s.gen++
 	s.stopTimersLocked()
 	s.will = nil
-	if s.willStored {
-		s.willStored = false
-		s.deleteStoredWill()
-	}
+	delWill := s.willStored
+	s.willStored = false
 	s.sink = sink
 	s.attached = s.hub.opts.Now()
 	s.drainLocked()
+	s.mu.Unlock()
+	if delWill {
+		s.deleteStoredWill()
+	}
 }
 
 func (s *Session) deleteStoredWill() {
-	if err := s.hub.opts.Store.DeleteWill(context.Background(), s.t.name, s.ID); err != nil {
+	if err := s.hub.opts.Store.DeleteWill(s.hub.ctx, s.t.name, s.ID); err != nil {
 		s.hub.opts.Logger.Warn("deleting stored will", slog.String("client", s.ID), slog.Any("err", err))
 	}
 }
@@ -227,16 +362,20 @@ type Departure struct {
 // Detach disconnects the session from its sink and keeps it for
 // d.Expiry, or removes it (with its subscriptions) when that is 0.
 // Unacknowledged deliveries of shared subscriptions go to another connected
-// member of their group when there is one (MQTT 5 section 4.8.2).
+// member of their group when there is one (MQTT 5 section 4.8.2). Store
+// writes happen after the session's locks are released, before Detach
+// returns.
 func (s *Session) Detach(d Departure) {
 	d.Unacked = s.handOverShared(d.Unacked)
 	if d.Expiry <= 0 {
 		s.t.mu.Lock()
 		var will *Message
+		cleanup := func() {}
 		if s.t.sessions[s.ID] == s {
-			will = s.discardLocked()
+			will, cleanup = s.discardLocked()
 		}
 		s.t.mu.Unlock()
+		cleanup()
 		s.publishWill(firstWill(d.Will, will))
 		return
 	}
@@ -247,45 +386,59 @@ func (s *Session) Detach(d Departure) {
 	s.sink = nil
 	s.gen++
 	gen := s.gen
-	later := s.queue
-	s.queue, s.queuedBytes = nil, 0
+	// The unacknowledged deliveries go first, then the backlog. Both were
+	// in memory already: the memory bound does not apply to them again
+	// (dropping one would stall the store queue's trimming and lose what
+	// the client never got). Their number is bounded by the connection's
+	// inflight window.
+	q := make([]Delivery, 0, len(d.Unacked)+len(s.queue))
+	size := 0
 	for _, u := range d.Unacked {
 		u.Dup = true
-		s.enqueueLocked(u)
+		q = append(q, u)
+		size += u.Message.size()
 	}
-	for _, q := range later {
-		s.enqueueLocked(q)
+	q = append(q, s.queue...)
+	s.queue, s.queuedBytes = q, size+s.queuedBytes
+	if len(s.queue) == 0 {
+		s.queue = nil
 	}
+	s.releaseBlockedLocked(true)
 	var now *Message
 	if d.Will != nil {
 		if d.WillDelay <= 0 {
 			now = d.Will
 		} else {
 			s.will = d.Will
-			s.willTimer = time.AfterFunc(min(d.WillDelay, d.Expiry), func() { s.fireWill(gen) })
+			s.willTimer = s.hub.afterFunc(min(d.WillDelay, d.Expiry), func() { s.fireWill(gen) })
 		}
 	}
 	if d.Expiry != Forever {
-		s.expiryTimer = time.AfterFunc(d.Expiry, func() { s.expire(gen) })
+		s.expiryTimer = s.hub.afterFunc(d.Expiry, func() { s.expire(gen) })
 	}
-	storedWill := s.willStored
-	if storedWill && s.will != nil {
+	var writes []func() error
+	what := []string{}
+	if s.willStored && s.will != nil {
 		// Keep it in the store with its deadline, for a restart.
 		w := store.Will{Message: *toStored(s.will, nil), Delay: d.WillDelay, Deadline: s.hub.opts.Now().Add(min(d.WillDelay, d.Expiry))}
-		if err := s.hub.opts.Store.PutWill(context.Background(), s.t.name, s.ID, w); err != nil {
-			s.hub.opts.Logger.Warn("storing will deadline", slog.String("client", s.ID), slog.Any("err", err))
-		}
-	} else if storedWill {
+		writes = append(writes, func() error { return s.hub.opts.Store.PutWill(s.hub.ctx, s.t.name, s.ID, w) })
+		what = append(what, "storing will deadline")
+	} else if s.willStored {
 		s.willStored = false
-		s.deleteStoredWill()
+		writes = append(writes, func() error { return s.hub.opts.Store.DeleteWill(s.hub.ctx, s.t.name, s.ID) })
+		what = append(what, "deleting stored will")
 	}
 	if s.durable {
 		rec := s.recordLocked(d.Expiry, s.hub.opts.Now())
-		if err := s.hub.opts.Store.PutSession(context.Background(), s.t.name, rec); err != nil {
-			s.hub.opts.Logger.Warn("storing session", slog.String("client", s.ID), slog.Any("err", err))
-		}
+		writes = append(writes, func() error { return s.hub.opts.Store.PutSession(s.hub.ctx, s.t.name, rec) })
+		what = append(what, "storing session")
 	}
 	s.mu.Unlock()
+	for i, w := range writes {
+		if err := w(); err != nil {
+			s.hub.opts.Logger.Warn(what[i], slog.String("client", s.ID), slog.Any("err", err))
+		}
+	}
 	s.publishWill(now)
 }
 
@@ -368,16 +521,20 @@ func (s *Session) expire(gen uint64) {
 	current := s.gen == gen && s.sink == nil && !s.closed
 	s.mu.Unlock()
 	var will *Message
+	cleanup := func() {}
 	if current && s.t.sessions[s.ID] == s {
-		will = s.discardLocked()
+		will, cleanup = s.discardLocked()
 	}
 	s.t.mu.Unlock()
+	cleanup()
 	s.publishWill(will)
 }
 
+// publishWill publishes a will without waiting for it: its subscribers may
+// be slow, and the caller is a timer or a departing connection.
 func (s *Session) publishWill(will *Message) {
 	if will != nil {
-		s.hub.Publish(s.t.name, will)
+		s.hub.PublishAsync(s.t.name, will, func(Result) {})
 	}
 }
 
@@ -394,9 +551,12 @@ func (s *Session) stopTimersLocked() {
 }
 
 // discardLocked removes the session and its subscriptions and returns the
-// will still pending, which the caller publishes once it released t.mu.
-// t.mu must be held.
-func (s *Session) discardLocked() *Message {
+// will still pending, which the caller publishes once it released t.mu,
+// and the store cleanup, which the caller runs then too (store writes stay
+// out of the tenant's lock). t.mu must be held. Until the cleanup is done,
+// a new session of the same client ID waits for it before it writes to
+// the store (waitPredecessor).
+func (s *Session) discardLocked() (*Message, func()) {
 	for filter := range s.subs {
 		s.t.subs.Remove(filter, s)
 	}
@@ -412,49 +572,93 @@ func (s *Session) discardLocked() *Message {
 	s.sink = nil
 	s.t.stats.drops[DropSessionEnded].Add(uint64(len(s.queue)))
 	s.queue, s.queuedBytes = nil, 0
+	s.releaseBlockedLocked(false)
 	s.gen++
 	s.stopTimersLocked()
 	will := s.will
 	s.will = nil
-	if s.hub.opts.Store != nil && (s.durable || s.willStored) {
-		// Under t.mu, so that a new session of the same id cannot be
-		// stored before this one is deleted.
-		if err := s.hub.opts.Store.DeleteSession(context.Background(), s.t.name, s.ID); err != nil {
+	del := s.hub.opts.Store != nil && (s.durable || s.willStored || s.durableState != nil)
+	s.durable, s.willStored = false, false
+	s.mu.Unlock()
+	if !del {
+		return will, func() {}
+	}
+	done := make(chan struct{})
+	if s.t.deleting == nil {
+		s.t.deleting = make(map[string]chan struct{})
+	}
+	s.t.deleting[s.ID] = done
+	return will, func() {
+		if err := s.hub.opts.Store.DeleteSession(s.hub.ctx, s.t.name, s.ID); err != nil {
 			s.hub.opts.Logger.Warn("deleting session", slog.String("client", s.ID), slog.Any("err", err))
 		}
-		s.durable, s.willStored = false, false
+		s.t.mu.Lock()
+		if s.t.deleting[s.ID] == done {
+			delete(s.t.deleting, s.ID)
+		}
+		s.t.mu.Unlock()
+		close(done)
 	}
-	s.mu.Unlock()
-	return will
+}
+
+// waitPredecessor waits until the store deletion of an earlier session of
+// the same client ID is done, so that it cannot delete this one's records.
+func (s *Session) waitPredecessor() {
+	if s.after != nil {
+		select {
+		case <-s.after:
+		case <-s.hub.ctx.Done():
+		}
+	}
 }
 
 // Subscribe adds or replaces the subscription to sub.Filter and returns the
 // retained messages it asks for (none for shared subscriptions
-// (MQTT 5 section 4.8.2) and per sub.RetainHandling). The filter must be valid.
-func (s *Session) Subscribe(sub Subscription) (retained []Delivery) {
+// (MQTT 5 section 4.8.2) and per sub.RetainHandling). The filter must be
+// valid. It fails, changing nothing, when the session has
+// Options.MaxSubscriptions subscriptions already (ErrTooManySubscriptions)
+// or a durable session's subscription cannot be stored.
+func (s *Session) Subscribe(sub Subscription) (retained []Delivery, err error) {
 	s.t.mu.Lock()
 	if s.discarded {
 		s.t.mu.Unlock()
-		return nil
+		return nil, nil
 	}
 	if s.subs == nil {
 		s.subs = make(map[string]Subscription)
 	}
-	_, existed := s.subs[sub.Filter]
+	old, existed := s.subs[sub.Filter]
+	if !existed && s.hub.opts.MaxSubscriptions > 0 && len(s.subs) >= s.hub.opts.MaxSubscriptions {
+		s.t.mu.Unlock()
+		return nil, ErrTooManySubscriptions
+	}
 	s.subs[sub.Filter] = sub
 	s.t.subs.Add(sub.Filter, s, sub)
 	s.t.mu.Unlock()
 	if s.isDurable() {
-		if err := s.hub.opts.Store.PutSubscription(context.Background(), s.t.name, s.ID, toStoredSub(sub)); err != nil {
-			s.hub.opts.Logger.Error("storing subscription", slog.String("client", s.ID), slog.Any("err", err))
+		if err := s.hub.opts.Store.PutSubscription(s.hub.ctx, s.t.name, s.ID, toStoredSub(sub)); err != nil {
+			// Not stored: not granted. The previous subscription, if
+			// any, stays.
+			s.t.mu.Lock()
+			if !s.discarded {
+				if existed {
+					s.subs[sub.Filter] = old
+					s.t.subs.Add(sub.Filter, s, old)
+				} else {
+					delete(s.subs, sub.Filter)
+					s.t.subs.Remove(sub.Filter, s)
+				}
+			}
+			s.t.mu.Unlock()
+			return nil, fmt.Errorf("storing subscription %s: %w", sub.Filter, err)
 		}
 	}
 
 	if _, _, shared, _ := topic.ParseShared(sub.Filter); shared {
-		return nil
+		return nil, nil
 	}
 	if sub.RetainHandling == 2 || (sub.RetainHandling == 1 && existed) {
-		return nil
+		return nil, nil
 	}
 	now := s.hub.opts.Now()
 	for _, m := range s.t.retained.match(sub.Filter, now) {
@@ -464,21 +668,62 @@ func (s *Session) Subscribe(sub Subscription) (retained []Delivery) {
 		}
 		retained = append(retained, d)
 	}
-	return retained
+	return retained, nil
+}
+
+// ErrTooManySubscriptions refuses a subscription past
+// Options.MaxSubscriptions (MQTT 5: SUBACK 0x97 Quota exceeded).
+var ErrTooManySubscriptions = errors.New("hub: too many subscriptions in the session")
+
+// DeliverRetained hands the retained messages a subscription asked for to
+// the session, through its queue: those the connection cannot take now
+// wait like any backlog instead of being lost. Retained messages are
+// bounded per tenant, so the queue's memory bound does not apply to them.
+// It returns how many QoS 1/2 deliveries could not be kept (the session
+// ended meanwhile).
+func (s *Session) DeliverRetained(ds []Delivery) (lost int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range ds {
+		if s.closed {
+			s.t.stats.drop(DropSessionEnded)
+			if d.QoS > 0 {
+				lost++
+			}
+			continue
+		}
+		if s.sink != nil && len(s.queue) == 0 && len(s.blocked) == 0 && !s.spilledLocked() && s.send(d) {
+			s.t.stats.delivered.Add(1)
+			continue
+		}
+		if d.QoS == 0 && s.sink != nil {
+			s.drop(d, DropConnectionFull)
+			continue
+		}
+		// In memory only, past the bound: a retained message is sent
+		// again to the next subscription anyway, and the tenant's
+		// retained messages are bounded.
+		s.queue = append(s.queue, d)
+		s.queuedBytes += d.Message.size()
+		s.t.stats.delivered.Add(1)
+	}
+	return lost
 }
 
 // Unsubscribe removes the subscription to filter and reports whether there
 // was one.
 func (s *Session) Unsubscribe(filter string) bool {
 	s.t.mu.Lock()
-	defer s.t.mu.Unlock()
 	if _, ok := s.subs[filter]; !ok {
+		s.t.mu.Unlock()
 		return false
 	}
 	delete(s.subs, filter)
 	s.t.subs.Remove(filter, s)
+	s.t.mu.Unlock()
 	if s.isDurable() {
-		if err := s.hub.opts.Store.DeleteSubscription(context.Background(), s.t.name, s.ID, filter); err != nil && !errors.Is(err, store.ErrNotFound) {
+		// Out of the tenant's lock: a synced write must not stall routing.
+		if err := s.hub.opts.Store.DeleteSubscription(s.hub.ctx, s.t.name, s.ID, filter); err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.hub.opts.Logger.Error("deleting subscription", slog.String("client", s.ID), slog.Any("err", err))
 		}
 	}

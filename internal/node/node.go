@@ -139,6 +139,9 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 		ObserveStore:      n.metrics.ObserveStore,
 		MaxQueuedMessages: cfg.MQTT.MaxQueuedOffline,
 		MaxQueuedBytes:    cfg.MQTT.MaxQueuedOfflineBytes,
+		MaxStoredMessages: cfg.MQTT.MaxStoredMessages,
+		MaxStoredBytes:    cfg.MQTT.MaxStoredBytes,
+		MaxSubscriptions:  cfg.MQTT.MaxSubscriptions,
 		QueueQoS0:         cfg.MQTT.QueueQoS0Offline,
 		Logger:            log,
 	})

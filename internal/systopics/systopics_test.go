@@ -29,7 +29,8 @@ func TestPublishOncePerTenant(t *testing.T) {
 
 	p.PublishOnce()
 	// A subscriber to $SYS/# gets the retained figures of its own tenant.
-	for _, d := range a.Subscribe(hub.Subscription{Filter: "$SYS/#"}) {
+	ret, _ := a.Subscribe(hub.Subscription{Filter: "$SYS/#"})
+	for _, d := range ret {
 		ra.Deliver(d)
 	}
 	want := map[string]string{

@@ -99,6 +99,7 @@ var (
 	_ mqtt.DeliveredHandler    = (*Adapter)(nil)
 	_ mqtt.AsyncPublishHandler = (*Adapter)(nil)
 	_ mqtt.ReleaseHandler      = (*Adapter)(nil)
+	_ mqtt.SessionOpener       = (*Adapter)(nil)
 )
 
 // New returns an Adapter routing through h.
@@ -136,6 +137,9 @@ type connState struct {
 	session   *hub.Session
 	will      *hub.Message
 	willDelay time.Duration
+	// openFailed: the session could not be stored and the client was
+	// refused; it ends with the connection.
+	openFailed bool
 
 	// sent maps the packets of durable or shared deliveries to what the
 	// session needs back: the queue sequence number to acknowledge, the
@@ -324,8 +328,19 @@ var refusalReasons = map[packet.ReasonCode]string{
 }
 
 // Open attaches the client's hub session, resuming it unless clean start is
-// set.
+// set. It is OpenSession without the verdict, for the mqtt.Handler
+// interface; the library calls OpenSession.
 func (a *Adapter) Open(c *mqtt.Conn) bool {
+	present, _ := a.OpenSession(c)
+	return present
+}
+
+// OpenSession attaches the client's hub session, resuming it unless clean
+// start is set, and makes it durable when it outlives the connection. When
+// the store cannot keep the session or the will, the client is refused
+// (0x80 Unspecified error; 3.1.1: Server unavailable) instead of being
+// promised a session that a restart would lose.
+func (a *Adapter) OpenSession(c *mqtt.Conn) (bool, packet.ReasonCode) {
 	st := state(c)
 	defer a.opened(c, st) // registered.go
 	s, present := a.hub.Open(st.tenant, c.ClientID(), c.CleanStart())
@@ -336,15 +351,19 @@ func (a *Adapter) Open(c *mqtt.Conn) bool {
 	s.Attach(sink{c: c, now: a.now, flow: a.flow, st: st})
 	if exp := a.sessionExpiry(c); exp > 0 {
 		if err := s.MakeDurable(exp); err != nil {
-			a.log.Error("session not durable", "client", c.ClientID(), "err", err)
+			a.log.Error("connection refused: session not stored", "client", c.ClientID(), "err", err)
+			st.openFailed = true
+			return false, packet.UnspecifiedError
 		}
 	}
 	if st.will != nil {
 		if err := s.StoreWill(st.will, st.willDelay); err != nil {
-			a.log.Error("will not stored", "client", c.ClientID(), "err", err)
+			a.log.Error("connection refused: will not stored", "client", c.ClientID(), "err", err)
+			st.openFailed = true
+			return false, packet.UnspecifiedError
 		}
 	}
-	return present
+	return present, packet.Success
 }
 
 // Publish routes an inbound QoS 0 message to the hub (QoS 1 and 2 go
@@ -404,7 +423,6 @@ func (a *Adapter) Subscribe(c *mqtt.Conn, p *packet.Subscribe) []packet.ReasonCo
 	if len(p.Properties.SubscriptionIdentifier) > 0 {
 		id = p.Properties.SubscriptionIdentifier[0]
 	}
-	out := sink{c: c, now: a.now, flow: a.flow, st: st}
 	for i, sub := range p.Subscriptions {
 		filter := sub.Filter
 		if _, inner, shared, _ := topic.ParseShared(filter); shared {
@@ -421,7 +439,7 @@ func (a *Adapter) Subscribe(c *mqtt.Conn, p *packet.Subscribe) []packet.ReasonCo
 			continue
 		}
 		qos := min(sub.QoS, 2)
-		retained := st.session.Subscribe(hub.Subscription{
+		retained, err := st.session.Subscribe(hub.Subscription{
 			Filter:            sub.Filter,
 			QoS:               qos,
 			NoLocal:           sub.NoLocal,
@@ -429,9 +447,18 @@ func (a *Adapter) Subscribe(c *mqtt.Conn, p *packet.Subscribe) []packet.ReasonCo
 			RetainHandling:    sub.RetainHandling,
 			ID:                id,
 		})
-		for _, d := range retained {
-			out.Deliver(d)
+		switch {
+		case errors.Is(err, hub.ErrTooManySubscriptions):
+			codes[i] = packet.QuotaExceeded // 3.1.1: 0x80
+			continue
+		case err != nil:
+			a.log.Error("subscription refused: not stored", "client", c.ClientID(), "filter", sub.Filter, "err", err)
+			codes[i] = packet.UnspecifiedError // 3.1.1: 0x80
+			continue
 		}
+		// Through the session's queue: what the connection cannot take
+		// now waits instead of being lost.
+		st.session.DeliverRetained(retained)
 		codes[i] = packet.ReasonCode(qos) // GrantedQoS0..2
 	}
 	return codes
@@ -470,18 +497,22 @@ func (a *Adapter) Released(c *mqtt.Conn, p *packet.Publish, done func()) {
 	}
 	info := st.peek(p)
 	if info.seq == 0 {
-		done()
+		// Nothing to record, but behind the PUBRECs being recorded.
+		st.session.Release(0, nil, func(error) { done() })
 		return
 	}
 	m := a.message(p.Topic, p.Payload, p.QoS, p.Retain, &p.Properties, "")
-	go func() {
-		if err := st.session.MarkReleased(info.seq, m); err != nil {
+	// The session records PUBRECs in arrival order and reports them in
+	// that order, so the PUBRELs (with which the client completes the
+	// messages) keep the order of the PUBLISHes.
+	st.session.Release(info.seq, m, func(err error) {
+		if err != nil {
 			a.log.Error("PUBREC not recorded", "client", c.ClientID(), "err", err)
 		} else {
 			st.setReleased(p)
 		}
 		done()
-	}()
+	})
 }
 
 // Disconnected detaches the session, keeping it with its unacknowledged
@@ -494,6 +525,9 @@ func (a *Adapter) Disconnected(c *mqtt.Conn, err error) {
 	}
 	a.conns.remove(c, st) // registered.go
 	dep := hub.Departure{Expiry: a.sessionExpiry(c)}
+	if st.openFailed {
+		dep.Expiry = 0 // the client was told there is no session
+	}
 	// Unacknowledged messages stay with a persistent session; those of
 	// shared subscriptions go to another member in any case.
 	for _, p := range c.Unacked() {
