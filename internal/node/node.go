@@ -47,9 +47,9 @@ type Node struct {
 	store    store.Store // nil in memory mode
 	registry *registry.Registry
 	cluster  *cluster.Cluster // nil in the embedded mode
-	// closers release the store, the registry's database and the cluster
-	// connection, in reverse order.
-	closers []func() error
+	// closers release the store, the registry's database, the hub, the
+	// registry watch and the cluster connection, in reverse order.
+	closers []func(context.Context) error
 	metrics *metrics.Metrics
 	mqtt    *mqtt.Server
 	http    *http.Server // nil when the HTTP endpoint is off
@@ -72,7 +72,7 @@ type Node struct {
 
 // Start validates cfg, prepares the data directory and opens the listeners.
 // Serving begins at once; stop with Shutdown.
-func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
+func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -81,6 +81,16 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 	}
 	// One slot per serving goroutine: MQTT, MQTT/TLS, WebSocket (two), HTTP.
 	n := &Node{cfg: cfg, log: log, served: make(chan error, 5), metrics: metrics.New()}
+	// One cleanup path: whatever was opened before a failure is closed,
+	// in reverse order, as Shutdown closes it.
+	defer func() {
+		if err != nil {
+			n.closeListeners()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
+			defer cancel()
+			n.closeAll(ctx)
+		}
+	}()
 	if cfg.Store.Engine == "pebble" {
 		durability, err := pebblestore.ParseDurability(cfg.Store.Durability)
 		if err != nil {
@@ -93,7 +103,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 			return nil, fmt.Errorf("opening the store in %s (--data-dir): %w", cfg.DataDir, err)
 		}
 		n.store = ps
-		n.closers = append(n.closers, ps.Close)
+		n.closers = append(n.closers, func(context.Context) error { return ps.Close() })
 	}
 	var rs store.RegistryStore = memstore.NewRegistry()
 	if ps, ok := n.store.(store.RegistryStore); ok {
@@ -105,22 +115,19 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 		pg, err := pgstore.Open(ctx, dsn)
 		cancel()
 		if err != nil {
-			n.closeStore()
 			return nil, fmt.Errorf("registry.postgres_dsn (--postgres-dsn): %w", err)
 		}
 		rs = pg
-		n.closers = append(n.closers, func() error { pg.Close(); return nil })
+		n.closers = append(n.closers, func(context.Context) error { pg.Close(); return nil })
 	}
 	reg, err := registry.New(rs, nil)
 	if err != nil {
-		n.closeStore()
 		return nil, fmt.Errorf("device registry: %w", err)
 	}
 	n.registry = reg
 	if listener, public := cfg.PublicListener(); public && !cfg.Auth && !cfg.AllowAnonymous {
 		// Mosquitto 2's safe default: nothing anonymous from the network.
 		if !hasTenants(reg) {
-			n.closeStore()
 			return nil, fmt.Errorf("%s is not a loopback address and no authentication is configured: "+
 				"create devices (ferry tenant/device/credentials, on a loopback start) and pass --auth (auth: true), "+
 				"or pass --allow-anonymous (allow_anonymous: true) to accept anonymous clients from the network", listener)
@@ -131,7 +138,6 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 	}
 	acl, err := auth.NewACL(aclRules(cfg.ACL))
 	if err != nil {
-		n.closeStore()
 		return nil, err
 	}
 	n.hub = hub.New(hub.Options{
@@ -145,6 +151,7 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 		QueueQoS0:         cfg.MQTT.QueueQoS0Offline,
 		Logger:            log,
 	})
+	n.closers = append(n.closers, n.hub.Close)
 	authn := authenticator(cfg, reg)
 	watch := newRegistryWatch(reg, log, n.metrics) // registrywatch.go
 	n.mqtt = &mqtt.Server{
@@ -172,13 +179,11 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 	n.metrics.WatchParked(n.mqtt.Parked)
 	pg, _ := rs.(*pgstore.Store)
 	if err := watch.start(n.mqtt.Handler.(*mqttadapter.Adapter), authn, pg); err != nil {
-		n.closeStore()
 		return nil, err
 	}
-	n.closers = append(n.closers, watch.stop)
+	n.closers = append(n.closers, func(context.Context) error { return watch.stop() })
 	n.hub.AddTenant(config.DefaultTenant)
 	if err := n.hub.Recover(context.Background(), n.knownTenants()); err != nil {
-		n.closeStore()
 		return nil, err
 	}
 	n.metrics.WatchHub(n.hub)
@@ -190,7 +195,6 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 		tlsCfg, err := kafkaTLS(k)
 		if err != nil {
 			cancel()
-			n.closeStore()
 			return nil, err
 		}
 		cl, err := cluster.Start(ctx, n.hub, cluster.Options{
@@ -204,18 +208,15 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 		})
 		cancel()
 		if err != nil {
-			n.closeStore()
 			return nil, fmt.Errorf("cluster.kafka.brokers (--kafka-brokers): %w", err)
 		}
 		n.cluster = cl
 		n.metrics.WatchCluster(cl)
-		n.closers = append(n.closers, func() error { cl.Close(); return nil })
+		n.closers = append(n.closers, func(context.Context) error { cl.Close(); return nil })
 		log.Info("scale-out mode", slog.String("node", cl.NodeID()), slog.Any("kafka", cfg.Cluster.Kafka.Brokers))
 	}
 
 	if err := n.listen(); err != nil {
-		n.closeListeners()
-		n.closeStore()
 		return nil, err
 	}
 	serve := func(what string, run func() error) {
@@ -426,11 +427,14 @@ func (n *Node) DataDir() string { return n.cfg.DataDir }
 // Registry is the node's device registry.
 func (n *Node) Registry() *registry.Registry { return n.registry }
 
-// closeStore closes what closers hold, last opened first.
-func (n *Node) closeStore() error {
+// closeAll closes what closers hold, last opened first: the cluster, the
+// registry watch, the hub (its timers and store writes), the registry's
+// database, the store. Each gets ctx; the store is closed even when ctx
+// has ended, so that nothing is left half-written.
+func (n *Node) closeAll(ctx context.Context) error {
 	var err error
 	for i := len(n.closers) - 1; i >= 0; i-- {
-		err = errors.Join(err, n.closers[i]())
+		err = errors.Join(err, n.closers[i](ctx))
 	}
 	n.closers = nil
 	return err
@@ -489,16 +493,19 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			err = errors.Join(err, s.Shutdown(ctx))
 		}
 	}
+wait:
 	for ; n.serving > 0; n.serving-- {
 		select {
 		case serr := <-n.served:
 			err = errors.Join(err, serr)
 		case <-ctx.Done():
-			return errors.Join(err, ctx.Err())
+			err = errors.Join(err, ctx.Err())
+			break wait
 		}
 	}
-	// Last: nothing writes to the store once the connections are gone.
-	return errors.Join(err, n.closeStore())
+	// Last: nothing writes to the store once the connections are gone
+	// (or, past ctx, once the hub's store calls are cancelled).
+	return errors.Join(err, n.closeAll(ctx))
 }
 
 // Run starts a node and serves until ctx is cancelled, then shuts down
