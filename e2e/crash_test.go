@@ -123,7 +123,43 @@ type subscriber struct {
 	qos    byte
 	mu     sync.Mutex
 	counts map[int]int // message number -> deliveries (QoS 2: completed by PUBREL)
-	held   map[uint16]int
+	// held is the QoS 2 receive state, kept across connections as a
+	// client must: packet id -> message number and whether its first
+	// PUBLISH was marked DUP.
+	held map[uint16]heldMessage
+	// breaks counts first deliveries of a number lower than one already
+	// delivered; resent are those whose PUBLISH was marked DUP (a message
+	// resent after a restart), unexplained the others.
+	resentBreaks, unexplainedBreaks int
+	highest                         int
+	examples                        []string
+	// subacked, if not nil, hears of each SUBACK.
+	subacked chan struct{}
+}
+
+type heldMessage struct {
+	n   int
+	dup bool
+}
+
+// delivered records the completion of message n; s.mu is held.
+func (s *subscriber) delivered(n int, dup bool) {
+	s.counts[n]++
+	if s.counts[n] > 1 {
+		return
+	}
+	if n < s.highest {
+		if dup {
+			s.resentBreaks++
+		} else {
+			s.unexplainedBreaks++
+			if len(s.examples) < 5 {
+				s.examples = append(s.examples, fmt.Sprintf("%d after %d", n, s.highest))
+			}
+		}
+		return
+	}
+	s.highest = n
 }
 
 func (s *subscriber) run(addr string, stop <-chan struct{}) error {
@@ -131,6 +167,11 @@ func (s *subscriber) run(addr string, stop <-chan struct{}) error {
 	if err != nil {
 		return err
 	}
+	return s.runOn(c, stop)
+}
+
+// runOn subscribes on c and receives until stop or the connection ends.
+func (s *subscriber) runOn(c *rawClient, stop <-chan struct{}) error {
 	defer c.conn.Close()
 	go func() { <-stop; c.conn.Close() }()
 	if err := c.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: s.filter, QoS: s.qos}}}); err != nil {
@@ -142,26 +183,32 @@ func (s *subscriber) run(addr string, stop <-chan struct{}) error {
 			return nil // the server died or we stopped
 		}
 		switch p := p.(type) {
+		case *packet.Suback:
+			if s.subacked != nil {
+				s.subacked <- struct{}{}
+			}
 		case *packet.Publish:
 			n, _ := strconv.Atoi(string(p.Payload))
 			switch p.QoS {
 			case 1:
 				s.mu.Lock()
-				s.counts[n]++
+				s.delivered(n, p.Dup)
 				s.mu.Unlock()
 				c.send(&packet.Puback{PacketID: p.PacketID})
 			case 2:
 				// Method B receiver: keep the message until PUBREL; a
 				// duplicate PUBLISH of a held id is the same message.
 				s.mu.Lock()
-				s.held[p.PacketID] = n
+				if _, ok := s.held[p.PacketID]; !ok {
+					s.held[p.PacketID] = heldMessage{n: n, dup: p.Dup}
+				}
 				s.mu.Unlock()
 				c.send(&packet.Pubrec{PacketID: p.PacketID})
 			}
 		case *packet.Pubrel:
 			s.mu.Lock()
-			if n, ok := s.held[p.PacketID]; ok {
-				s.counts[n]++
+			if h, ok := s.held[p.PacketID]; ok {
+				s.delivered(h.n, h.dup)
 				delete(s.held, p.PacketID)
 			}
 			s.mu.Unlock()
@@ -185,6 +232,7 @@ func publishNumbered(addr, id, topic string, qos byte, next *int, stop <-chan st
 			return acked
 		default:
 		}
+		time.Sleep(2 * time.Millisecond) // pacing: about 500 messages/s at most
 		n := *next
 		if err := c.send(&packet.Publish{Topic: topic, QoS: qos, PacketID: pid, Payload: []byte(strconv.Itoa(n))}); err != nil {
 			return acked
@@ -216,10 +264,13 @@ func publishNumbered(addr, id, topic string, qos byte, next *int, stop <-chan st
 }
 
 // TestCrashSafety kills ferry with SIGKILL at random moments while QoS 1
-// and QoS 2 publishers and persistent subscribers run, restarts it on the
-// same data directory, and checks that every acknowledged message reaches
-// its persistent subscriber (QoS 1: at least once; QoS 2: exactly once),
-// and that retained messages and subscriptions survive.
+// and QoS 2 publishers (about 500 messages/s each) and persistent
+// subscribers run, restarts it on the same data directory, and checks that
+// every acknowledged message reaches its persistent subscriber (QoS 1: at
+// least once; QoS 2: exactly once), in order but for messages resent after
+// a restart, and that retained messages and subscriptions survive. Runs
+// last 0.5 to 3 s; the subscribers go offline part way through each, so a
+// backlog is queued when ferry dies.
 func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test skipped in -short mode")
@@ -231,8 +282,8 @@ func TestCrashSafety(t *testing.T) {
 	s := &crashServer{t: t, bin: ferryBinary(t), dir: filepath.Join(t.TempDir(), "data"), port: freePort(t)}
 	addr := "127.0.0.1:" + s.port
 	subs := []*subscriber{
-		{id: "crash-sub-1", filter: "crash/q1/#", qos: 1, counts: map[int]int{}, held: map[uint16]int{}},
-		{id: "crash-sub-2", filter: "crash/q2/#", qos: 2, counts: map[int]int{}, held: map[uint16]int{}},
+		{id: "crash-sub-1", filter: "crash/q1/#", qos: 1, counts: map[int]int{}, held: map[uint16]heldMessage{}},
+		{id: "crash-sub-2", filter: "crash/q2/#", qos: 2, counts: map[int]int{}, held: map[uint16]heldMessage{}},
 	}
 	s.start()
 	t.Cleanup(func() { s.kill() })
@@ -262,10 +313,21 @@ func TestCrashSafety(t *testing.T) {
 			s.start()
 		}
 		stop := make(chan struct{})
+		runFor := time.Duration(500+rng.IntN(2500)) * time.Millisecond
 		var wg sync.WaitGroup
 		for _, sub := range subs {
+			// Online for the first 20 to 80% of the run, then away.
+			online := runFor * time.Duration(20+rng.IntN(60)) / 100
+			leave := make(chan struct{})
 			wg.Add(1)
-			go func() { defer wg.Done(); sub.run(addr, stop) }()
+			go func() { defer wg.Done(); sub.run(addr, leave) }()
+			wg.Go(func() {
+				select {
+				case <-time.After(online):
+				case <-stop:
+				}
+				close(leave)
+			})
 		}
 		var mu sync.Mutex
 		for _, qos := range []byte{1, 2} {
@@ -278,7 +340,7 @@ func TestCrashSafety(t *testing.T) {
 				mu.Unlock()
 			}()
 		}
-		time.Sleep(time.Duration(50+rng.IntN(250)) * time.Millisecond) // the random moment of the crash
+		time.Sleep(runFor) // the random moment of the crash
 		s.kill()
 		close(stop)
 		wg.Wait()
@@ -334,6 +396,13 @@ func TestCrashSafety(t *testing.T) {
 	}
 	t.Logf("%d crash cycles: %d QoS 1 and %d QoS 2 acknowledged messages checked; %d QoS 2 messages delivered more than once",
 		cycles, len(acked[1]), len(acked[2]), dups)
+	for _, sub := range subs {
+		t.Logf("QoS %d: first deliveries out of order: %d resent after a restart (DUP), %d others",
+			sub.qos, sub.resentBreaks, sub.unexplainedBreaks)
+		if sub.unexplainedBreaks > 0 {
+			t.Errorf("QoS %d: %d messages out of order that were not resent, e.g. %v", sub.qos, sub.unexplainedBreaks, sub.examples)
+		}
+	}
 	if dups > 0 {
 		t.Errorf("%d QoS 2 messages were delivered more than once", dups)
 	}
