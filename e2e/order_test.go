@@ -14,9 +14,16 @@ import (
 // each PUBREC arrives). It returns once every message is acknowledged.
 func publishPipelined(t *testing.T, addr, id, topic string, qos byte, count, window int) {
 	t.Helper()
+	if err := pipelined(addr, id, topic, qos, count, window); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pipelined is publishPipelined for any goroutine.
+func pipelined(addr, id, topic string, qos byte, count, window int) error {
 	c, _, err := dialRaw(addr, id, true)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer c.conn.Close()
 	slots := make(chan struct{}, window)
@@ -46,16 +53,17 @@ func publishPipelined(t *testing.T, addr, id, topic string, qos byte, count, win
 		select {
 		case slots <- struct{}{}:
 		case err := <-readErr:
-			t.Fatalf("publisher: %v after %d messages", err, i)
+			return fmt.Errorf("publisher: %v after %d messages", err, i)
 		}
 		pid := uint16(i%60000 + 1)
 		if err := c.send(&packet.Publish{Topic: topic, QoS: qos, PacketID: pid, Payload: []byte(strconv.Itoa(i))}); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
 	if err := <-readErr; err != nil {
-		t.Fatalf("publisher: %v", err)
+		return fmt.Errorf("publisher: %v", err)
 	}
+	return nil
 }
 
 // TestDeliveryOrder: what one publisher sends at QoS 1 or 2 reaches a
@@ -79,7 +87,8 @@ func TestDeliveryOrder(t *testing.T) {
 			topic := "order/" + name
 			sub := &subscriber{id: "order-sub-" + name, filter: topic, qos: tc.qos, counts: map[int]int{},
 				held: map[uint16]heldMessage{}, subacked: make(chan struct{}, 2)}
-			before := n.Hub().Stats().Connected
+			// Everyone of the earlier cases is gone.
+			waitFor(t, "earlier clients gone", func() bool { return n.Hub().Stats().Connected == 0 })
 			stop := make(chan struct{})
 			ran := make(chan error, 1)
 			subscribe := func() {
@@ -107,7 +116,7 @@ func TestDeliveryOrder(t *testing.T) {
 			if tc.backlog {
 				close(stop)
 				<-ran
-				waitFor(t, "the subscriber gone", func() bool { return n.Hub().Stats().Connected == before })
+				waitFor(t, "the subscriber gone", func() bool { return n.Hub().Stats().Connected == 0 })
 			}
 			publishPipelined(t, addr, "order-pub-"+name, topic, tc.qos, count, 64)
 			if tc.backlog {
