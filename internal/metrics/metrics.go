@@ -153,12 +153,17 @@ var (
 	hubSessions  = prometheus.NewDesc(namespace+"_hub_sessions", "Sessions held by the hub.", nil, nil)
 	hubSubs      = prometheus.NewDesc(namespace+"_hub_subscriptions", "Subscriptions, plain and shared.", nil, nil)
 	hubRetained  = prometheus.NewDesc(namespace+"_hub_retained_messages", "Retained messages stored.", nil, nil)
+	hubBlocked   = prometheus.NewDesc(namespace+"_hub_blocked_total", "QoS 1/2 deliveries whose publisher waited for a clean session's room.", nil, nil)
+	hubSpills    = prometheus.NewDesc(namespace+"_hub_spills_total", "Times a persistent session's queue passed its memory bound and went on in the store.", nil, nil)
+	hubRefills   = prometheus.NewDesc(namespace+"_hub_refills_total", "Reads of spilled deliveries back from the store.", nil, nil)
+	hubStoredB   = prometheus.NewDesc(namespace+"_hub_stored_queue_bytes", "Approximate bytes in the stored queues of all sessions.", nil, nil)
 )
 
 type hubCollector struct{ hub *hub.Hub }
 
 func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{hubPublished, hubDelivered, hubDropped, hubQueued, hubSessions, hubSubs, hubRetained} {
+	for _, d := range []*prometheus.Desc{hubPublished, hubDelivered, hubDropped, hubQueued, hubSessions, hubSubs, hubRetained,
+		hubBlocked, hubSpills, hubRefills, hubStoredB} {
 		ch <- d
 	}
 }
@@ -174,6 +179,10 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(hubSessions, prometheus.GaugeValue, float64(st.Sessions))
 	ch <- prometheus.MustNewConstMetric(hubSubs, prometheus.GaugeValue, float64(st.Subscripts))
 	ch <- prometheus.MustNewConstMetric(hubRetained, prometheus.GaugeValue, float64(st.Retained))
+	ch <- prometheus.MustNewConstMetric(hubBlocked, prometheus.CounterValue, float64(st.Blocked))
+	ch <- prometheus.MustNewConstMetric(hubSpills, prometheus.CounterValue, float64(st.Spills))
+	ch <- prometheus.MustNewConstMetric(hubRefills, prometheus.CounterValue, float64(st.Refills))
+	ch <- prometheus.MustNewConstMetric(hubStoredB, prometheus.GaugeValue, float64(st.StoredB))
 }
 
 // WatchCluster registers the Kafka counters of the scale-out mode, read at
