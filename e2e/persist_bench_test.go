@@ -12,20 +12,23 @@ import (
 
 // BenchmarkPersistedQoS1 measures QoS 1 messages per second from 8
 // publishers (64 unacknowledged each) to one persistent subscriber, with
-// the Pebble store in sync durability: every PUBACK waits for an fsync
-// shared by the messages committed together.
+// the default queue bounds (a subscriber that falls behind spills into
+// the store): the Pebble store in sync durability (every PUBACK waits for
+// an fsync shared by the messages committed together), Pebble without
+// fsync, and the memory store, in one run.
 //
 //	go test -run NONE -bench PersistedQoS1 -benchtime 100000x ./e2e
 func BenchmarkPersistedQoS1(b *testing.B) {
-	for _, durability := range []string{"sync", "none"} {
-		b.Run(durability, func(b *testing.B) {
+	for _, store := range []struct{ name, engine, durability string }{
+		{"pebble-sync", "pebble", "sync"}, {"pebble-none", "pebble", "none"}, {"memory", "memory", "sync"},
+	} {
+		b.Run(store.name, func(b *testing.B) {
 			cfg := config.Default()
 			cfg.MQTT.Addr = "127.0.0.1:0"
 			cfg.HTTP.Addr = ""
 			cfg.MQTT.SysInterval = 0
-			cfg.MQTT.MaxQueuedOffline = 1 << 20
-			cfg.MQTT.MaxQueued = 1 << 20
-			cfg.Store.Durability = durability
+			cfg.Store.Engine = store.engine
+			cfg.Store.Durability = store.durability
 			cfg.DataDir = b.TempDir()
 			n := startNode(b, cfg)
 			addr := n.MQTTAddr().String()
