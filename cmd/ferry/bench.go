@@ -70,7 +70,7 @@ func newBenchCmd() *cobra.Command {
 	pf.IntVar(&o.runs, "runs", 1, "number of runs")
 	pf.StringVar(&o.output, "output", "text", "text, or kv: one key=value line per metric and run (read by `ferry bench report`)")
 	pf.StringVar(&o.label, "label", "", "scenario name in kv output (default: derived from the scenario and its QoS)")
-	cmd.AddCommand(newBenchFanInCmd(&o), newBenchFanOutCmd(&o), newBenchLatencyCmd(&o), newBenchIdleCmd(&o), newBenchReportCmd())
+	cmd.AddCommand(newBenchFanInCmd(&o), newBenchFanOutCmd(&o), newBenchLatencyCmd(&o), newBenchIdleCmd(&o), newBenchSoakCmd(&o), newBenchReportCmd())
 	return cmd
 }
 
@@ -246,5 +246,38 @@ func newBenchReportCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&base, "base", "ferry", "broker whose ratio to every other one is shown")
+	return cmd
+}
+
+func newBenchSoakCmd(o *benchOptions) *cobra.Command {
+	s := bench.Soak{}
+	cmd := &cobra.Command{
+		Use:   "soak",
+		Short: "Mixed QoS 0/1/2 traffic and persistent sessions reconnecting at random, for a long time; the broker's RSS, open files, goroutines and store size sampled",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if s.Duration <= 0 || s.Sessions < 1 || s.Rate < 1 || s.Every <= 0 {
+				return fmt.Errorf("--duration, --sessions, --rate and --every must be positive")
+			}
+			if s.MetricsURL == "" {
+				return fmt.Errorf("--metrics-url is required (Ferry: http://<http-addr>/metrics)")
+			}
+			s.Addr = o.addr
+			s.Sample = func(smp bench.SoakSample) { fmt.Fprintln(cmd.ErrOrStderr(), smp) }
+			res, err := s.Run(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), res)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&s.MetricsURL, "metrics-url", "", "the broker's Prometheus endpoint, e.g. http://127.0.0.1:8080/metrics")
+	fl.StringVar(&s.DataDir, "data-dir", "", "the broker's data directory, whose size is sampled")
+	fl.DurationVar(&s.Duration, "duration", 10*time.Minute, "how long to run")
+	fl.IntVar(&s.Sessions, "sessions", 1000, "persistent sessions reconnecting at random")
+	fl.IntVar(&s.Rate, "rate", 1500, "messages per second over all publishers, a third at each QoS")
+	fl.DurationVar(&s.Every, "every", 30*time.Second, "sampling interval")
 	return cmd
 }
