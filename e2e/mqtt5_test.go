@@ -471,3 +471,23 @@ func TestMQTT5ServerKeepAliveAndReasonString(t *testing.T) {
 		t.Errorf("refused CONNACK = %#x %+v, want 0x86 with a reason string", ack.ReasonCode, ack.Properties)
 	}
 }
+
+// TestMQTT5RetainedCap: past mqtt.max_retained retained topics, a retained
+// QoS 1 publish for a new topic is answered with PUBACK 0x97 (it is
+// delivered, not kept); replacing a retained message still succeeds.
+func TestMQTT5RetainedCap(t *testing.T) {
+	n := startFerry(t, func(c *config.Config) { c.MQTT.MaxRetained = 1 })
+	pub, _ := pahoGo(t, n.MQTTAddr().String(), "retainer")
+	if r := publish(t, pub, &paho.Publish{Topic: "cap/a", QoS: 1, Retain: true, Payload: []byte("1")}); r.ReasonCode != 0 {
+		t.Errorf("first retained publish: reason %#x, want 0", r.ReasonCode)
+	}
+	if r, _ := pub.Publish(ctx5(t), &paho.Publish{Topic: "cap/b", QoS: 1, Retain: true, Payload: []byte("2")}); r == nil || r.ReasonCode != 0x97 {
+		t.Errorf("retained publish past the cap: %+v, want reason 0x97", r)
+	}
+	if r := publish(t, pub, &paho.Publish{Topic: "cap/a", QoS: 1, Retain: true, Payload: []byte("3")}); r.ReasonCode != 0 {
+		t.Errorf("replacing the retained message: reason %#x, want 0", r.ReasonCode)
+	}
+	if got := n.Hub().Stats().Retained; got != 1 {
+		t.Errorf("%d retained messages, want 1", got)
+	}
+}

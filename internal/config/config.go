@@ -227,6 +227,10 @@ type MQTT struct {
 	// of one session; a SUBSCRIBE beyond it is refused (MQTT 5: 0x97,
 	// 3.1.1: 0x80). Default 1000.
 	MaxSubscriptions int `yaml:"max_subscriptions"`
+	// MaxRetained (mqtt.max_retained) bounds the retained topics of one
+	// tenant; a retained message for a new topic beyond it is delivered
+	// but not kept (MQTT 5: PUBACK 0x97). Default 100000.
+	MaxRetained int `yaml:"max_retained"`
 	// QueueQoS0Offline (mqtt.queue_qos0_offline) queues QoS 0 messages for
 	// disconnected persistent sessions too. Default false.
 	QueueQoS0Offline bool `yaml:"queue_qos0_offline"`
@@ -324,6 +328,7 @@ func Default() Config {
 			MaxStoredMessages:     1_000_000,
 			MaxStoredBytes:        4 << 30,
 			MaxSubscriptions:      1000,
+			MaxRetained:           100_000,
 			ConnectTimeout:        Duration(10 * time.Second),
 			IdlePark:              Duration(100 * time.Millisecond),
 			TopicAliasMaximum:     10,
@@ -475,6 +480,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("mqtt.max_stored_bytes: %d must be at least 1", m.MaxStoredBytes)
 	case m.MaxSubscriptions < 1:
 		return fmt.Errorf("mqtt.max_subscriptions: %d must be at least 1", m.MaxSubscriptions)
+	case m.MaxRetained < 1:
+		return fmt.Errorf("mqtt.max_retained: %d must be at least 1", m.MaxRetained)
 	case m.ConnectTimeout <= 0:
 		return errors.New("mqtt.connect_timeout must be positive")
 	case m.IdlePark < 0:

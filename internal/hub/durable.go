@@ -599,7 +599,7 @@ func (h *Hub) Recover(ctx context.Context, tenants []string) error {
 	for tenant := range known {
 		t := h.tenant(tenant)
 		err := st.Retained(ctx, tenant, func(m *store.Message) error {
-			t.retained.set(fromStored(m))
+			t.retained.set(fromStored(m), 0)
 			return nil
 		})
 		if err != nil {

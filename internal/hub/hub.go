@@ -71,6 +71,12 @@ type Options struct {
 	// MaxSubscriptions bounds the subscriptions of one session
 	// (ErrTooManySubscriptions). If zero, 1000; negative: no bound.
 	MaxSubscriptions int
+	// MaxRetained bounds the retained topics of one tenant: past it, a
+	// retained message for a new topic is routed but not kept
+	// (Result.RetainRefused); replacing and clearing still work. Retained
+	// messages from the store or the cluster are not refused. If zero,
+	// 100,000; negative: no bound.
+	MaxRetained int
 	// QueueQoS0 makes offline persistent sessions queue QoS 0 messages too.
 	QueueQoS0 bool
 	// Logger receives drop warnings. If nil, slog.Default().
@@ -122,6 +128,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxSubscriptions == 0 {
 		o.MaxSubscriptions = 1000
+	}
+	switch {
+	case o.MaxRetained == 0:
+		o.MaxRetained = 100_000
+	case o.MaxRetained < 0:
+		o.MaxRetained = 0 // retainedStore.set: no bound
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -293,7 +305,7 @@ func (h *Hub) tenant(name string) *tenant {
 			name:     name,
 			subs:     topic.NewTrie[*Session, Subscription](),
 			sessions: make(map[string]*Session),
-			retained: retainedStore{msgs: make(map[string]*Message)},
+			retained: retainedStore{},
 		}
 		h.tenants[name] = t
 	}
@@ -321,6 +333,10 @@ type Result struct {
 	// Err is a store or relay failure: the message may not survive a
 	// crash, or may not reach the other nodes of a cluster.
 	Err error
+	// RetainRefused says that m was not kept as its topic's retained
+	// message: the tenant holds Options.MaxRetained retained topics
+	// (MQTT 5: PUBACK 0x97). It was routed all the same.
+	RetainRefused bool
 }
 
 // Publish routes m to every matching session of the tenant and, when
@@ -369,8 +385,14 @@ func (h *Hub) publish(tenantName string, m *Message, w *waiter, r Relay) Result 
 		return Result{}
 	}
 	var res Result
+	if m.Retain && !t.retained.set(m, h.opts.MaxRetained) {
+		// The tenant has MaxRetained topics retained: m goes to its
+		// subscribers but is not kept, and the publisher is told.
+		res.RetainRefused = true
+		t.stats.retainRefused.Add(1)
+		m = m.unretained()
+	}
 	if m.Retain {
-		t.retained.set(m)
 		if st := h.opts.Store; st != nil {
 			var err error
 			start := time.Now()
@@ -477,7 +499,7 @@ func (h *Hub) ApplyRetained(tenantName string, m *Message) {
 	if m.Expired(h.opts.Now()) {
 		m = &Message{Topic: m.Topic}
 	}
-	t.retained.set(m)
+	t.retained.set(m, 0) // the cluster agreed on it: no local cap
 }
 
 // route hands m to every matching session of t and returns how many
@@ -584,23 +606,24 @@ func (h *Hub) Open(tenantName, clientID string, clean bool) (s *Session, present
 
 // Stats is a snapshot of the hub's counters, of one tenant or of all.
 type Stats struct {
-	Published  uint64                 // messages handed to Publish
-	BytesIn    uint64                 // their payload bytes
-	Delivered  uint64                 // deliveries accepted by a connection or a session queue
-	Sent       uint64                 // deliveries handed to a connection
-	BytesSent  uint64                 // their payload bytes
-	Dropped    uint64                 // deliveries dropped, for every reason
-	Drops      [NumDropReasons]uint64 // dropped deliveries by reason
-	Queued     int                    // deliveries waiting in session queues
-	Retained   int                    // retained messages stored
-	Sessions   int64                  // sessions
-	Connected  int64                  // sessions with a connection attached
-	Connects   uint64                 // connections attached since start
-	Subscripts int                    // subscriptions, plain and shared
-	Blocked    uint64                 // deliveries that made their publisher wait for room
-	Spills     uint64                 // times a session's queue spilled into the store
-	Refills    uint64                 // reads of spilled deliveries back from the store
-	StoredB    int64                  // approximate bytes in the store queues of all sessions (hub-wide)
+	Published     uint64                 // messages handed to Publish
+	BytesIn       uint64                 // their payload bytes
+	Delivered     uint64                 // deliveries accepted by a connection or a session queue
+	Sent          uint64                 // deliveries handed to a connection
+	BytesSent     uint64                 // their payload bytes
+	Dropped       uint64                 // deliveries dropped, for every reason
+	Drops         [NumDropReasons]uint64 // dropped deliveries by reason
+	Queued        int                    // deliveries waiting in session queues
+	Retained      int                    // retained messages stored
+	Sessions      int64                  // sessions
+	Connected     int64                  // sessions with a connection attached
+	Connects      uint64                 // connections attached since start
+	Subscripts    int                    // subscriptions, plain and shared
+	Blocked       uint64                 // deliveries that made their publisher wait for room
+	Spills        uint64                 // times a session's queue spilled into the store
+	Refills       uint64                 // reads of spilled deliveries back from the store
+	StoredB       int64                  // approximate bytes in the store queues of all sessions (hub-wide)
+	RetainRefused uint64                 // retained messages not kept: the tenant's MaxRetained was reached
 }
 
 type counters struct {
@@ -612,6 +635,7 @@ type counters struct {
 	drops               [NumDropReasons]atomic.Uint64
 	blocked             atomic.Uint64
 	spills, refills     atomic.Uint64
+	retainRefused       atomic.Uint64
 }
 
 // Stats returns the counters of every tenant added up.
@@ -665,18 +689,19 @@ func (h *Hub) Tenants() []string {
 func (t *tenant) statsSnapshot() Stats {
 	c := &t.stats
 	st := Stats{
-		Published: c.published.Load(),
-		BytesIn:   c.bytesIn.Load(),
-		Delivered: c.delivered.Load(),
-		Sent:      c.sent.Load(),
-		BytesSent: c.bytesSent.Load(),
-		Sessions:  c.sessions.Load(),
-		Connected: c.connected.Load(),
-		Connects:  c.connects.Load(),
-		Retained:  t.retained.len(),
-		Blocked:   c.blocked.Load(),
-		Spills:    c.spills.Load(),
-		Refills:   c.refills.Load(),
+		Published:     c.published.Load(),
+		BytesIn:       c.bytesIn.Load(),
+		Delivered:     c.delivered.Load(),
+		Sent:          c.sent.Load(),
+		BytesSent:     c.bytesSent.Load(),
+		Sessions:      c.sessions.Load(),
+		Connected:     c.connected.Load(),
+		Connects:      c.connects.Load(),
+		Retained:      t.retained.len(),
+		Blocked:       c.blocked.Load(),
+		Spills:        c.spills.Load(),
+		Refills:       c.refills.Load(),
+		RetainRefused: c.retainRefused.Load(),
 	}
 	for i := range st.Drops {
 		st.Drops[i] = c.drops[i].Load()
@@ -710,6 +735,7 @@ func (st *Stats) add(o Stats) {
 	st.Blocked += o.Blocked
 	st.Spills += o.Spills
 	st.Refills += o.Refills
+	st.RetainRefused += o.RetainRefused
 }
 
 // DropReason says why a delivery was dropped.

@@ -45,6 +45,14 @@ func (m *Message) SharedForm(build func() any) any {
 	return *m.shared.Load()
 }
 
+// unretained is a copy of m without its retain flag (and without its
+// shared form, which may carry the flag).
+func (m *Message) unretained() *Message {
+	return &Message{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Expiry: m.Expiry,
+		ContentType: m.ContentType, ResponseTopic: m.ResponseTopic, CorrelationData: m.CorrelationData,
+		PayloadFormat: m.PayloadFormat, UserProperties: m.UserProperties, Origin: m.Origin}
+}
+
 // UserProperty is an MQTT 5 user property; order is significant.
 type UserProperty struct{ Key, Value string }
 

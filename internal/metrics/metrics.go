@@ -146,24 +146,25 @@ func (m *Metrics) WatchHub(h *hub.Hub) {
 }
 
 var (
-	hubPublished = prometheus.NewDesc(namespace+"_hub_published_total", "Messages routed by the hub.", nil, nil)
-	hubDelivered = prometheus.NewDesc(namespace+"_hub_delivered_total", "Deliveries handed to a connection or a session queue.", nil, nil)
-	hubDropped   = prometheus.NewDesc(namespace+"_hub_dropped_total", "Deliveries dropped, by reason.", []string{"reason"}, nil)
-	hubQueued    = prometheus.NewDesc(namespace+"_hub_queued_messages", "Deliveries waiting in session queues.", nil, nil)
-	hubSessions  = prometheus.NewDesc(namespace+"_hub_sessions", "Sessions held by the hub.", nil, nil)
-	hubSubs      = prometheus.NewDesc(namespace+"_hub_subscriptions", "Subscriptions, plain and shared.", nil, nil)
-	hubRetained  = prometheus.NewDesc(namespace+"_hub_retained_messages", "Retained messages stored.", nil, nil)
-	hubBlocked   = prometheus.NewDesc(namespace+"_hub_blocked_total", "QoS 1/2 deliveries whose publisher waited for a clean session's room.", nil, nil)
-	hubSpills    = prometheus.NewDesc(namespace+"_hub_spills_total", "Times a persistent session's queue passed its memory bound and went on in the store.", nil, nil)
-	hubRefills   = prometheus.NewDesc(namespace+"_hub_refills_total", "Reads of spilled deliveries back from the store.", nil, nil)
-	hubStoredB   = prometheus.NewDesc(namespace+"_hub_stored_queue_bytes", "Approximate bytes in the stored queues of all sessions.", nil, nil)
+	hubPublished  = prometheus.NewDesc(namespace+"_hub_published_total", "Messages routed by the hub.", nil, nil)
+	hubDelivered  = prometheus.NewDesc(namespace+"_hub_delivered_total", "Deliveries handed to a connection or a session queue.", nil, nil)
+	hubDropped    = prometheus.NewDesc(namespace+"_hub_dropped_total", "Deliveries dropped, by reason.", []string{"reason"}, nil)
+	hubQueued     = prometheus.NewDesc(namespace+"_hub_queued_messages", "Deliveries waiting in session queues.", nil, nil)
+	hubSessions   = prometheus.NewDesc(namespace+"_hub_sessions", "Sessions held by the hub.", nil, nil)
+	hubSubs       = prometheus.NewDesc(namespace+"_hub_subscriptions", "Subscriptions, plain and shared.", nil, nil)
+	hubRetained   = prometheus.NewDesc(namespace+"_hub_retained_messages", "Retained messages stored.", nil, nil)
+	hubBlocked    = prometheus.NewDesc(namespace+"_hub_blocked_total", "QoS 1/2 deliveries whose publisher waited for a clean session's room.", nil, nil)
+	hubSpills     = prometheus.NewDesc(namespace+"_hub_spills_total", "Times a persistent session's queue passed its memory bound and went on in the store.", nil, nil)
+	hubRefills    = prometheus.NewDesc(namespace+"_hub_refills_total", "Reads of spilled deliveries back from the store.", nil, nil)
+	hubRetRefused = prometheus.NewDesc(namespace+"_hub_retained_refused_total", "Retained messages not kept: their tenant held mqtt.max_retained topics.", nil, nil)
+	hubStoredB    = prometheus.NewDesc(namespace+"_hub_stored_queue_bytes", "Approximate bytes in the stored queues of all sessions.", nil, nil)
 )
 
 type hubCollector struct{ hub *hub.Hub }
 
 func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{hubPublished, hubDelivered, hubDropped, hubQueued, hubSessions, hubSubs, hubRetained,
-		hubBlocked, hubSpills, hubRefills, hubStoredB} {
+		hubBlocked, hubSpills, hubRefills, hubStoredB, hubRetRefused} {
 		ch <- d
 	}
 }
@@ -183,6 +184,7 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(hubSpills, prometheus.CounterValue, float64(st.Spills))
 	ch <- prometheus.MustNewConstMetric(hubRefills, prometheus.CounterValue, float64(st.Refills))
 	ch <- prometheus.MustNewConstMetric(hubStoredB, prometheus.GaugeValue, float64(st.StoredB))
+	ch <- prometheus.MustNewConstMetric(hubRetRefused, prometheus.CounterValue, float64(st.RetainRefused))
 }
 
 // WatchCluster registers the Kafka counters of the scale-out mode, read at

@@ -148,6 +148,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 		MaxStoredMessages: cfg.MQTT.MaxStoredMessages,
 		MaxStoredBytes:    cfg.MQTT.MaxStoredBytes,
 		MaxSubscriptions:  cfg.MQTT.MaxSubscriptions,
+		MaxRetained:       cfg.MQTT.MaxRetained,
 		QueueQoS0:         cfg.MQTT.QueueQoS0Offline,
 		Logger:            log,
 	})

@@ -410,6 +410,9 @@ func (a *Adapter) ackCode(c *mqtt.Conn, m *hub.Message, res hub.Result) packet.R
 	case res.Lost > 0:
 		// Some subscriber's queue was full: not every copy was taken.
 		return packet.QuotaExceeded
+	case res.RetainRefused:
+		// Delivered, but not kept as the topic's retained message.
+		return packet.QuotaExceeded
 	}
 	return packet.Success
 }
