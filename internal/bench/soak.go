@@ -127,6 +127,13 @@ loop:
 	}
 	tick.Stop()
 	wg.Wait()
+	// Leave no persistent session behind: an abandoned one would keep
+	// collecting messages in the next soak.
+	for i := range s.Sessions {
+		if cl, err := dial(s.Addr, fmt.Sprintf("soak-%s-%d", id, i), true); err == nil {
+			cl.close()
+		}
+	}
 	// The end sample, once the clients are gone and the broker has had a
 	// moment to close their connections.
 	ectx, ecancel := context.WithTimeout(context.Background(), 10*time.Second)
