@@ -555,10 +555,9 @@ func (h *Hub) Recover(ctx context.Context, tenants []string) error {
 	var sessions []rec
 	err := st.Sessions(ctx, func(tenant string, r store.Session) error {
 		known[tenant] = true
-		t := h.tenant(tenant)
+		t := h.lockTenant(tenant)
 		s := &Session{ID: r.ClientID, hub: h, t: t, subs: make(map[string]Subscription), durable: true,
 			durableState: new(durableState)}
-		t.mu.Lock()
 		t.sessions[s.ID] = s
 		t.mu.Unlock()
 		t.stats.sessions.Add(1)
@@ -599,7 +598,7 @@ func (h *Hub) Recover(ctx context.Context, tenants []string) error {
 	for tenant := range known {
 		t := h.tenant(tenant)
 		err := st.Retained(ctx, tenant, func(m *store.Message) error {
-			t.retained.set(fromStored(m), 0)
+			h.setRetained(t, fromStored(m), 0)
 			return nil
 		})
 		if err != nil {

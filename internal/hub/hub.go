@@ -150,6 +150,11 @@ type Hub struct {
 
 	mu      sync.RWMutex
 	tenants map[string]*tenant
+	// retired holds the counters of the tenants releaseTenant removed, so
+	// that totals and a tenant's figures never go down: a tenant created
+	// again takes its counters back. A few hundred bytes per tenant
+	// instead of its maps and trees; guarded by mu.
+	retired map[string]Stats
 
 	relay atomic.Pointer[Relay] // nil: none
 
@@ -288,6 +293,10 @@ type tenant struct {
 	// session still running; guarded by mu.
 	deleting map[string]chan struct{}
 
+	// removed is set, under Hub.mu and mu, when releaseTenant takes the
+	// tenant out of the hub: whoever would add to it looks it up again.
+	removed bool
+
 	stats counters
 }
 
@@ -306,6 +315,10 @@ func (h *Hub) tenant(name string) *tenant {
 			subs:     topic.NewTrie[*Session, Subscription](),
 			sessions: make(map[string]*Session),
 			retained: retainedStore{},
+		}
+		if r, ok := h.retired[name]; ok {
+			t.stats.restore(r)
+			delete(h.retired, name)
 		}
 		h.tenants[name] = t
 	}
@@ -385,7 +398,7 @@ func (h *Hub) publish(tenantName string, m *Message, w *waiter, r Relay) Result 
 		return Result{}
 	}
 	var res Result
-	if m.Retain && !t.retained.set(m, h.opts.MaxRetained) {
+	if m.Retain && !h.setRetained(t, m, h.opts.MaxRetained) {
 		// The tenant has MaxRetained topics retained: m goes to its
 		// subscribers but is not kept, and the publisher is told.
 		res.RetainRefused = true
@@ -499,7 +512,71 @@ func (h *Hub) ApplyRetained(tenantName string, m *Message) {
 	if m.Expired(h.opts.Now()) {
 		m = &Message{Topic: m.Topic}
 	}
-	t.retained.set(m, 0) // the cluster agreed on it: no local cap
+	h.setRetained(t, m, 0) // the cluster agreed on it: no local cap
+}
+
+// lockTenant returns the tenant, created if need be, with its mu locked,
+// for adding a session: never one that releaseTenant has just removed.
+func (h *Hub) lockTenant(name string) *tenant {
+	for {
+		t := h.tenant(name)
+		t.mu.Lock()
+		if !t.removed {
+			return t
+		}
+		t.mu.Unlock()
+	}
+}
+
+// setRetained sets m as a retained message of t (see retainedStore.set),
+// or of the tenant that replaced t if t was removed meanwhile. A clear may
+// leave the tenant empty, which is then removed.
+func (h *Hub) setRetained(t *tenant, m *Message, max int) bool {
+	for {
+		t.mu.RLock()
+		if !t.removed {
+			ok := t.retained.set(m, max)
+			t.mu.RUnlock()
+			if len(m.Payload) == 0 {
+				h.releaseTenant(t)
+			}
+			return ok
+		}
+		t.mu.RUnlock()
+		t = h.tenant(t.name)
+	}
+}
+
+// releaseTenant removes t from the hub once it holds nothing (no session,
+// subscription, retained message or store deletion in progress), so that
+// tenants that come and go (deleted from the registry, one-off logins) do
+// not stay in memory. Its counters are kept in the hub's totals.
+func (h *Hub) releaseTenant(t *tenant) {
+	t.mu.RLock()
+	empty := len(t.sessions) == 0 && len(t.deleting) == 0 && t.subs.Len() == 0 && t.retained.len() == 0
+	t.mu.RUnlock()
+	if !empty {
+		return // the common case: no hub-wide lock
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.tenants[t.name] != t {
+		return
+	}
+	t.mu.Lock()
+	if len(t.sessions) > 0 || len(t.deleting) > 0 || t.subs.Len() > 0 || t.retained.len() > 0 {
+		t.mu.Unlock()
+		return
+	}
+	t.removed = true
+	delete(h.tenants, t.name)
+	t.mu.Unlock()
+	// Nothing is added to a removed tenant; its last counters join the
+	// totals (statsSnapshot takes t.mu itself).
+	if h.retired == nil {
+		h.retired = make(map[string]Stats)
+	}
+	h.retired[t.name] = t.statsSnapshot()
 }
 
 // route hands m to every matching session of t and returns how many
@@ -582,8 +659,7 @@ func (h *Hub) Open(tenantName, clientID string, clean bool) (s *Session, present
 	if c, ok := h.loadRelay().(Claimer); ok {
 		c.Claim(tenantName, clientID)
 	}
-	t := h.tenant(tenantName)
-	t.mu.Lock()
+	t := h.lockTenant(tenantName)
 	var will *Message
 	cleanup := func() {}
 	if old := t.sessions[clientID]; old != nil {
@@ -638,18 +714,37 @@ type counters struct {
 	retainRefused       atomic.Uint64
 }
 
+// restore sets the cumulative counters from st, the figures of a tenant
+// that was removed and is created again.
+func (c *counters) restore(st Stats) {
+	c.published.Store(st.Published)
+	c.bytesIn.Store(st.BytesIn)
+	c.delivered.Store(st.Delivered)
+	c.sent.Store(st.Sent)
+	c.bytesSent.Store(st.BytesSent)
+	c.connects.Store(st.Connects)
+	for i := range c.drops {
+		c.drops[i].Store(st.Drops[i])
+	}
+	c.blocked.Store(st.Blocked)
+	c.spills.Store(st.Spills)
+	c.refills.Store(st.Refills)
+	c.retainRefused.Store(st.RetainRefused)
+}
+
 // Stats returns the counters of every tenant added up.
 func (h *Hub) Stats() Stats {
-	var st Stats
+	// Under the read lock throughout, so that a tenant being retired is
+	// counted once, either live or in retired.
 	h.mu.RLock()
-	tenants := make([]*tenant, 0, len(h.tenants))
-	for _, t := range h.tenants {
-		tenants = append(tenants, t)
+	var st Stats
+	for _, r := range h.retired {
+		st.add(r)
 	}
-	h.mu.RUnlock()
-	for _, t := range tenants {
+	for _, t := range h.tenants {
 		st.add(t.statsSnapshot())
 	}
+	h.mu.RUnlock()
 	st.StoredB = h.storedBytes.Load()
 	return st
 }
@@ -658,9 +753,10 @@ func (h *Hub) Stats() Stats {
 func (h *Hub) TenantStats(name string) Stats {
 	h.mu.RLock()
 	t := h.tenants[name]
+	r := h.retired[name]
 	h.mu.RUnlock()
 	if t == nil {
-		return Stats{}
+		return r
 	}
 	return t.statsSnapshot()
 }

@@ -96,3 +96,46 @@ func BenchmarkRetainedSubscribe(b *testing.B) {
 		}
 	}
 }
+
+// TestEmptyTenantRemoved: a tenant whose last session ended and which
+// retains nothing leaves the hub's map; the hub's totals keep its counts,
+// and the tenant comes back when used again.
+func TestEmptyTenantRemoved(t *testing.T) {
+	h := New(Options{})
+	s, _ := h.Open("gone", "c", true)
+	s.Attach(&recorder{})
+	s.Subscribe(Subscription{Filter: "x"})
+	h.Publish("gone", &Message{Topic: "x"})
+	h.Publish("gone", &Message{Topic: "r", Retain: true, Payload: []byte("v")})
+	s.Detach(Departure{})
+	if n := tenantCount(h); n != 1 {
+		t.Fatalf("%d tenants with a retained message left, want 1", n)
+	}
+	h.Publish("gone", &Message{Topic: "r", Retain: true}) // clears
+	if n := tenantCount(h); n != 0 {
+		t.Errorf("%d tenants after the last session and retained message went, want 0", n)
+	}
+	if st := h.Stats(); st.Published != 3 || st.Delivered != 1 {
+		t.Errorf("totals after removal: %+v, want 3 published, 1 delivered", st)
+	}
+	if st := h.TenantStats("gone"); st.Published != 3 {
+		t.Errorf("the removed tenant's figures: %+v, want 3 published", st)
+	}
+	s2, _ := h.Open("gone", "c", true)
+	r := &recorder{}
+	s2.Attach(r)
+	s2.Subscribe(Subscription{Filter: "x"})
+	h.Publish("gone", &Message{Topic: "x"})
+	if len(r.topics()) != 1 {
+		t.Error("the tenant did not come back")
+	}
+	if st := h.TenantStats("gone"); st.Published != 4 {
+		t.Errorf("the tenant's figures after it came back: %d published, want 4 (its earlier 3 kept)", st.Published)
+	}
+}
+
+func tenantCount(h *Hub) int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.tenants)
+}

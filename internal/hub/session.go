@@ -376,6 +376,7 @@ func (s *Session) Detach(d Departure) {
 		}
 		s.t.mu.Unlock()
 		cleanup()
+		s.hub.releaseTenant(s.t)
 		s.publishWill(firstWill(d.Will, will))
 		return
 	}
@@ -527,6 +528,7 @@ func (s *Session) expire(gen uint64) {
 	}
 	s.t.mu.Unlock()
 	cleanup()
+	s.hub.releaseTenant(s.t)
 	s.publishWill(will)
 }
 
