@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,14 +45,21 @@ type Conn struct {
 	mu             sync.Mutex
 	sessions       map[uint16]*Session // by local channel
 	remoteSessions map[uint16]*Session // by remote channel
+	channels       idAlloc             // local channels
+	links          int                 // links holding a local handle, over all sessions
 	closeSent      bool
+	lingering      bool  // we closed with an error: the reader drains the peer before closing the socket
 	err            error // set once, before done is closed
 	closeReceived  chan struct{}
 	remoteClose    *Error // the error in the peer's close; set before closeReceived is closed
 
-	// pendingAttach is owned by the reader goroutine: dispatch queues an
-	// incoming attach here and the reader runs the Handler after unlocking.
+	socketClosed sync.Once
+
+	// pendingAttach and pendingBegin are owned by the reader goroutine:
+	// dispatch queues an incoming attach or begin here and the reader runs
+	// the Handler after unlocking.
 	pendingAttach *pendingAttach
+	pendingBegin  *SessionRequest
 }
 
 // Dial connects to addr ("amqp://host:port" or "amqps://host:port"; a
@@ -123,7 +131,8 @@ func NewConn(ctx context.Context, nc net.Conn, opts *ConnOptions) (*Conn, error)
 		maxFrameSize: opts.MaxFrameSize, channelMax: opts.ChannelMax, idleTimeout: opts.IdleTimeout,
 		offeredCaps: opts.OfferedCapabilities, desiredCaps: opts.DesiredCapabilities,
 		properties: opts.Properties, handshakeTimeout: opts.HandshakeTimeout,
-		readBufferSize: opts.ReadBufferSize,
+		readBufferSize: opts.ReadBufferSize, maxSessions: opts.MaxSessions, maxLinks: opts.MaxLinks,
+		closeLinger: opts.CloseLinger, logger: opts.Logger,
 	}
 	cfg.setDefaults()
 	c := newConn(nc, cfg)
@@ -191,7 +200,8 @@ func (c *Conn) heartbeat() {
 	if c.cfg.idleTimeout > 0 {
 		idle := time.Since(time.Unix(0, c.lastRead.Load()))
 		if idle > c.cfg.idleTimeout {
-			c.closeWithError(violation(frame.CondResourceLimitExceeded, "idle time-out %v expired", c.cfg.idleTimeout))
+			v := violation(frame.CondResourceLimitExceeded, "nothing received within the idle time-out of %v", c.cfg.idleTimeout)
+			c.closeWithError(v.amqpError(), &ConnError{inner: v})
 			return
 		}
 	}
@@ -240,34 +250,41 @@ func (c *Conn) Err() error {
 // Close closes the connection: it sends close, waits up to a second for
 // the peer's close and closes the socket. Sessions and links fail with a
 // ConnError wrapping ErrClosed. It returns the peer's error, if its close
-// carried one.
+// carried one. On a connection already closing with an error (see
+// CloseWithError) it waits for that close to finish.
 func (c *Conn) Close() error { return c.CloseWithError(nil) }
 
 // CloseWithError is Close with a condition for the peer, for example
-// amqp:connection:forced when a server evicts a client. Do not call it
-// from HandleLink itself: it waits for the peer's close, which only the
-// reader goroutine running HandleLink could read (call it from another
-// goroutine).
+// amqp:connection:forced when a server evicts a client. With a condition,
+// sessions and links fail at once, frames the peer sends after our close
+// are discarded unprocessed, and the socket is closed once the peer has
+// closed (its close or the end of its stream) or after CloseLinger, so
+// that the peer reads the condition instead of a connection reset. Do not
+// call it from HandleLink or HandleSession: it waits for the reader
+// goroutine that runs them (call it from another goroutine).
 func (c *Conn) CloseWithError(e *Error) error {
 	if c.closeCalled.Swap(true) {
-		<-c.done
+		<-c.readerDone
 		return nil
 	}
-	c.mu.Lock()
-	sent := c.closeSent
-	c.closeSent = true
-	c.mu.Unlock()
-	if !sent {
-		_ = c.w.frame(frame.TypeAMQP, 0, &frame.Close{Error: e})
+	if e != nil {
+		c.closeWithError(e, &ConnError{inner: ErrClosed})
+	} else {
+		c.mu.Lock()
+		c.sendCloseLocked(nil)
+		lingering := c.lingering
+		c.mu.Unlock()
+		if !lingering {
+			t := time.NewTimer(time.Second)
+			select {
+			case <-c.closeReceived:
+			case <-c.done:
+			case <-t.C:
+			}
+			t.Stop()
+			c.shutdown(&ConnError{inner: ErrClosed})
+		}
 	}
-	t := time.NewTimer(time.Second)
-	select {
-	case <-c.closeReceived:
-	case <-c.done:
-	case <-t.C:
-	}
-	t.Stop()
-	c.shutdown(&ConnError{inner: ErrClosed})
 	<-c.readerDone
 	var ce *ConnError
 	if errors.As(c.err, &ce) && ce.RemoteErr != nil {
@@ -276,27 +293,75 @@ func (c *Conn) CloseWithError(e *Error) error {
 	return nil
 }
 
-// closeWithError sends close with the violation's condition, then shuts
-// the connection down without waiting for the peer (which broke the
-// protocol and may never answer).
-func (c *Conn) closeWithError(v *protoError) {
-	c.mu.Lock()
-	sent := c.closeSent
-	c.closeSent = true
-	c.mu.Unlock()
-	if !sent {
-		_ = c.w.frame(frame.TypeAMQP, 0, &frame.Close{Error: v.amqpError()})
+// sendCloseLocked queues our close unless one went out already or the
+// connection is over, and reports whether it did. No frame may follow a
+// close (part 2, section 2.4.3), so the writer refuses any later ones.
+func (c *Conn) sendCloseLocked(e *Error) bool {
+	if c.closeSent || c.err != nil {
+		c.closeSent = true
+		return false
 	}
-	c.shutdown(&ConnError{inner: v})
+	c.closeSent = true
+	err := c.w.frame(frame.TypeAMQP, 0, &frame.Close{Error: e})
+	c.w.seal()
+	return err == nil
 }
 
-// shutdown records err (first wins), flushes what is queued for a short
-// while, closes the socket and fails every session and link. Safe to call
-// from any goroutine, more than once.
+// closeWithError ends the connection because we decided to (a violation by
+// the peer, an expired idle time-out, a panic, CloseWithError): it sends
+// close with e and fails sessions and links with err at once, so nothing
+// the peer sends afterwards is processed. The socket stays open: once our
+// close is written the write side is shut and the reader reads and
+// discards until the peer closes or CloseLinger passes. Closing at once
+// would make the kernel answer the peer's unread bytes with a reset,
+// which can destroy our close before the peer's application reads it.
+// Safe to call from any goroutine.
+func (c *Conn) closeWithError(e *Error, err error) {
+	c.mu.Lock()
+	if c.lingering {
+		c.mu.Unlock()
+		return // closing with an error already: let the linger finish
+	}
+	linger := c.sendCloseLocked(e) && c.cfg.closeLinger > 0
+	c.lingering = linger
+	c.endLocked(err)
+	c.mu.Unlock()
+	if !linger {
+		c.closeSocket()
+		return
+	}
+	if !c.w.drain(time.Second) {
+		// The peer does not read: it would not read our close either.
+		c.nc.Close()
+		return
+	}
+	closeWrite(c.nc)
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.cfg.closeLinger))
+}
+
+// closeWrite half-closes nc when it can (TCP: a FIN; TLS: close_notify),
+// so that the peer sees the end of our stream right after our close.
+func closeWrite(nc net.Conn) {
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+}
+
+// shutdown ends the connection now: it records err (first wins), fails
+// every session and link and closes the socket. Safe to call from any
+// goroutine, more than once.
 func (c *Conn) shutdown(err error) {
 	c.mu.Lock()
+	c.endLocked(err)
+	c.mu.Unlock()
+	c.closeSocket()
+}
+
+// endLocked ends the connection for the API: it records err unless an
+// error is recorded already, stops the idle timer and fails every session
+// and link.
+func (c *Conn) endLocked(err error) {
 	if c.err != nil {
-		c.mu.Unlock()
 		return
 	}
 	c.err = err
@@ -311,30 +376,55 @@ func (c *Conn) shutdown(err error) {
 		s.failLocked(err)
 	}
 	close(c.done)
-	c.mu.Unlock()
-
-	c.w.drain(time.Second)
-	c.w.fail(ErrClosed)
-	c.nc.Close()
-	if c.listener != nil {
-		c.listener.forget(c)
-	}
 }
 
-// readLoop reads and dispatches frames until the socket fails. It is the
-// only reader of the socket after the handshake.
+// closeSocket flushes what is queued for a short while and closes the
+// socket, once.
+func (c *Conn) closeSocket() {
+	c.socketClosed.Do(func() {
+		c.w.drain(time.Second)
+		c.w.fail(ErrClosed)
+		c.nc.Close()
+		if c.listener != nil {
+			c.listener.forget(c)
+		}
+	})
+}
+
+// readLoop reads and dispatches frames until the connection ends, lingers
+// if we closed it with an error, and closes the socket. It is the only
+// reader of the socket after the handshake.
 func (c *Conn) readLoop() {
 	defer close(c.readerDone)
 	buf := make([]byte, 0, 4096)
+	c.readFrames(&buf)
+	c.mu.Lock()
+	linger := c.lingering
+	c.mu.Unlock()
+	if linger {
+		c.linger(&buf)
+	}
+	c.closeSocket()
+}
+
+// readFrames reads and dispatches frames until the connection ends.
+func (c *Conn) readFrames(buf *[]byte) {
+	defer c.recoverPanic()
 	for {
-		h, body, err := c.readFrame(&buf)
+		h, body, err := c.readFrame(buf)
+		select {
+		case <-c.done:
+			return // we ended it (idle time-out, Close): the frame is moot
+		default:
+		}
 		if err != nil {
 			var v *protoError
 			switch {
 			case errors.As(err, &v):
-				c.closeWithError(v)
+				c.closeWithError(v.amqpError(), &ConnError{inner: v})
 			case errors.Is(err, io.ErrUnexpectedEOF):
-				c.closeWithError(violation(frame.CondFramingError, "truncated frame"))
+				v := violation(frame.CondFramingError, "truncated frame")
+				c.closeWithError(v.amqpError(), &ConnError{inner: v})
 			default:
 				c.shutdown(&ConnError{inner: err})
 			}
@@ -345,25 +435,31 @@ func (c *Conn) readLoop() {
 			continue // heartbeat
 		}
 		if h.Type != frame.TypeAMQP {
-			c.closeWithError(violation(frame.CondFramingError, "SASL frame after SASL"))
+			v := violation(frame.CondFramingError, "SASL frame after SASL")
+			c.closeWithError(v.amqpError(), &ConnError{inner: v})
 			return
 		}
-		if !isTransfer(body) {
+		if !isPerformative(body, codeTransfer) {
 			// Only transfers are handled zero-copy; everything else may be
 			// kept (properties, errors), so it must not alias buf.
 			body = append([]byte(nil), body...)
 		}
 		fb, err := frame.DecodeBody(h.Type, body)
 		if err != nil {
-			c.closeWithError(violation(frame.CondDecodeError, "%v", err))
+			v := violation(frame.CondDecodeError, "%v", err)
+			c.closeWithError(v.amqpError(), &ConnError{inner: v})
 			return
 		}
 		if traceIncoming != nil {
 			traceIncoming(h.Channel, fb)
 		}
-		if err := c.dispatch(h.Channel, fb); err != nil {
-			c.closeWithError(err)
+		if v := c.dispatch(h.Channel, fb); v != nil {
+			c.closeWithError(v.amqpError(), &ConnError{inner: v})
 			return
+		}
+		if req := c.pendingBegin; req != nil {
+			c.pendingBegin = nil
+			c.completeBegin(req)
 		}
 		if p := c.pendingAttach; p != nil {
 			c.pendingAttach = nil
@@ -380,11 +476,60 @@ func (c *Conn) readLoop() {
 	}
 }
 
+// recoverPanic contains a panic on the reader goroutine (a bug in a
+// Handler, or in the engine triggered by a hostile peer) to its
+// connection, as the mqtt package does: it is logged with its stack and
+// the connection closed with amqp:internal-error. The mutex is free here:
+// every locked section on the reader's path unlocks in a defer.
+func (c *Conn) recoverPanic() {
+	r := recover()
+	if r == nil {
+		return
+	}
+	stack := make([]byte, 32<<10)
+	stack = stack[:runtime.Stack(stack, false)]
+	c.cfg.logger.Error("amqp: panic serving connection", "remote", c.nc.RemoteAddr(),
+		"container", c.remoteOpen.ContainerID, "panic", r, "stack", string(stack))
+	// The description stays vague: the panic is ours, not the peer's business.
+	c.closeWithError(&Error{Condition: frame.CondInternalError, Description: "internal error"},
+		&ConnError{inner: fmt.Errorf("amqp: panic serving connection: %v", r)})
+}
+
+// linger reads and discards what the peer sends after our close with an
+// error, until its close, the end of its stream or the read deadline
+// closeWithError set.
+func (c *Conn) linger(buf *[]byte) {
+	for {
+		h, body, err := c.readFrame(buf)
+		var v *protoError
+		switch {
+		case errors.As(err, &v):
+			// Out of step with the framing (an oversized or bad frame
+			// brought us here): discard bytes instead.
+			_, _ = io.Copy(io.Discard, c.br)
+			return
+		case err != nil:
+			return
+		case h.Type == frame.TypeAMQP && isPerformative(body, codeClose):
+			return
+		}
+	}
+}
+
 // traceIncoming, when set (by tests), sees every decoded incoming frame.
 var traceIncoming func(ch uint16, fb frame.Body)
 
-func isTransfer(body []byte) bool {
-	return len(body) >= 3 && body[0] == 0 && body[1] == 0x53 && body[2] == 0x14
+// Descriptor codes of the performatives the reader recognises before
+// decoding (part 2, section 2.7).
+const (
+	codeTransfer = 0x14
+	codeClose    = 0x18
+)
+
+// isPerformative reports whether body is the performative with the given
+// descriptor code, encoded as a smallulong (as every peer we know does).
+func isPerformative(body []byte, code byte) bool {
+	return len(body) >= 3 && body[0] == 0 && body[1] == 0x53 && body[2] == code
 }
 
 // readFrame reads one frame into *buf and returns its header and body.
@@ -418,6 +563,13 @@ func (c *Conn) readFrame(buf *[]byte) (frame.Header, []byte, error) {
 func (c *Conn) dispatch(ch uint16, fb frame.Body) *protoError {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closeSent {
+		// We are closing: only the peer's close still matters.
+		if b, ok := fb.(*frame.Close); ok {
+			c.handleClose(b)
+		}
+		return nil
+	}
 	switch b := fb.(type) {
 	case *frame.Close:
 		c.handleClose(b)
@@ -453,35 +605,41 @@ func (c *Conn) dispatch(ch uint16, fb frame.Body) *protoError {
 }
 
 func (c *Conn) handleClose(b *frame.Close) {
-	sent := c.closeSent
-	c.closeSent = true
 	select {
 	case <-c.closeReceived:
 	default:
 		close(c.closeReceived)
 	}
-	if !sent {
-		_ = c.w.frame(frame.TypeAMQP, 0, &frame.Close{})
-	}
+	c.sendCloseLocked(nil)
 	// The reader shuts the connection down once dispatch has released mu.
 	c.remoteClose = b.Error
 }
 
-// NewSession begins a session. opts may be nil.
+// NewSession begins a session. opts may be nil. Beyond MaxSessions, or
+// when every channel the peer accepts is in use, it fails with an error
+// wrapping ErrLimit.
 func (c *Conn) NewSession(ctx context.Context, opts *SessionOptions) (*Session, error) {
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
 		return nil, c.err
 	}
-	ch, ok := c.freeChannel()
+	if c.closeSent {
+		c.mu.Unlock()
+		return nil, &SessionError{inner: ErrClosed}
+	}
+	if n := len(c.sessions); n >= c.cfg.maxSessions {
+		c.mu.Unlock()
+		return nil, &SessionError{inner: fmt.Errorf("%w: %d sessions open (MaxSessions)", ErrLimit, n)}
+	}
+	ch, ok := c.channels.get()
 	if !ok {
 		c.mu.Unlock()
-		return nil, &SessionError{inner: fmt.Errorf("amqp: all %d channels in use", int(c.remoteOpen.ChannelMax)+1)}
+		return nil, &SessionError{inner: fmt.Errorf("%w: all %d channels in use", ErrLimit, c.channels.limit+1)}
 	}
-	s := newSession(c, ch, opts.withDefaults())
-	c.sessions[ch] = s
-	err := c.w.frame(frame.TypeAMQP, ch, s.beginFrame(nil))
+	s := newSession(c, uint16(ch), opts.withDefaults())
+	c.sessions[s.channel] = s
+	err := c.w.frame(frame.TypeAMQP, s.channel, s.beginFrame(nil))
 	c.mu.Unlock()
 	if err != nil {
 		return nil, &SessionError{inner: err}
@@ -501,20 +659,6 @@ func (c *Conn) NewSession(ctx context.Context, opts *SessionOptions) (*Session, 
 	}
 }
 
-// freeChannel returns the lowest channel not in use that the peer accepts.
-func (c *Conn) freeChannel() (uint16, bool) {
-	limit := uint32(c.remoteOpen.ChannelMax)
-	if uint32(c.cfg.channelMax) < limit {
-		limit = uint32(c.cfg.channelMax)
-	}
-	for ch := uint32(0); ch <= limit; ch++ {
-		if _, used := c.sessions[uint16(ch)]; !used {
-			return uint16(ch), true
-		}
-	}
-	return 0, false
-}
-
 // handleBegin answers a peer's begin, or completes one of ours.
 func (c *Conn) handleBegin(ch uint16, b *frame.Begin) *protoError {
 	if ch > c.cfg.channelMax {
@@ -532,16 +676,58 @@ func (c *Conn) handleBegin(ch uint16, b *frame.Begin) *protoError {
 		close(s.begun)
 		return nil
 	}
-	local, ok := c.freeChannel()
+	// Counted before the new session: refused sessions count until the
+	// peer answers our end, and the channels bound how many it can leave
+	// unanswered.
+	n := len(c.sessions)
+	local, ok := c.channels.get()
 	if !ok {
-		return violation(frame.CondResourceLimitExceeded, "no free channel")
+		return violation(frame.CondResourceLimitExceeded, "no free channel: %d sessions not yet ended", n)
 	}
-	s := newSession(c, local, c.cfg.session.withDefaults())
-	c.sessions[local] = s
+	s := newSession(c, uint16(local), c.cfg.session.withDefaults())
+	c.sessions[s.channel] = s
 	s.remoteBegin(ch, b)
 	close(s.begun)
-	remote := ch
-	return asProto(c.w.frame(frame.TypeAMQP, local, s.beginFrame(&remote)))
+	switch {
+	case n >= c.cfg.maxSessions:
+		// [part 2, 2.5.4] a session is refused by answering begin and
+		// ending it at once.
+		return asProto(c.answerBeginLocked(s, &Error{Condition: frame.CondResourceLimitExceeded,
+			Description: fmt.Sprintf("%d sessions open, the most this connection allows", n)}))
+	case c.cfg.sessionHandler != nil:
+		c.pendingBegin = &SessionRequest{Conn: c, Begin: b, s: s}
+		return nil
+	}
+	return asProto(c.answerBeginLocked(s, nil))
+}
+
+// completeBegin asks the SessionHandler about a queued begin and answers
+// it. Called by the reader goroutine without c.mu, so that the handler
+// may take its time (no other frame of the connection is processed
+// meanwhile) and may call the Conn's non-blocking methods.
+func (c *Conn) completeBegin(req *SessionRequest) {
+	err := c.cfg.sessionHandler.HandleSession(req)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil || c.closeSent {
+		return
+	}
+	var e *Error
+	if err != nil {
+		e = asError(err)
+	}
+	_ = c.answerBeginLocked(req.s, e)
+}
+
+// answerBeginLocked sends our begin for a session the peer began, and
+// with e ends it straight away.
+func (c *Conn) answerBeginLocked(s *Session, e *Error) error {
+	remote := s.remoteChannel
+	err := c.w.frame(frame.TypeAMQP, s.channel, s.beginFrame(&remote))
+	if e != nil {
+		s.endLocked(e, &SessionError{inner: e})
+	}
+	return err
 }
 
 func asProto(err error) *protoError {

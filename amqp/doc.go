@@ -26,6 +26,24 @@
 //			return nil
 //		})})
 //
+// A Handler that also implements SessionHandler decides on each session a
+// peer begins, before any of its links.
+//
+// Listeners bound what one peer can hold (Hono and Qpid use similar
+// figures): 256 channels (DefaultChannelMax), 1024 link handles per
+// session (DefaultHandleMax), 1024 links per connection (DefaultMaxLinks,
+// ListenerOptions.MaxLinks) and ListenerOptions.MaxSessions; an attach or
+// begin beyond them is refused with amqp:resource-limit-exceeded. They
+// announce an idle time-out of 60 s (DefaultIdleTimeout), so a silent
+// peer is disconnected. On the client side the same limits make
+// NewSession, NewSender and NewReceiver fail with ErrLimit.
+//
+// Every close we decide (a violation, an expired idle time-out, a panic,
+// CloseWithError) carries its condition and is made readable: frames the
+// peer sends afterwards are discarded unprocessed, the write side is shut
+// once the close is written, and the socket is closed when the peer has
+// closed or after CloseLinger (2 s by default).
+//
 // Connection setup (protocol headers, TLS, SASL ANONYMOUS/PLAIN/EXTERNAL,
 // open) is a chain of state functions in handshake.go. Afterwards each
 // connection has one reader goroutine, which decodes frames and applies
@@ -52,8 +70,17 @@
 //
 // # Caveats
 //
-//   - Handler.HandleLink runs on the connection's reader goroutine: it
-//     must return quickly and serve the link from another goroutine.
+//   - Handler.HandleLink and SessionHandler.HandleSession run on the
+//     connection's reader goroutine: they must return quickly and serve
+//     the link from another goroutine. A panic in them (or anywhere on
+//     the reader) is logged with its stack and closes that connection
+//     only, with amqp:internal-error.
+//   - A refused session is answered with begin and then end, so a client
+//     NewSession may succeed on a session that ends at once: check
+//     Session.Err after Done.
+//   - An Accept error (file descriptors exhausted) is logged and retried
+//     after a back-off of 5 ms doubling to 1 s; the Listener stops only
+//     on Close, or when its net.Listener is closed under it.
 //   - Send waits for the outcome of unsettled messages; throughput needs
 //     several goroutines sending on one Sender, or settled sends.
 //   - A message needs session window for all its frames at once, so it may
@@ -69,5 +96,6 @@
 //     drain; both are RabbitMQ's behaviour, seen in rabbitmq_test.go.
 //   - An idle connection still keeps its reader goroutine and its read
 //     buffer (ReadBufferSize, 16 KiB by default: smaller buffers cost
-//     throughput); with an idle time-out it also has a timer.
+//     throughput) and, with an idle time-out (the Listener's default),
+//     a timer.
 package amqp

@@ -14,6 +14,11 @@ type Error = frame.Error
 // ErrClosed is wrapped by errors that report a local close.
 var ErrClosed = errors.New("amqp: closed")
 
+// ErrLimit is wrapped by the errors of NewSession, NewSender and
+// NewReceiver when the connection has reached a limit: MaxSessions,
+// MaxLinks, or every channel or link handle the peer accepts in use.
+var ErrLimit = errors.New("amqp: limit reached")
+
 // ConnError reports that a connection ended. RemoteErr is the condition
 // the peer sent with its close, if any; otherwise the error says what
 // ended the connection locally (a protocol violation by the peer, an I/O
@@ -124,10 +129,7 @@ func asError(err error) *Error {
 	return &Error{Condition: frame.CondInternalError, Description: err.Error()}
 }
 
-var (
-	errHandles = errors.New("amqp: no free link handle")
-	errDupName = errors.New("amqp: a link with this name is already attaching")
-)
+var errDupName = errors.New("amqp: a link with this name is already attaching")
 
 // OutcomeError reports that the receiver did not accept a message: the
 // State is *frame.Rejected, *frame.Released or *frame.Modified.

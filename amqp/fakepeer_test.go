@@ -135,7 +135,7 @@ func (p *fakePeer) open(o *frame.Open) {
 
 func (p *fakePeer) begin(ch uint16) {
 	p.t.Helper()
-	p.send(frame.TypeAMQP, ch, &frame.Begin{NextOutgoingID: 0, IncomingWindow: 100, OutgoingWindow: 100})
+	p.send(frame.TypeAMQP, ch, &frame.Begin{NextOutgoingID: 0, IncomingWindow: 100, OutgoingWindow: 100, HandleMax: DefaultHandleMax})
 	expect[*frame.Begin](p)
 }
 

@@ -260,6 +260,9 @@ func (c *Conn) exchangeOpen(context.Context) (stateFunc, error) {
 		return nil, v
 	}
 	c.remoteOpen = ro
+	// [part 2, 2.7.1] we may use channels up to the peer's channel-max;
+	// ours bounds them too, as it bounds the sessions the peer begins.
+	c.channels.limit = uint32(min(ro.ChannelMax, c.cfg.channelMax))
 	c.peerMax = min(ro.MaxFrameSize, 1<<24) // never build frames above 16 MiB
 	c.peerIdle = ro.IdleTimeout
 	return nil, nil

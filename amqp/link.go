@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/ferry-iot/ferry/amqp/frame"
 )
@@ -64,18 +65,18 @@ func (l *link) attachLocked(a *frame.Attach) error {
 	if s.endSent {
 		return &SessionError{inner: ErrClosed}
 	}
-	h, ok := s.freeHandle()
-	if !ok {
-		return &LinkError{inner: errHandles}
-	}
 	if _, dup := s.pending[l.name]; dup {
 		return &LinkError{inner: errDupName}
 	}
-	l.handle = h
-	a.Handle = h
+	if n := s.c.links; n >= s.c.cfg.maxLinks {
+		return &LinkError{inner: fmt.Errorf("%w: %d links attached (MaxLinks)", ErrLimit, n)}
+	}
+	if err := s.addLinkLocked(l); err != nil {
+		return &LinkError{inner: err}
+	}
+	a.Handle = l.handle
 	a.Name = l.name
 	l.attachFrame = a
-	s.links[h] = l
 	s.pending[l.name] = l
 	return s.c.w.frame(frame.TypeAMQP, s.channel, a)
 }
@@ -134,7 +135,7 @@ func (l *link) handleDetach(d *frame.Detach) {
 		_ = s.c.w.frame(frame.TypeAMQP, s.channel, &frame.Detach{Handle: l.handle, Closed: d.Closed})
 	}
 	l.failLocked(err)
-	delete(s.links, l.handle)
+	s.removeLinkLocked(l)
 }
 
 // detachLocked detaches the link from our side, with e as the condition
@@ -148,7 +149,7 @@ func (l *link) detachLocked(e *Error, err error) {
 	l.failLocked(err)
 	select {
 	case <-l.remoteDetached:
-		delete(l.s.links, l.handle)
+		l.s.removeLinkLocked(l)
 	default:
 	}
 }

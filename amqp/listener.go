@@ -3,8 +3,10 @@ package amqp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/ferry-iot/ferry/amqp/frame"
 )
@@ -18,6 +20,29 @@ import (
 // amqp:internal-error. Handlers must be safe for concurrent use.
 type Handler interface {
 	HandleLink(req *LinkRequest) error
+}
+
+// SessionHandler is implemented by Handlers that also decide on the
+// sessions peers begin. HandleSession is called once per session, before
+// it is answered, on the connection's reader goroutine, with the same
+// constraints as HandleLink. Returning an error refuses the session: the
+// begin is answered and the session ended at once with the error's
+// condition (an *Error as is, any other error as amqp:internal-error).
+// Without a SessionHandler every session is accepted within the limits of
+// ListenerOptions.
+type SessionHandler interface {
+	Handler
+	HandleSession(req *SessionRequest) error
+}
+
+// SessionRequest describes a session a peer begins.
+type SessionRequest struct {
+	Conn *Conn
+	// Begin is the peer's begin frame: windows, handle-max, capabilities
+	// and properties.
+	Begin *frame.Begin
+
+	s *Session
 }
 
 // HandlerFunc adapts a function to Handler.
@@ -58,24 +83,28 @@ type LinkRequest struct {
 // pendingAttach is an incoming attach waiting for the Handler, which runs
 // after the reader has released the Conn's mutex.
 type pendingAttach struct {
-	l   *link
-	req *LinkRequest
+	l      *link
+	req    *LinkRequest
+	refuse *Error // refused without asking the Handler (MaxLinks)
 }
 
 // acceptLink sets up a link the peer attaches and queues it for the
 // Handler. Called with c.mu held.
 func (c *Conn) acceptLink(s *Session, a *frame.Attach) error {
-	h, ok := s.freeHandle()
-	if !ok {
-		return sessionViolation{violation(frame.CondResourceLimitExceeded, "no free handle")}
+	// A refused link holds its handle until the peer answers our detach;
+	// one that attaches on without answering is cut off at twice the limit.
+	n := c.links
+	if n >= 2*c.cfg.maxLinks {
+		return violation(frame.CondResourceLimitExceeded, "%d links attached or refused and not yet detached, twice the %d allowed", n, c.cfg.maxLinks)
 	}
 	l := newLink(s, a.Name, !a.Role)
-	l.handle = h
+	if err := s.addLinkLocked(l); err != nil {
+		return sessionViolation{violation(frame.CondResourceLimitExceeded, "%v", err)}
+	}
 	l.remote = a
 	l.remoteHandle = a.Handle
 	l.remoteAttached = true
 	l.sndSettle, l.rcvSettle = a.SndSettleMode, a.RcvSettleMode
-	s.links[h] = l
 	s.remoteLinks[a.Handle] = l
 	req := &LinkRequest{Conn: c, Session: s, Attach: a}
 	if a.Role == frame.RoleSender {
@@ -98,6 +127,10 @@ func (c *Conn) acceptLink(s *Session, a *frame.Attach) error {
 		req.Sender = newSender(l)
 	}
 	c.pendingAttach = &pendingAttach{l: l, req: req}
+	if n >= c.cfg.maxLinks {
+		c.pendingAttach.refuse = &Error{Condition: frame.CondResourceLimitExceeded,
+			Description: fmt.Sprintf("%d links attached, the most this connection allows", n)}
+	}
 	return nil
 }
 
@@ -107,6 +140,8 @@ func (c *Conn) completeAttach(p *pendingAttach) {
 	l, req := p.l, p.req
 	var err error
 	switch {
+	case p.refuse != nil:
+		err = p.refuse
 	case c.cfg.handler == nil:
 		err = &Error{Condition: frame.CondNotAllowed, Description: "this container does not accept links"}
 	case l.role == frame.RoleReceiver && l.target == nil, l.role == frame.RoleSender && l.source == nil:
@@ -117,7 +152,7 @@ func (c *Conn) completeAttach(p *pendingAttach) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := l.s
-	if s.endSent || c.err != nil {
+	if s.endSent || c.err != nil || c.closeSent {
 		return
 	}
 	a := &frame.Attach{
@@ -174,10 +209,11 @@ type Listener struct {
 	ln  net.Listener
 	cfg connConfig
 
-	mu     sync.Mutex
-	conns  map[*Conn]bool // value: handshake done and reader started
-	closed bool
-	wg     sync.WaitGroup // the accept loop and handshakes in progress
+	mu      sync.Mutex
+	conns   map[*Conn]bool // value: handshake done and reader started
+	closed  bool
+	closing chan struct{}  // closed by Close: ends the accept loop's back-off
+	wg      sync.WaitGroup // the accept loop and handshakes in progress
 }
 
 // Listen serves AMQP on ln until Close. It takes ownership of ln.
@@ -191,10 +227,12 @@ func Listen(ln net.Listener, opts *ListenerOptions) (*Listener, error) {
 		idleTimeout: opts.IdleTimeout, offeredCaps: opts.OfferedCapabilities, properties: opts.Properties,
 		handshakeTimeout: opts.HandshakeTimeout, session: opts.Session, credit: opts.Credit,
 		maxMessageSize: opts.MaxMessageSize, handler: opts.Handler,
-		readBufferSize: opts.ReadBufferSize,
+		readBufferSize: opts.ReadBufferSize, maxSessions: opts.MaxSessions, maxLinks: opts.MaxLinks,
+		closeLinger: opts.CloseLinger, logger: opts.Logger,
 	}
+	cfg.sessionHandler, _ = opts.Handler.(SessionHandler)
 	cfg.setDefaults()
-	l := &Listener{ln: ln, cfg: cfg, conns: make(map[*Conn]bool)}
+	l := &Listener{ln: ln, cfg: cfg, conns: make(map[*Conn]bool), closing: make(chan struct{})}
 	l.wg.Add(1)
 	go l.acceptLoop()
 	return l, nil
@@ -203,17 +241,39 @@ func Listen(ln net.Listener, opts *ListenerOptions) (*Listener, error) {
 // Addr returns the listening address.
 func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
+// acceptLoop accepts connections until Close. An Accept error (most often
+// the process out of file descriptors) is logged and retried after a
+// back-off, 5 ms doubling to 1 s as in net/http, so that the listener
+// recovers once descriptors are free again instead of silently serving
+// no one.
 func (l *Listener) acceptLoop() {
 	defer l.wg.Done()
+	var delay time.Duration
 	for {
 		nc, err := l.ln.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			select {
+			case <-l.closing:
+				return
+			default:
 			}
-			return
+			if errors.Is(err, net.ErrClosed) {
+				// Someone closed the net.Listener under us: it cannot recover.
+				l.cfg.logger.Error("amqp: listener closed without Listener.Close; not accepting", "addr", l.ln.Addr(), "err", err)
+				return
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			l.cfg.logger.Warn("amqp: accept", "addr", l.ln.Addr(), "err", err, "retry_in", delay)
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-l.closing:
+				t.Stop()
+				return
+			}
+			continue
 		}
+		delay = 0
 		l.mu.Lock()
 		if l.closed {
 			l.mu.Unlock()
@@ -256,9 +316,13 @@ func (l *Listener) forget(c *Conn) {
 }
 
 // Close stops accepting, closes every connection (peers see a close
-// without error) and waits for the listener's goroutines to finish.
+// without error; connections already closing with an error finish their
+// CloseLinger) and waits for the listener's goroutines to finish.
 func (l *Listener) Close() error {
 	l.mu.Lock()
+	if !l.closed {
+		close(l.closing)
+	}
 	l.closed = true
 	var conns []*Conn
 	for c, started := range l.conns {

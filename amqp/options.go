@@ -3,7 +3,7 @@ package amqp
 import (
 	"context"
 	"crypto/tls"
-	"math"
+	"log/slog"
 	"net"
 	"time"
 
@@ -22,6 +22,27 @@ const (
 	DefaultMaxMessageSize   = 64 << 20
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultReadBufferSize   = 16 << 10
+	// DefaultChannelMax is the highest channel number we accept, so at
+	// most 256 sessions per connection. The spec's 65535 (and Proton's
+	// 32767) let one peer make us hold tens of thousands of sessions;
+	// devices and Hono-style applications use one or a few.
+	DefaultChannelMax = 255
+	// DefaultHandleMax is the highest link handle we accept per session:
+	// 1024 links, where the spec's 2^32-1 (Proton: 2^31-1) is no bound.
+	DefaultHandleMax = 1023
+	// DefaultMaxLinks bounds the links attached at once on a connection,
+	// over all its sessions, whoever attached them.
+	DefaultMaxLinks = 1024
+	// DefaultIdleTimeout is the idle time-out a Listener announces: a
+	// peer that sends nothing for this long (not even the empty frames
+	// it must send within it) is disconnected, so dead peers do not hold
+	// connections for ever. Qpid JMS and ActiveMQ Artemis use 60 s too;
+	// Qpid Dispatch 16 s. Dialled connections announce none by default.
+	DefaultIdleTimeout = 60 * time.Second
+	// DefaultCloseLinger is how long a connection closed with an error
+	// keeps reading (and discarding) the peer's bytes after sending its
+	// close, so that the peer reads the error instead of a reset.
+	DefaultCloseLinger = 2 * time.Second
 	// maxWriteBacklog bounds the bytes queued for the socket before Send
 	// blocks: enough to batch many frames, small enough that a stalled
 	// peer cannot make us buffer without limit.
@@ -52,11 +73,34 @@ type ConnOptions struct {
 	// MaxFrameSize is the largest frame we accept, in bytes. Default
 	// DefaultMaxFrameSize; at least 512.
 	MaxFrameSize uint32
-	// ChannelMax is the highest channel number we accept. Default 65535.
+	// ChannelMax is the highest channel number we accept, and so bounds
+	// the sessions the peer can begin. Default DefaultChannelMax.
 	ChannelMax uint16
+	// MaxSessions bounds the sessions open at once on the connection,
+	// whoever began them: NewSession fails with ErrLimit beyond it, and a
+	// begin from the peer is answered with begin and an end with
+	// amqp:resource-limit-exceeded. Default ChannelMax+1.
+	MaxSessions int
+	// MaxLinks bounds the links attached at once on the connection, over
+	// all sessions: attaching beyond it fails with ErrLimit, and an
+	// attach from the peer is refused with amqp:resource-limit-exceeded
+	// (a peer that attaches twice as many without detaching the refused
+	// ones is disconnected). Default DefaultMaxLinks.
+	MaxLinks int
 	// IdleTimeout is announced to the peer: if nothing arrives for this
-	// long, we close the connection. Default 0: none.
+	// long, we close the connection with amqp:resource-limit-exceeded.
+	// Default 0: none.
 	IdleTimeout time.Duration
+	// CloseLinger bounds how long, after closing the connection with an
+	// error (a protocol violation by the peer, an expired idle time-out,
+	// CloseWithError), we keep reading and discarding what the peer
+	// sends until it closes, so that it reads our close instead of a
+	// connection reset. Default DefaultCloseLinger; negative closes the
+	// socket as soon as the close is written.
+	CloseLinger time.Duration
+	// Logger receives diagnostics (a panic contained on the connection's
+	// goroutine). Default slog.Default().
+	Logger *slog.Logger
 	// OfferedCapabilities, DesiredCapabilities and Properties go into open.
 	OfferedCapabilities []Symbol
 	DesiredCapabilities []Symbol
@@ -78,7 +122,8 @@ type SessionOptions struct {
 	// IncomingWindow is the number of transfer frames the peer may send
 	// before we update the window. Default DefaultWindow.
 	IncomingWindow uint32
-	// HandleMax is the highest link handle we accept. Default 4294967295.
+	// HandleMax is the highest link handle we accept, and so bounds the
+	// links the peer can attach on the session. Default DefaultHandleMax.
 	HandleMax uint32
 }
 
@@ -139,7 +184,8 @@ type ReceiverOptions struct {
 
 // ListenerOptions configures a Listener. Only Handler is required.
 type ListenerOptions struct {
-	// Handler is offered every link a peer attaches. Required.
+	// Handler is offered every link a peer attaches, and every session a
+	// peer begins when it also implements SessionHandler. Required.
 	Handler Handler
 	// ContainerID identifies this container. Default: a random id.
 	ContainerID string
@@ -151,11 +197,23 @@ type ListenerOptions struct {
 	// ANONYMOUS are offered, and EXTERNAL too when TLSConfig is set.
 	// See Authenticator.
 	Authenticate Authenticator
-	// MaxFrameSize, ChannelMax and IdleTimeout are announced in open; see
-	// ConnOptions. Default DefaultMaxFrameSize, 65535 and 0.
+	// MaxFrameSize and ChannelMax are announced in open; see ConnOptions.
+	// Default DefaultMaxFrameSize and DefaultChannelMax.
 	MaxFrameSize uint32
 	ChannelMax   uint16
-	IdleTimeout  time.Duration
+	// IdleTimeout is announced in open: a peer silent for this long is
+	// disconnected with amqp:resource-limit-exceeded. Default
+	// DefaultIdleTimeout; negative announces none.
+	IdleTimeout time.Duration
+	// MaxSessions, MaxLinks and CloseLinger apply to each connection; see
+	// ConnOptions. Default ChannelMax+1, DefaultMaxLinks and
+	// DefaultCloseLinger.
+	MaxSessions int
+	MaxLinks    int
+	CloseLinger time.Duration
+	// Logger receives diagnostics: Accept errors, panics in the Handler.
+	// Default slog.Default().
+	Logger *slog.Logger
 	// Session applies to the sessions peers begin.
 	Session SessionOptions
 	// Credit is the credit granted on links where Ferry receives, when
@@ -189,7 +247,11 @@ type connConfig struct {
 	authenticate     Authenticator
 	maxFrameSize     uint32
 	channelMax       uint16
+	maxSessions      int
+	maxLinks         int
 	idleTimeout      time.Duration
+	closeLinger      time.Duration
+	logger           *slog.Logger
 	offeredCaps      []Symbol
 	desiredCaps      []Symbol
 	properties       map[Symbol]any
@@ -198,6 +260,7 @@ type connConfig struct {
 	credit           uint32
 	maxMessageSize   uint64
 	handler          Handler
+	sessionHandler   SessionHandler // handler, when it implements SessionHandler
 	readBufferSize   int
 }
 
@@ -212,7 +275,28 @@ func (c *connConfig) setDefaults() {
 		c.maxFrameSize = frame.MinMaxFrameSize
 	}
 	if c.channelMax == 0 {
-		c.channelMax = math.MaxUint16
+		c.channelMax = DefaultChannelMax
+	}
+	if c.maxSessions <= 0 {
+		c.maxSessions = int(c.channelMax) + 1
+	}
+	if c.maxLinks <= 0 {
+		c.maxLinks = DefaultMaxLinks
+	}
+	switch {
+	case c.idleTimeout == 0 && c.server:
+		c.idleTimeout = DefaultIdleTimeout
+	case c.idleTimeout < 0:
+		c.idleTimeout = 0
+	}
+	switch {
+	case c.closeLinger == 0:
+		c.closeLinger = DefaultCloseLinger
+	case c.closeLinger < 0:
+		c.closeLinger = 0
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
 	}
 	if c.handshakeTimeout == 0 {
 		c.handshakeTimeout = DefaultHandshakeTimeout
@@ -237,7 +321,7 @@ func (o *SessionOptions) withDefaults() SessionOptions {
 		s.IncomingWindow = DefaultWindow
 	}
 	if s.HandleMax == 0 {
-		s.HandleMax = math.MaxUint32
+		s.HandleMax = DefaultHandleMax
 	}
 	return s
 }

@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"context"
+	"fmt"
 	"math"
 
 	"github.com/ferry-iot/ferry/amqp/frame"
@@ -40,6 +41,7 @@ type Session struct {
 	remoteHandleMax      uint32
 
 	links       map[uint32]*link // by local handle
+	handles     idAlloc          // local handles
 	remoteLinks map[uint32]*link // by remote handle
 	pending     map[string]*link // attaches we sent, by link name
 }
@@ -77,13 +79,29 @@ func (s *Session) remoteBegin(ch uint16, b *frame.Begin) {
 	s.remoteWindowSize = b.IncomingWindow
 	s.remoteOutgoingWindow = b.OutgoingWindow
 	s.remoteHandleMax = b.HandleMax
+	s.handles.limit = min(b.HandleMax, s.opts.HandleMax)
 }
 
 // Conn returns the session's connection.
 func (s *Session) Conn() *Conn { return s.c }
 
-// Done is closed when the session has ended.
+// Done is closed when the session has ended; Err then says why.
 func (s *Session) Done() <-chan struct{} { return s.ended }
+
+// Err returns why the session ended (a *SessionError, or the *ConnError
+// that ended its connection), or nil while it is open. A peer refuses a
+// session by answering begin and ending it at once, so NewSession may
+// succeed on a session that Err soon reports as refused.
+func (s *Session) Err() error {
+	select {
+	case <-s.ended:
+		s.c.mu.Lock()
+		defer s.c.mu.Unlock()
+		return s.err
+	default:
+		return nil
+	}
+}
 
 // End ends the session and waits for the peer's end, or ctx.
 func (s *Session) End(ctx context.Context) error {
@@ -149,6 +167,9 @@ func (s *Session) finishLocked(err error) {
 		s.err = err
 	}
 	delete(s.c.sessions, s.channel)
+	s.c.channels.put(uint32(s.channel))
+	s.c.links -= len(s.links)
+	clear(s.links)
 	if s.remoteBegun {
 		delete(s.c.remoteSessions, s.remoteChannel)
 	}
@@ -347,18 +368,27 @@ func isOutcome(s frame.DeliveryState) bool {
 	return !received
 }
 
-// freeHandle returns the lowest local handle not in use that the peer
-// accepts.
-func (s *Session) freeHandle() (uint32, bool) {
-	limit := min(s.remoteHandleMax, s.opts.HandleMax)
-	for h := uint32(0); ; h++ {
-		if _, used := s.links[h]; !used {
-			return h, true
-		}
-		if h == limit {
-			return 0, false
-		}
+// addLinkLocked gives l a local handle, or fails with an error wrapping
+// ErrLimit when the session has none left.
+func (s *Session) addLinkLocked(l *link) error {
+	h, ok := s.handles.get()
+	if !ok {
+		return fmt.Errorf("%w: all %d link handles of the session in use", ErrLimit, uint64(s.handles.limit)+1)
 	}
+	l.handle = h
+	s.links[h] = l
+	s.c.links++
+	return nil
+}
+
+// removeLinkLocked releases l's local handle, once.
+func (s *Session) removeLinkLocked(l *link) {
+	if s.links[l.handle] != l {
+		return
+	}
+	delete(s.links, l.handle)
+	s.handles.put(l.handle)
+	s.c.links--
 }
 
 func (s *Session) handleAttach(a *frame.Attach) error {

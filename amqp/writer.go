@@ -25,6 +25,7 @@ type writer struct {
 	spare   []byte // the buffer of the previous write, reused
 	running bool   // a flush goroutine exists
 	err     error  // first write error; sticky
+	sealed  bool   // a close is queued: later frames are refused
 	room    chan struct{}
 	idle    chan struct{} // closed and replaced when the goroutine exits
 	// lastDisp remembers the last frame in buf when it is a settled
@@ -58,8 +59,8 @@ func newWriter(nc net.Conn) *writer {
 func (w *writer) frame(t frame.Type, ch uint16, body frame.Body) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.err != nil {
-		return w.err
+	if err := w.refusal(); err != nil {
+		return err
 	}
 	if len(w.buf) > hardWriteBacklog {
 		// The reader and the Handler's goroutines never block on the
@@ -83,6 +84,27 @@ func (w *writer) frame(t frame.Type, ch uint16, body frame.Body) error {
 	return nil
 }
 
+// refusal is why a frame cannot be queued now, if it cannot. Called with
+// mu held.
+func (w *writer) refusal() error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.sealed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// seal refuses every frame queued from now on, while those queued already
+// still go out: nothing may follow a close (part 2, section 2.4.3), not
+// even a Send or flow racing with it.
+func (w *writer) seal() {
+	w.mu.Lock()
+	w.sealed = true
+	w.mu.Unlock()
+}
+
 func isAccepted(s frame.DeliveryState) bool {
 	_, ok := s.(*frame.Accepted)
 	return ok
@@ -94,9 +116,9 @@ func isAccepted(s frame.DeliveryState) bool {
 // section 2.7.6: dispositions cover ranges).
 func (w *writer) acceptSettled(ch uint16, role frame.Role, id uint32) error {
 	w.mu.Lock()
-	if w.err != nil {
+	if err := w.refusal(); err != nil {
 		w.mu.Unlock()
-		return w.err
+		return err
 	}
 	if r := w.lastDisp; r.ok && r.ch == ch && r.role == role && r.last+1 == id {
 		last := id
@@ -116,8 +138,8 @@ func (w *writer) acceptSettled(ch uint16, role frame.Role, id uint32) error {
 func (w *writer) raw(b []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.err != nil {
-		return w.err
+	if err := w.refusal(); err != nil {
+		return err
 	}
 	w.buf = append(w.buf, b...)
 	w.lastDisp.ok = false
@@ -130,8 +152,8 @@ func (w *writer) raw(b []byte) error {
 func (w *writer) appendFrames(fn func([]byte) []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.err != nil {
-		return w.err
+	if err := w.refusal(); err != nil {
+		return err
 	}
 	w.buf = fn(w.buf)
 	w.lastDisp.ok = false
@@ -209,12 +231,14 @@ func (w *writer) waitRoom(ctx context.Context, done <-chan struct{}) error {
 	}
 }
 
-// drain waits until everything queued has been written, or the timeout.
-func (w *writer) drain(timeout time.Duration) {
+// drain waits until everything queued has been written, or the timeout,
+// and reports whether it all went out.
+func (w *writer) drain(timeout time.Duration) bool {
 	w.mu.Lock()
 	if !w.running {
+		ok := w.err == nil
 		w.mu.Unlock()
-		return
+		return ok
 	}
 	idle := w.idle
 	w.mu.Unlock()
@@ -223,7 +247,11 @@ func (w *writer) drain(timeout time.Duration) {
 	select {
 	case <-idle:
 	case <-t.C:
+		return false
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err == nil
 }
 
 // fail makes every later write fail with err.
