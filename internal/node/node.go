@@ -187,7 +187,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 	if err := n.hub.Recover(context.Background(), n.knownTenants()); err != nil {
 		return nil, err
 	}
-	n.metrics.WatchHub(n.hub)
+	n.metrics.Register(&hubCollector{hub: n.hub})
 	if cfg.ScaleOut() {
 		// Before the listeners: a node is ready once it holds the
 		// cluster's retained messages.
@@ -212,7 +212,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 			return nil, fmt.Errorf("cluster.kafka.brokers (--kafka-brokers): %w", err)
 		}
 		n.cluster = cl
-		n.metrics.WatchCluster(cl)
+		n.metrics.Register(clusterCollectors(cl)...)
 		n.closers = append(n.closers, func(context.Context) error { cl.Close(); return nil })
 		log.Info("scale-out mode", slog.String("node", cl.NodeID()), slog.Any("kafka", cfg.Cluster.Kafka.Brokers))
 	}

@@ -40,16 +40,16 @@ type registryWatch struct {
 func newRegistryWatch(reg *registry.Registry, log *slog.Logger, m *metrics.Metrics) *registryWatch {
 	w := &registryWatch{reg: reg, log: log,
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "ferry", Subsystem: "registry", Name: "errors_total",
+			Namespace: metrics.Namespace, Subsystem: "registry", Name: "errors_total",
 			Help: "Device registry reads that failed, by operation; each failed closed (a client refused or disconnected).",
 		}, []string{"op"}),
 		revoked: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "ferry", Subsystem: "registry", Name: "revoked_connections_total",
+			Namespace: metrics.Namespace, Subsystem: "registry", Name: "revoked_connections_total",
 			Help: "Connections closed because of a registry change, by reason.",
 		}, []string{"reason"}),
 	}
 	if m != nil {
-		m.Registry().MustRegister(w.errors, w.revoked)
+		m.Register(w.errors, w.revoked)
 	}
 	return w
 }
