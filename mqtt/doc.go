@@ -36,7 +36,8 @@
 //   - A reader that waited Server.IdlePark for a byte parks its connection
 //     (park.go; Linux, plain TCP): it registers the socket with the
 //     Server's poller and exits. The poller goroutine (one per Server,
-//     started by the first park, stopped by Shutdown) starts a new reader
+//     started by the first park, stopped by Shutdown or by an epoll_wait
+//     failure, after which connections no longer park) starts a new reader
 //     when bytes or a hang-up arrive, when its keep-alive sweep finds the
 //     keep alive expired, or when the connection is closed; the reader role,
 //     with the buffered bytes, passes to it. Parked connections have no

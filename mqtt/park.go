@@ -53,7 +53,7 @@ func (s *Server) parker() *poller {
 	if p := s.poll.Load(); p != nil {
 		return p
 	}
-	p, err := newPoller(s.logger())
+	p, err := newPoller(s.logger(), s.pollFault)
 	if err != nil {
 		s.pollErr = err
 		s.logger().Warn("mqtt: idle connections cannot park", "err", err)

@@ -19,9 +19,11 @@ type poller struct {
 	wakeR int // read end of the pipe that stops run
 	wakeW int
 	log   *slog.Logger
+	fault func() error // Server.pollFault
 	done  chan struct{}
-	// life guards the epoll set: epoll_ctl holds it shared, close
-	// exclusively, so no call reaches a closed (maybe reused) descriptor.
+	// life guards the epoll set: epoll_ctl holds it shared. closed is set
+	// under it held exclusively, by close or by a failing run, so that no
+	// call reaches the descriptors once they may be released (and reused).
 	life   sync.RWMutex
 	closed bool
 	mu     sync.Mutex // guards conns and nextID
@@ -36,7 +38,7 @@ const stopID = 0
 
 const pollEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT
 
-func newPoller(log *slog.Logger) (*poller, error) {
+func newPoller(log *slog.Logger, fault func() error) (*poller, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
@@ -53,7 +55,7 @@ func newPoller(log *slog.Logger) (*poller, error) {
 		syscall.Close(fds[1])
 		return nil, fmt.Errorf("epoll_ctl: %w", err)
 	}
-	p := &poller{epfd: epfd, wakeR: fds[0], wakeW: fds[1], log: log,
+	p := &poller{epfd: epfd, wakeR: fds[0], wakeW: fds[1], log: log, fault: fault,
 		conns: make(map[uint64]*Conn), done: make(chan struct{})}
 	go p.run()
 	return p, nil
@@ -131,7 +133,9 @@ func (p *poller) forget(c *Conn) {
 // connections: a keep alive expires up to this much late.
 const sweepEvery = 500 * time.Millisecond
 
-// run waits for events until close.
+// run waits for events until close. If epoll_wait fails, the poller
+// cannot wake anybody any more: it closes itself, so that connections stop
+// parking (their readers wait in Read instead), and wakes the parked ones.
 func (p *poller) run() {
 	defer close(p.done)
 	events := make([]syscall.EpollEvent, 256)
@@ -144,11 +148,17 @@ func (p *poller) run() {
 			wait = sweepEvery
 		}
 		n, err := syscall.EpollWait(p.epfd, events, int(wait/time.Millisecond)+1)
+		if err == nil && p.fault != nil {
+			if ferr := p.fault(); ferr != nil {
+				n, err = 0, ferr
+			}
+		}
 		if err != nil {
 			if errors.Is(err, syscall.EINTR) {
 				continue
 			}
-			p.log.Error("mqtt: epoll_wait", "err", err)
+			p.log.Error("mqtt: epoll_wait failed; idle connections no longer park", "err", err)
+			p.fail()
 			return
 		}
 		for _, ev := range events[:n] {
@@ -188,16 +198,42 @@ func (p *poller) sweep() {
 func (p *poller) close() {
 	p.life.Lock()
 	if p.closed {
+		// Closed already, or run failed and released everything itself.
 		p.life.Unlock()
+		<-p.done
 		return
 	}
 	p.closed = true
 	syscall.Write(p.wakeW, []byte{0})
+	p.life.Unlock()
 	<-p.done
+	p.release()
+	p.wakeAll()
+}
+
+// fail is close for run after epoll_wait failed. It releases the epoll set
+// unless close got there first (close then waits for run and releases it).
+func (p *poller) fail() {
+	p.life.Lock()
+	owner := !p.closed
+	p.closed = true
+	p.life.Unlock()
+	if owner {
+		p.release()
+		p.wakeAll()
+	}
+}
+
+// release closes the descriptors. Only the one who set closed calls it,
+// once run is done with them.
+func (p *poller) release() {
 	syscall.Close(p.epfd)
 	syscall.Close(p.wakeR)
 	syscall.Close(p.wakeW)
-	p.life.Unlock()
+}
+
+// wakeAll wakes the connections still parked once the poller is closed.
+func (p *poller) wakeAll() {
 	p.mu.Lock()
 	conns := make([]*Conn, 0, len(p.conns))
 	for _, c := range p.conns {

@@ -13,7 +13,7 @@ type poller struct{}
 
 var errPollerClosed = errors.New("mqtt: poller closed")
 
-func newPoller(*slog.Logger) (*poller, error) {
+func newPoller(*slog.Logger, func() error) (*poller, error) {
 	return nil, errors.New("no poller on this platform")
 }
 

@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -119,4 +121,50 @@ func stressClient(nc net.Conn, br *bufio.Reader, topic string, msgs int) error {
 		}
 	}
 	return nil
+}
+
+// TestPollerFailure makes epoll_wait fail while connections are parked:
+// the poller must wake them (a parked connection that is never woken
+// answers nothing and never times out), and connections must stop parking,
+// their readers waiting in Read with the keep alive as deadline.
+func TestPollerFailure(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("connections park on Linux only")
+	}
+	var fail atomic.Bool
+	h := newTestHandler()
+	srv, addr := startServer(t, h, func(s *mqtt.Server) {
+		s.IdlePark = 2 * time.Millisecond
+		mqtt.SetPollFault(s, func() error {
+			if fail.Load() {
+				return syscall.EBADF
+			}
+			return nil
+		})
+	})
+	keepAlive := func(p *packet.Connect) { p.KeepAlive = 1 }
+	a := dial(t, addr, packet.V5)
+	a.connect("a")
+	b := dial(t, addr, packet.V5)
+	b.connect("b", keepAlive)
+	waitParked(t, srv, 2)
+
+	fail.Store(true)
+	// a's PINGREQ ends the poller's wait, which then fails: the event is
+	// lost, and only the wake-up of every parked connection answers it.
+	a.ping()
+	waitParked(t, srv, 0)
+	a.ping()
+	// b, untouched, is not parked any more and its keep alive is enforced;
+	// so is that of a connection opened after the failure, which cannot
+	// park.
+	c := dial(t, addr, packet.V5)
+	c.connect("c", keepAlive)
+	for _, cl := range []*client{b, c} {
+		cl.expectDisconnect(packet.KeepAliveTimeout)
+	}
+	if n := srv.Parked(); n != 0 {
+		t.Fatalf("%d connections parked after the poller failed", n)
+	}
+	a.ping()
 }

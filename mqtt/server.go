@@ -92,6 +92,9 @@ type Server struct {
 	poll    atomic.Pointer[poller]
 	parked  atomic.Int64 // connections parked now
 	pollErr error        // guarded by mu
+	// pollFault, set by tests before Serve, is called after each
+	// successful epoll_wait; an error it returns is taken as epoll_wait's.
+	pollFault func() error
 
 	mu        sync.Mutex
 	shutdown  bool
