@@ -174,6 +174,9 @@ type Conn struct {
 
 	// closing mirrors state >= stateClosing for the reader's fast check.
 	closing atomic.Bool
+	// backlogged is set when more than maxBacklog bytes wait for the
+	// socket: the reader then waits for room before it reads on.
+	backlogged atomic.Bool
 
 	// Parking (park.go): parkState is running, parking, parked or woken;
 	// parkExpiry is when the keep alive of the parked connection expires
@@ -185,12 +188,14 @@ type Conn struct {
 	// Guarded by mu.
 	mu            sync.Mutex
 	state         connState
-	closeAfter    bool   // the writer closes the socket once the queue drained
-	endErr        error  // why the connection ends, first reason wins
-	out           []byte // encoded packets waiting for the writer
-	outMsgs       int    // PUBLISH packets in out
-	writing       bool   // a writer goroutine is running
-	werr          error  // the writer's error; nothing is queued after it
+	closeAfter    bool          // the writer closes the socket once the queue drained
+	endErr        error         // why the connection ends, first reason wins
+	out           []byte        // encoded packets waiting for the writer
+	outMsgs       int           // PUBLISH packets in out
+	writing       bool          // a writer goroutine is running
+	writeLen      int           // bytes the writer is writing now, taken from out
+	room          chan struct{} // made by a reader waiting for room, closed by the writer
+	werr          error         // the writer's error; nothing is queued after it
 	inflight      map[uint16]outMsg
 	pending       []*packet.Publish // not yet encoded: beyond the window, or before CONNACK
 	nextID        uint16
@@ -346,6 +351,7 @@ func (c *Conn) closeWith(code packet.ReasonCode, err error) {
 	}
 	c.closeAfter = true
 	c.kickLocked()
+	c.wakeRoomLocked()
 	c.mu.Unlock()
 	c.wake() // a parked connection needs its reader to end
 }

@@ -81,9 +81,12 @@
 //
 // Send never blocks. Up to MaxQueued messages wait (for the inflight window
 // or for the socket); beyond, Send returns ErrQueueFull and the caller
-// decides (drop a QoS 0 message, close a slow client...). Acknowledgements
-// the reader queues are not counted. A socket that accepts no data for
-// WriteTimeout closes the connection.
+// decides (drop a QoS 0 message, close a slow client...). What the reader
+// queues in answer to the client (acknowledgements, PINGRESP, SUBACK...) is
+// not counted there but bounded in bytes: once 256 KiB in all wait for the
+// socket, the reader stops reading until the writer got them out, so TCP
+// slows down a client that sends faster than it reads. A socket that
+// accepts no data for WriteTimeout closes the connection.
 //
 // # Caveats
 //
@@ -91,6 +94,4 @@
 //     (MQTT 5 and 3.1.1 allow it only on reconnection: see Unacked).
 //   - Unacked includes the QoS 2 messages whose PUBREC arrived: they are
 //     returned as PUBLISH with Dup set, not as PUBREL.
-//   - Acknowledgements the reader queues are bounded only by the
-//     WriteTimeout of a client that does not read.
 package mqtt

@@ -165,6 +165,12 @@ func startServer(t testing.TB, h mqtt.Handler, configure func(*mqtt.Server)) (*m
 	if err != nil {
 		t.Fatal(err)
 	}
+	return srv, serveOn(t, srv, l)
+}
+
+// serveOn serves srv on l until the test ends, and returns l's address.
+func serveOn(t testing.TB, srv *mqtt.Server, l net.Listener) string {
+	t.Helper()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 	t.Cleanup(func() {
@@ -177,7 +183,7 @@ func startServer(t testing.TB, h mqtt.Handler, configure func(*mqtt.Server)) (*m
 			t.Errorf("Serve returned %v, want ErrServerClosed", err)
 		}
 	})
-	return srv, l.Addr().String()
+	return l.Addr().String()
 }
 
 // client is a scripted raw-socket MQTT client.

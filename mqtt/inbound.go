@@ -21,6 +21,9 @@ const (
 func (c *Conn) readLoop() error {
 	max := c.srv.maxPacketSize()
 	for {
+		if c.backlogged.Load() {
+			c.waitRoom()
+		}
 		if c.closing.Load() {
 			return ErrClosed
 		}

@@ -298,15 +298,59 @@ func appendDisconnect(b []byte, code packet.ReasonCode) []byte {
 	return append(b, byte(packet.TypeDisconnect)<<4, 1, byte(code))
 }
 
+// maxBacklog bounds the bytes waiting for the socket that the reader adds
+// to: the acknowledgements, PINGRESPs, SUBACKs... it queues in answer to the
+// client's packets never block, so a client that sends but does not read
+// would otherwise grow the queue until WriteTimeout. Past it the reader
+// stops reading (waitRoom) until the writer got the backlog out: TCP then
+// slows the client down, and one that reads nothing is closed by
+// WriteTimeout. Disconnecting instead, as the AMQP engine does, would not
+// tell the client why either, since the DISCONNECT would wait behind the
+// backlog. Outbound PUBLISH packets count too (a subscriber that far behind
+// need not be read from) but are bounded by MaxQueued on their own.
+const maxBacklog = 256 << 10
+
 // kickLocked starts the writer goroutine if there is something to write
 // and none runs. The writer exists only while the queue is non-empty.
 func (c *Conn) kickLocked() {
+	if len(c.out)+c.writeLen > maxBacklog {
+		c.backlogged.Store(true)
+	}
 	if c.writing || c.werr != nil || (len(c.out) == 0 && !c.closeAfter) {
 		return
 	}
 	c.writing = true
 	c.wg.Add(1)
 	go c.writeLoop()
+}
+
+// waitRoom makes the reader wait while more than maxBacklog bytes wait
+// for the socket (see maxBacklog), until the writer wrote them, failed, or
+// the connection is closing.
+func (c *Conn) waitRoom() {
+	c.readerG.check()
+	c.mu.Lock()
+	for len(c.out)+c.writeLen > maxBacklog && c.state == stateOpen && c.werr == nil {
+		// A writer runs: kickLocked started one for the bytes in out, and
+		// it closes room after each write and when it exits.
+		if c.room == nil {
+			c.room = make(chan struct{})
+		}
+		room := c.room
+		c.mu.Unlock()
+		<-room
+		c.mu.Lock()
+	}
+	c.backlogged.Store(false)
+	c.mu.Unlock()
+}
+
+// wakeRoomLocked wakes a reader in waitRoom to check again.
+func (c *Conn) wakeRoomLocked() {
+	if c.room != nil {
+		close(c.room)
+		c.room = nil
+	}
 }
 
 // writeLoop is the writer goroutine: it writes the queue in batches until
@@ -321,6 +365,8 @@ func (c *Conn) writeLoop() {
 		if batch != nil {
 			putBuf(batch)
 			batch = nil
+			c.writeLen = 0
+			c.wakeRoomLocked()
 		}
 		if len(c.out) == 0 || c.werr != nil {
 			c.writing = false
@@ -330,6 +376,7 @@ func (c *Conn) writeLoop() {
 				c.out = nil
 			}
 			c.outMsgs = 0
+			c.wakeRoomLocked()
 			c.mu.Unlock()
 			if closeNow {
 				c.nc.Close()
@@ -338,6 +385,7 @@ func (c *Conn) writeLoop() {
 			return
 		}
 		batch, c.out = c.out, nil
+		c.writeLen = len(batch)
 		c.outMsgs = 0
 		c.mu.Unlock()
 
