@@ -3,33 +3,15 @@ package amqp
 import (
 	"context"
 	"errors"
-	"os"
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/ferry-iot/ferry/internal/peertest"
 )
 
-// requirePeer skips a test whose external peer is missing, or fails it
-// when FERRY_REQUIRE_PEERS=1 (CI installs every peer).
-func requirePeer(t *testing.T, ok bool, what string) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("FERRY_REQUIRE_PEERS") == "1" {
-		t.Fatalf("peer missing: %s (FERRY_REQUIRE_PEERS=1)", what)
-	}
-	t.Skipf("peer missing: %s; install it or set FERRY_REQUIRE_PEERS=1 to make this a failure", what)
-}
-
-const python = "/usr/bin/python3"
-
-func haveProton() bool {
-	return exec.Command(python, "-c", "import proton.utils").Run() == nil
-}
-
 func TestProtonClient(t *testing.T) {
-	requirePeer(t, haveProton(), "Debian package python3-qpid-proton (run with "+python+")")
+	python := peertest.PythonModule(t, "proton.utils", "python3-qpid-proton")
 	checkGoroutines(t)
 	auth := func(_ context.Context, req *AuthRequest) (string, error) {
 		if req.Username != "dev@tenant" || req.Password != "secret" {

@@ -19,36 +19,22 @@ import (
 	"github.com/ferry-iot/ferry/internal/config"
 	"github.com/ferry-iot/ferry/internal/hub"
 	"github.com/ferry-iot/ferry/internal/node"
+	"github.com/ferry-iot/ferry/internal/peertest"
 )
 
-// requirePeer returns the path of an external program a test needs. When it
-// is missing the test fails under FERRY_REQUIRE_PEERS=1 (CI) and is skipped
-// otherwise, naming the Debian package that provides it.
+// requirePeer returns the path of an external program a test needs, or
+// skips or fails the test as peertest decides. The e2e tests keep this
+// short name at their many call sites.
 func requirePeer(t *testing.T, program, debianPackage string) string {
 	t.Helper()
-	path, err := exec.LookPath(program)
-	if err == nil {
-		return path
-	}
-	if os.Getenv("FERRY_REQUIRE_PEERS") == "1" {
-		t.Fatalf("%s is missing: apt-get install %s", program, debianPackage)
-	}
-	t.Skipf("%s is missing: apt-get install %s (or run ./.ci/run)", program, debianPackage)
-	return ""
+	return peertest.Program(t, program, debianPackage)
 }
 
 // requirePython returns Debian's python3 after checking that it can import
 // module (from debianPackage).
 func requirePython(t *testing.T, module, debianPackage string) string {
 	t.Helper()
-	py := "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import "+module).Run(); err != nil {
-		if os.Getenv("FERRY_REQUIRE_PEERS") == "1" {
-			t.Fatalf("%s cannot import %s: apt-get install %s", py, module, debianPackage)
-		}
-		t.Skipf("%s cannot import %s: apt-get install %s (or run ./.ci/run)", py, module, debianPackage)
-	}
-	return py
+	return peertest.PythonModule(t, module, debianPackage)
 }
 
 // startFerry runs a Ferry node on a free loopback port for the test.

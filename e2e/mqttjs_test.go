@@ -2,26 +2,20 @@ package e2e
 
 import (
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/ferry-iot/ferry/internal/config"
+	"github.com/ferry-iot/ferry/internal/peertest"
 )
 
 // requireMQTTJS returns node after checking that MQTT.js is installed in
 // testdata/mqttjs (.ci/run runs npm ci there).
 func requireMQTTJS(t *testing.T) string {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err == nil {
-		_, err = os.Stat("testdata/mqttjs/node_modules/mqtt/package.json")
-	}
-	if err != nil {
-		if os.Getenv("FERRY_REQUIRE_PEERS") == "1" {
-			t.Fatalf("MQTT.js is missing: run `npm ci` in e2e/testdata/mqttjs (needs node and npm): %v", err)
-		}
-		t.Skipf("MQTT.js is missing: run `npm ci` in e2e/testdata/mqttjs, or ./.ci/run")
+	node := peertest.Program(t, "node", "nodejs")
+	if _, err := os.Stat("testdata/mqttjs/node_modules/mqtt/package.json"); err != nil {
+		peertest.Missing(t, "MQTT.js is not installed: run `npm ci` in e2e/testdata/mqttjs (needs npm)")
 	}
 	return node
 }

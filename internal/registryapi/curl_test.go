@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/ferry-iot/ferry/internal/peertest"
 )
 
 // curl runs curl against the server and returns the HTTP status and the
@@ -37,12 +39,7 @@ func header(out, name string) string {
 // TestCurl drives the API with curl, a client nobody here wrote:
 // create, get, update with If-Match, a stale update (412), delete.
 func TestCurl(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		if os.Getenv("FERRY_REQUIRE_PEERS") == "1" {
-			t.Fatal("curl not found and FERRY_REQUIRE_PEERS=1")
-		}
-		t.Skip("curl not found")
-	}
+	peertest.Program(t, "curl", "curl")
 	srv := newTestServer(t)
 	u := srv.URL
 

@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ferry-iot/ferry/internal/peertest"
 )
 
 // startTimeout bounds initdb and the server's start-up; both take about a
@@ -141,10 +143,7 @@ var schemaSeq atomic.Int64
 
 func missing(t testing.TB, why string) {
 	t.Helper()
-	if os.Getenv("FERRY_REQUIRE_PEERS") == "1" {
-		t.Fatalf("pgtest: no PostgreSQL to test with (FERRY_REQUIRE_PEERS=1): %s", why)
-	}
-	t.Skipf("pgtest: no PostgreSQL to test with: %s; install it (Debian: apt-get install postgresql) or set FERRY_REQUIRE_PEERS=1 to make this a failure", why)
+	peertest.Missing(t, "no PostgreSQL to test with: "+why+"; apt-get install postgresql")
 }
 
 // findBinDir returns the directory holding initdb, pg_ctl and postgres:
