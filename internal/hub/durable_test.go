@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/ferry-iot/ferry/internal/store/memstore"
@@ -65,23 +66,36 @@ func TestDurableSessionSurvivesRestart(t *testing.T) {
 	}
 }
 
+// TestDurableWillAfterCrash runs in a synctest bubble (see
+// TestSessionExpiry): the will's delay counts from the restart, exactly.
 func TestDurableWillAfterCrash(t *testing.T) {
-	st := memstore.New()
-	h := New(Options{Store: st})
-	s, _ := h.Open("t", "dying", true)
-	s.Attach(&recorder{})
-	if err := s.StoreWill(&Message{Topic: "status/dying", Payload: []byte("gone"), Retain: true}, 0); err != nil {
-		t.Fatal(err)
-	}
-	// The process dies without detaching: the will is due after restart.
-	h2 := New(Options{Store: st})
-	if err := h2.Recover(context.Background(), []string{"t"}); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "will after restart", func() bool { return h2.TenantStats("t").Retained == 1 })
-	waitUntil(t, "will deleted", func() bool {
-		_, err := st.GetWill(context.Background(), "t", "dying")
-		return err != nil
+	synctest.Test(t, func(t *testing.T) {
+		const delay = 10 * time.Second
+		st := memstore.New()
+		h := New(Options{Store: st})
+		s, _ := h.Open("t", "dying", true)
+		s.Attach(&recorder{})
+		if err := s.StoreWill(&Message{Topic: "status/dying", Payload: []byte("gone"), Retain: true}, delay); err != nil {
+			t.Fatal(err)
+		}
+		// The process dies without detaching: the will is due after restart.
+		h2 := New(Options{Store: st})
+		if err := h2.Recover(context.Background(), []string{"t"}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay - time.Nanosecond)
+		synctest.Wait()
+		if n := h2.TenantStats("t").Retained; n != 0 {
+			t.Fatalf("will published before its delay after the restart (%d retained)", n)
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if n := h2.TenantStats("t").Retained; n != 1 {
+			t.Errorf("%d retained messages when the will was due; want the will", n)
+		}
+		if _, err := st.GetWill(context.Background(), "t", "dying"); err == nil {
+			t.Error("the published will was not deleted from the store")
+		}
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -341,63 +342,100 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// The timer tests run in a synctest bubble: the hub's timers are real
+// time.AfterFuncs (Options.Now only stamps), and in the bubble they fire at
+// their exact fake time, so a loaded machine can neither make them late
+// nor make an early expiry look punctual. synctest.Wait lets a timer's
+// goroutine finish before the test looks.
+
 func TestSessionExpiry(t *testing.T) {
-	h := New(Options{})
-	s, _ := online(t, h, "t", "c", Subscription{Filter: "x", QoS: 1})
-	s.Detach(Departure{Expiry: 30 * time.Millisecond})
-	if _, present := h.Open("t", "c", false); !present {
-		t.Fatal("session gone before its expiry")
-	}
-	s.Attach(&recorder{}) // resumed: the expiry is cancelled
-	s.Detach(Departure{Expiry: 30 * time.Millisecond})
-	waitUntil(t, "session expiry", func() bool { return h.Stats().Sessions == 0 })
-	if st := h.Stats(); st.Subscripts != 0 {
-		t.Errorf("expired session left %d subscriptions", st.Subscripts)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := New(Options{})
+		s, _ := online(t, h, "t", "c", Subscription{Filter: "x", QoS: 1})
+		s.Detach(Departure{Expiry: 30 * time.Millisecond})
+		time.Sleep(20 * time.Millisecond)
+		if _, present := h.Open("t", "c", false); !present {
+			t.Fatal("session gone before its expiry")
+		}
+		s.Attach(&recorder{}) // resumed: the expiry is cancelled
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if n := h.Stats().Sessions; n != 1 {
+			t.Fatalf("%d sessions an hour after a resume; the cancelled expiry fired", n)
+		}
+
+		s.Detach(Departure{Expiry: 30 * time.Millisecond})
+		time.Sleep(30*time.Millisecond - time.Nanosecond)
+		synctest.Wait()
+		if n := h.Stats().Sessions; n != 1 {
+			t.Fatalf("session expired before its expiry interval (%d sessions)", n)
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if st := h.Stats(); st.Sessions != 0 || st.Subscripts != 0 {
+			t.Errorf("at its expiry: %d sessions, %d subscriptions; want none", st.Sessions, st.Subscripts)
+		}
+	})
 }
 
 func TestWillDelay(t *testing.T) {
 	tests := []struct {
 		name      string
 		dep       Departure
-		resume    bool // reconnect before the delay
-		cleanOpen bool // a clean start ends the old session at once
-		want      bool
+		resume    bool          // reconnect before the delay
+		cleanOpen bool          // a clean start ends the old session at once
+		want      bool          // the will is published
+		due       time.Duration // after the departure, when wanted
 	}{
 		{name: "no delay", dep: Departure{Expiry: Forever}, want: true},
-		{name: "delay elapses", dep: Departure{Expiry: Forever, WillDelay: 20 * time.Millisecond}, want: true},
+		{name: "delay elapses", dep: Departure{Expiry: Forever, WillDelay: 20 * time.Millisecond}, want: true, due: 20 * time.Millisecond},
 		{name: "resumed in time", dep: Departure{Expiry: Forever, WillDelay: time.Hour}, resume: true, want: false},
-		{name: "session ends first", dep: Departure{Expiry: 20 * time.Millisecond, WillDelay: time.Hour}, want: true},
+		{name: "session ends first", dep: Departure{Expiry: 20 * time.Millisecond, WillDelay: time.Hour}, want: true, due: 20 * time.Millisecond},
 		{name: "clean start ends session", dep: Departure{Expiry: Forever, WillDelay: time.Hour}, cleanOpen: true, want: true},
 		{name: "session ends at disconnect", dep: Departure{WillDelay: time.Hour}, want: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := New(Options{})
-			_, watcher := online(t, h, "t", "watcher", Subscription{Filter: "will"})
-			s, _ := online(t, h, "t", "dying")
-			dep := tt.dep
-			dep.Will = &Message{Topic: "will", Payload: []byte("gone")}
-			s.Detach(dep)
-			switch {
-			case tt.resume:
-				again, _ := h.Open("t", "dying", false)
-				again.Attach(&recorder{})
-			case tt.cleanOpen:
-				h.Open("t", "dying", true)
-			}
-			if tt.want {
-				waitUntil(t, "will", func() bool { return len(watcher.topics()) == 1 })
-				return
-			}
-			// The delay is an hour: had the resume not cancelled the will, it
-			// would still be pending, so check that it is gone.
-			if s.will != nil || s.willTimer != nil {
-				t.Error("resume left the will pending")
-			}
-			if got := watcher.topics(); len(got) != 0 {
-				t.Errorf("will published after the session resumed: %v", got)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				h := New(Options{})
+				_, watcher := online(t, h, "t", "watcher", Subscription{Filter: "will"})
+				s, _ := online(t, h, "t", "dying")
+				dep := tt.dep
+				dep.Will = &Message{Topic: "will", Payload: []byte("gone")}
+				s.Detach(dep)
+				switch {
+				case tt.resume:
+					again, _ := h.Open("t", "dying", false)
+					again.Attach(&recorder{})
+				case tt.cleanOpen:
+					h.Open("t", "dying", true)
+				}
+				if tt.due > 0 {
+					time.Sleep(tt.due - time.Nanosecond)
+					synctest.Wait()
+					if got := watcher.topics(); len(got) != 0 {
+						t.Fatalf("will published before it was due: %v", got)
+					}
+				}
+				if !tt.want {
+					// Past the hour's delay: a will the resume failed to
+					// cancel has fired by now.
+					time.Sleep(2 * time.Hour)
+					synctest.Wait()
+					if s.will != nil || s.willTimer != nil {
+						t.Error("resume left the will pending")
+					}
+					if got := watcher.topics(); len(got) != 0 {
+						t.Errorf("will published after the session resumed: %v", got)
+					}
+					return
+				}
+				time.Sleep(time.Nanosecond)
+				synctest.Wait()
+				if got := watcher.topics(); len(got) != 1 {
+					t.Errorf("when the will was due, the watcher got %v; want it once", got)
+				}
+			})
 		})
 	}
 }

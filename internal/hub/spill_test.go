@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/ferry-iot/ferry/internal/store/memstore"
@@ -127,17 +128,21 @@ func TestReleaseOrder(t *testing.T) {
 
 // TestCloseStopsTimers: after Close no timer of the hub fires: a session
 // whose expiry is due stays in the store for the next start.
+// It runs in a synctest bubble, so the hour it waits is fake and the
+// stopped timer would have fired for certain.
 func TestCloseStopsTimers(t *testing.T) {
-	st := memstore.New()
-	h := New(Options{Store: st})
-	s := durableSession(t, h, "c", "x")
-	s.Detach(Departure{Expiry: 50 * time.Millisecond})
-	if err := h.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	// Not a wait for readiness: the time the expiry would have taken.
-	time.Sleep(200 * time.Millisecond)
-	if _, err := st.GetSession(context.Background(), "t", "c"); err != nil {
-		t.Errorf("the session expired after Close: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		st := memstore.New()
+		h := New(Options{Store: st})
+		s := durableSession(t, h, "c", "x")
+		s.Detach(Departure{Expiry: 50 * time.Millisecond})
+		if err := h.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if _, err := st.GetSession(context.Background(), "t", "c"); err != nil {
+			t.Errorf("the session expired after Close: %v", err)
+		}
+	})
 }
