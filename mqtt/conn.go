@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ferry-iot/ferry/mqtt/packet"
 )
@@ -48,9 +49,12 @@ type Handler interface {
 	Unsubscribe(c *Conn, p *packet.Unsubscribe) []packet.ReasonCode
 
 	// Disconnected is called exactly once per opened connection (one whose
-	// Open was called), after the socket is closed. err is nil after a
-	// DISCONNECT 0x00 from the client and non-nil otherwise; errors.As to
-	// *DisconnectError or *packet.Error tells why.
+	// Open was called), once nothing more is read or written: the socket is
+	// closed, or, when the server ended the connection, its write side is
+	// and the client's last bytes are being discarded (Server.
+	// DisconnectLinger). err is nil after a DISCONNECT 0x00 from the client
+	// and non-nil otherwise; errors.As to *DisconnectError or *packet.Error
+	// tells why.
 	Disconnected(c *Conn, err error)
 }
 
@@ -167,6 +171,9 @@ type Conn struct {
 	// counts the QoS 1 ones (QoS 2 ones are in awaitRel already). Guarded by mu.
 	pendingAcks []*pendingAck
 	pendingQoS1 int
+	// refused: the handshake wrote a refusing CONNACK, and the connection
+	// lingers before it closes.
+	refused bool
 
 	// The writer goroutine (at most one, started by kickLocked) is tracked
 	// by wg; the reader waits for it before reporting Disconnected.
@@ -217,6 +224,7 @@ type outMsg struct {
 func newConn(s *Server, nc net.Conn) *Conn {
 	c := &Conn{srv: s, nc: nc}
 	c.rd.nc = nc
+	c.rd.stop = &c.closing
 	return c
 }
 
@@ -296,7 +304,8 @@ func (c *Conn) Value() any {
 }
 
 // Done returns a channel closed after Handler.Disconnected returned (or,
-// for a connection never opened, after it was closed).
+// for a connection never opened, once it ended). A socket the server shut
+// may still be lingering then (Server.DisconnectLinger).
 func (c *Conn) Done() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -317,15 +326,29 @@ var closedChan = func() chan struct{} {
 }()
 
 // Close closes the connection: in v5 a DISCONNECT with code is written
-// first (after what is already queued). It does not wait.
+// first (after what is already queued). Nothing the client sends afterwards
+// is handled; the socket is closed once the client closed its side or
+// after Server.DisconnectLinger. It does not wait.
 func (c *Conn) Close(code packet.ReasonCode) {
 	c.closeWith(code, &DisconnectError{Code: code})
 }
 
+// CloseWithReason is Close with a v5 DISCONNECT that carries reason as its
+// Reason String, for the client's logs (e.g. NotAuthorized, "device
+// disabled"). The reason is left out if the packet would exceed the
+// client's Maximum Packet Size [MQTT-3.14.2-3]. In 3.1.1 the connection is
+// just closed, as by Close. Handler.Disconnected gets a *DisconnectError
+// with Code and Reason.
+func (c *Conn) CloseWithReason(code packet.ReasonCode, reason string) {
+	c.closeWith(code, &DisconnectError{Code: code, Reason: reason})
+}
+
 // closeWith starts closing the connection for err. Before CONNACK it just
 // closes the socket; afterwards the writer flushes the queue, with a v5
-// DISCONNECT code at its end, then closes the socket. The reader notices
-// and ends the connection.
+// DISCONNECT code at its end (and the Reason String of err when it is a
+// *DisconnectError with one), and the reader stops handling packets: it is
+// interrupted if it waits in Read, and finish half-closes the socket and
+// lingers.
 func (c *Conn) closeWith(code packet.ReasonCode, err error) {
 	c.mu.Lock()
 	if c.state >= stateClosing {
@@ -347,13 +370,35 @@ func (c *Conn) closeWith(code packet.ReasonCode, err error) {
 		return
 	}
 	if c.version == packet.V5 && c.werr == nil {
-		c.out = appendDisconnect(c.outBuf(), code)
+		reason := ""
+		if de, ok := err.(*DisconnectError); ok {
+			reason = de.Reason
+		}
+		c.out = c.appendDisconnectLocked(c.outBuf(), code, reason)
 	}
 	c.closeAfter = true
 	c.kickLocked()
 	c.wakeRoomLocked()
 	c.mu.Unlock()
+	// A reader blocked in Read returns at once; one about to read sees
+	// closing (reader.read).
+	c.nc.SetReadDeadline(time.Now())
 	c.wake() // a parked connection needs its reader to end
+}
+
+// appendDisconnectLocked appends a v5 DISCONNECT with code and, if it fits
+// the client's Maximum Packet Size, reason.
+func (c *Conn) appendDisconnectLocked(b []byte, code packet.ReasonCode, reason string) []byte {
+	if reason == "" {
+		return appendDisconnect(b, code)
+	}
+	d := packet.Disconnect{ReasonCode: code, Properties: packet.Properties{ReasonString: reason}}
+	start := len(b)
+	nb, err := d.Append(b, packet.V5)
+	if err != nil || (c.maxOut > 0 && len(nb)-start > int(c.maxOut)) {
+		return appendDisconnect(nb[:start], code)
+	}
+	return nb
 }
 
 // serve runs on the connection's reader goroutine, owned by the Server.
@@ -397,8 +442,9 @@ func (c *Conn) run(step func() error) (err error) {
 	return step()
 }
 
-// finish ends the connection: it waits for the writer, closes the socket,
-// calls Disconnected and releases the connection.
+// finish ends the connection: it waits for the writer, closes the socket
+// (after the linger when the server ended the connection), calls
+// Disconnected and releases the connection.
 func (c *Conn) finish(err error) {
 	c.readerG.check()
 	c.mu.Lock()
@@ -414,11 +460,18 @@ func (c *Conn) finish(err error) {
 	if c.parkID != 0 {
 		c.srv.poll.Load().forget(c)
 	}
-	if !flush {
+	if !flush && !c.refused {
 		c.nc.Close() // unblocks a writer stuck in Write
 	}
-	c.wg.Wait() // a flushing writer closes the socket itself, bounded by WriteTimeout
-	c.nc.Close()
+	c.wg.Wait() // a flushing writer is bounded by WriteTimeout
+	c.mu.Lock()
+	linger := (flush || c.refused) && c.werr == nil && c.srv.disconnectLinger() > 0
+	c.mu.Unlock()
+	if linger {
+		closeWrite(c.nc)
+	} else {
+		c.nc.Close()
+	}
 	c.rd.release()
 
 	if errors.Is(err, errNormalDisconnect) {
@@ -433,7 +486,42 @@ func (c *Conn) finish(err error) {
 		close(c.done)
 	}
 	c.mu.Unlock()
+	if linger {
+		c.linger()
+		c.nc.Close()
+	}
 	c.srv.release(c)
+}
+
+// linger reads and discards what the client still sends after the server
+// ended the connection and shut down its write side, until the client
+// closes its side or DisconnectLinger passes. Closing with unread bytes
+// would make the kernel answer with a reset, which can reach the client
+// before it read the DISCONNECT or CONNACK telling why. Server.Shutdown
+// waits for it, and cuts it short when its context ends.
+func (c *Conn) linger() {
+	c.nc.SetReadDeadline(time.Now().Add(c.srv.disconnectLinger()))
+	buf := getBuf(smallBufSize)
+	for {
+		if _, err := c.nc.Read(buf); err != nil {
+			break
+		}
+	}
+	putBuf(buf)
+}
+
+// closeWrite shuts down the write side of nc, so that the client reads the
+// end of the stream after the last packet: TLS sends close_notify, TCP a
+// FIN. A net.Conn without half-close is left open: the linger still lets
+// the client read before the close.
+func closeWrite(nc net.Conn) {
+	if tc, ok := nc.(*tls.Conn); ok {
+		tc.CloseWrite()
+		nc = tc.NetConn()
+	}
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
 }
 
 // Unacked returns, once the connection is closed (from Disconnected on),

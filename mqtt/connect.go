@@ -30,7 +30,7 @@ func (c *Conn) handshake() error {
 		if errors.As(err, &pe) && pe.Version != 0 {
 			// The codec knows in which version to refuse (an unsupported
 			// protocol level gets a 3.1.1 CONNACK 0x01) [MQTT-3.1.2-2].
-			c.writeNow(&packet.Connack{ReasonCode: pe.Code}, pe.Version)
+			c.refuse(&packet.Connack{ReasonCode: pe.Code}, pe.Version)
 		}
 		return err
 	}
@@ -47,7 +47,7 @@ func (c *Conn) handshake() error {
 	if c.clientID == "" {
 		if p.Version != packet.V5 && !p.CleanStart {
 			// [MQTT-3.1.3-8] an empty client id requires clean session.
-			c.writeNow(&packet.Connack{ReasonCode: packet.ClientIdentifierNotValid}, c.version)
+			c.refuse(&packet.Connack{ReasonCode: packet.ClientIdentifierNotValid}, c.version)
 			return protocolError(packet.ClientIdentifierNotValid, "empty client id without clean session")
 		}
 		// [MQTT-3.1.3-6] the server assigns a unique id; v5 reports it
@@ -99,7 +99,7 @@ func (c *Conn) handshake() error {
 		return ErrClosed // Close or Shutdown during Connect
 	}
 	if res.Code != packet.Success {
-		c.writeNow(&packet.Connack{ReasonCode: res.Code, Properties: res.Properties}, c.version)
+		c.refuse(&packet.Connack{ReasonCode: res.Code, Properties: res.Properties}, c.version)
 		return &DisconnectError{Code: res.Code}
 	}
 	key := res.SessionKey
@@ -107,7 +107,7 @@ func (c *Conn) handshake() error {
 		key = c.clientID
 	}
 	if !s.takeOver(c, key) {
-		c.writeNow(&packet.Connack{ReasonCode: packet.ServerUnavailable}, c.version)
+		c.refuse(&packet.Connack{ReasonCode: packet.ServerUnavailable}, c.version)
 		return &DisconnectError{Code: packet.ServerUnavailable, Err: errors.New("mqtt: session takeover failed")}
 	}
 
@@ -116,7 +116,7 @@ func (c *Conn) handshake() error {
 	if s.hooks.opener != nil {
 		var code packet.ReasonCode
 		if present, code = s.hooks.opener.OpenSession(c); code != packet.Success {
-			c.writeNow(&packet.Connack{ReasonCode: code}, c.version)
+			c.refuse(&packet.Connack{ReasonCode: code}, c.version)
 			return &DisconnectError{Code: code, Err: errors.New("mqtt: the session could not be opened")}
 		}
 	} else {
@@ -220,6 +220,15 @@ func mergeConnackProperties(dst, lib *packet.Properties) {
 	dst.ReceiveMaximum = lib.ReceiveMaximum
 	dst.MaximumPacketSize = lib.MaximumPacketSize
 	dst.TopicAliasMaximum = lib.TopicAliasMaximum
+}
+
+// refuse writes a refusing CONNACK. The connection then lingers before it
+// closes (see finish), so that a client already sending more packets
+// reads the CONNACK rather than a reset.
+func (c *Conn) refuse(ack *packet.Connack, v packet.Version) {
+	if c.writeNow(ack, v) == nil {
+		c.refused = true
+	}
 }
 
 // writeNow writes p synchronously, bypassing the queue. Only for the

@@ -30,7 +30,8 @@
 //   - The reader goroutine owns the protocol state: the read buffer, the
 //     topic aliases and the fields set during the handshake. Every Handler method is called on
 //     it, so a connection's events are serial. It exits when the socket
-//     fails or is closed, after waiting for the writer. In race builds
+//     fails or is closed, after waiting for the writer; when the server
+//     ended the connection it first lingers (see Disconnects). In race builds
 //     (owner_race.go) the reader-only entry points check that they run on
 //     it.
 //   - A reader that waited Server.IdlePark for a byte parks its connection
@@ -88,10 +89,26 @@
 // slows down a client that sends faster than it reads. A socket that
 // accepts no data for WriteTimeout closes the connection.
 //
+// # Disconnects
+//
+// When the server ends a connection (a protocol error, the keep alive, a
+// takeover, Conn.Close or CloseWithReason, Shutdown, a refusing CONNACK),
+// it handles nothing more the client sends, writes what was queued and the
+// v5 DISCONNECT (or the CONNACK), shuts down the socket's write side, and
+// reads and discards until the client closes its side, for at most
+// DisconnectLinger (2 s), before it closes the socket. Closing at once with
+// the client's bytes unread would make the kernel reset the connection,
+// and a client that is still writing would often see the reset before the
+// reason. Disconnected is called when the write side is shut, before the
+// linger; Shutdown waits for the lingers too.
+//
 // # Caveats
 //
 //   - No outbound topic aliases, no retransmission within a connection
 //     (MQTT 5 and 3.1.1 allow it only on reconnection: see Unacked).
 //   - Unacked includes the QoS 2 messages whose PUBREC arrived: they are
 //     returned as PUBLISH with Dup set, not as PUBREL.
+//   - A client that keeps writing and never closes holds its connection
+//     (and the reader goroutine) for DisconnectLinger after it was
+//     disconnected.
 package mqtt

@@ -28,6 +28,9 @@ var (
 type DisconnectError struct {
 	Code   packet.ReasonCode
 	Remote bool // the client sent DISCONNECT with Code
+	// Reason is the v5 DISCONNECT's Reason String: the client's, or the one
+	// given to Conn.CloseWithReason.
+	Reason string
 	Err    error
 }
 
@@ -37,6 +40,9 @@ func (e *DisconnectError) Error() string {
 		who = "client"
 	}
 	s := "mqtt: disconnect by " + who + ": " + e.Code.String()
+	if e.Reason != "" {
+		s += " (" + e.Reason + ")"
+	}
 	if e.Err != nil {
 		s += ": " + e.Err.Error()
 	}

@@ -421,7 +421,7 @@ func (c *Conn) handleDisconnect(h packet.Header, body []byte) error {
 	if p.ReasonCode == packet.NormalDisconnection {
 		return errNormalDisconnect
 	}
-	return &DisconnectError{Code: p.ReasonCode, Remote: true}
+	return &DisconnectError{Code: p.ReasonCode, Remote: true, Reason: p.Properties.ReasonString}
 }
 
 func (c *Conn) handleAuth(h packet.Header, body []byte) error {

@@ -190,3 +190,50 @@ func TestPahoEnhancedAuth(t *testing.T) {
 		t.Error("paho's Auther was not told the authentication succeeded")
 	}
 }
+
+// TestPahoServerDisconnectReason: a paho.golang client that is publishing
+// when the server disconnects it with CloseWithReason reads the DISCONNECT
+// with its code and Reason String.
+func TestPahoServerDisconnectReason(t *testing.T) {
+	h := newTestHandler()
+	_, addr := startServer(t, h, nil)
+	nc, err := net.DialTimeout("tcp", addr, waitTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *paho.Disconnect, 1)
+	cl := paho.NewClient(paho.ClientConfig{
+		Conn:               nc,
+		OnServerDisconnect: func(d *paho.Disconnect) { got <- d },
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if ack, err := cl.Connect(ctx, &paho.Connect{ClientID: "paho", CleanStart: true, KeepAlive: 30}); err != nil || ack.ReasonCode != 0 {
+		t.Fatalf("paho Connect: %+v %v", ack, err)
+	}
+	sc := recv(t, h.opened, "Open")
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		payload := make([]byte, 256)
+		for {
+			// QoS 0: paho fails it once the connection is down.
+			if _, err := cl.Publish(ctx, &paho.Publish{Topic: "t", Payload: payload}); err != nil {
+				return
+			}
+		}
+	})
+	recv(t, h.published, "a PUBLISH") // the client is writing
+	sc.CloseWithReason(packet.NotAuthorized, "device disabled")
+
+	d := recv(t, got, "paho's OnServerDisconnect")
+	if d.ReasonCode != byte(packet.NotAuthorized) || d.Properties == nil || d.Properties.ReasonString != "device disabled" {
+		t.Fatalf("paho got DISCONNECT %d %+v, want 0x87 \"device disabled\"", d.ReasonCode, d.Properties)
+	}
+	select {
+	case <-cl.Done():
+	case <-time.After(waitTimeout):
+		t.Fatal("paho client did not stop")
+	}
+}

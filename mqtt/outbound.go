@@ -354,8 +354,9 @@ func (c *Conn) wakeRoomLocked() {
 }
 
 // writeLoop is the writer goroutine: it writes the queue in batches until
-// it is empty, then exits (closing the socket if the connection is closing).
-// It owns the socket's write side.
+// it is empty, then exits (closing the socket after a write error). It
+// owns the socket's write side; when the connection is closing, finish
+// shuts it down once the writer is done.
 func (c *Conn) writeLoop() {
 	defer c.wg.Done()
 	timeout := c.srv.writeTimeout()
@@ -370,7 +371,7 @@ func (c *Conn) writeLoop() {
 		}
 		if len(c.out) == 0 || c.werr != nil {
 			c.writing = false
-			closeNow := c.closeAfter || c.werr != nil
+			failed := c.werr != nil
 			if c.out != nil {
 				putBuf(c.out)
 				c.out = nil
@@ -378,9 +379,9 @@ func (c *Conn) writeLoop() {
 			c.outMsgs = 0
 			c.wakeRoomLocked()
 			c.mu.Unlock()
-			if closeNow {
+			if failed {
 				c.nc.Close()
-				c.wake()
+				c.wake() // a parked connection needs its reader to end
 			}
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferry-iot/ferry/mqtt/packet"
@@ -14,7 +15,11 @@ import (
 // that does not fit, and gives them back when the connection parks. Owned
 // by the reader goroutine.
 type reader struct {
-	nc       net.Conn
+	nc net.Conn
+	// stop is the Conn's closing flag. Closing interrupts a blocked Read by
+	// setting a past read deadline; read checks stop after setting its own
+	// deadline, so that it cannot undo the interruption unseen.
+	stop     *atomic.Bool
 	buf      []byte // working buffer (nil while parked); data is buf[r:w]
 	r, w     int
 	big      []byte        // borrowed buffer of the last large packet
@@ -123,6 +128,9 @@ func (rd *reader) read(b []byte, mayPark bool) (int, error) {
 			rd.nc.SetReadDeadline(time.Time{})
 			rd.armed = false
 		}
+		if rd.stop.Load() {
+			return 0, ErrClosed
+		}
 		return rd.nc.Read(b)
 	}
 	rd.armed = true
@@ -138,6 +146,9 @@ func (rd *reader) read(b []byte, mayPark bool) (int, error) {
 		d, idle = now.Add(parkAfter), true
 	}
 	rd.nc.SetReadDeadline(d)
+	if rd.stop.Load() {
+		return 0, ErrClosed
+	}
 	n, err := rd.nc.Read(b)
 	rd.gotData = n > 0
 	if n == 0 && idle {

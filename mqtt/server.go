@@ -21,6 +21,7 @@ const (
 	DefaultConnectTimeout    = 10 * time.Second
 	DefaultWriteTimeout      = 30 * time.Second
 	DefaultTopicAliasMaximum = 10
+	DefaultDisconnectLinger  = 2 * time.Second
 
 	// takeoverTimeout bounds the wait of a new connection for the
 	// Disconnected of the connection it takes over.
@@ -88,6 +89,16 @@ type Server struct {
 	// negative: never park.
 	IdlePark time.Duration
 
+	// DisconnectLinger is how long a connection the server ends stays
+	// half-open once the last packet (a DISCONNECT, a refusing CONNACK, or
+	// in 3.1.1 whatever was queued) is written: the write side is shut
+	// down, and what the client still sends is read and discarded until it
+	// closes its side or the time is up. A socket closed with unread bytes
+	// is reset by the kernel, and a client that is still writing then
+	// often gets the reset before it reads why it was disconnected. If
+	// zero, 2 s; negative: close at once.
+	DisconnectLinger time.Duration
+
 	hooks   hooks // the Handler's optional interfaces, set by Serve
 	poll    atomic.Pointer[poller]
 	parked  atomic.Int64 // connections parked now
@@ -150,6 +161,13 @@ func (s *Server) writeTimeout() time.Duration {
 		return DefaultWriteTimeout
 	}
 	return s.WriteTimeout
+}
+
+func (s *Server) disconnectLinger() time.Duration {
+	if s.DisconnectLinger == 0 {
+		return DefaultDisconnectLinger
+	}
+	return max(s.DisconnectLinger, 0)
 }
 
 func (s *Server) topicAliasMaximum() uint16 {
@@ -223,8 +241,9 @@ func (s *Server) isShutdown() bool {
 }
 
 // Shutdown stops the listeners, closes every connection (v5: DISCONNECT
-// 0x8B first) and waits until their Handler.Disconnected calls returned. If
-// ctx ends first, it closes the remaining sockets and returns ctx.Err(); the
+// 0x8B first) and waits until their Handler.Disconnected calls returned and
+// their sockets were closed (after DisconnectLinger at most). If ctx ends
+// first, it closes the remaining sockets and returns ctx.Err(); the
 // handlers still running then finish on their own.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
