@@ -173,17 +173,17 @@ func startCluster(t *testing.T) (a, b *node.Node) {
 	return start("a"), start("b")
 }
 
-// pahoWatched connects a paho.golang client (MQTT 5) that reports the code
-// of a DISCONNECT from the server.
-func pahoWatched(t *testing.T, n *node.Node, id, user, password string) (*paho.Client, chan byte) {
+// pahoWatched connects a paho.golang client (MQTT 5) that reports a
+// DISCONNECT from the server.
+func pahoWatched(t *testing.T, n *node.Node, id, user, password string) (*paho.Client, chan *paho.Disconnect) {
 	t.Helper()
 	nc, err := net.DialTimeout("tcp", n.MQTTAddr().String(), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	disconnected := make(chan byte, 1)
+	disconnected := make(chan *paho.Disconnect, 1)
 	cl := paho.NewClient(paho.ClientConfig{Conn: nc,
-		OnServerDisconnect: func(d *paho.Disconnect) { disconnected <- d.ReasonCode }})
+		OnServerDisconnect: func(d *paho.Disconnect) { disconnected <- d }})
 	ack, err := cl.Connect(ctx5(t), &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30,
 		UsernameFlag: true, Username: user, PasswordFlag: true, Password: []byte(password)})
 	if err != nil || ack.ReasonCode != 0 {
@@ -193,12 +193,17 @@ func pahoWatched(t *testing.T, n *node.Node, id, user, password string) (*paho.C
 	return cl, disconnected
 }
 
-func disconnectedWithin(t *testing.T, ch chan byte, d time.Duration, what string) {
+// disconnectedWithin checks that ch reports a DISCONNECT 0x87 within d,
+// whose reason string says why.
+func disconnectedWithin(t *testing.T, ch chan *paho.Disconnect, d time.Duration, what, why string) {
 	t.Helper()
 	select {
-	case code := <-ch:
-		if code != 0x87 {
-			t.Errorf("%s: DISCONNECT %#x, want 0x87 not authorized", what, code)
+	case dc := <-ch:
+		if dc.ReasonCode != 0x87 {
+			t.Errorf("%s: DISCONNECT %#x, want 0x87 not authorized", what, dc.ReasonCode)
+		}
+		if dc.Properties == nil || !strings.Contains(dc.Properties.ReasonString, why) {
+			t.Errorf("%s: DISCONNECT reason string %+v, want it to say %q", what, dc.Properties, why)
 		}
 	case <-time.After(d):
 		t.Errorf("%s: no DISCONNECT within %v", what, d)
@@ -221,7 +226,7 @@ func TestRegistryChangesApplyToConnections(t *testing.T) {
 	subscribe(t, cl, 0, paho.SubscribeOptions{Topic: "a/#", QoS: 1})
 
 	registryPut(t, n, "/v1/tenants/t1", `{"ext":{"acl":[{"topic":"b/#"}]}}`)
-	disconnectedWithin(t, disconnected, time.Second, "subscriber of a/# after a/# was no longer allowed")
+	disconnectedWithin(t, disconnected, time.Second, "subscriber of a/# after a/# was no longer allowed", "access rules changed")
 	cl, disconnected = pahoWatched(t, n, "d1", "sensor-1@t1", "pw-1")
 	// paho reports the refused subscription as an error, with the SUBACK.
 	sa, err := cl.Subscribe(ctx5(t), &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "a/#"}, {Topic: "b/#"}}})
@@ -234,7 +239,7 @@ func TestRegistryChangesApplyToConnections(t *testing.T) {
 
 	registryPut(t, n, "/v1/credentials/t1/d1",
 		`[{"type":"hashed-password","auth-id":"sensor-1","secrets":[{"pwd-plain":"pw-new"}]}]`)
-	disconnectedWithin(t, disconnected, time.Second, "device whose credentials changed")
+	disconnectedWithin(t, disconnected, time.Second, "device whose credentials changed", "credentials changed")
 	nc, err := net.DialTimeout("tcp", n.MQTTAddr().String(), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -248,5 +253,5 @@ func TestRegistryChangesApplyToConnections(t *testing.T) {
 	_, disconnected = pahoWatched(t, n, "d1", "sensor-1@t1", "pw-new")
 
 	registryPut(t, n, "/v1/tenants/t1", `{"enabled":false}`)
-	disconnectedWithin(t, disconnected, time.Second, "device of a disabled tenant")
+	disconnectedWithin(t, disconnected, time.Second, "device of a disabled tenant", "tenant disabled")
 }

@@ -110,7 +110,7 @@ func (a *Adapter) opened(c *mqtt.Conn, st *connState) {
 	if !a.conns.add(c, st) {
 		a.log.Info("connection closed: the registry changed while it connected", "tenant", st.tenant,
 			"device", st.device, "client", c.ClientID())
-		c.Close(packet.NotAuthorized)
+		c.CloseWithReason(packet.NotAuthorized, "the registry changed while connecting")
 	}
 }
 
@@ -127,7 +127,7 @@ func (a *Adapter) Revoke(tenant, device, why string) int {
 	for c, st := range conns {
 		a.log.Info("connection closed: registry change", "tenant", tenant, "device", st.device,
 			"client", c.ClientID(), "why", why)
-		c.Close(packet.NotAuthorized)
+		c.CloseWithReason(packet.NotAuthorized, why)
 	}
 	return len(conns)
 }
@@ -162,7 +162,7 @@ func (a *Adapter) SetTenantRules(tenant string, rules []auth.Rule) int {
 		if lost {
 			a.log.Info("connection closed: the tenant's access rules no longer allow a subscription",
 				"tenant", tenant, "client", c.ClientID())
-			c.Close(packet.NotAuthorized)
+			c.CloseWithReason(packet.NotAuthorized, "access rules changed: a subscription is no longer allowed")
 			closed++
 		}
 	}
