@@ -249,7 +249,9 @@ func expect[T packet.Packet](c *client) T {
 	return v
 }
 
-// expectClosed waits for the server to close the connection.
+// expectClosed waits for the server to close the connection (or its side
+// of it), then closes the client's side as a real client would: the server
+// lingers until then.
 func (c *client) expectClosed() {
 	c.t.Helper()
 	p, err := c.readPacket()
@@ -259,6 +261,7 @@ func (c *client) expectClosed() {
 	if ne, ok := err.(net.Error); ok && ne.Timeout() {
 		c.t.Fatalf("connection not closed: %v", err)
 	}
+	c.nc.Close()
 }
 
 // expectDisconnect expects a v5 DISCONNECT with code then the close (3.1.1:

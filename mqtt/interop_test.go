@@ -195,7 +195,7 @@ func TestPahoEnhancedAuth(t *testing.T) {
 // when the server disconnects it with CloseWithReason reads the DISCONNECT
 // with its code and Reason String.
 func TestPahoServerDisconnectReason(t *testing.T) {
-	h := newTestHandler()
+	h := &firstPublish{testHandler: newTestHandler(), first: make(chan struct{})}
 	_, addr := startServer(t, h, nil)
 	nc, err := net.DialTimeout("tcp", addr, waitTimeout)
 	if err != nil {
@@ -224,7 +224,11 @@ func TestPahoServerDisconnectReason(t *testing.T) {
 			}
 		}
 	})
-	recv(t, h.published, "a PUBLISH") // the client is writing
+	select { // the client is writing
+	case <-h.first:
+	case <-time.After(waitTimeout):
+		t.Fatal("no PUBLISH")
+	}
 	sc.CloseWithReason(packet.NotAuthorized, "device disabled")
 
 	d := recv(t, got, "paho's OnServerDisconnect")
@@ -236,4 +240,17 @@ func TestPahoServerDisconnectReason(t *testing.T) {
 	case <-time.After(waitTimeout):
 		t.Fatal("paho client did not stop")
 	}
+}
+
+// firstPublish signals the first PUBLISH and takes any number of them
+// (testHandler records each one, and blocks once its channel is full).
+type firstPublish struct {
+	*testHandler
+	once  sync.Once
+	first chan struct{}
+}
+
+func (h *firstPublish) Publish(*mqtt.Conn, *packet.Publish) packet.ReasonCode {
+	h.once.Do(func() { close(h.first) })
+	return packet.Success
 }
