@@ -162,6 +162,16 @@ func (s *subscriber) delivered(n int, dup bool) {
 	s.highest = n
 }
 
+// waitAll waits until count distinct messages have arrived.
+func (s *subscriber) waitAll(t *testing.T, count int) {
+	t.Helper()
+	waitFor(t, "every message delivered", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.counts) == count
+	})
+}
+
 func (s *subscriber) run(addr string, stop <-chan struct{}) error {
 	c, _, err := dialRaw(addr, s.id, false)
 	if err != nil {

@@ -123,11 +123,7 @@ func TestDeliveryOrder(t *testing.T) {
 				stop = make(chan struct{})
 				subscribe()
 			}
-			waitFor(t, "every message delivered", func() bool {
-				sub.mu.Lock()
-				defer sub.mu.Unlock()
-				return len(sub.counts) == count
-			})
+			sub.waitAll(t, count)
 			close(stop)
 			<-ran
 			sub.mu.Lock()

@@ -80,11 +80,7 @@ func TestSlowPersistentSubscriber(t *testing.T) {
 		t.Errorf("the subscriber's queue never spilled into the store: %+v", st)
 	}
 	close(resume)
-	waitFor(t, "every message delivered", func() bool {
-		sub.mu.Lock()
-		defer sub.mu.Unlock()
-		return len(sub.counts) == count
-	})
+	sub.waitAll(t, count)
 	close(stop)
 	<-done
 	<-sampled
@@ -122,11 +118,7 @@ func TestSlowCleanSubscriber(t *testing.T) {
 	if err := <-published; err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "every message delivered", func() bool {
-		sub.mu.Lock()
-		defer sub.mu.Unlock()
-		return len(sub.counts) == count
-	})
+	sub.waitAll(t, count)
 	close(stop)
 	<-done
 	if d := n.Hub().Stats().Dropped; d != 0 {

@@ -295,19 +295,7 @@ func (s *Session) refillFrom(ctx context.Context, st store.Store, from uint64, r
 	if !s.spilled || s.spillNext != from || s.closed {
 		return
 	}
-	for _, e := range entries {
-		if e.Seq < s.spillNext {
-			continue
-		}
-		d := s.queuedDelivery(e)
-		s.queue = append(s.queue, d)
-		s.queuedBytes += d.Message.size()
-		s.unacked = append(s.unacked, e.Seq)
-		s.spillNext = e.Seq + 1
-	}
-	if s.spillNext > s.lastSeq {
-		s.spilled = false
-	}
+	s.takeSpilledLocked(entries)
 	s.t.stats.refills.Add(1)
 	if s.sink != nil {
 		s.drainLocked()
@@ -515,16 +503,7 @@ func (s *Session) loadQueueLocked(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("loading the queue of session %s: %w", s.ID, err)
 		}
-		for _, e := range entries {
-			d := s.queuedDelivery(e)
-			s.queue = append(s.queue, d)
-			s.queuedBytes += d.Message.size()
-			s.unacked = append(s.unacked, e.Seq)
-			s.spillNext = e.Seq + 1
-		}
-		if s.spillNext > s.lastSeq {
-			s.spilled = false
-		}
+		s.takeSpilledLocked(entries)
 	}
 	for pid := range rel {
 		if err := st.DeleteOutbound(ctx, s.t.name, s.ID, pid); err != nil {
@@ -669,4 +648,23 @@ func toStoredSub(s Subscription) store.Subscription {
 func fromStoredSub(s store.Subscription) Subscription {
 	return Subscription{Filter: s.Filter, QoS: s.QoS, NoLocal: s.NoLocal,
 		RetainAsPublished: s.RetainAsPublished, RetainHandling: s.RetainHandling, ID: s.ID}
+}
+
+// takeSpilledLocked queues the store entries read back for the session,
+// skipping those it holds already, and ends the spill once the memory
+// queue has caught up with the store's; s.mu must be held.
+func (s *Session) takeSpilledLocked(entries []store.QueueEntry) {
+	for _, e := range entries {
+		if e.Seq < s.spillNext {
+			continue
+		}
+		d := s.queuedDelivery(e)
+		s.queue = append(s.queue, d)
+		s.queuedBytes += d.Message.size()
+		s.unacked = append(s.unacked, e.Seq)
+		s.spillNext = e.Seq + 1
+	}
+	if s.spillNext > s.lastSeq {
+		s.spilled = false
+	}
 }

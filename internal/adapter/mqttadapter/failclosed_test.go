@@ -31,17 +31,7 @@ func TestConnectRefusedWhenRulesUnreadable(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	a := New(hub.New(hub.Options{Logger: log}), Options{Logger: log, Authenticator: acceptAll{}, RequireAuth: true,
 		TenantRules: func(context.Context, string) ([]auth.Rule, error) { return nil, errors.New("registry down") }})
-	srv := &mqtt.Server{Handler: a, Logger: log}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	ln := serve(t, a, log)
 	dial := func() net.Conn {
 		t.Helper()
 		nc, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
@@ -77,4 +67,21 @@ func TestConnectRefusedWhenRulesUnreadable(t *testing.T) {
 	if want := []byte{0x20, 2, 0, 3}; !bytes.Equal(got, want) {
 		t.Errorf("3.1.1 CONNACK % x, want % x (return code 3, server unavailable)", got, want)
 	}
+}
+
+// serve runs an MQTT server with a on a loopback port until the test ends.
+func serve(t *testing.T, a *Adapter, log *slog.Logger) net.Listener {
+	t.Helper()
+	srv := &mqtt.Server{Handler: a, Logger: log}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return ln
 }

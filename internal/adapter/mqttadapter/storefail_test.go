@@ -14,7 +14,6 @@ import (
 	"github.com/ferry-iot/ferry/internal/hub"
 	"github.com/ferry-iot/ferry/internal/store"
 	"github.com/ferry-iot/ferry/internal/store/memstore"
-	"github.com/ferry-iot/ferry/mqtt"
 )
 
 var errInjected = errors.New("injected store failure")
@@ -83,17 +82,7 @@ func TestStoreFailuresReachTheClient(t *testing.T) {
 	h := hub.New(hub.Options{Logger: log, Store: st})
 	t.Cleanup(func() { h.Close(context.Background()) })
 	a := New(h, Options{Logger: log})
-	srv := &mqtt.Server{Handler: a, Logger: log}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	ln := serve(t, a, log)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	connect := func(id string, expiry uint32, will *paho.WillMessage) (*paho.Client, *paho.Connack) {
