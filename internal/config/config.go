@@ -240,6 +240,12 @@ type MQTT struct {
 	// ConnectTimeout (mqtt.connect_timeout) is how long a new connection has
 	// to send CONNECT. Default 10s.
 	ConnectTimeout Duration `yaml:"connect_timeout"`
+	// DisconnectLinger (mqtt.disconnect_linger) is how long a connection
+	// Ferry ends (DISCONNECT with a reason, a refusing CONNACK) keeps
+	// reading and discarding the client's bytes after shutting its write
+	// side, so that the client reads the reason instead of a reset. 0s
+	// closes at once. Default 2s.
+	DisconnectLinger Duration `yaml:"disconnect_linger"`
 	// IdlePark (mqtt.idle_park) is how long a connection may go without
 	// inbound bytes before it gives up its reader goroutine and waits in the
 	// server's poller (Linux, plain TCP): idle connections then cost no
@@ -331,6 +337,7 @@ func Default() Config {
 			MaxRetained:           100_000,
 			ConnectTimeout:        Duration(10 * time.Second),
 			IdlePark:              Duration(100 * time.Millisecond),
+			DisconnectLinger:      Duration(2 * time.Second),
 			TopicAliasMaximum:     10,
 			WebSocket:             WebSocket{Path: "/mqtt"},
 			SysInterval:           Duration(10 * time.Second),
@@ -484,6 +491,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("mqtt.max_retained: %d must be at least 1", m.MaxRetained)
 	case m.ConnectTimeout <= 0:
 		return errors.New("mqtt.connect_timeout must be positive")
+	case m.DisconnectLinger < 0:
+		return errors.New("mqtt.disconnect_linger must not be negative (0s: close at once)")
 	case m.IdlePark < 0:
 		return errors.New("mqtt.idle_park must not be negative (0s: never park)")
 	case m.SessionExpiry311 < 0:

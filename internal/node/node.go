@@ -172,7 +172,8 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 		MaxInflight:          cfg.MQTT.MaxInflight,
 		MaxQueued:            cfg.MQTT.MaxQueued,
 		ConnectTimeout:       time.Duration(cfg.MQTT.ConnectTimeout),
-		IdlePark:             idlePark(time.Duration(cfg.MQTT.IdlePark)),
+		IdlePark:             offIfZero(time.Duration(cfg.MQTT.IdlePark)),
+		DisconnectLinger:     offIfZero(time.Duration(cfg.MQTT.DisconnectLinger)),
 		MaxKeepAlive:         cfg.MQTT.MaxKeepAlive,
 		TopicAliasMaximum:    cfg.MQTT.TopicAliasMaximum,
 		OutboundTopicAliases: cfg.MQTT.OutboundTopicAliases,
@@ -534,9 +535,10 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	return nil
 }
 
-// idlePark maps mqtt.idle_park (0: never) to mqtt.Server.IdlePark
-// (negative: never).
-func idlePark(d time.Duration) time.Duration {
+// offIfZero maps a config duration whose 0 means off (mqtt.idle_park,
+// mqtt.disconnect_linger) to mqtt.Server's convention, where 0 means the
+// default and a negative duration off.
+func offIfZero(d time.Duration) time.Duration {
 	if d == 0 {
 		return -1
 	}
