@@ -274,3 +274,36 @@ func TestMessageBeyondSessionWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestLinkErr: Err is nil while a link is attached and says why once it
+// ended, by our detach or by the end of its connection.
+func TestLinkErr(t *testing.T) {
+	checkGoroutines(t)
+	b := newTestBroker()
+	l := startListener(t, b, nil)
+	c := dialTest(t, l, nil)
+	s := mustSession(t, c)
+	ctx := testCtx(t)
+	snd, err := s.NewSender(ctx, "ok", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv, err := s.NewReceiver(ctx, "ok", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snd.Err() != nil || rcv.Err() != nil {
+		t.Fatalf("attached links report %v, %v", snd.Err(), rcv.Err())
+	}
+	if err := snd.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := snd.Err(); !errors.Is(err, ErrClosed) {
+		t.Errorf("closed sender: Err() = %v, want ErrClosed", err)
+	}
+	c.Close()
+	<-rcv.Done()
+	if rcv.Err() == nil {
+		t.Error("receiver of a closed connection: Err() = nil")
+	}
+}

@@ -81,6 +81,18 @@ func (l *link) attachLocked(a *frame.Attach) error {
 	return s.c.w.frame(frame.TypeAMQP, s.channel, a)
 }
 
+// doneErr is why the link ended, or nil while it is attached.
+func (l *link) doneErr() error {
+	select {
+	case <-l.detached:
+		l.s.c.mu.Lock()
+		defer l.s.c.mu.Unlock()
+		return l.err
+	default:
+		return nil
+	}
+}
+
 // waitAttached waits for the peer's answer to our attach.
 func (l *link) waitAttached(ctx context.Context) error {
 	select {

@@ -94,6 +94,10 @@ func (r *Receiver) Session() *Session { return r.l.s }
 // Done is closed when the link is detached.
 func (r *Receiver) Done() <-chan struct{} { return r.l.detached }
 
+// Err returns why the link ended, as Sender.Err does, or nil while it is
+// attached.
+func (r *Receiver) Err() error { return r.l.doneErr() }
+
 // Close detaches the link (closed=true) and waits for the peer's detach.
 func (r *Receiver) Close(ctx context.Context) error { return r.l.close(ctx) }
 

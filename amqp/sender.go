@@ -75,6 +75,11 @@ func (snd *Sender) Session() *Session { return snd.l.s }
 // Done is closed when the link is detached.
 func (snd *Sender) Done() <-chan struct{} { return snd.l.detached }
 
+// Err returns why the link ended (a *LinkError: detached by us or by the
+// peer, with the peer's error if it gave one; or the error that ended its
+// session or connection), or nil while it is attached.
+func (snd *Sender) Err() error { return snd.l.doneErr() }
+
 // Close detaches the link (closed=true) and waits for the peer's detach.
 func (snd *Sender) Close(ctx context.Context) error { return snd.l.close(ctx) }
 
