@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 	"testing"
 
 	"github.com/ferry-iot/ferry/amqp/frame"
@@ -305,5 +307,36 @@ func TestLinkErr(t *testing.T) {
 	<-rcv.Done()
 	if rcv.Err() == nil {
 		t.Error("receiver of a closed connection: Err() = nil")
+	}
+}
+
+// TestSASLMechanismsChosen: a listener that offers PLAIN alone refuses an
+// ANONYMOUS client and admits one that logs in; an unknown mechanism is a
+// configuration error.
+func TestSASLMechanismsChosen(t *testing.T) {
+	checkGoroutines(t)
+	auth := func(_ context.Context, req *AuthRequest) (string, error) {
+		if req.Mechanism != SASLPlain || req.Username != "u" || req.Password != "p" {
+			return "", errors.New("no")
+		}
+		return "u", nil
+	}
+	b := newTestBroker()
+	l := startListener(t, b, &ListenerOptions{Authenticate: auth, SASLMechanisms: []Symbol{SASLPlain}})
+	if c, err := Dial(testCtx(t), "amqp://"+l.Addr().String(), &ConnOptions{SASL: SASLAnonymous}); err == nil {
+		c.Close()
+		t.Fatal("an ANONYMOUS client got in where only PLAIN is offered")
+	} else if !strings.Contains(err.Error(), "does not offer") {
+		t.Errorf("ANONYMOUS refused with %v, want the offer named", err)
+	}
+	dialTest(t, l, &ConnOptions{SASL: SASLPlain, Username: "u", Password: "p"})
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if _, err := Listen(ln, &ListenerOptions{Handler: b, Authenticate: auth, SASLMechanisms: []Symbol{"SCRAM-SHA-1"}}); err == nil {
+		t.Error("an unsupported mechanism was accepted")
 	}
 }

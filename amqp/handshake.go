@@ -347,8 +347,18 @@ func (c *Conn) serverMechanisms() []Symbol {
 	if c.cfg.authenticate == nil {
 		return []Symbol{frame.SASLAnonymous}
 	}
+	cert := c.tlsState != nil && len(c.tlsState.PeerCertificates) > 0
+	if len(c.cfg.saslMechanisms) > 0 {
+		var m []Symbol
+		for _, mech := range c.cfg.saslMechanisms {
+			if mech != frame.SASLExternal || cert {
+				m = append(m, mech)
+			}
+		}
+		return m
+	}
 	m := []Symbol{frame.SASLPlain, frame.SASLAnonymous}
-	if c.tlsState != nil && len(c.tlsState.PeerCertificates) > 0 {
+	if cert {
 		m = append([]Symbol{frame.SASLExternal}, m...)
 	}
 	return m

@@ -221,6 +221,14 @@ func Listen(ln net.Listener, opts *ListenerOptions) (*Listener, error) {
 	if opts == nil || opts.Handler == nil {
 		return nil, errors.New("amqp: ListenerOptions.Handler is required")
 	}
+	for _, m := range opts.SASLMechanisms {
+		if m != frame.SASLPlain && m != frame.SASLAnonymous && m != frame.SASLExternal {
+			return nil, fmt.Errorf("amqp: ListenerOptions.SASLMechanisms: %q is not PLAIN, ANONYMOUS or EXTERNAL", m)
+		}
+	}
+	if len(opts.SASLMechanisms) > 0 && opts.Authenticate == nil {
+		return nil, errors.New("amqp: ListenerOptions.SASLMechanisms needs Authenticate")
+	}
 	cfg := connConfig{
 		server: true, containerID: opts.ContainerID, tlsConfig: opts.TLSConfig,
 		authenticate: opts.Authenticate, maxFrameSize: opts.MaxFrameSize, channelMax: opts.ChannelMax,
@@ -228,7 +236,7 @@ func Listen(ln net.Listener, opts *ListenerOptions) (*Listener, error) {
 		handshakeTimeout: opts.HandshakeTimeout, session: opts.Session, credit: opts.Credit,
 		maxMessageSize: opts.MaxMessageSize, handler: opts.Handler,
 		readBufferSize: opts.ReadBufferSize, maxSessions: opts.MaxSessions, maxLinks: opts.MaxLinks,
-		closeLinger: opts.CloseLinger, logger: opts.Logger,
+		closeLinger: opts.CloseLinger, logger: opts.Logger, saslMechanisms: opts.SASLMechanisms,
 	}
 	cfg.sessionHandler, _ = opts.Handler.(SessionHandler)
 	cfg.setDefaults()

@@ -197,6 +197,12 @@ type ListenerOptions struct {
 	// ANONYMOUS are offered, and EXTERNAL too when TLSConfig is set.
 	// See Authenticator.
 	Authenticate Authenticator
+	// SASLMechanisms, when set with Authenticate, are the mechanisms
+	// offered, in this order, from PLAIN, ANONYMOUS and EXTERNAL (EXTERNAL
+	// only to a client that presented a TLS certificate): e.g. PLAIN alone
+	// for a listener where every peer must log in. Default: EXTERNAL (when
+	// possible), PLAIN, ANONYMOUS.
+	SASLMechanisms []Symbol
 	// MaxFrameSize and ChannelMax are announced in open; see ConnOptions.
 	// Default DefaultMaxFrameSize and DefaultChannelMax.
 	MaxFrameSize uint32
@@ -245,6 +251,7 @@ type connConfig struct {
 	username         string
 	password         string
 	authenticate     Authenticator
+	saslMechanisms   []Symbol
 	maxFrameSize     uint32
 	channelMax       uint16
 	maxSessions      int

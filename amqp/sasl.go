@@ -4,6 +4,16 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+
+	"github.com/ferry-iot/ferry/amqp/frame"
+)
+
+// The SASL mechanisms the engine speaks (ConnOptions.SASL,
+// ListenerOptions.SASLMechanisms, AuthRequest.Mechanism).
+const (
+	SASLAnonymous Symbol = frame.SASLAnonymous
+	SASLPlain     Symbol = frame.SASLPlain
+	SASLExternal  Symbol = frame.SASLExternal
 )
 
 // Authenticator checks the credentials of a SASL exchange on a Listener
