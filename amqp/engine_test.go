@@ -340,3 +340,32 @@ func TestSASLMechanismsChosen(t *testing.T) {
 		t.Error("an unsupported mechanism was accepted")
 	}
 }
+
+// TestSenderCredit: a sender sees the credit its receiver granted, and
+// CreditAvailable wakes a caller when credit arrives.
+func TestSenderCredit(t *testing.T) {
+	checkGoroutines(t)
+	b := newTestBroker()
+	l := startListener(t, b, &ListenerOptions{Credit: 7})
+	c := dialTest(t, l, nil)
+	s := mustSession(t, c)
+	ctx := testCtx(t)
+	snd, err := s.NewSender(ctx, "ok", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-snd.CreditAvailable():
+	case <-ctx.Done():
+		t.Fatal("no credit arrived")
+	}
+	if got := snd.Credit(); got != 7 {
+		t.Errorf("credit %d, want the listener's 7", got)
+	}
+	if err := snd.Send(ctx, &Message{Data: [][]byte{[]byte("x")}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := snd.Credit(); got > 7 {
+		t.Errorf("credit %d after a send, want at most 7", got)
+	}
+}

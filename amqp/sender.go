@@ -80,6 +80,31 @@ func (snd *Sender) Done() <-chan struct{} { return snd.l.detached }
 // session or connection), or nil while it is attached.
 func (snd *Sender) Err() error { return snd.l.doneErr() }
 
+// Credit is the number of messages the receiver lets us send now (its
+// link credit as we know it), so that a server can release or hold back
+// what a receiver without credit cannot take instead of blocking in Send.
+func (snd *Sender) Credit() uint32 {
+	snd.l.s.c.mu.Lock()
+	defer snd.l.s.c.mu.Unlock()
+	return snd.l.linkCredit
+}
+
+// CreditAvailable returns a channel that is closed once the sender has
+// credit: at once when it has some now, else when a flow from the receiver
+// grants it. Call it again after each wake-up; the credit may be used up
+// by another Send meanwhile.
+func (snd *Sender) CreditAvailable() <-chan struct{} {
+	snd.l.s.c.mu.Lock()
+	defer snd.l.s.c.mu.Unlock()
+	if snd.l.linkCredit > 0 {
+		return closedChan
+	}
+	return snd.creditCh
+}
+
+// closedChan is a channel that is always closed.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
 // Close detaches the link (closed=true) and waits for the peer's detach.
 func (snd *Sender) Close(ctx context.Context) error { return snd.l.close(ctx) }
 
