@@ -60,10 +60,16 @@ func (s SoakSample) String() string {
 		s.Published, s.Received, s.Connects, s.PublishErrs)
 }
 
-// SoakResult is the first and last sample.
-type SoakResult struct{ Start, End SoakSample }
+// SoakResult is the first and last sample, and how many samples in
+// between could not be read.
+type SoakResult struct {
+	Start, End    SoakSample
+	FailedSamples int
+}
 
-func (r SoakResult) String() string { return "start " + r.Start.String() + "\nend   " + r.End.String() }
+func (r SoakResult) String() string {
+	return fmt.Sprintf("start %s\nend   %s\nfailed samples: %d", r.Start, r.End, r.FailedSamples)
+}
 
 type soakCounters struct{ published, received, connects, publishErrs atomic.Int64 }
 
@@ -109,7 +115,7 @@ func (s Soak) Run(ctx context.Context) (SoakResult, error) {
 	for i := range publishers {
 		wg.Go(func() { s.publisher(ctx, fmt.Sprintf("soak-pub-%s-%d", id, i), byte(i%3), s.Rate/publishers, &c) })
 	}
-	last := first
+	last, failed := first, 0
 	tick := time.NewTicker(s.Every)
 loop:
 	for {
@@ -117,11 +123,14 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-tick.C:
-			if smp, err := sample(ctx); err == nil {
-				last = smp
-				if s.Sample != nil {
-					s.Sample(smp)
-				}
+			smp, err := sample(ctx)
+			if err != nil {
+				failed++ // the broker may be busy; the end sample must succeed
+				continue
+			}
+			last = smp
+			if s.Sample != nil {
+				s.Sample(smp)
 			}
 		}
 	}
@@ -139,13 +148,14 @@ loop:
 	ectx, ecancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer ecancel()
 	time.Sleep(2 * time.Second)
-	if smp, err := sample(ectx); err == nil {
-		last = smp
-		if s.Sample != nil {
-			s.Sample(smp)
-		}
+	end, err := sample(ectx)
+	if err != nil {
+		return SoakResult{Start: first, End: last, FailedSamples: failed}, fmt.Errorf("the end sample from %s: %w", s.MetricsURL, err)
 	}
-	return SoakResult{Start: first, End: last}, nil
+	if s.Sample != nil {
+		s.Sample(end)
+	}
+	return SoakResult{Start: first, End: end, FailedSamples: failed}, nil
 }
 
 // session is one persistent subscriber coming and going until ctx ends.

@@ -683,15 +683,12 @@ var ErrTooManySubscriptions = errors.New("hub: too many subscriptions in the ses
 // bounded per tenant, so the queue's memory bound does not apply to them.
 // It returns how many QoS 1/2 deliveries could not be kept (the session
 // ended meanwhile).
-func (s *Session) DeliverRetained(ds []Delivery) (lost int) {
+func (s *Session) DeliverRetained(ds []Delivery) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, d := range ds {
 		if s.closed {
 			s.t.stats.drop(DropSessionEnded)
-			if d.QoS > 0 {
-				lost++
-			}
 			continue
 		}
 		if s.sink != nil && len(s.queue) == 0 && len(s.blocked) == 0 && !s.spilledLocked() && s.send(d) {
@@ -709,7 +706,6 @@ func (s *Session) DeliverRetained(ds []Delivery) (lost int) {
 		s.queuedBytes += d.Message.size()
 		s.t.stats.delivered.Add(1)
 	}
-	return lost
 }
 
 // Unsubscribe removes the subscription to filter and reports whether there

@@ -407,11 +407,9 @@ func (a *Adapter) ackCode(c *mqtt.Conn, m *hub.Message, res hub.Result) packet.R
 	case res.Err != nil:
 		a.log.Error("publish not stored", "client", c.ClientID(), "topic", m.Topic, "err", res.Err)
 		return packet.ImplementationSpecificError
-	case res.Lost > 0:
-		// Some subscriber's queue was full: not every copy was taken.
-		return packet.QuotaExceeded
-	case res.RetainRefused:
-		// Delivered, but not kept as the topic's retained message.
+	case res.Lost > 0, res.RetainRefused:
+		// Some subscriber's quota was reached (not every copy was
+		// taken), or the tenant's retained quota (delivered, not kept).
 		return packet.QuotaExceeded
 	}
 	return packet.Success
