@@ -60,6 +60,8 @@ type Conn struct {
 	// the Handler after unlocking.
 	pendingAttach *pendingAttach
 	pendingBegin  *SessionRequest
+
+	notes notifier // guarded by mu
 }
 
 // Dial connects to addr ("amqp://host:port" or "amqps://host:port"; a

@@ -81,8 +81,12 @@
 //   - An Accept error (file descriptors exhausted) is logged and retried
 //     after a back-off of 5 ms doubling to 1 s; the Listener stops only
 //     on Close, or when its net.Listener is closed under it.
-//   - Send waits for the outcome of unsettled messages; throughput needs
-//     several goroutines sending on one Sender, or settled sends.
+//   - Send waits for the outcome of unsettled messages. A router that
+//     pipelines uses TrySend instead: it never blocks, keeps the order
+//     of the calls and reports each outcome to a callback, and OnReady
+//     says when a refused TrySend may succeed (credit, window, write
+//     room). Callbacks run in order on a goroutine of the connection
+//     that exists only while some are waiting.
 //   - A message needs session window for all its frames at once, so it may
 //     not exceed the peer's incoming window times its max frame size.
 //   - Transactions, link recovery (the unsettled map, resume) and

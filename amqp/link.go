@@ -187,6 +187,7 @@ func (l *link) failLocked(err error) {
 		for id, od := range l.s.unsettled {
 			if od.l == l {
 				delete(l.s.unsettled, id)
+				od.finish(nil) // TrySend callbacks hear l.err
 			}
 		}
 	}

@@ -18,6 +18,9 @@ type Sender struct {
 	creditCh chan struct{} // closed and replaced when credit arrives
 	waiting  int           // Send calls waiting for credit or window
 	nextTag  uint64
+	ready    func() // OnReady's function
+	blocked  bool   // a TrySend found no credit or window: call ready when they come
+	roomWait bool   // roomFunc is registered with the writer
 }
 
 func newSender(l *link) *Sender {
@@ -117,16 +120,37 @@ type SendOptions struct {
 	MessageFormat uint32
 }
 
-// outDelivery is an unsettled delivery waiting for its outcome.
+// outDelivery is an unsettled delivery waiting for its outcome: a Send
+// waits on done, a TrySend's callback (cb) is queued on the notifier.
+// Called with the Conn's mutex held.
 type outDelivery struct {
 	l     *link
 	done  chan struct{}
 	state frame.DeliveryState
+	cb    func(error)
 }
 
 func (od *outDelivery) finish(state frame.DeliveryState) {
 	od.state = state
-	close(od.done)
+	if od.done != nil {
+		close(od.done)
+	}
+	if od.cb != nil {
+		cb, err := od.cb, outcomeErr(state, od.l.err)
+		od.l.s.c.notifyLocked(func() { cb(err) })
+	}
+}
+
+// outcomeErr is what Send returns for an outcome: nil for accepted, the
+// link's error when it ended before an outcome, *OutcomeError otherwise.
+func outcomeErr(state frame.DeliveryState, linkErr error) error {
+	switch state.(type) {
+	case *frame.Accepted:
+		return nil
+	case nil:
+		return linkErr // settled without an outcome is the receiver's choice: nil
+	}
+	return &OutcomeError{State: state}
 }
 
 var payloadPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
@@ -193,28 +217,15 @@ func (snd *Sender) Send(ctx context.Context, msg *Message, opts *SendOptions) er
 			return ctx.Err()
 		}
 	}
-	id := s.nextDeliveryID
-	s.nextDeliveryID++
-	l.linkCredit--
-	l.deliveryCount++
-	var tag [8]byte
-	binary.BigEndian.PutUint64(tag[:], snd.nextTag)
-	snd.nextTag++
 	var od *outDelivery
 	if !settled {
 		od = &outDelivery{l: l, done: make(chan struct{})}
-		s.unsettled[id] = od
 	}
-	format := uint32(0)
-	if opts != nil {
-		format = opts.MessageFormat
-	}
-	t := frame.Transfer{Handle: l.handle, DeliveryID: &id, DeliveryTag: tag[:], MessageFormat: &format, Settled: settled}
-	err = snd.writeTransfer(&t, payload, perFrame)
+	err = snd.transferLocked(payload, perFrame, od, opts)
 	snd.completeDrainLocked()
 	c.mu.Unlock()
 	if err != nil {
-		return &ConnError{inner: err}
+		return err
 	}
 	if od == nil {
 		return nil
@@ -226,16 +237,142 @@ func (snd *Sender) Send(ctx context.Context, msg *Message, opts *SendOptions) er
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	switch od.state.(type) {
-	case *frame.Accepted:
-		return nil
-	case nil:
-		if l.err != nil {
-			return l.err
-		}
-		return nil // settled without an outcome: the receiver's choice
+	if od.state == nil {
+		return snd.l.doneErr() // nil: settled without an outcome
 	}
-	return &OutcomeError{State: od.state}
+	return outcomeErr(od.state, nil)
+}
+
+// transferLocked sends one delivery that has credit and window, unsettled
+// when od is set. Called with the Conn's mutex held.
+func (snd *Sender) transferLocked(payload []byte, perFrame int, od *outDelivery, opts *SendOptions) error {
+	l := snd.l
+	s := l.s
+	id := s.nextDeliveryID
+	s.nextDeliveryID++
+	l.linkCredit--
+	l.deliveryCount++
+	var tag [8]byte
+	binary.BigEndian.PutUint64(tag[:], snd.nextTag)
+	snd.nextTag++
+	if od != nil {
+		s.unsettled[id] = od
+	}
+	format := uint32(0)
+	if opts != nil {
+		format = opts.MessageFormat
+	}
+	t := frame.Transfer{Handle: l.handle, DeliveryID: &id, DeliveryTag: tag[:], MessageFormat: &format, Settled: od == nil}
+	if err := snd.writeTransfer(&t, payload, perFrame); err != nil {
+		if od != nil {
+			delete(s.unsettled, id)
+		}
+		return &ConnError{inner: err}
+	}
+	return nil
+}
+
+// TrySend sends msg now if it can without waiting: the link has credit,
+// the session window has room and the connection's write queue is below
+// its bound. Otherwise it sends nothing and reports false; the function
+// given to OnReady is called when sending may succeed again. It never
+// blocks, so a router can offer a message and keep it when the receiver
+// cannot take it.
+//
+// Messages go out in the order of the TrySend (and Send) calls that sent
+// them. For a message sent unsettled, done (if not nil) is called once
+// with its outcome, as Send would return it: nil for accepted, an
+// *OutcomeError for rejected, released or modified, the link's error when
+// the link ends first. For a settled message, done is called with nil. It
+// runs on a goroutine of the connection, after earlier outcomes of the
+// same connection, without any lock of the engine held: it may call
+// TrySend, but it must not block for long, since later outcomes wait.
+func (snd *Sender) TrySend(msg *Message, opts *SendOptions, done func(error)) (bool, error) {
+	bp := payloadPool.Get().(*[]byte)
+	defer payloadPool.Put(bp)
+	payload, err := msg.AppendTo((*bp)[:0])
+	*bp = payload
+	if err != nil {
+		return false, fmt.Errorf("amqp: encoding message: %w", err)
+	}
+	return snd.trySend(payload, opts, done)
+}
+
+// TrySendEncoded is TrySend for a message already in its encoded form
+// (the sections as a peer sent them, Delivery.Payload): a forwarder sends
+// it on without decoding and encoding it again.
+func (snd *Sender) TrySendEncoded(payload []byte, opts *SendOptions, done func(error)) (bool, error) {
+	return snd.trySend(payload, opts, done)
+}
+
+func (snd *Sender) trySend(payload []byte, opts *SendOptions, done func(error)) (bool, error) {
+	l := snd.l
+	s := l.s
+	c := s.c
+	settled := l.sndSettle == frame.SenderSettleSettled ||
+		(opts != nil && opts.Settled && l.sndSettle == frame.SenderSettleMixed)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-l.detached:
+		return false, l.err
+	default:
+	}
+	if max := l.remoteMaxMessageSize(); max > 0 && uint64(len(payload)) > max {
+		return false, &LinkError{inner: fmt.Errorf("amqp: message of %d bytes exceeds the peer's max-message-size %d", len(payload), max)}
+	}
+	perFrame := int(c.peerMax) - frame.HeaderSize - transferOverhead
+	frames := max(1, (len(payload)+perFrame-1)/perFrame)
+	if uint64(frames) > uint64(s.remoteWindowSize) {
+		return false, &LinkError{inner: fmt.Errorf("amqp: message needs %d frames, more than the peer's session window of %d", frames, s.remoteWindowSize)}
+	}
+	if l.linkCredit == 0 || s.remoteIncomingWindow < uint32(frames) {
+		snd.blocked = true
+		return false, nil
+	}
+	if snd.roomWait {
+		if c.w.full() {
+			return false, nil
+		}
+	} else if c.w.whenRoom(snd.roomFunc) {
+		snd.roomWait = true
+		return false, nil
+	}
+	var od *outDelivery
+	if !settled {
+		od = &outDelivery{l: l, cb: done}
+	}
+	if err := snd.transferLocked(payload, perFrame, od, opts); err != nil {
+		return false, err
+	}
+	if settled && done != nil {
+		c.notifyLocked(func() { done(nil) })
+	}
+	return true, nil
+}
+
+// OnReady sets f, called after a TrySend returned false once sending may
+// succeed: credit or session window arrived, or the write queue drained.
+// It runs like TrySend's done callbacks and may be called when nothing
+// changed; f typically offers its backlog with TrySend again. When the
+// receiver drains the link, f runs before the drain completes, so what
+// it sends uses the credit instead of the credit being given back.
+func (snd *Sender) OnReady(f func()) {
+	snd.l.s.c.mu.Lock()
+	snd.ready = f
+	snd.l.s.c.mu.Unlock()
+}
+
+// roomFunc is the writer's callback when its queue drains below the
+// bound after refusing a TrySend.
+func (snd *Sender) roomFunc() {
+	c := snd.l.s.c
+	c.mu.Lock()
+	snd.roomWait = false
+	if snd.ready != nil {
+		c.notifyLocked(snd.ready)
+	}
+	c.mu.Unlock()
 }
 
 // transferOverhead bounds the encoded transfer performative of the first
@@ -292,10 +429,36 @@ func (snd *Sender) handleFlow(f *frame.Flow) {
 		close(snd.creditCh)
 		snd.creditCh = make(chan struct{})
 	}
-	if f.Drain {
+	c := l.s.c
+	switch {
+	case f.Drain && snd.ready != nil && l.linkCredit > 0:
+		// What the router holds goes first; the credit left over is then
+		// given back.
+		snd.blocked = false
+		ready := snd.ready
+		c.notifyLocked(func() {
+			ready()
+			c.mu.Lock()
+			snd.completeDrainLocked()
+			c.mu.Unlock()
+		})
+	case f.Drain:
 		snd.completeDrainLocked()
-	} else if f.Echo {
+	case f.Echo:
 		l.s.sendFlowLocked(l)
+	}
+	if !f.Drain && snd.blocked && snd.ready != nil && l.linkCredit > 0 {
+		snd.blocked = false
+		c.notifyLocked(snd.ready)
+	}
+}
+
+// windowOpenedLocked is called when the peer's session window grows: a
+// TrySend that found none may go now.
+func (snd *Sender) windowOpenedLocked() {
+	if snd.blocked && snd.ready != nil && snd.l.linkCredit > 0 {
+		snd.blocked = false
+		snd.l.s.c.notifyLocked(snd.ready)
 	}
 }
 

@@ -230,6 +230,11 @@ func (s *Session) handleFlow(f *frame.Flow) error {
 	if s.remoteIncomingWindow > 0 {
 		close(s.windowCh)
 		s.windowCh = make(chan struct{})
+		for _, l := range s.links {
+			if l.sender != nil {
+				l.sender.windowOpenedLocked()
+			}
+		}
 	}
 	if f.Handle == nil {
 		if f.Echo {

@@ -27,6 +27,7 @@ type writer struct {
 	err     error  // first write error; sticky
 	sealed  bool   // a close is queued: later frames are refused
 	room    chan struct{}
+	onRoom  []func()      // TrySend callers waiting for room (whenRoom)
 	idle    chan struct{} // closed and replaced when the goroutine exits
 	// lastDisp remembers the last frame in buf when it is a settled
 	// accepted disposition, so that the next one for the following
@@ -204,8 +205,36 @@ func (w *writer) flush() {
 		}
 		close(w.room)
 		w.room = make(chan struct{})
+		var onRoom []func()
+		if len(w.onRoom) > 0 && (len(w.buf) < maxWriteBacklog || w.err != nil) {
+			onRoom, w.onRoom = w.onRoom, nil
+		}
 		w.mu.Unlock()
+		for _, f := range onRoom {
+			f()
+		}
 	}
+}
+
+// whenRoom registers f to be called (by the flush goroutine, without
+// locks) once the queue is below maxWriteBacklog again, and reports true,
+// when the queue is at the bound now; otherwise it reports false and
+// forgets f.
+func (w *writer) whenRoom(f func()) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil || len(w.buf) < maxWriteBacklog {
+		return false
+	}
+	w.onRoom = append(w.onRoom, f)
+	return true
+}
+
+// full reports whether the queue is at maxWriteBacklog.
+func (w *writer) full() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err == nil && len(w.buf) >= maxWriteBacklog
 }
 
 // waitRoom blocks while more than maxWriteBacklog bytes are queued:
