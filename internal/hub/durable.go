@@ -617,13 +617,11 @@ func toStored(m *Message, d *Delivery) *store.Message {
 	sm := &store.Message{
 		Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retain: m.Retain, Expiry: m.Expiry,
 		ContentType: m.ContentType, ResponseTopic: m.ResponseTopic, CorrelationData: m.CorrelationData,
-		PayloadFormat: m.PayloadFormat, Origin: m.Origin,
+		PayloadFormat: m.PayloadFormat, Origin: m.Origin, UserProperties: m.UserProperties,
+		Created: m.Created, Properties: m.Properties,
 	}
 	if d != nil { // as delivered to one session
 		sm.QoS, sm.Retain, sm.SubscriptionIDs = d.QoS, d.Retain, d.SubscriptionIDs
-	}
-	for _, u := range m.UserProperties {
-		sm.UserProperties = append(sm.UserProperties, store.UserProperty{Key: u.Key, Value: u.Value})
 	}
 	return sm
 }
@@ -632,10 +630,8 @@ func fromStored(sm *store.Message) *Message {
 	m := &Message{
 		Topic: sm.Topic, Payload: sm.Payload, QoS: sm.QoS, Retain: sm.Retain, Expiry: sm.Expiry,
 		ContentType: sm.ContentType, ResponseTopic: sm.ResponseTopic, CorrelationData: sm.CorrelationData,
-		PayloadFormat: sm.PayloadFormat, Origin: sm.Origin,
-	}
-	for _, u := range sm.UserProperties {
-		m.UserProperties = append(m.UserProperties, UserProperty{Key: u.Key, Value: u.Value})
+		PayloadFormat: sm.PayloadFormat, Origin: sm.Origin, UserProperties: sm.UserProperties,
+		Created: sm.Created, Properties: sm.Properties,
 	}
 	return m
 }

@@ -3,6 +3,8 @@ package hub
 import (
 	"sync/atomic"
 	"time"
+
+	"github.com/ferry-iot/ferry/internal/store"
 )
 
 // Message is a protocol-neutral application message. Once published it is
@@ -25,6 +27,15 @@ type Message struct {
 	// Origin is the ID of the publishing session, for no-local
 	// subscriptions; empty for messages from no session (wills keep theirs).
 	Origin string
+
+	// Created is when the message entered Ferry (AMQP creation-time);
+	// zero when unknown.
+	Created time.Time
+	// Properties are typed application properties (AMQP
+	// application-properties, or message annotations for keys starting
+	// with "x-opt-"; Kafka headers): Hono's device_id, orig_adapter, qos,
+	// ttd. Values are string, int64 or bool.
+	Properties []Property
 
 	// shared is a front end's ready-made form of the message, built once
 	// for all its plain deliveries (see Shared).
@@ -50,11 +61,19 @@ func (m *Message) SharedForm(build func() any) any {
 func (m *Message) unretained() *Message {
 	return &Message{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Expiry: m.Expiry,
 		ContentType: m.ContentType, ResponseTopic: m.ResponseTopic, CorrelationData: m.CorrelationData,
-		PayloadFormat: m.PayloadFormat, UserProperties: m.UserProperties, Origin: m.Origin}
+		PayloadFormat: m.PayloadFormat, UserProperties: m.UserProperties, Origin: m.Origin,
+		Created: m.Created, Properties: m.Properties}
 }
 
-// UserProperty is an MQTT 5 user property; order is significant.
-type UserProperty struct{ Key, Value string }
+// UserProperty is an MQTT 5 user property; order is significant. It is
+// the stored form's type, so that storing a message copies no list.
+type UserProperty = store.UserProperty
+
+// Property is a typed application property (see Message.Properties).
+type Property = store.Property
+
+// Property returns the value of m's first property named key.
+func (m *Message) Property(key string) (any, bool) { return store.PropertyValue(m.Properties, key) }
 
 // Expired reports whether the message may no longer be delivered at now.
 func (m *Message) Expired(now time.Time) bool {
@@ -66,6 +85,12 @@ func (m *Message) size() int {
 	n := len(m.Topic) + len(m.Payload) + len(m.ContentType) + len(m.ResponseTopic) + len(m.CorrelationData) + 64
 	for _, p := range m.UserProperties {
 		n += len(p.Key) + len(p.Value)
+	}
+	for _, p := range m.Properties {
+		n += len(p.Key) + 16
+		if v, ok := p.Value.(string); ok {
+			n += len(v)
+		}
 	}
 	return n
 }

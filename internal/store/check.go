@@ -31,6 +31,13 @@ func (m *Message) Check() error {
 	if m.QoS > 2 {
 		return fmt.Errorf("%w: message QoS %d", ErrInvalid, m.QoS)
 	}
+	for _, p := range m.Properties {
+		switch p.Value.(type) {
+		case string, int64, bool:
+		default:
+			return fmt.Errorf("%w: property %q has a value of type %T (string, int64 or bool)", ErrInvalid, p.Key, p.Value)
+		}
+	}
 	return nil
 }
 

@@ -34,11 +34,37 @@ type Message struct {
 	// SubscriptionIDs are the identifiers of the subscriptions that matched,
 	// for a message stored for one session; empty otherwise.
 	SubscriptionIDs []uint32
+
+	// Created is when the message entered Ferry (AMQP creation-time, a
+	// Kafka record's creation-time header); zero when unknown.
+	Created time.Time
+	// Properties are typed application properties: AMQP
+	// application-properties and, for keys starting with "x-opt-",
+	// message annotations; Kafka headers. Hono's device_id, orig_adapter,
+	// qos and ttd travel here. Values are string, int64 or bool.
+	Properties []Property
 }
 
 // UserProperty is an MQTT 5 user property. Order is significant, and a key
 // may repeat.
 type UserProperty struct{ Key, Value string }
+
+// Property is a typed application property. Value is a string, an int64
+// or a bool.
+type Property struct {
+	Key   string
+	Value any
+}
+
+// PropertyValue returns the value of the first property named key.
+func PropertyValue(props []Property, key string) (any, bool) {
+	for _, p := range props {
+		if p.Key == key {
+			return p.Value, true
+		}
+	}
+	return nil, false
+}
 
 // Expired reports whether m may no longer be delivered at now.
 func (m *Message) Expired(now time.Time) bool {
@@ -56,7 +82,8 @@ func (m *Message) Equal(o *Message) bool {
 		(m.PayloadFormat == nil) == (o.PayloadFormat == nil) &&
 		(m.PayloadFormat == nil || *m.PayloadFormat == *o.PayloadFormat) &&
 		slices.Equal(m.UserProperties, o.UserProperties) && m.Origin == o.Origin &&
-		slices.Equal(m.SubscriptionIDs, o.SubscriptionIDs)
+		slices.Equal(m.SubscriptionIDs, o.SubscriptionIDs) && m.Created.Equal(o.Created) &&
+		slices.Equal(m.Properties, o.Properties)
 }
 
 // Clone returns a deep copy of m, sharing no memory with it.
@@ -70,6 +97,7 @@ func (m *Message) Clone() Message {
 	}
 	c.UserProperties = slices.Clone(m.UserProperties)
 	c.SubscriptionIDs = slices.Clone(m.SubscriptionIDs)
+	c.Properties = slices.Clone(m.Properties) // values are immutable
 	return c
 }
 
@@ -91,6 +119,12 @@ func (m *Message) Clone() Message {
 //	user props   uv count, then key, value strings (if optional bit 3)
 //	origin       string                            (if optional bit 4)
 //	sub ids      uv count, then uv each            (if optional bit 5)
+//	created      signed varint, Unix nanoseconds   (if optional bit 6)
+//	properties   uv count, then per property: key  (if optional bit 7)
+//	             string, a type byte (0 string, 1 int64 as signed
+//	             varint, 2 bool as a byte) and the value
+//
+// Bits 6 and 7 were added later; a record without them reads as before.
 //
 // Unknown versions and unknown flag bits are refused rather than skipped:
 // a newer writer's records must not be half-read by an older reader.
@@ -109,7 +143,16 @@ const (
 	optUserProps     = 1 << 3
 	optOrigin        = 1 << 4
 	optSubIDs        = 1 << 5
-	optKnown         = 1<<6 - 1
+	optCreated       = 1 << 6
+	optProperties    = 1 << 7
+	optKnown         = 1<<8 - 1
+)
+
+// Property value types in the binary form.
+const (
+	propString = 0
+	propInt    = 1
+	propBool   = 2
 )
 
 // AppendBinary appends the binary form of m to dst (encoding.BinaryAppender).
@@ -147,6 +190,12 @@ func (m *Message) AppendBinary(dst []byte) ([]byte, error) {
 	if len(m.SubscriptionIDs) > 0 {
 		opt |= optSubIDs
 	}
+	if !m.Created.IsZero() {
+		opt |= optCreated
+	}
+	if len(m.Properties) > 0 {
+		opt |= optProperties
+	}
 	dst = append(dst, messageVersion, flags, opt)
 	dst = appendString(dst, m.Topic)
 	dst = appendString(dst, string(m.Payload))
@@ -181,6 +230,29 @@ func (m *Message) AppendBinary(dst []byte) ([]byte, error) {
 			dst = binary.AppendUvarint(dst, uint64(id))
 		}
 	}
+	if opt&optCreated != 0 {
+		dst = binary.AppendVarint(dst, m.Created.UnixNano())
+	}
+	if opt&optProperties != 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(m.Properties)))
+		for _, p := range m.Properties {
+			dst = appendString(dst, p.Key)
+			switch v := p.Value.(type) {
+			case string:
+				dst = append(dst, propString)
+				dst = appendString(dst, v)
+			case int64:
+				dst = append(dst, propInt)
+				dst = binary.AppendVarint(dst, v)
+			case bool:
+				b := byte(0)
+				if v {
+					b = 1
+				}
+				dst = append(dst, propBool, b)
+			}
+		}
+	}
 	return dst, nil
 }
 
@@ -198,6 +270,13 @@ func (m *Message) sizeHint() int {
 		(1+len(m.SubscriptionIDs))*5
 	for _, p := range m.UserProperties {
 		n += 2*varint + len(p.Key) + len(p.Value)
+	}
+	n += varint
+	for _, p := range m.Properties {
+		n += 2*varint + 1 + len(p.Key)
+		if v, ok := p.Value.(string); ok {
+			n += len(v)
+		}
 	}
 	return n
 }
@@ -252,6 +331,29 @@ func (m *Message) UnmarshalBinary(data []byte) error {
 		m.SubscriptionIDs = make([]uint32, 0, n)
 		for range n {
 			m.SubscriptionIDs = append(m.SubscriptionIDs, r.Uint32())
+		}
+	}
+	if opt&optCreated != 0 {
+		m.Created = time.Unix(0, r.Varint())
+	}
+	if opt&optProperties != 0 {
+		n := r.Count(3) // key length, type, value: at least three bytes
+		m.Properties = make([]Property, 0, n)
+		for range n {
+			p := Property{Key: r.String()}
+			switch t := r.Byte(); t {
+			case propString:
+				p.Value = r.String()
+			case propInt:
+				p.Value = r.Varint()
+			case propBool:
+				p.Value = r.Byte() != 0
+			default:
+				if r.err == nil {
+					return fmt.Errorf("%w: property type %d", ErrCorrupt, t)
+				}
+			}
+			m.Properties = append(m.Properties, p)
 		}
 	}
 	return r.Done()

@@ -62,6 +62,21 @@ var goldenMessages = []struct {
 			"016f" + // origin "o"
 			"02" + "01" + "ac02", // subscription ids 1, 300
 	},
+	{
+		name: "hono",
+		msg: store.Message{Topic: "t", Created: time.Unix(0, 1000), Properties: []store.Property{
+			{Key: "device_id", Value: "d"}, {Key: "qos", Value: int64(1)}, {Key: "x-opt-retain", Value: true}}},
+		hex: "01" + // version
+			"00" + // flags: QoS 0
+			"c0" + // optional: created | properties
+			"0174" + // topic "t"
+			"00" + // payload empty
+			"d00f" + // created 1000 ns (zigzag varint)
+			"03" + // three properties
+			"096465766963655f6964" + "00" + "0164" + // device_id string "d"
+			"03716f73" + "01" + "02" + // qos int64 1
+			"0c782d6f70742d72657461696e" + "02" + "01", // x-opt-retain bool true
+	},
 }
 
 func TestMessageGolden(t *testing.T) {
