@@ -151,3 +151,28 @@ func (e *OutcomeError) Error() string {
 	}
 	return "amqp: message not accepted"
 }
+
+// Conditions a server commonly refuses links and deliveries with, so
+// that users of this package need not import the codec.
+const (
+	CondNotFound              = frame.CondNotFound
+	CondUnauthorizedAccess    = frame.CondUnauthorizedAccess
+	CondResourceLimitExceeded = frame.CondResourceLimitExceeded
+	CondNotAllowed            = frame.CondNotAllowed
+	CondInvalidField          = frame.CondInvalidField
+	CondInternalError         = frame.CondInternalError
+	CondDecodeError           = frame.CondDecodeError
+	CondPreconditionFailed    = frame.CondPreconditionFailed
+	CondDetachForced          = frame.CondDetachForced
+)
+
+// Message sections and delivery states, re-exported from the codec.
+type (
+	Properties    = frame.Properties
+	MessageHeader = frame.MessageHeader
+	Annotations   = frame.Annotations
+	Accepted      = frame.Accepted
+	Rejected      = frame.Rejected
+	Released      = frame.Released
+	Modified      = frame.Modified
+)

@@ -95,7 +95,7 @@ type crashServer struct {
 func (s *crashServer) start() {
 	s.t.Helper()
 	s.cmd = exec.Command(s.bin, "serve", "--data-dir", s.dir, "--mqtt-addr", "127.0.0.1:"+s.port,
-		"--http-addr", "", "--log-level", "warn")
+		"--http-addr", "", "--amqp-app-addr", "", "--log-level", "warn")
 	s.cmd.Stderr = os.Stderr
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)

@@ -81,6 +81,7 @@ type serveFlags struct {
 	postgresDSN    string
 	nodeID         string
 	kafkaPassword  string
+	amqpAppAddr    string
 }
 
 func newServeCmd() *cobra.Command {
@@ -111,6 +112,7 @@ func newServeCmd() *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&f.configPath, "config", "", "YAML configuration file")
 	fl.StringVar(&f.mqttAddr, "mqtt-addr", "127.0.0.1:1883", "MQTT listen address (host:port)")
+	fl.StringVar(&f.amqpAppAddr, "amqp-app-addr", "127.0.0.1:15672", "northbound AMQP 1.0 listen address of applications (Hono's telemetry/event/command addresses; empty: off)")
 	fl.StringVar(&f.mqttsAddr, "mqtts-addr", "", "MQTT over TLS listen address, e.g. 127.0.0.1:8883 (needs --tls-cert, --tls-key)")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate chain of the TLS listener")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of the TLS listener")
@@ -153,6 +155,7 @@ func loadConfig(fl *pflag.FlagSet, f *serveFlags) (config.Config, error) {
 	set("data-dir", func() { cfg.DataDir = f.dataDir })
 	set("http-addr", func() { cfg.HTTP.Addr = f.httpAddr })
 	set("mqtts-addr", func() { cfg.MQTT.TLS.Addr = f.mqttsAddr })
+	set("amqp-app-addr", func() { cfg.AMQP.AppAddr = f.amqpAppAddr })
 	set("tls-cert", func() { cfg.MQTT.TLS.CertFile = f.tlsCert })
 	set("tls-key", func() { cfg.MQTT.TLS.KeyFile = f.tlsKey })
 	set("tls-client-ca", func() { cfg.MQTT.TLS.ClientCAFile = f.tlsClientCA })

@@ -20,6 +20,7 @@ func startFerry(t *testing.T) string {
 	t.Helper()
 	cfg := config.Default()
 	cfg.MQTT.Addr = "127.0.0.1:0"
+	cfg.AMQP.AppAddr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.HTTP.Addr = "" // off
 	n, err := node.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -50,14 +50,65 @@ type Config struct {
 	AdminPassword string `yaml:"admin_password"`
 	Log           Log    `yaml:"log"`
 	MQTT          MQTT   `yaml:"mqtt"`
-	HTTP          HTTP   `yaml:"http"`
-	Store         Store  `yaml:"store"`
+	AMQP          AMQP   `yaml:"amqp"`
+	// Hono configures Hono's device and application APIs.
+	Hono Hono `yaml:"hono"`
+	// Applications (applications[]) are the users applications log in
+	// as on the northbound AMQP listener (SASL PLAIN), besides admin
+	// (with admin_password, for every tenant).
+	Applications []Application `yaml:"applications"`
+	HTTP         HTTP          `yaml:"http"`
+	Store        Store         `yaml:"store"`
 	// Registry says where the device registry lives.
 	Registry Registry `yaml:"registry"`
 	// Cluster turns on and configures the scale-out mode.
 	Cluster Cluster `yaml:"cluster"`
 	// ShutdownTimeout (shutdown_timeout) bounds a clean shutdown. Default 5s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// AMQP configures the AMQP 1.0 listeners.
+type AMQP struct {
+	// AppAddr (amqp.app_addr, --amqp-app-addr) is the northbound listener
+	// of applications: Hono's telemetry/, event/, command/ and
+	// command_response/ addresses. Empty disables it. Default
+	// 127.0.0.1:15672.
+	AppAddr string `yaml:"app_addr"`
+}
+
+// Hono configures Hono's APIs on the MQTT listeners and the northbound
+// AMQP listener.
+type Hono struct {
+	// Disabled (hono.disabled) makes telemetry, event and command topics
+	// plain MQTT topics. Default false.
+	Disabled bool `yaml:"disabled"`
+	// EventRetention (hono.event_retention) is how long an event is kept
+	// at most (hono-ttl may shorten it), and how long an event group that
+	// no application receives for keeps its events. Default 24h.
+	EventRetention Duration `yaml:"event_retention"`
+	// MaxPayloadSize (hono.max_payload_size) bounds the payload of a
+	// telemetry message or event, bytes (Hono's maxPayloadSize); larger
+	// ones are refused. Default 2048.
+	MaxPayloadSize int `yaml:"max_payload_size"`
+	// CommandAckTimeout (hono.command_ack_timeout) is how long a device
+	// has to acknowledge a QoS 1 command before the application gets
+	// released (Hono's sendMessageToDeviceTimeout). Default 1s.
+	CommandAckTimeout Duration `yaml:"command_ack_timeout"`
+	// ConnectionEvents (hono.connection_events): events sends Hono
+	// connection events of authenticated devices as events; none does
+	// not. Default none.
+	ConnectionEvents string `yaml:"connection_events"`
+}
+
+// Application is one application user (applications[]).
+type Application struct {
+	// Name is the SASL PLAIN user name.
+	Name string `yaml:"name"`
+	// PasswordHash is a bcrypt hash of the password (ferry app
+	// hash-password prints one).
+	PasswordHash string `yaml:"password_hash"`
+	// Tenants the application may use; "*" for every tenant.
+	Tenants []string `yaml:"tenants"`
 }
 
 // Log configures logging.
@@ -320,9 +371,12 @@ func Default() Config {
 		Log:             Log{Level: "info", Format: "text"},
 		ShutdownTimeout: Duration(5 * time.Second),
 		HTTP:            HTTP{Addr: "127.0.0.1:8080"},
-		Login:           Login{CacheTTL: Duration(30 * time.Second), FailureBurst: 10, FailureInterval: Duration(time.Second)},
-		Store:           Store{Engine: "pebble", Durability: "sync", SyncInterval: Duration(10 * time.Millisecond)},
-		Cluster:         Cluster{Kafka: Kafka{Brokers: []string{}, Topic: "ferry.messages", RetainedTopic: "ferry.retained", StartTimeout: Duration(time.Minute)}},
+		AMQP:            AMQP{AppAddr: "127.0.0.1:15672"},
+		Hono: Hono{EventRetention: Duration(24 * time.Hour), MaxPayloadSize: 2048,
+			CommandAckTimeout: Duration(time.Second), ConnectionEvents: "none"},
+		Login:   Login{CacheTTL: Duration(30 * time.Second), FailureBurst: 10, FailureInterval: Duration(time.Second)},
+		Store:   Store{Engine: "pebble", Durability: "sync", SyncInterval: Duration(10 * time.Millisecond)},
+		Cluster: Cluster{Kafka: Kafka{Brokers: []string{}, Topic: "ferry.messages", RetainedTopic: "ferry.retained", StartTimeout: Duration(time.Minute)}},
 		MQTT: MQTT{
 			Addr:                  "127.0.0.1:1883",
 			MaxPacketSize:         1 << 20,
@@ -431,12 +485,29 @@ func (c *Config) Validate() error {
 		{"mqtt.addr", "--mqtt-addr", c.MQTT.Addr},
 		{"mqtt.tls.addr", "--mqtts-addr", c.MQTT.TLS.Addr},
 		{"mqtt.websocket.addr", "--ws-addr", c.MQTT.WebSocket.Addr},
+		{"amqp.app_addr", "--amqp-app-addr", c.AMQP.AppAddr},
 	} {
 		if l.addr == "" && l.key != "mqtt.addr" {
 			continue
 		}
 		if _, err := IsLoopback(l.addr); err != nil {
 			return fmt.Errorf("%s (%s): %w", l.key, l.flag, err)
+		}
+	}
+	if ce := c.Hono.ConnectionEvents; ce != "" && ce != "none" && ce != "events" {
+		return fmt.Errorf("hono.connection_events: %q is not none or events", ce)
+	}
+	if c.Hono.MaxPayloadSize < 0 {
+		return errors.New("hono.max_payload_size must not be negative")
+	}
+	for i, a := range c.Applications {
+		switch {
+		case a.Name == "" || a.Name == "admin":
+			return fmt.Errorf("applications[%d]: name must be set and not admin", i)
+		case !strings.HasPrefix(a.PasswordHash, "$2"):
+			return fmt.Errorf("applications[%d] (%s): password_hash must be a bcrypt hash (ferry app hash-password prints one)", i, a.Name)
+		case len(a.Tenants) == 0:
+			return fmt.Errorf("applications[%d] (%s): tenants must list the tenants it may use, or \"*\"", i, a.Name)
 		}
 	}
 	if t := c.MQTT.TLS; t.Addr != "" && (t.CertFile == "" || t.KeyFile == "") {
@@ -513,6 +584,7 @@ func (c *Config) PublicListener() (string, bool) {
 		{"mqtt.addr", "--mqtt-addr", c.MQTT.Addr},
 		{"mqtt.tls.addr", "--mqtts-addr", c.MQTT.TLS.Addr},
 		{"mqtt.websocket.addr", "--ws-addr", c.MQTT.WebSocket.Addr},
+		{"amqp.app_addr", "--amqp-app-addr", c.AMQP.AppAddr},
 	} {
 		if l.addr == "" {
 			continue

@@ -15,6 +15,7 @@ import (
 func testConfig(t *testing.T) config.Config {
 	cfg := config.Default()
 	cfg.MQTT.Addr = "127.0.0.1:0"
+	cfg.AMQP.AppAddr = "127.0.0.1:0"
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	cfg.MQTT.SysInterval = 0
 	cfg.DataDir = t.TempDir()
@@ -63,6 +64,7 @@ func TestStartFailureReleasesEverything(t *testing.T) {
 	defer taken.Close()
 	cfg := testConfig(t)
 	cfg.MQTT.Addr = taken.Addr().String()
+	cfg.AMQP.AppAddr = "127.0.0.1:0"
 	if _, err := Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil {
 		t.Fatal("Start succeeded on a taken address")
 	}

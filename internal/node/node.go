@@ -21,9 +21,11 @@ import (
 	"github.com/ferry-iot/ferry/internal/adapter/mqttadapter"
 	"github.com/ferry-iot/ferry/internal/auth"
 	"github.com/ferry-iot/ferry/internal/cluster"
+	"github.com/ferry-iot/ferry/internal/command"
 	"github.com/ferry-iot/ferry/internal/config"
 	"github.com/ferry-iot/ferry/internal/hub"
 	"github.com/ferry-iot/ferry/internal/metrics"
+	"github.com/ferry-iot/ferry/internal/northbound/amqpapi"
 	"github.com/ferry-iot/ferry/internal/registry"
 	"github.com/ferry-iot/ferry/internal/registryapi"
 	"github.com/ferry-iot/ferry/internal/store"
@@ -55,6 +57,9 @@ type Node struct {
 	http    *http.Server // nil when the HTTP endpoint is off
 
 	mqttLn  net.Listener
+	appLn   net.Listener // northbound AMQP; nil when off
+	apps    *amqpapi.Server
+	cmds    *command.Router
 	tlsLn   net.Listener // nil when MQTT over TLS is off
 	wsLn    *transport.WSListener
 	wsHTTP  *http.Server // serves wsLn over wsNetLn; nil when WebSocket is off
@@ -155,6 +160,21 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 	n.closers = append(n.closers, n.hub.Close)
 	authn := authenticator(cfg, reg)
 	watch := newRegistryWatch(reg, log, n.metrics) // registrywatch.go
+	var honoOpts *mqttadapter.HonoOptions
+	if !cfg.Hono.Disabled {
+		n.cmds = command.NewRouter(command.Options{Via: via(reg), Logger: log})
+		n.closers = append(n.closers, func(context.Context) error { n.cmds.Close(); return nil })
+		retention := time.Duration(cfg.Hono.EventRetention)
+		honoOpts = &mqttadapter.HonoOptions{
+			Commands:          n.cmds,
+			ActsFor:           actsFor(reg),
+			OpenEvents:        func(tenant string) error { return amqpapi.OpenEventGroup(n.hub, tenant, retention) },
+			EventRetention:    retention,
+			MaxPayloadSize:    cfg.Hono.MaxPayloadSize,
+			CommandAckTimeout: time.Duration(cfg.Hono.CommandAckTimeout),
+			ConnectionEvents:  cfg.Hono.ConnectionEvents == "events",
+		}
+	}
 	n.mqtt = &mqtt.Server{
 		Handler: mqttadapter.New(n.hub, mqttadapter.Options{
 			Tenant: config.DefaultTenant, Logger: log, Metrics: n.metrics,
@@ -165,6 +185,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 			TenantRules:      tenantRules(reg, log, watch.failed),
 			Limiter:          &auth.Limiter{Burst: cfg.Login.FailureBurst, Interval: time.Duration(cfg.Login.FailureInterval), Max: 100_000},
 			SessionExpiry311: time.Duration(cfg.MQTT.SessionExpiry311),
+			Hono:             honoOpts,
 		}),
 		Logger:               log,
 		MaxPacketSize:        cfg.MQTT.MaxPacketSize,
@@ -236,6 +257,12 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 	}
 	attrs := []any{slog.String("mqtt", n.mqttLn.Addr().String())}
 	serve("mqtt listener", func() error { return n.mqtt.Serve(n.mqttLn) })
+	if n.appLn != nil {
+		if err := n.startApps(); err != nil {
+			return nil, err
+		}
+		attrs = append(attrs, slog.String("amqp_apps", n.appLn.Addr().String()))
+	}
 	if n.tlsLn != nil {
 		serve("mqtts listener", func() error { return n.mqtt.Serve(n.tlsLn) })
 		attrs = append(attrs, slog.String("mqtts", n.tlsLn.Addr().String()))
@@ -269,6 +296,11 @@ func (n *Node) listen() error {
 	var err error
 	if n.mqttLn, err = net.Listen("tcp", cfg.MQTT.Addr); err != nil {
 		return fmt.Errorf("mqtt listener (--mqtt-addr): %w", err)
+	}
+	if cfg.AMQP.AppAddr != "" && !cfg.Hono.Disabled {
+		if n.appLn, err = net.Listen("tcp", cfg.AMQP.AppAddr); err != nil {
+			return fmt.Errorf("northbound AMQP listener (--amqp-app-addr): %w", err)
+		}
 	}
 	if t := cfg.MQTT.TLS; t.Addr != "" {
 		tlsCfg, err := transport.ServerTLS(t.CertFile, t.KeyFile, t.ClientCAFile, t.RequireClientCert, cfg.Auth)
@@ -322,6 +354,15 @@ func (n *Node) mountRegistry(mux *http.ServeMux) error {
 	}
 	mux.Handle("/v1/", registryapi.New(n.registry, registryapi.Options{AdminPassword: pw, Logger: n.log}))
 	return nil
+}
+
+// adminPassword is the configured admin password or the generated one.
+func (n *Node) adminPassword() (string, error) {
+	if pw := n.cfg.AdminPassword; pw != "" {
+		return pw, nil
+	}
+	pw, _, _, err := registryapi.LoadOrCreateAdminPassword(n.cfg.DataDir)
+	return pw, err
 }
 
 // authenticator is the registry when --auth is on: without it, user names
@@ -443,7 +484,10 @@ func (n *Node) closeAll(ctx context.Context) error {
 }
 
 func (n *Node) closeListeners() {
-	for _, l := range []net.Listener{n.mqttLn, n.tlsLn, n.wsNetLn, n.httpLn} {
+	if n.apps != nil {
+		n.apps.Close()
+	}
+	for _, l := range []net.Listener{n.mqttLn, n.appLn, n.tlsLn, n.wsNetLn, n.httpLn} {
 		if l != nil {
 			l.Close()
 		}
@@ -475,6 +519,15 @@ func (n *Node) HTTPAddr() net.Addr {
 	return n.httpLn.Addr()
 }
 
+// AppAddr is the address of the northbound AMQP listener, nil when it is
+// off.
+func (n *Node) AppAddr() net.Addr {
+	if n.appLn == nil {
+		return nil
+	}
+	return n.appLn.Addr()
+}
+
 // MQTTAddr is the address the MQTT listener is bound to.
 func (n *Node) MQTTAddr() net.Addr { return n.mqttLn.Addr() }
 
@@ -490,6 +543,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	// MQTT first: it closes its listeners (the WebSocket one included) and
 	// every connection, which ends the WebSocket handlers.
 	err := n.mqtt.Shutdown(ctx)
+	if n.apps != nil {
+		err = errors.Join(err, n.apps.Close())
+	}
 	for _, s := range []*http.Server{n.wsHTTP, n.http} {
 		if s != nil {
 			err = errors.Join(err, s.Shutdown(ctx))

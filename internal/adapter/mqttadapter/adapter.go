@@ -25,6 +25,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ferry-iot/ferry/internal/auth"
+	"github.com/ferry-iot/ferry/internal/hono"
 	"github.com/ferry-iot/ferry/internal/hub"
 	"github.com/ferry-iot/ferry/internal/metrics"
 	"github.com/ferry-iot/ferry/internal/registry"
@@ -74,6 +75,10 @@ type Options struct {
 	// MQTT 5 clients that request response information; the client id is
 	// appended. If empty, "response/".
 	ResponseInformation string
+	// Hono, if set, turns on Hono's MQTT adapter topics (hono.go):
+	// telemetry, event and command topics are Hono's, every other topic
+	// plain MQTT.
+	Hono *HonoOptions
 }
 
 // Authenticator checks device credentials; *registry.Registry is one.
@@ -92,6 +97,8 @@ type Adapter struct {
 	metrics   *metrics.Metrics
 	flow      *metrics.Flow // nil without metrics
 	conns     registered    // open connections by tenant and device (registered.go)
+	// eventTenants holds the tenants whose default event group is open.
+	eventTenants sync.Map
 }
 
 var (
@@ -109,6 +116,11 @@ func New(h *hub.Hub, opts Options) *Adapter {
 	}
 	if opts.AuthConcurrency <= 0 {
 		opts.AuthConcurrency = runtime.NumCPU()
+	}
+	if opts.Hono != nil {
+		ho := *opts.Hono
+		ho.defaults()
+		opts.Hono = &ho
 	}
 	a := &Adapter{authSlots: make(chan struct{}, opts.AuthConcurrency), opts: opts, hub: h, tenant: opts.Tenant, log: opts.Logger, now: opts.Now, metrics: opts.Metrics}
 	if a.metrics != nil {
@@ -146,6 +158,8 @@ type connState struct {
 	// shared subscription to hand an unacknowledged one over to.
 	mu   sync.Mutex
 	sent map[*packet.Publish]sentInfo
+
+	hono honoState // hono.go
 }
 
 type sentInfo struct {
@@ -194,6 +208,9 @@ func state(c *mqtt.Conn) *connState {
 // Connect authenticates the client and accepts it into its tenant.
 func (a *Adapter) Connect(c *mqtt.Conn, p *packet.Connect) mqtt.ConnectResult {
 	st := &connState{tenant: a.tenant, epoch: a.conns.currentEpoch()}
+	if hono.Reserved(c.ClientID()) {
+		return a.refuse(packet.ClientIdentifierNotValid) // the id of a northbound group's session
+	}
 	switch {
 	case p.UsernameFlag && a.opts.Authenticator != nil:
 		id, code := a.authenticate(c, p)
@@ -233,6 +250,17 @@ func (a *Adapter) Connect(c *mqtt.Conn, p *packet.Connect) mqtt.ConnectResult {
 			return a.refuse(packet.PayloadFormatInvalid)
 		}
 		st.will = a.message(p.WillTopic, p.WillPayload, p.WillQoS, p.WillRetain, &p.WillProperties, c.ClientID())
+		if a.opts.Hono != nil {
+			// Beyond Hono: a will on a Hono topic is sent as that
+			// telemetry or event when the device dies.
+			tenant, m, isHono, err := a.honoWill(c, st, p)
+			switch {
+			case isHono && (err != nil || tenant != st.tenant):
+				return a.refuse(packet.TopicNameInvalid)
+			case isHono:
+				st.will = m
+			}
+		}
 		if d := p.WillProperties.WillDelayInterval; d != nil {
 			st.willDelay = time.Duration(*d) * time.Second
 		}
@@ -349,6 +377,9 @@ func (a *Adapter) OpenSession(c *mqtt.Conn) (bool, packet.ReasonCode) {
 		a.metrics.Connected(st.tenant, "mqtt")
 	}
 	s.Attach(sink{c: c, now: a.now, flow: a.flow, st: st})
+	if a.opts.Hono != nil && a.opts.Hono.ConnectionEvents && st.device != "" {
+		a.connectionEvent(st, "connected")
+	}
 	if exp := a.sessionExpiry(c); exp > 0 {
 		if err := s.MakeDurable(exp); err != nil {
 			a.log.Error("connection refused: session not stored", "client", c.ClientID(), "err", err)
@@ -369,6 +400,13 @@ func (a *Adapter) OpenSession(c *mqtt.Conn) (bool, packet.ReasonCode) {
 // Publish routes an inbound QoS 0 message to the hub (QoS 1 and 2 go
 // through PublishAsync).
 func (a *Adapter) Publish(c *mqtt.Conn, p *packet.Publish) packet.ReasonCode {
+	if u, ok := a.honoTopic(c, p); ok {
+		code := packet.Success
+		done := make(chan struct{})
+		a.honoPublish(c, state(c), u, p, func(rc packet.ReasonCode) { code = rc; close(done) })
+		<-done // QoS 0: the hub routes it synchronously
+		return code
+	}
 	st, m, code := a.inbound(c, p)
 	if m == nil {
 		return code
@@ -379,12 +417,30 @@ func (a *Adapter) Publish(c *mqtt.Conn, p *packet.Publish) packet.ReasonCode {
 // PublishAsync routes an inbound message and reports its acknowledgement
 // code once every durable copy is committed.
 func (a *Adapter) PublishAsync(c *mqtt.Conn, p *packet.Publish, done func(packet.ReasonCode)) {
+	if u, ok := a.honoTopic(c, p); ok {
+		a.honoPublish(c, state(c), u, p, done)
+		return
+	}
 	st, m, code := a.inbound(c, p)
 	if m == nil {
 		done(code)
 		return
 	}
 	a.hub.PublishAsync(st.tenant, m, func(res hub.Result) { done(a.ackCode(c, m, res)) })
+}
+
+// honoTopic reports whether p is on a Hono topic (with Hono on), and which.
+// A malformed Hono topic comes back as a CommandResponse-less Upstream
+// with ok set; honoPublish refuses it.
+func (a *Adapter) honoTopic(c *mqtt.Conn, p *packet.Publish) (hono.Upstream, bool) {
+	if a.opts.Hono == nil {
+		return hono.Upstream{}, false
+	}
+	u, ok, err := hono.ParseUpstream(p.Topic)
+	if err != nil {
+		u.Endpoint = 0 // refused by honoPublish
+	}
+	return u, ok
 }
 
 // inbound checks an inbound PUBLISH and turns it into a hub message; a nil
@@ -429,9 +485,19 @@ func (a *Adapter) Subscribe(c *mqtt.Conn, p *packet.Subscribe) []packet.ReasonCo
 		if _, inner, shared, _ := topic.ParseShared(filter); shared {
 			filter = inner
 		}
-		if !a.allowed(st, auth.Subscribe, filter) {
+		if !a.allowed(st, auth.Subscribe, filter) || hono.Reserved(filter) {
 			codes[i] = packet.NotAuthorized // 3.1.1: 0x80
 			continue
+		}
+		if a.opts.Hono != nil {
+			if f, ok, err := hono.ParseCommandFilter(sub.Filter); ok {
+				if err != nil {
+					codes[i] = packet.TopicFilterInvalid
+				} else {
+					codes[i] = a.honoSubscribe(c, st, f, sub.Filter, sub.QoS)
+				}
+				continue
+			}
 		}
 		if strings.HasPrefix(sub.Filter, "$share/") && sub.NoLocal {
 			// No Local on a shared subscription is a protocol error
@@ -470,6 +536,9 @@ func (a *Adapter) Unsubscribe(c *mqtt.Conn, p *packet.Unsubscribe) []packet.Reas
 	st := state(c)
 	codes := make([]packet.ReasonCode, len(p.Filters))
 	for i, f := range p.Filters {
+		if a.opts.Hono != nil && a.honoUnsubscribe(st, f) {
+			continue
+		}
 		if !st.session.Unsubscribe(f) {
 			codes[i] = packet.NoSubscriptionExisted
 		}
@@ -481,6 +550,9 @@ func (a *Adapter) Unsubscribe(c *mqtt.Conn, p *packet.Unsubscribe) []packet.Reas
 // message: the connection has room again for the session's backlog.
 func (a *Adapter) Delivered(c *mqtt.Conn, p *packet.Publish) {
 	if st := state(c); st != nil && st.session != nil {
+		if a.opts.Hono != nil && a.honoDelivered(st, p) {
+			return
+		}
 		if info := st.take(p); info.seq != 0 {
 			st.session.Acked(info.seq)
 		}
@@ -525,6 +597,9 @@ func (a *Adapter) Disconnected(c *mqtt.Conn, err error) {
 		return
 	}
 	a.conns.remove(c, st) // registered.go
+	if a.opts.Hono != nil {
+		a.honoDisconnected(st)
+	}
 	dep := hub.Departure{Expiry: a.sessionExpiry(c)}
 	if st.openFailed {
 		dep.Expiry = 0 // the client was told there is no session
@@ -604,7 +679,7 @@ func (a *Adapter) allowed(st *connState, action auth.Action, t string) bool {
 // reserved reports whether a topic belongs to the server: clients neither
 // publish to $SYS nor leave wills there.
 func reserved(topic string) bool {
-	return strings.HasPrefix(topic, "$SYS")
+	return strings.HasPrefix(topic, "$SYS") || hono.Reserved(topic)
 }
 
 func validPayloadFormat(indicator *byte, payload []byte) bool {
@@ -628,7 +703,10 @@ func (s sink) Deliver(d hub.Delivery) bool {
 	if d.QoS == 0 && !d.Retain && len(d.SubscriptionIDs) == 0 && m.Expiry.IsZero() {
 		// The same PUBLISH serves every such delivery of m: Send does not
 		// modify a QoS 0 packet, and a fan-out builds it once.
-		p := m.SharedForm(func() any { return s.publish(d) }).(*packet.Publish)
+		p, ok := m.SharedForm(func() any { return s.publish(d) }).(*packet.Publish)
+		if !ok {
+			p = s.publish(d) // another front end's form is there
+		}
 		if s.c.Send(p) != nil {
 			return false
 		}

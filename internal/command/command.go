@@ -1,0 +1,319 @@
+// Package command routes Hono commands inside one Ferry node: it is the
+// Command Router of a Hono deployment without its cache. Device front ends
+// register the connections that subscribed for commands; the northbound
+// API sends commands, which go to the device's own subscription, or to a
+// gateway subscribed for that device, or to a gateway subscribed for all
+// its devices that the device's via list allows (preferring the gateway
+// the device last sent through). Responses go back to the receivers of
+// the command's reply address.
+//
+// Routing state lives in memory: a connection's subscription dies with
+// it, as in Hono's Command Router with ttl-based entries.
+package command
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Command is a command on its way to a device.
+type Command struct {
+	Tenant string
+	// Device is the target device.
+	Device string
+	// Name is the command name (AMQP subject).
+	Name string
+	// CorrelationID and ReplyID (the <reply-id> of the reply address
+	// command_response/<tenant>/<reply-id>) are set for a
+	// request/response command; ReplyID is empty for a one-way command.
+	CorrelationID string
+	ReplyID       string
+	ContentType   string
+	Payload       []byte
+	// Via is the gateway the command is delivered through; set by the
+	// router for the consumer.
+	Via string
+}
+
+// OneWay reports whether the device is not expected to answer.
+func (c *Command) OneWay() bool { return c.ReplyID == "" }
+
+// Outcome is what became of a command (the AMQP outcome the application
+// gets).
+type Outcome int
+
+const (
+	// Accepted: the device took the command (QoS 1: its PUBACK).
+	Accepted Outcome = iota
+	// Released: no subscription for the device, or it did not take the
+	// command in time; the application may retry.
+	Released
+	// Rejected: the command is malformed.
+	Rejected
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Accepted:
+		return "accepted"
+	case Released:
+		return "released"
+	case Rejected:
+		return "rejected"
+	}
+	return "unknown"
+}
+
+// Consumer is a connection subscribed for commands.
+type Consumer interface {
+	// Deliver hands cmd to the device or gateway and calls done once with
+	// the outcome. It must not block.
+	Deliver(cmd *Command, done func(Outcome))
+}
+
+// Response is a device's answer to a command.
+type Response struct {
+	Tenant, Device string
+	CorrelationID  string
+	ReplyID        string
+	Status         int
+	ContentType    string
+	Payload        []byte
+}
+
+// ResponseSink receives responses for one reply address.
+type ResponseSink interface {
+	// Respond hands r to the application; it must not block. It reports
+	// whether the application's link took it.
+	Respond(r *Response) bool
+}
+
+// ErrNoConsumer says that no application receives on a response's reply
+// address.
+var ErrNoConsumer = errors.New("no application receives on the reply address")
+
+// Options configures a Router.
+type Options struct {
+	// Via lists the gateways that may act for a device (the registry's
+	// via); nil: gateways subscribed with "+" get no commands for other
+	// devices.
+	Via func(ctx context.Context, tenant, device string) ([]string, error)
+	// Logger; nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// Router routes commands and responses. Its methods are safe for
+// concurrent use.
+type Router struct {
+	opts Options
+	log  *slog.Logger
+
+	mu sync.Mutex
+	// devices: subscriptions naming a device (its own, or a gateway's
+	// device-specific one), most recent last.
+	devices map[key][]*registration
+	// gateways: "+" subscriptions of gateways, by tenant and gateway id.
+	gateways map[key]*registration
+	lastGW   map[key]string
+	replies  map[key][]ResponseSink
+	pending  map[pendingKey]*time.Timer
+}
+
+type key struct{ tenant, id string }
+
+type pendingKey struct{ tenant, replyID, correlationID string }
+
+type registration struct {
+	c       Consumer
+	gateway string // "" for the device's own subscription
+}
+
+// NewRouter returns an empty Router.
+func NewRouter(opts Options) *Router {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Router{opts: opts, log: log, devices: map[key][]*registration{}, gateways: map[key]*registration{},
+		lastGW: map[key]string{}, replies: map[key][]ResponseSink{}, pending: map[pendingKey]*time.Timer{}}
+}
+
+// Subscribe registers c for the commands of device: its own subscription
+// (gateway "") or a gateway's subscription for that one device. The most
+// recent subscription wins. cancel removes it.
+func (r *Router) Subscribe(tenant, device, gateway string, c Consumer) (cancel func()) {
+	reg := &registration{c: c, gateway: gateway}
+	k := key{tenant, device}
+	r.mu.Lock()
+	r.devices[k] = append(r.devices[k], reg)
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		regs := slices.DeleteFunc(r.devices[k], func(x *registration) bool { return x == reg })
+		if len(regs) == 0 {
+			delete(r.devices, k)
+		} else {
+			r.devices[k] = regs
+		}
+	}
+}
+
+// SubscribeAll registers c, the connection of gateway, for the commands
+// of every device the gateway may act for. cancel removes it.
+func (r *Router) SubscribeAll(tenant, gateway string, c Consumer) (cancel func()) {
+	reg := &registration{c: c, gateway: gateway}
+	k := key{tenant, gateway}
+	r.mu.Lock()
+	r.gateways[k] = reg
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.gateways[k] == reg {
+			delete(r.gateways, k)
+		}
+	}
+}
+
+// SetLastGateway records that gateway last sent for device, so that a
+// command for it prefers that gateway among those subscribed for all
+// their devices.
+func (r *Router) SetLastGateway(tenant, device, gateway string) {
+	k := key{tenant, device}
+	r.mu.Lock()
+	if r.lastGW[k] != gateway {
+		r.lastGW[k] = gateway
+	}
+	r.mu.Unlock()
+}
+
+// Send routes cmd and calls done once with its outcome: Released when no
+// subscription can take it.
+func (r *Router) Send(ctx context.Context, cmd *Command, done func(Outcome)) {
+	reg := r.resolve(ctx, cmd.Tenant, cmd.Device)
+	if reg == nil {
+		done(Released)
+		return
+	}
+	cmd.Via = reg.gateway
+	reg.c.Deliver(cmd, done)
+}
+
+func (r *Router) resolve(ctx context.Context, tenant, device string) *registration {
+	r.mu.Lock()
+	if regs := r.devices[key{tenant, device}]; len(regs) > 0 {
+		reg := regs[len(regs)-1]
+		r.mu.Unlock()
+		return reg
+	}
+	if len(r.gateways) == 0 || r.opts.Via == nil {
+		r.mu.Unlock()
+		return nil
+	}
+	last := r.lastGW[key{tenant, device}]
+	r.mu.Unlock()
+	via, err := r.opts.Via(ctx, tenant, device)
+	if err != nil {
+		r.log.Warn("command not routed: the device's gateways cannot be read", "tenant", tenant, "device", device, "err", err)
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if last != "" && slices.Contains(via, last) {
+		if reg := r.gateways[key{tenant, last}]; reg != nil {
+			return reg
+		}
+	}
+	for _, gw := range via {
+		if reg := r.gateways[key{tenant, gw}]; reg != nil {
+			return reg
+		}
+	}
+	return nil
+}
+
+// Receive registers s for the responses sent to
+// command_response/<tenant>/<replyID>. Several sinks of one address share
+// its responses, the most recent first. cancel removes it.
+func (r *Router) Receive(tenant, replyID string, s ResponseSink) (cancel func()) {
+	k := key{tenant, replyID}
+	r.mu.Lock()
+	r.replies[k] = append(r.replies[k], s)
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		ss := slices.DeleteFunc(r.replies[k], func(x ResponseSink) bool { return x == s })
+		if len(ss) == 0 {
+			delete(r.replies, k)
+		} else {
+			r.replies[k] = ss
+		}
+	}
+}
+
+// Respond hands a device's response to the application receiving on its
+// reply address, or returns ErrNoConsumer.
+func (r *Router) Respond(resp *Response) error {
+	r.mu.Lock()
+	pk := pendingKey{resp.Tenant, resp.ReplyID, resp.CorrelationID}
+	if t := r.pending[pk]; t != nil {
+		t.Stop()
+		delete(r.pending, pk)
+	}
+	sinks := slices.Clone(r.replies[key{resp.Tenant, resp.ReplyID}])
+	r.mu.Unlock()
+	for i := len(sinks) - 1; i >= 0; i-- {
+		if sinks[i].Respond(resp) {
+			return nil
+		}
+	}
+	return ErrNoConsumer
+}
+
+// StatusTimeout is the status of the response the router makes up when
+// the device does not answer within a command's response timeout.
+const StatusTimeout = 408
+
+// ExpectResponse arms the response timeout of a request/response command:
+// unless the device answers within d, the application gets a response
+// with status 408 (Request Timeout) and an empty body.
+func (r *Router) ExpectResponse(cmd *Command, d time.Duration) {
+	if cmd.OneWay() || d <= 0 {
+		return
+	}
+	pk := pendingKey{cmd.Tenant, cmd.ReplyID, cmd.CorrelationID}
+	resp := &Response{Tenant: cmd.Tenant, Device: cmd.Device, CorrelationID: cmd.CorrelationID, ReplyID: cmd.ReplyID, Status: StatusTimeout}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if old := r.pending[pk]; old != nil {
+		old.Stop()
+	}
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		r.mu.Lock()
+		if r.pending[pk] != t {
+			r.mu.Unlock()
+			return
+		}
+		delete(r.pending, pk)
+		r.mu.Unlock()
+		_ = r.Respond(resp)
+	})
+	r.pending[pk] = t
+}
+
+// Close stops the response timers.
+func (r *Router) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, t := range r.pending {
+		t.Stop()
+		delete(r.pending, k)
+	}
+}

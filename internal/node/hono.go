@@ -1,0 +1,82 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/ferry-iot/ferry/internal/config"
+	"github.com/ferry-iot/ferry/internal/northbound/amqpapi"
+	"github.com/ferry-iot/ferry/internal/registry"
+)
+
+// startApps serves the northbound AMQP API on n.appLn. Applications log
+// in as admin (for every tenant) or as a configured application user;
+// ANONYMOUS is offered only while authentication is off and the listener
+// is on loopback.
+func (n *Node) startApps() error {
+	cfg := n.cfg
+	pw, err := n.adminPassword()
+	if err != nil {
+		return fmt.Errorf("admin password (--admin-password): %w", err)
+	}
+	loopback, _ := config.IsLoopback(cfg.AMQP.AppAddr)
+	apps := make([]amqpapi.Application, 0, len(cfg.Applications))
+	for _, a := range cfg.Applications {
+		apps = append(apps, amqpapi.Application{Name: a.Name, PasswordHash: a.PasswordHash, Tenants: a.Tenants})
+	}
+	n.apps = amqpapi.New(amqpapi.Options{
+		Hub:            n.hub,
+		Commands:       n.cmds,
+		Applications:   apps,
+		AdminPassword:  pw,
+		Anonymous:      !cfg.Auth && loopback,
+		EventRetention: time.Duration(cfg.Hono.EventRetention),
+		Logger:         n.log,
+	})
+	return n.apps.Serve(n.appLn)
+}
+
+// via lists the gateways that may act for a device, for commands to a
+// gateway subscribed for all its devices.
+func via(reg *registry.Registry) func(ctx context.Context, tenant, device string) ([]string, error) {
+	return func(ctx context.Context, tenant, device string) ([]string, error) {
+		d, _, err := reg.GetDevice(ctx, tenant, device)
+		if errors.Is(err, registry.ErrNotFound) {
+			return nil, nil
+		}
+		return d.Via, err
+	}
+}
+
+// actsFor reports whether gateway may act for device: it is in the
+// device's via, or in one of its viaGroups.
+func actsFor(reg *registry.Registry) func(ctx context.Context, tenant, gateway, device string) (bool, error) {
+	return func(ctx context.Context, tenant, gateway, device string) (bool, error) {
+		d, _, err := reg.GetDevice(ctx, tenant, device)
+		if errors.Is(err, registry.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if slices.Contains(d.Via, gateway) {
+			return true, nil
+		}
+		if len(d.ViaGroups) == 0 {
+			return false, nil
+		}
+		gw, _, err := reg.GetDevice(ctx, tenant, gateway)
+		if err != nil {
+			return false, err
+		}
+		for _, g := range d.ViaGroups {
+			if slices.Contains(gw.MemberOf, g) {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+}

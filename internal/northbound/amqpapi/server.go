@@ -1,0 +1,222 @@
+// Package amqpapi is Hono's northbound AMQP 1.0 API on Ferry's own
+// engine: applications receive telemetry and events on telemetry/<tenant>
+// and event/<tenant>, send commands on command/<tenant> and receive the
+// responses on command_response/<tenant>/<reply-id>.
+//
+// Receivers of one address form groups by their subscription-name link
+// property (no name: the default group). Every group gets every message;
+// inside a group, messages go to the members in turn, to whichever has
+// credit. A group is one hub session subscribed to the address's hub
+// topics: its queue is the group's backlog, bounded as any session's is,
+// so a group without credit slows QoS 1 devices (their PUBACK waits) and
+// drops QoS 0 telemetry (counted) instead of growing. Event groups are
+// durable sessions: an event is in the store before the device's PUBACK,
+// stays there until the group's member settled it (accepted or rejected;
+// released and modified send it again), and a group nobody receives for
+// keeps its events for the retention time.
+package amqpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/ferry-iot/ferry/amqp"
+	"github.com/ferry-iot/ferry/internal/command"
+	"github.com/ferry-iot/ferry/internal/hono"
+	"github.com/ferry-iot/ferry/internal/hub"
+)
+
+// Application is an application user: it logs in with SASL PLAIN and may
+// use the addresses of its tenants.
+type Application struct {
+	Name string
+	// PasswordHash is a bcrypt hash of the password.
+	PasswordHash string
+	// Tenants it may use; "*" for all.
+	Tenants []string
+}
+
+func (a *Application) allows(tenant string) bool {
+	return slices.Contains(a.Tenants, "*") || slices.Contains(a.Tenants, tenant)
+}
+
+// Options configures a Server.
+type Options struct {
+	Hub      *hub.Hub
+	Commands *command.Router
+	// Applications may log in with SASL PLAIN.
+	Applications []Application
+	// AdminPassword, if set, lets user "admin" log in for every tenant.
+	AdminPassword string
+	// Anonymous accepts SASL ANONYMOUS (or no SASL) logins with access to
+	// every tenant: only for authentication off on a loopback listener.
+	Anonymous bool
+	// EventRetention is how long an event group nobody receives for keeps
+	// its events, and the longest an event is kept. Default 24h.
+	EventRetention time.Duration
+	// Logger; nil: slog.Default().
+	Logger *slog.Logger
+	// ContainerID of the listener. Default "ferry".
+	ContainerID string
+}
+
+// Server serves the northbound API.
+type Server struct {
+	opts Options
+	log  *slog.Logger
+	apps map[string]*Application
+
+	mu     sync.Mutex
+	groups map[groupKey]*group
+	ln     *amqp.Listener
+	// sessMu orders the opening of a group's hub session after the
+	// detach of the previous group of the same name.
+	sessMu sync.Mutex
+	// members counts the goroutines waiting for a member's link to end;
+	// Close waits for them, so that the groups' sessions are detached
+	// before the hub closes.
+	members sync.WaitGroup
+}
+
+// New returns a Server; Serve starts it.
+func New(opts Options) *Server {
+	if opts.EventRetention <= 0 {
+		opts.EventRetention = 24 * time.Hour
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.ContainerID == "" {
+		opts.ContainerID = "ferry"
+	}
+	s := &Server{opts: opts, log: opts.Logger, apps: map[string]*Application{}, groups: map[groupKey]*group{}}
+	for i := range opts.Applications {
+		a := &opts.Applications[i]
+		s.apps[a.Name] = a
+	}
+	if opts.AdminPassword != "" {
+		if h, err := bcrypt.GenerateFromPassword([]byte(opts.AdminPassword), bcrypt.MinCost); err == nil {
+			s.apps["admin"] = &Application{Name: "admin", PasswordHash: string(h), Tenants: []string{"*"}}
+		}
+	}
+	return s
+}
+
+// anonymousApp is the identity of an anonymous login.
+const anonymousApp = "\x00anonymous"
+
+// Serve accepts application connections on ln until Close.
+func (s *Server) Serve(ln net.Listener) error {
+	mechs := []amqp.Symbol{amqp.SASLPlain}
+	if s.opts.Anonymous {
+		mechs = append(mechs, amqp.SASLAnonymous)
+	}
+	l, err := amqp.Listen(ln, &amqp.ListenerOptions{
+		Handler:             s,
+		ContainerID:         s.opts.ContainerID,
+		Authenticate:        s.authenticate,
+		SASLMechanisms:      mechs,
+		Logger:              s.log,
+		OfferedCapabilities: []amqp.Symbol{"ANONYMOUS-RELAY"},
+		Credit:              100,
+	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.ln = l
+	s.mu.Unlock()
+	return nil
+}
+
+// Addr is the listen address, once Serve ran.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Close stops the listener and closes every application connection; the
+// groups' hub sessions are detached (event groups keep their events).
+func (s *Server) Close() error {
+	s.mu.Lock()
+	l := s.ln
+	s.ln = nil
+	s.mu.Unlock()
+	if l == nil {
+		return nil
+	}
+	err := l.Close()
+	s.members.Wait()
+	return err
+}
+
+var errBadLogin = errors.New("unknown application or wrong password")
+
+func (s *Server) authenticate(_ context.Context, req *amqp.AuthRequest) (string, error) {
+	switch req.Mechanism {
+	case amqp.SASLAnonymous:
+		if !s.opts.Anonymous {
+			return "", errBadLogin
+		}
+		return anonymousApp, nil
+	case amqp.SASLPlain:
+		a := s.apps[req.Username]
+		if a == nil || bcrypt.CompareHashAndPassword([]byte(a.PasswordHash), []byte(req.Password)) != nil {
+			s.log.Info("application login refused", "user", req.Username)
+			return "", errBadLogin
+		}
+		return a.Name, nil
+	}
+	return "", errBadLogin
+}
+
+// app is the application of a connection; nil refuses everything.
+func (s *Server) app(c *amqp.Conn) *Application {
+	id := c.AuthIdentity()
+	if id == anonymousApp || (id == "" && s.opts.Anonymous) {
+		return &Application{Name: "anonymous", Tenants: []string{"*"}}
+	}
+	return s.apps[id]
+}
+
+// SubscriptionName is the link property naming a receiver's group.
+const SubscriptionName amqp.Symbol = "subscription-name"
+
+// HandleLink implements amqp.Handler.
+func (s *Server) HandleLink(req *amqp.LinkRequest) error {
+	app := s.app(req.Conn)
+	if app == nil {
+		return &amqp.Error{Condition: amqp.CondUnauthorizedAccess, Description: "not logged in"}
+	}
+	nb, ok := hono.ParseNorthbound(req.Address)
+	if !ok {
+		return &amqp.Error{Condition: amqp.CondNotFound, Description: fmt.Sprintf("no such address %q: use telemetry/<tenant>, event/<tenant>, command/<tenant> or command_response/<tenant>/<reply-id>", req.Address)}
+	}
+	if !app.allows(nb.Tenant) {
+		return &amqp.Error{Condition: amqp.CondUnauthorizedAccess, Description: fmt.Sprintf("application %s may not use tenant %s", app.Name, nb.Tenant)}
+	}
+	switch {
+	case req.Sender != nil && (nb.Endpoint == hono.Telemetry || nb.Endpoint == hono.Event):
+		name, _ := req.Attach.Properties[SubscriptionName].(string)
+		return s.join(nb.Tenant, nb.Endpoint, name, req.Sender)
+	case req.Sender != nil && nb.Endpoint == hono.CommandResponse:
+		s.receiveResponses(nb.Tenant, nb.ReplyID, req.Sender)
+		return nil
+	case req.Receiver != nil && nb.Endpoint == hono.Command && nb.Device == "":
+		go s.serveCommands(nb.Tenant, req.Receiver)
+		return nil
+	}
+	return &amqp.Error{Condition: amqp.CondNotFound, Description: fmt.Sprintf("address %q does not take links in this direction", req.Address)}
+}
