@@ -10,6 +10,7 @@ import (
 	"time"
 
 	goamqp "github.com/Azure/go-amqp"
+	"github.com/eclipse/paho.golang/paho"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/ferry-iot/ferry/internal/config"
@@ -180,4 +181,130 @@ func TestHonoRefusals(t *testing.T) {
 	if !strings.Contains(string(out), "135") {
 		t.Errorf("subscribe to $hono/telemetry/#: want SUBACK 135 (not authorized):\n%s", out)
 	}
+}
+
+// TestHonoCommands: an application sends request/response and one-way
+// commands to a paho device (MQTT 3.1.1, Hono topics) and to a plain MQTT
+// 5 client (Response Topic and Correlation Data); outcomes follow Hono.
+func TestHonoCommands(t *testing.T) {
+	py := requirePython(t, "paho.mqtt.client", "python3-paho-mqtt")
+	n := startFerry(t)
+	host, port := hostPort(n)
+	dev := startProc(t, py, "testdata/hono_device.py", host, port, tenant, "dev-1")
+	waitFor(t, "the device's command subscription", func() bool { return strings.Contains(dev.out.String(), "ready 1") })
+
+	s := dialApp(t, n, nil)
+	ctx := honoCtx(t)
+	responses := receiver(t, s, "command_response/"+tenant+"/app-1", "", 10)
+	snd, err := s.NewSender(ctx, "command/"+tenant, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// command sends a command and returns nil when it was accepted.
+	command := func(device, name, replyTo string, corr any, body string) error {
+		m := goamqp.NewMessage([]byte(body))
+		m.Properties = &goamqp.MessageProperties{To: ptr("command/" + tenant + "/" + device), Subject: &name}
+		if replyTo != "" {
+			m.Properties.ReplyTo = &replyTo
+			m.Properties.CorrelationID = corr
+		}
+		return outcome(ctx, snd, m)
+	}
+	reply := "command_response/" + tenant + "/app-1"
+	if err := command("dev-1", "setBrightness", reply, "corr-1", "80"); err != nil {
+		t.Fatalf("request/response command: %v (want accepted)", err)
+	}
+	m := receiveAMQP(t, responses)
+	if string(m.GetData()) != "done:setBrightness:80" || m.Properties.CorrelationID != "corr-1" ||
+		m.ApplicationProperties["status"] != int32(200) || m.ApplicationProperties["device_id"] != "dev-1" {
+		t.Fatalf("response %q, properties %+v, application properties %v", m.GetData(), m.Properties, m.ApplicationProperties)
+	}
+	if err := command("dev-1", "reboot", "", nil, "now"); err != nil {
+		t.Fatalf("one-way command: %v", err)
+	}
+	waitFor(t, "the one-way command", func() bool { return strings.Contains(dev.out.String(), "one-way reboot now") })
+
+	// Malformed: no subject. Rejected.
+	bad := goamqp.NewMessage([]byte("x"))
+	bad.Properties = &goamqp.MessageProperties{To: ptr("command/" + tenant + "/dev-1")}
+	if err := outcome(ctx, snd, bad); !errors.Is(err, errRejected) {
+		t.Fatalf("a command without subject: %v, want rejected", err)
+	}
+	// Nobody subscribed for dev-2: released.
+	if err := command("dev-2", "setBrightness", reply, "corr-2", "1"); !errors.Is(err, errReleased) {
+		t.Fatalf("a command for a device without subscription: %v, want released", err)
+	}
+
+	// A plain MQTT 5 client answers on the Response Topic.
+	cl, _, _, received := pahoConnect(t, n.MQTTAddr().String(), &paho.Connect{ClientID: "mqtt5-dev", CleanStart: true, KeepAlive: 30})
+	t.Cleanup(func() { cl.Disconnect(&paho.Disconnect{}) })
+	subscribe(t, cl, 0, paho.SubscribeOptions{Topic: "command/" + tenant + "/dev-5/req/#", QoS: 1})
+	done := make(chan error, 1)
+	go func() { done <- command("dev-5", "ping", reply, "corr-5", "p") }()
+	var p *paho.Publish
+	select {
+	case p = <-received:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the MQTT 5 device got no command")
+	}
+	if p.Properties == nil || p.Properties.ResponseTopic == "" || string(p.Properties.CorrelationData) != "corr-5" {
+		t.Fatalf("command %s without Response Topic / Correlation Data: %+v", p.Topic, p.Properties)
+	}
+	publish(t, cl, &paho.Publish{Topic: p.Properties.ResponseTopic, QoS: 1, Payload: []byte("pong"),
+		Properties: &paho.PublishProperties{CorrelationData: p.Properties.CorrelationData}})
+	if err := <-done; err != nil {
+		t.Fatalf("command to the MQTT 5 device: %v", err)
+	}
+	m = receiveAMQP(t, responses)
+	if string(m.GetData()) != "pong" || m.Properties.CorrelationID != "corr-5" || m.ApplicationProperties["status"] != int32(200) {
+		t.Fatalf("MQTT 5 response %q %+v %v", m.GetData(), m.Properties, m.ApplicationProperties)
+	}
+
+	// The device goes away: its commands are released, and the
+	// application saw the device's notifications (ttd -1, then 0).
+	events := receiver(t, s, "event/"+tenant, "", 10)
+	dev.cmd.Process.Kill()
+	waitFor(t, "the device's subscription to end", func() bool {
+		return command("dev-1", "setBrightness", reply, "corr-3", "1") != nil
+	})
+	var ttds []any
+	for len(ttds) < 2 {
+		m := receiveAMQP(t, events)
+		if m.ApplicationProperties["device_id"] == "dev-1" && *m.Properties.ContentType == "application/vnd.eclipse-hono-empty-notification" {
+			ttds = append(ttds, m.ApplicationProperties["ttd"])
+		}
+	}
+	if ttds[0] != int32(-1) || ttds[1] != int32(0) {
+		t.Fatalf("notifications of dev-1: ttd %v, want -1 then 0", ttds)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+var (
+	errRejected = errors.New("rejected")
+	errReleased = errors.New("released")
+)
+
+// outcome sends m and returns nil when accepted, errRejected or
+// errReleased for those outcomes (go-amqp's Send takes released for
+// success).
+func outcome(ctx context.Context, snd *goamqp.Sender, m *goamqp.Message) error {
+	r, err := snd.SendWithReceipt(ctx, m, nil)
+	if err != nil {
+		return err
+	}
+	st, err := r.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	switch st := st.(type) {
+	case *goamqp.StateAccepted:
+		return nil
+	case *goamqp.StateRejected:
+		return fmt.Errorf("%w: %v", errRejected, st.Error)
+	case *goamqp.StateReleased:
+		return errReleased
+	}
+	return fmt.Errorf("outcome %T", st)
 }
