@@ -190,6 +190,9 @@ func (l *link) failLocked(err error) {
 				od.finish(nil) // TrySend callbacks hear l.err
 			}
 		}
+		if f := l.sender.onDetach; f != nil {
+			l.s.c.notifyLocked(f) // after those outcomes
+		}
 	}
 	if l.receiver != nil {
 		l.receiver.failLocked()

@@ -21,6 +21,7 @@ type Sender struct {
 	ready    func() // OnReady's function
 	blocked  bool   // a TrySend found no credit or window: call ready when they come
 	roomWait bool   // roomFunc is registered with the writer
+	onDetach func() // OnDetach's function
 }
 
 func newSender(l *link) *Sender {
@@ -361,6 +362,24 @@ func (snd *Sender) OnReady(f func()) {
 	snd.l.s.c.mu.Lock()
 	snd.ready = f
 	snd.l.s.c.mu.Unlock()
+}
+
+// OnDetach sets f, called once when the link has ended, after the
+// callbacks of every TrySend on it (those still unsettled hear the link's
+// error first), on the same goroutine and with the same constraints. A
+// router can then take back what the link did not settle, knowing that no
+// outcome for it can still arrive. If the link has ended already, f is
+// called at once (on that goroutine).
+func (snd *Sender) OnDetach(f func()) {
+	c := snd.l.s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	snd.onDetach = f
+	select {
+	case <-snd.l.detached:
+		c.notifyLocked(f)
+	default:
+	}
 }
 
 // roomFunc is the writer's callback when its queue drains below the

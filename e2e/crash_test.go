@@ -88,14 +88,20 @@ type crashServer struct {
 	bin  string
 	dir  string
 	port string
-	cmd  *exec.Cmd
-	done chan struct{}
+	// appPort, if set, is the port of the northbound AMQP listener.
+	appPort string
+	cmd     *exec.Cmd
+	done    chan struct{}
 }
 
 func (s *crashServer) start() {
 	s.t.Helper()
+	app := ""
+	if s.appPort != "" {
+		app = "127.0.0.1:" + s.appPort
+	}
 	s.cmd = exec.Command(s.bin, "serve", "--data-dir", s.dir, "--mqtt-addr", "127.0.0.1:"+s.port,
-		"--http-addr", "", "--amqp-app-addr", "", "--log-level", "warn")
+		"--http-addr", "", "--amqp-app-addr", app, "--log-level", "warn")
 	s.cmd.Stderr = os.Stderr
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
@@ -266,7 +272,7 @@ func publishNumbered(addr, id, topic string, qos byte, next *int, stop <-chan st
 			if _, ok := p.(*packet.Pubcomp); !ok {
 				return acked
 			}
-		} else if _, ok := p.(*packet.Puback); !ok {
+		} else if pa, ok := p.(*packet.Puback); !ok || pa.ReasonCode >= 0x80 {
 			return acked
 		}
 		acked = append(acked, n)

@@ -110,12 +110,13 @@ func (s *Server) join(tenant string, ep hono.Endpoint, name string, snd *amqp.Se
 	} else {
 		g.resume()
 	}
+	// After the outcomes of everything sent on the link: what leave hands
+	// back to the session cannot be settled any more.
 	s.members.Add(1)
-	go func() {
+	snd.OnDetach(func() {
 		defer s.members.Done()
-		<-snd.Done()
 		s.leave(m)
-	}()
+	})
 	return nil
 }
 
