@@ -70,7 +70,7 @@ func newBenchCmd() *cobra.Command {
 	pf.IntVar(&o.runs, "runs", 1, "number of runs")
 	pf.StringVar(&o.output, "output", "text", "text, or kv: one key=value line per metric and run (read by `ferry bench report`)")
 	pf.StringVar(&o.label, "label", "", "scenario name in kv output (default: derived from the scenario and its QoS)")
-	cmd.AddCommand(newBenchFanInCmd(&o), newBenchFanOutCmd(&o), newBenchLatencyCmd(&o), newBenchIdleCmd(&o), newBenchSoakCmd(&o), newBenchReportCmd())
+	cmd.AddCommand(newBenchFanInCmd(&o), newBenchFanOutCmd(&o), newBenchHonoCmd(&o), newBenchLatencyCmd(&o), newBenchIdleCmd(&o), newBenchSoakCmd(&o), newBenchReportCmd())
 	return cmd
 }
 
@@ -110,6 +110,46 @@ func newBenchFanInCmd(o *benchOptions) *cobra.Command {
 	fl.Uint8Var(&qos, "qos", 0, "QoS of publishes and of the subscription (0 or 1)")
 	fl.IntVar(&f.Window, "window", 64, "unacknowledged QoS 1 publishes per publisher")
 	fl.DurationVar(&f.Idle, "idle", 3*time.Second, "silence after which undelivered messages count as lost")
+	return cmd
+}
+
+func newBenchHonoCmd(o *benchOptions) *cobra.Command {
+	h := bench.Hono{}
+	cmd := &cobra.Command{
+		Use:   "hono",
+		Short: "Hono devices (MQTT) -> Ferry -> a northbound AMQP application, or commands back; msgs/s and latency",
+		Long: "Devices publish telemetry (QoS 0) or events (QoS 1, settled one by one by the application) on\n" +
+			"Hono's topics to --addr, and one application receives them on --amqp-addr; or (--mode command) the\n" +
+			"application sends request/response commands that the devices answer. --no-consumer measures the\n" +
+			"devices and Ferry's ingest alone (telemetry, dropped by Ferry).",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.check(); err != nil {
+				return err
+			}
+			if h.Devices < 1 || h.Messages < 1 {
+				return fmt.Errorf("--devices and --messages must be at least 1")
+			}
+			if h.NoConsumer && h.Mode != "telemetry" {
+				return fmt.Errorf("--no-consumer needs --mode telemetry")
+			}
+			h.Addr = o.addr
+			name := o.scenario("hono-" + h.Mode)
+			return runAll(o, cmd, h.Run, func(_ int, res bench.HonoResult) []bench.Metric { return res.Metrics(name, "msgs/s") })
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&h.AMQPAddr, "amqp-addr", "127.0.0.1:15672", "Ferry's northbound AMQP address")
+	fl.StringVar(&h.Mode, "mode", "telemetry", "telemetry, event or command")
+	fl.StringVar(&h.Tenant, "tenant", "DEFAULT_TENANT", "tenant of the devices (unauthenticated: in the topic)")
+	fl.IntVar(&h.Devices, "devices", 8, "device connections")
+	fl.IntVar(&h.Messages, "messages", 50000, "messages per device (command mode: commands in all)")
+	fl.IntVar(&h.Payload, "payload", 64, "payload size, bytes (at least 8: the send time)")
+	fl.Uint32Var(&h.Credit, "credit", 1000, "credit of the application's receiver")
+	fl.IntVar(&h.Window, "window", 64, "unacknowledged QoS 1 publishes per device; outstanding commands")
+	fl.IntVar(&h.Rate, "rate", 0, "messages per second in all (0: as fast as possible); for latency below saturation")
+	fl.BoolVar(&h.NoConsumer, "no-consumer", false, "publish without an application (the generator's and ingest's rate)")
+	fl.DurationVar(&h.Idle, "idle", 3*time.Second, "silence after which undelivered messages count as lost")
 	return cmd
 }
 

@@ -17,6 +17,13 @@ import (
 // startFerry runs a Ferry node on a free loopback port for the test and
 // returns its MQTT address.
 func startFerry(t *testing.T) string {
+	mqttAddr, _ := startFerryHono(t)
+	return mqttAddr
+}
+
+// startFerryHono is startFerry that also returns the northbound AMQP
+// address.
+func startFerryHono(t *testing.T) (string, string) {
 	t.Helper()
 	cfg := config.Default()
 	cfg.MQTT.Addr = "127.0.0.1:0"
@@ -34,7 +41,25 @@ func startFerry(t *testing.T) string {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	return n.MQTTAddr().String()
+	return n.MQTTAddr().String(), n.AppAddr().String()
+}
+
+func TestHonoCounts(t *testing.T) {
+	mqttAddr, appAddr := startFerryHono(t)
+	for _, mode := range []string{"telemetry", "event", "command"} {
+		h := Hono{Addr: mqttAddr, AMQPAddr: appAddr, Mode: mode, Devices: 3, Messages: 300, Payload: 16, Rate: 3000, Idle: 5 * time.Second}
+		res, err := h.Run(context.Background())
+		if err != nil {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		want := 900
+		if mode == "command" {
+			want = 300
+		}
+		if res.Sent != want || res.Received != want || res.Samples != want || res.P50 <= 0 || res.P99 < res.P50 {
+			t.Errorf("%s: %v, want %d sent, received and sampled", mode, res, want)
+		}
+	}
 }
 
 func TestFanInCounts(t *testing.T) {

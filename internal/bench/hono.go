@@ -1,0 +1,384 @@
+package bench
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferry-iot/ferry/amqp"
+	"github.com/ferry-iot/ferry/amqp/frame"
+	"github.com/ferry-iot/ferry/mqtt/packet"
+)
+
+// Hono describes the Hono scenarios: MQTT devices publish telemetry
+// (QoS 0) or events (QoS 1) on Hono's topics and one northbound AMQP
+// application receives them (settling events one by one), or the
+// application sends commands that MQTT devices answer.
+type Hono struct {
+	Addr     string // MQTT
+	AMQPAddr string // northbound AMQP
+	Tenant   string
+	// Mode is telemetry, event or command.
+	Mode     string
+	Devices  int
+	Messages int // per device (commands: in all)
+	Payload  int
+	// Credit of the application's receiver.
+	Credit uint32
+	// Window bounds unacknowledged QoS 1 publishes per device, and
+	// commands outstanding at once.
+	Window int
+	// NoConsumer publishes without an application attached: the rate the
+	// devices (the generator) and Ferry's ingest reach alone. Telemetry
+	// only; Ferry drops it.
+	NoConsumer bool
+	// Rate, if set, paces the devices to this many messages per second
+	// in all (flushed every millisecond), for latency below saturation.
+	Rate int
+	Idle time.Duration
+}
+
+// HonoResult is the outcome of one Hono run.
+type HonoResult struct {
+	Result
+	Samples  int
+	P50, P99 time.Duration
+}
+
+func (r HonoResult) String() string {
+	if r.Samples == 0 {
+		return r.Result.String()
+	}
+	return fmt.Sprintf("%s; latency p50 %s p99 %s over %d samples", r.Result, fmtMillis(r.P50), fmtMillis(r.P99), r.Samples)
+}
+
+// Metrics returns the rate and, with samples, the latency percentiles.
+func (r HonoResult) Metrics(scenario, unit string) []Metric {
+	ms := r.Result.Metrics(scenario, unit)
+	if r.Samples > 0 {
+		ms = append(ms,
+			Metric{Scenario: scenario, Name: "p50", Unit: "ms", Value: float64(r.P50) / 1e6, Loss: r.Loss(), LowerIsBetter: true},
+			Metric{Scenario: scenario, Name: "p99", Unit: "ms", Value: float64(r.P99) / 1e6, Loss: r.Loss(), LowerIsBetter: true})
+	}
+	return ms
+}
+
+func (h *Hono) defaults() {
+	if h.Tenant == "" {
+		h.Tenant = "DEFAULT_TENANT"
+	}
+	if h.Credit == 0 {
+		h.Credit = 1000
+	}
+	if h.Window <= 0 {
+		h.Window = 64
+	}
+	if h.Idle <= 0 {
+		h.Idle = 3 * time.Second
+	}
+	if h.Payload < 8 {
+		h.Payload = 8 // the send time
+	}
+}
+
+// Run runs the scenario once.
+func (h Hono) Run(ctx context.Context) (HonoResult, error) {
+	h.defaults()
+	switch h.Mode {
+	case "telemetry", "event":
+		return h.runUpstream(ctx)
+	case "command":
+		return h.runCommands(ctx)
+	}
+	return HonoResult{}, fmt.Errorf("mode %q: telemetry, event or command", h.Mode)
+}
+
+func (h Hono) dialApp(ctx context.Context) (*amqp.Conn, *amqp.Session, error) {
+	c, err := amqp.Dial(ctx, h.AMQPAddr, &amqp.ConnOptions{SASL: amqp.SASLAnonymous})
+	if err != nil {
+		return nil, nil, fmt.Errorf("application: %w", err)
+	}
+	s, err := c.NewSession(ctx, nil)
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return c, s, nil
+}
+
+func (h Hono) runUpstream(ctx context.Context) (HonoResult, error) {
+	qos := byte(0)
+	ep := "telemetry"
+	if h.Mode == "event" {
+		qos, ep = 1, "event"
+	}
+	total := h.Devices * h.Messages
+	var (
+		received  atomic.Int64
+		last      atomic.Int64
+		latencies = make([]time.Duration, 0, min(total, 1<<20))
+		latMu     sync.Mutex
+	)
+	recvDone := make(chan error, 1)
+	if !h.NoConsumer {
+		c, s, err := h.dialApp(ctx)
+		if err != nil {
+			return HonoResult{}, err
+		}
+		defer c.Close()
+		opts := &amqp.ReceiverOptions{Credit: h.Credit}
+		if qos == 0 {
+			settled := frame.SenderSettleSettled
+			opts.SettleMode = &settled // at most once, as the telemetry
+		}
+		rcv, err := s.NewReceiver(ctx, ep+"/"+h.Tenant, opts)
+		if err != nil {
+			return HonoResult{}, fmt.Errorf("receiver: %w", err)
+		}
+		go func() {
+			for int(received.Load()) < total {
+				rctx, cancel := context.WithTimeout(ctx, h.Idle)
+				d, err := rcv.Receive(rctx)
+				cancel()
+				if err != nil {
+					if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+						err = nil // idle: the rest counts as lost
+					}
+					recvDone <- err
+					return
+				}
+				now := time.Now()
+				if len(d.Message.Data) > 0 && len(d.Message.Data[0]) >= 8 {
+					sent := int64(binary.BigEndian.Uint64(d.Message.Data[0]))
+					latMu.Lock()
+					if len(latencies) < cap(latencies) {
+						latencies = append(latencies, now.Sub(time.Unix(0, sent)))
+					}
+					latMu.Unlock()
+				}
+				if qos == 1 {
+					if err := d.Accept(ctx); err != nil {
+						recvDone <- err
+						return
+					}
+				}
+				received.Add(1)
+				last.Store(now.UnixNano())
+			}
+			recvDone <- nil
+		}()
+	}
+	run := runID()
+	devs := make([]*client, h.Devices)
+	for i := range devs {
+		var err error
+		if devs[i], err = dial(h.Addr, fmt.Sprintf("hono-dev-%s-%d", run, i), true); err != nil {
+			return HonoResult{}, fmt.Errorf("device %d: %w", i, err)
+		}
+		defer devs[i].conn.Close()
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, h.Devices)
+	for i, c := range devs {
+		wg.Go(func() {
+			p := newPublisher(c, qos, h.Window, h.Messages)
+			pub := &packet.Publish{Topic: fmt.Sprintf("%s/%s/dev-%s-%d", ep, h.Tenant, run, i), Payload: make([]byte, h.Payload)}
+			perDevice := float64(h.Rate) / float64(h.Devices)
+			for j := range h.Messages {
+				if j%1024 == 0 && ctx.Err() != nil {
+					errs <- ctx.Err()
+					return
+				}
+				if h.Rate > 0 {
+					// Behind schedule: go on; ahead: flush and wait.
+					for due := int(time.Since(start).Seconds() * perDevice); j >= due; due = int(time.Since(start).Seconds() * perDevice) {
+						if err := c.flush(); err != nil {
+							errs <- err
+							return
+						}
+						time.Sleep(time.Millisecond) // pacing, not readiness
+					}
+				}
+				pl := make([]byte, h.Payload) // the hub keeps a reference
+				binary.BigEndian.PutUint64(pl, uint64(time.Now().UnixNano()))
+				pub.Payload = pl
+				if err := p.publish(ctx, pub); err != nil {
+					errs <- fmt.Errorf("device %d: %w", i, err)
+					return
+				}
+			}
+			if err := p.finish(); err != nil {
+				errs <- fmt.Errorf("device %d: %w", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	published := time.Since(start)
+	close(errs)
+	for err := range errs {
+		return HonoResult{}, err
+	}
+	if h.NoConsumer {
+		return HonoResult{Result: Result{Sent: total, Received: total, Elapsed: published}}, nil
+	}
+	if err := <-recvDone; err != nil {
+		return HonoResult{}, err
+	}
+	res := HonoResult{Result: Result{Sent: total, Received: int(received.Load())}}
+	if l := last.Load(); l != 0 {
+		res.Elapsed = time.Unix(0, l).Sub(start)
+	}
+	latMu.Lock()
+	res.Samples = len(latencies)
+	res.P50, res.P99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+	latMu.Unlock()
+	return res, nil
+}
+
+// runCommands sends Messages request/response commands round robin to
+// Devices devices, at most Window outstanding, and counts the responses.
+func (h Hono) runCommands(ctx context.Context) (HonoResult, error) {
+	run := runID()
+	// Devices answer every command on its response topic.
+	devErr := make(chan error, h.Devices)
+	for i := range h.Devices {
+		dev := fmt.Sprintf("cmd-dev-%s-%d", run, i)
+		c, err := dial(h.Addr, dev, true)
+		if err != nil {
+			return HonoResult{}, fmt.Errorf("device %d: %w", i, err)
+		}
+		defer c.conn.Close()
+		if err := c.subscribe("command/"+h.Tenant+"/"+dev+"/req/#", 1); err != nil {
+			return HonoResult{}, err
+		}
+		go func() { devErr <- answer(c, h.Tenant, dev) }()
+	}
+	conn, s, err := h.dialApp(ctx)
+	if err != nil {
+		return HonoResult{}, err
+	}
+	defer conn.Close()
+	reply := "command_response/" + h.Tenant + "/bench-" + run
+	rcv, err := s.NewReceiver(ctx, reply, &amqp.ReceiverOptions{Credit: h.Credit})
+	if err != nil {
+		return HonoResult{}, err
+	}
+	snd, err := s.NewSender(ctx, "command/"+h.Tenant, nil)
+	if err != nil {
+		return HonoResult{}, err
+	}
+	ready := make(chan struct{}, 1)
+	snd.OnReady(func() {
+		select {
+		case ready <- struct{}{}:
+		default:
+		}
+	})
+	sent := make([]int64, h.Messages)
+	slots := make(chan struct{}, h.Window)
+	var latencies []time.Duration
+	var received int
+	var lastAt time.Time
+	done := make(chan error, 1)
+	go func() {
+		for received < h.Messages {
+			rctx, cancel := context.WithTimeout(ctx, h.Idle)
+			d, err := rcv.Receive(rctx)
+			cancel()
+			if err != nil {
+				done <- nil // the rest counts as lost
+				return
+			}
+			lastAt = time.Now()
+			var n int
+			if id, ok := d.Message.Properties.CorrelationID.(string); ok {
+				fmt.Sscan(id, &n)
+			}
+			if n >= 0 && n < len(sent) && sent[n] != 0 {
+				latencies = append(latencies, lastAt.Sub(time.Unix(0, sent[n])))
+			}
+			_ = d.Accept(ctx)
+			received++
+			<-slots
+		}
+		done <- nil
+	}()
+	start := time.Now()
+	for i := range h.Messages {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return HonoResult{}, ctx.Err()
+		}
+		dev := fmt.Sprintf("cmd-dev-%s-%d", run, i%h.Devices)
+		m := &amqp.Message{Properties: &amqp.Properties{To: "command/" + h.Tenant + "/" + dev, Subject: "bench",
+			ReplyTo: reply, CorrelationID: fmt.Sprint(i)}, Data: [][]byte{make([]byte, h.Payload)}}
+		sent[i] = time.Now().UnixNano()
+		for {
+			ok, err := snd.TrySend(m, nil, nil)
+			if err != nil {
+				return HonoResult{}, err
+			}
+			if ok {
+				break
+			}
+			select {
+			case <-ready:
+			case <-ctx.Done():
+				return HonoResult{}, ctx.Err()
+			}
+		}
+	}
+	<-done
+	res := HonoResult{Result: Result{Sent: h.Messages, Received: received}}
+	if !lastAt.IsZero() {
+		res.Elapsed = lastAt.Sub(start)
+	}
+	res.Samples = len(latencies)
+	res.P50, res.P99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+	return res, nil
+}
+
+// answer acknowledges each command and publishes its response.
+func answer(c *client, tenant, dev string) error {
+	for {
+		p, err := c.read()
+		if err != nil {
+			return err
+		}
+		pub, ok := p.(*packet.Publish)
+		if !ok {
+			continue
+		}
+		if pub.QoS == 1 {
+			if err := c.write(&packet.Puback{PacketID: pub.PacketID}); err != nil {
+				return err
+			}
+		}
+		// command/<tenant>/<device>/req/<req-id>/<name>
+		var reqID string
+		segs := 0
+		for i, start := 0, 0; i <= len(pub.Topic); i++ {
+			if i == len(pub.Topic) || pub.Topic[i] == '/' {
+				if segs == 4 {
+					reqID = pub.Topic[start:i]
+				}
+				segs++
+				start = i + 1
+			}
+		}
+		if err := c.write(&packet.Publish{Topic: "command/" + tenant + "/" + dev + "/res/" + reqID + "/200", Payload: pub.Payload}); err != nil {
+			return err
+		}
+		if c.r.Buffered() == 0 {
+			if err := c.flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
