@@ -91,10 +91,12 @@
 //     not exceed the peer's incoming window times its max frame size.
 //   - Transactions, link recovery (the unsettled map, resume) and
 //     symbolic descriptors are not implemented.
-//   - A receiver buffers up to twice its credit: a sender that overruns
-//     its credit by deliveries already in flight (RabbitMQ 3.10 does) is
-//     tolerated until that buffer is full, then detached with
-//     amqp:link:transfer-limit-exceeded.
+//   - A Listener's receivers buffer exactly their credit: a peer that
+//     sends without credit is detached with
+//     amqp:link:transfer-limit-exceeded. A client's receivers tolerate
+//     ClientOvershoot (256) deliveries past their credit, or as many as
+//     the credit if that is larger, since RabbitMQ 3.10 overruns small
+//     credits by up to about 100 deliveries in flight.
 //   - RabbitMQ 3.10 refuses a link to a missing node by ending the
 //     session (a *SessionError), and its classic queues sometimes crash on
 //     drain; both are RabbitMQ's behaviour, seen in rabbitmq_test.go.

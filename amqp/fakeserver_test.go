@@ -126,7 +126,7 @@ func TestFakeServerViolations(t *testing.T) {
 				return
 			}
 			<-r.Done() // the buffer stays full until the violation
-			for range 2 {
+			for range 1 + ClientOvershoot {
 				if _, err := r.Receive(ctx); err != nil {
 					errs <- err
 					return
@@ -143,7 +143,7 @@ func TestFakeServerViolations(t *testing.T) {
 		if *fl.LinkCredit != 1 {
 			t.Fatalf("credit %d", *fl.LinkCredit)
 		}
-		for id := range uint32(3) { // credit 1, buffer 2
+		for id := range uint32(2 + ClientOvershoot) { // credit 1, buffer 1+ClientOvershoot
 			p.send(frame.TypeAMQP, 0, transfer(0, id, oneMsg))
 		}
 		d := expect[*frame.Detach](p)

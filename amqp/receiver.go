@@ -16,11 +16,12 @@ type Receiver struct {
 	maxCredit uint32
 	manual    bool
 	maxSize   uint64
-	// queue holds complete deliveries. Its capacity is twice maxCredit:
+	// queue holds complete deliveries. Its capacity is maxCredit (a
+	// server) or maxCredit plus ClientOvershoot's tolerance (a client):
 	// the peer never gets more credit than maxCredit minus what is
-	// queued, and the other half absorbs senders that overrun their
-	// credit by deliveries in flight (see handleTransfer). The reader
-	// never blocks on it.
+	// queued, and a client's extra room absorbs senders that overrun
+	// their credit by deliveries in flight (see handleTransfer). The
+	// reader never blocks on it.
 	queue    chan *Delivery
 	partial  *Delivery // a multi-frame delivery being assembled
 	consumed atomic.Uint32
@@ -32,9 +33,27 @@ type Receiver struct {
 
 func newReceiver(l *link, credit uint32, manual bool, maxSize uint64) *Receiver {
 	r := &Receiver{l: l, maxCredit: credit, manual: manual, maxSize: maxSize,
-		queue: make(chan *Delivery, 2*credit), unsettled: make(map[uint32]*Delivery)}
+		queue: make(chan *Delivery, queueSize(credit, l.s.c.listener == nil)), unsettled: make(map[uint32]*Delivery)}
 	l.receiver = r
 	return r
+}
+
+// ClientOvershoot is how many deliveries past its credit a client-side
+// Receiver (one made by NewReceiver on a dialled connection) tolerates
+// at least, before it detaches with amqp:link:transfer-limit-exceeded:
+// brokers such as RabbitMQ 3.10 send up to about 100 transfers past a
+// credit they were granted. The tolerance is the larger of this and the
+// credit itself. A Listener's receivers tolerate nothing: a peer that
+// sends without credit is detached at once.
+const ClientOvershoot = 256
+
+// queueSize is a receiver's buffer: its credit, plus the overshoot a
+// client tolerates.
+func queueSize(credit uint32, client bool) int {
+	if !client {
+		return int(credit)
+	}
+	return int(credit) + max(int(credit), ClientOvershoot)
 }
 
 // NewReceiver attaches a receiving link to source. opts may be nil.
@@ -136,11 +155,12 @@ func (r *Receiver) handleTransfer(t *frame.Transfer) error {
 			return linkViolation{violation(frame.CondNotAllowed, "first transfer of a delivery without delivery-id"), l}
 		}
 		if l.linkCredit == 0 && len(r.queue) >= cap(r.queue) {
-			// [part 2, 2.6.7] a sender must not send without credit. One
-			// that overruns by deliveries already in flight when our flow
-			// arrived (RabbitMQ 3.10 does, under load) is tolerated while
-			// the buffer, twice the credit, has room: memory stays bounded
-			// either way.
+			// [part 2, 2.6.7] a sender must not send without credit. On
+			// the client side, one that overruns by deliveries already in
+			// flight when our flow arrived (RabbitMQ 3.10 does, under
+			// load) is tolerated while the buffer has room (see
+			// ClientOvershoot): memory stays bounded either way. A
+			// server's buffer is its credit: no overrun is tolerated.
 			return linkViolation{violation(frame.CondTransferLimitExceeded, "transfer without link credit"), l}
 		}
 		if l.linkCredit > 0 {
