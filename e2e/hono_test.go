@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/ferry-iot/ferry/internal/config"
 	"github.com/ferry-iot/ferry/internal/node"
+	"github.com/ferry-iot/ferry/internal/registry"
+	"github.com/ferry-iot/ferry/mqtt/packet"
 )
 
 // These tests run Ferry as a Hono deployment: devices are mosquitto and
@@ -307,4 +310,159 @@ func outcome(ctx context.Context, snd *goamqp.Sender, m *goamqp.Message) error {
 		return errReleased
 	}
 	return fmt.Errorf("outcome %T", st)
+}
+
+// TestHonoCreditFlowControl: an application that grants no credit slows
+// a QoS 1 device (its PUBACKs wait once the group's queue is full) without
+// the router blocking or growing; credit lets everything through, in
+// order.
+func TestHonoCreditFlowControl(t *testing.T) {
+	n := startFerry(t, func(c *config.Config) { c.MQTT.MaxQueuedOffline = 20 })
+	s := dialApp(t, n, nil)
+	rcv := receiver(t, s, "telemetry/"+tenant, "", -1) // no credit until IssueCredit
+	dev, _, err := dialRaw(n.MQTTAddr().String(), "dev-slow", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.conn.Close()
+	const total = 60
+	for i := 1; i <= total; i++ {
+		if err := dev.queue(&packet.Publish{Topic: "telemetry/" + tenant + "/dev-slow", QoS: 1, PacketID: uint16(i), Payload: []byte(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := dev.flush(); err != nil {
+		t.Fatal(err)
+	}
+	acks := 0
+	readAcks := func(until time.Duration) {
+		dev.conn.SetReadDeadline(time.Now().Add(until))
+		for acks < total {
+			p, err := dev.read()
+			if err != nil {
+				return
+			}
+			if pa, ok := p.(*packet.Puback); ok {
+				if pa.ReasonCode != 0 {
+					t.Fatalf("PUBACK %d: reason %#x", pa.PacketID, pa.ReasonCode)
+				}
+				acks++
+			}
+		}
+	}
+	readAcks(500 * time.Millisecond)
+	if acks != 20 {
+		t.Fatalf("%d PUBACKs without credit, want 20 (the group's queue)", acks)
+	}
+	if st := n.Hub().Stats(); st.Blocked == 0 {
+		t.Errorf("hub stats %+v: no blocked deliveries counted", st)
+	}
+	if err := rcv.IssueCredit(total); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= total; i++ {
+		m := receiveAMQP(t, rcv)
+		if got := string(m.GetData()); got != fmt.Sprint(i) {
+			t.Fatalf("message %d: got %s", i, got)
+		}
+	}
+	readAcks(5 * time.Second)
+	if acks != total {
+		t.Fatalf("%d PUBACKs after credit, want %d", acks, total)
+	}
+}
+
+// TestHonoGatewaysAndStatus: with authentication on, a gateway publishes
+// for a device that lists it in via and receives its commands; a device's
+// connection events and its will (on a Hono event topic) reach the
+// application.
+func TestHonoGatewaysAndStatus(t *testing.T) {
+	pub := requirePeer(t, "mosquitto_pub", "mosquitto-clients")
+	n := startFerry(t, func(c *config.Config) {
+		c.Auth = true
+		c.AdminPassword = "admin-pw"
+		c.Hono.ConnectionEvents = "events"
+	})
+	host, port := hostPort(n)
+	provision(t, n, "acme", "gw-1", "gw-auth", "gw-pw", true)
+	provision(t, n, "acme", "dev-w", "dev-w-auth", "dev-w-pw", true)
+	ctx := honoCtx(t)
+	if _, _, err := n.Registry().CreateDevice(ctx, "acme", "dev-9", registry.Device{Enabled: true, Via: []string{"gw-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := n.Registry().CreateDevice(ctx, "acme", "dev-10", registry.Device{Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := goamqp.Dial(ctx, "amqp://"+n.AppAddr().String(), &goamqp.ConnOptions{SASLType: goamqp.SASLTypeAnonymous()}); err == nil {
+		t.Fatal("ANONYMOUS accepted with authentication on")
+	}
+	s := dialApp(t, n, goamqp.SASLTypePlain("admin", "admin-pw"))
+	tele := receiver(t, s, "telemetry/acme", "", 10)
+	events := receiver(t, s, "event/acme", "", 20)
+
+	run(t, pub, "-h", host, "-p", port, "-u", "gw-auth@acme", "-P", "gw-pw", "-q", "1", "-t", "t//dev-9", "-m", "via-gw")
+	m := receiveAMQP(t, tele)
+	if m.ApplicationProperties["device_id"] != "dev-9" || string(m.GetData()) != "via-gw" {
+		t.Fatalf("gateway telemetry: %q %v", m.GetData(), m.ApplicationProperties)
+	}
+	// dev-10 does not list gw-1: refused (3.1.1: the gateway is disconnected).
+	if out, err := exec.Command(pub, "-h", host, "-p", port, "-u", "gw-auth@acme", "-P", "gw-pw", "-q", "1", "-t", "t//dev-10", "-m", "x").CombinedOutput(); err == nil {
+		t.Fatalf("a gateway published for a device that does not list it: %s", out)
+	}
+
+	// The gateway takes the commands of all its devices.
+	cl, _, _, received := pahoConnect(t, n.MQTTAddr().String(), &paho.Connect{ClientID: "gw-1-conn", CleanStart: true, KeepAlive: 30,
+		UsernameFlag: true, Username: "gw-auth@acme", PasswordFlag: true, Password: []byte("gw-pw")})
+	t.Cleanup(func() { cl.Disconnect(&paho.Disconnect{}) })
+	subscribe(t, cl, 0, paho.SubscribeOptions{Topic: "command//+/req/#", QoS: 1})
+	snd, err := s.NewSender(ctx, "command/acme", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := goamqp.NewMessage([]byte("on"))
+	cmd.Properties = &goamqp.MessageProperties{To: ptr("command/acme/dev-9"), Subject: ptr("switch")}
+	done := make(chan error, 1)
+	go func() { done <- outcome(ctx, snd, cmd) }()
+	select {
+	case p := <-received:
+		if p.Topic != "command//dev-9/req//switch" || string(p.Payload) != "on" {
+			t.Fatalf("gateway got %s %q, want command//dev-9/req//switch", p.Topic, p.Payload)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the gateway got no command")
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("command through the gateway: %v", err)
+	}
+
+	// A device with a will on its event topic dies: connected event,
+	// then the will as an event, then the disconnected event.
+	_, _, nc, _ := pahoConnect(t, n.MQTTAddr().String(), &paho.Connect{ClientID: "dev-w-conn", CleanStart: true, KeepAlive: 30,
+		UsernameFlag: true, Username: "dev-w-auth@acme", PasswordFlag: true, Password: []byte("dev-w-pw"),
+		WillMessage: &paho.WillMessage{Topic: "event", QoS: 1, Payload: []byte("dev-w died")}})
+	nc.Close()
+	var causes []string
+	gotWill := false
+	for len(causes) < 2 || !gotWill {
+		m := receiveAMQP(t, events)
+		if m.ApplicationProperties["device_id"] != "dev-w" {
+			continue
+		}
+		switch *m.Properties.ContentType {
+		case "application/vnd.eclipse-hono-dc-notification+json":
+			var body struct{ Cause string }
+			if err := json.Unmarshal(m.GetData(), &body); err != nil {
+				t.Fatal(err)
+			}
+			causes = append(causes, body.Cause)
+		default:
+			if string(m.GetData()) != "dev-w died" {
+				t.Fatalf("event %q", m.GetData())
+			}
+			gotWill = true
+		}
+	}
+	if causes[0] != "connected" || causes[1] != "disconnected" {
+		t.Fatalf("connection events %v", causes)
+	}
 }
