@@ -43,7 +43,7 @@ func TestRegistryThroughServe(t *testing.T) {
 	// The device logs in with what the operator set up; a wrong password
 	// and a disabled device are refused with their codes.
 	host, port := hostPort(n)
-	run(t, pub, "-h", host, "-p", port, "-u", "sensor-1@acme", "-P", "s3cret-pw", "-t", "telemetry", "-m", "21.5", "-q", "1")
+	run(t, pub, "-h", host, "-p", port, "-u", "sensor-1@acme", "-P", "s3cret-pw", "-t", "sensors/temp", "-m", "21.5", "-q", "1")
 	cli("device", "create", "acme", "dev-off", "--disabled")
 	cli("credentials", "set", "acme", "dev-off", "--auth-id", "off-1", "--password", "off-pw")
 	for _, tc := range []struct{ user, pw, want string }{

@@ -88,9 +88,15 @@ func (s *Server) parseCommand(tenant string, m *amqp.Message) (*command.Command,
 		if id == nil {
 			return nil, 0, errors.New("a request/response command needs a correlation-id or message-id")
 		}
-		cmd.CorrelationID = messageIDString(id)
-		if cmd.CorrelationID == "" {
-			return nil, 0, errors.New("empty correlation-id")
+		corr, ok := id.(string)
+		if !ok || corr == "" {
+			// As Hono: the id travels in the device's topic as text, and
+			// a response could not give back a UUID or ulong as such.
+			return nil, 0, fmt.Errorf("the correlation-id (or message-id) must be a non-empty string, not %T", id)
+		}
+		cmd.CorrelationID = corr
+		if _, err := hono.EncodeReqID(cmd.CorrelationID, cmd.ReplyID, cmd.Device, hono.MessagingAMQP); err != nil {
+			return nil, 0, fmt.Errorf("the command's request id cannot be built: %w", err)
 		}
 	}
 	switch {
@@ -113,17 +119,6 @@ func (s *Server) parseCommand(tenant string, m *amqp.Message) (*command.Command,
 		ttl = m.Header.TTL
 	}
 	return cmd, ttl, nil
-}
-
-func messageIDString(id any) string {
-	switch v := id.(type) {
-	case string:
-		return v
-	case []byte:
-		return string(v)
-	default:
-		return fmt.Sprint(v)
-	}
 }
 
 // responseSink sends responses to an application's receiver on

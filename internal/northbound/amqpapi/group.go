@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -311,8 +312,9 @@ func toAMQP(m *hub.Message) *amqp.Message {
 	if len(m.CorrelationData) > 0 {
 		am.Properties.CorrelationID = m.CorrelationData
 	}
-	if m.QoS > 0 || !m.Expiry.IsZero() {
-		am.Header = &amqp.MessageHeader{Durable: m.QoS > 0, Priority: 4}
+	event := strings.HasPrefix(m.Topic, hono.HubPrefix+"event/")
+	if event || !m.Expiry.IsZero() {
+		am.Header = &amqp.MessageHeader{Durable: event, Priority: 4} // telemetry is never durable
 		if !m.Expiry.IsZero() && !m.Created.IsZero() {
 			am.Header.TTL = m.Expiry.Sub(m.Created)
 		}
