@@ -175,4 +175,20 @@ type (
 	Rejected      = frame.Rejected
 	Released      = frame.Released
 	Modified      = frame.Modified
+	Source        = frame.Source
+	Target        = frame.Target
+	Attach        = frame.Attach
+	Open          = frame.Open
+
+	SenderSettleMode   = frame.SenderSettleMode
+	ReceiverSettleMode = frame.ReceiverSettleMode
+)
+
+// Settle modes (part 2, sections 2.8.2 and 2.8.3).
+const (
+	SenderSettleUnsettled = frame.SenderSettleUnsettled
+	SenderSettleSettled   = frame.SenderSettleSettled
+	SenderSettleMixed     = frame.SenderSettleMixed
+	ReceiverSettleFirst   = frame.ReceiverSettleFirst
+	ReceiverSettleSecond  = frame.ReceiverSettleSecond
 )

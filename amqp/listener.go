@@ -78,6 +78,30 @@ type LinkRequest struct {
 	OfferedCapabilities []Symbol
 	// Credit overrides the listener's Credit for a Receiver.
 	Credit uint32
+	// SndSettleMode and RcvSettleMode, when set, are the settle modes we
+	// answer with instead of echoing the peer's: what this end does (a
+	// Sender then sends accordingly; the peer may detach if it cannot
+	// accept them).
+	SndSettleMode *SenderSettleMode
+	RcvSettleMode *ReceiverSettleMode
+	// Source and Target, when set, replace the terminus we answer with:
+	// the source of a Sender (its distribution-mode, default-outcome,
+	// outcomes, and the filters actually applied) or the target of a
+	// Receiver. By default the peer's terminus is echoed.
+	Source *Source
+	Target *Target
+}
+
+// ConnHandler is implemented by Handlers that decide on each connection
+// once its open is exchanged, before any of its sessions: HandleConn runs
+// on the connection's goroutine before the reader starts, so no begin or
+// attach reaches the Handler first. Returning an error refuses the
+// connection: it is closed with the error's condition (an *Error as is,
+// any other error as amqp:internal-error), lingering as CloseWithError
+// does so the peer reads it.
+type ConnHandler interface {
+	Handler
+	HandleConn(c *Conn) error
 }
 
 // pendingAttach is an incoming attach waiting for the Handler, which runs
@@ -186,6 +210,18 @@ func (c *Conn) completeAttach(p *pendingAttach) {
 	}
 	a.Properties = req.Properties
 	a.OfferedCapabilities = req.OfferedCapabilities
+	if req.SndSettleMode != nil {
+		l.sndSettle, a.SndSettleMode = *req.SndSettleMode, *req.SndSettleMode
+	}
+	if req.RcvSettleMode != nil {
+		l.rcvSettle, a.RcvSettleMode = *req.RcvSettleMode, *req.RcvSettleMode
+	}
+	if req.Source != nil {
+		l.source, a.Source = req.Source, req.Source
+	}
+	if req.Target != nil {
+		l.target, a.Target = req.Target, req.Target
+	}
 	if l.role == frame.RoleSender {
 		a.InitialDeliveryCount = new(uint32)
 	} else {
@@ -211,6 +247,7 @@ type Listener struct {
 
 	mu      sync.Mutex
 	conns   map[*Conn]bool // value: handshake done and reader started
+	started int            // conns with value true
 	closed  bool
 	closing chan struct{}  // closed by Close: ends the accept loop's back-off
 	wg      sync.WaitGroup // the accept loop and handshakes in progress
@@ -235,7 +272,7 @@ func Listen(ln net.Listener, opts *ListenerOptions) (*Listener, error) {
 		idleTimeout: opts.IdleTimeout, offeredCaps: opts.OfferedCapabilities, properties: opts.Properties,
 		handshakeTimeout: opts.HandshakeTimeout, session: opts.Session, credit: opts.Credit,
 		maxMessageSize: opts.MaxMessageSize, handler: opts.Handler,
-		readBufferSize: opts.ReadBufferSize, maxSessions: opts.MaxSessions, maxLinks: opts.MaxLinks,
+		readBufferSize: opts.ReadBufferSize, maxSessions: opts.MaxSessions, maxLinks: opts.MaxLinks, maxConns: opts.MaxConnections,
 		closeLinger: opts.CloseLinger, logger: opts.Logger, saslMechanisms: opts.SASLMechanisms,
 	}
 	cfg.sessionHandler, _ = opts.Handler.(SessionHandler)
@@ -307,18 +344,36 @@ func (l *Listener) serve(c *Conn) {
 		return
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.closed {
+		l.mu.Unlock()
 		c.nc.Close()
-		delete(l.conns, c)
+		l.forget(c)
 		return
 	}
+	started := l.started
 	l.conns[c] = true
+	l.started++
+	l.mu.Unlock()
+	var refuse error
+	if max := l.cfg.maxConns; max > 0 && started >= max {
+		refuse = &Error{Condition: frame.CondResourceLimitExceeded,
+			Description: fmt.Sprintf("%d connections open, the most this listener allows", started)}
+	} else if ch, ok := l.cfg.handler.(ConnHandler); ok {
+		refuse = ch.HandleConn(c)
+	}
+	if refuse != nil {
+		// Closed before the reader starts: nothing of the peer's is
+		// processed; the reader then only lingers.
+		c.closeWithError(asError(refuse), &ConnError{inner: refuse})
+	}
 	c.start()
 }
 
 func (l *Listener) forget(c *Conn) {
 	l.mu.Lock()
+	if l.conns[c] {
+		l.started--
+	}
 	delete(l.conns, c)
 	l.mu.Unlock()
 }

@@ -217,6 +217,10 @@ type ListenerOptions struct {
 	MaxSessions int
 	MaxLinks    int
 	CloseLinger time.Duration
+	// MaxConnections bounds the connections open at once: one beyond it
+	// is closed after its open with amqp:resource-limit-exceeded. 0: no
+	// bound.
+	MaxConnections int
 	// Logger receives diagnostics: Accept errors, panics in the Handler.
 	// Default slog.Default().
 	Logger *slog.Logger
@@ -256,6 +260,7 @@ type connConfig struct {
 	channelMax       uint16
 	maxSessions      int
 	maxLinks         int
+	maxConns         int
 	idleTimeout      time.Duration
 	closeLinger      time.Duration
 	logger           *slog.Logger

@@ -74,6 +74,10 @@ type AMQP struct {
 	// command_response/ addresses. Empty disables it. Default
 	// 127.0.0.1:15672.
 	AppAddr string `yaml:"app_addr"`
+	// MaxConnections (amqp.max_connections) bounds the application
+	// connections open at once; one more is closed after its open with
+	// amqp:resource-limit-exceeded. Default 1000.
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // Hono configures Hono's APIs on the MQTT listeners and the northbound
@@ -371,7 +375,7 @@ func Default() Config {
 		Log:             Log{Level: "info", Format: "text"},
 		ShutdownTimeout: Duration(5 * time.Second),
 		HTTP:            HTTP{Addr: "127.0.0.1:8080"},
-		AMQP:            AMQP{AppAddr: "127.0.0.1:15672"},
+		AMQP:            AMQP{AppAddr: "127.0.0.1:15672", MaxConnections: 1000},
 		Hono: Hono{EventRetention: Duration(24 * time.Hour), MaxPayloadSize: 2048,
 			CommandAckTimeout: Duration(time.Second), ConnectionEvents: "none"},
 		Login:   Login{CacheTTL: Duration(30 * time.Second), FailureBurst: 10, FailureInterval: Duration(time.Second)},
@@ -496,6 +500,9 @@ func (c *Config) Validate() error {
 	}
 	if ce := c.Hono.ConnectionEvents; ce != "" && ce != "none" && ce != "events" {
 		return fmt.Errorf("hono.connection_events: %q is not none or events", ce)
+	}
+	if c.AMQP.MaxConnections < 1 {
+		return errors.New("amqp.max_connections must be at least 1")
 	}
 	if c.Hono.MaxPayloadSize < 0 {
 		return errors.New("hono.max_payload_size must not be negative")

@@ -35,6 +35,7 @@ func (n *Node) startApps() error {
 		Anonymous:      !cfg.Auth && loopback,
 		EventRetention: time.Duration(cfg.Hono.EventRetention),
 		Logger:         n.log,
+		MaxConnections: cfg.AMQP.MaxConnections,
 	})
 	return n.apps.Serve(n.appLn)
 }

@@ -66,6 +66,8 @@ type Options struct {
 	Logger *slog.Logger
 	// ContainerID of the listener. Default "ferry".
 	ContainerID string
+	// MaxConnections bounds the application connections; 0: no bound.
+	MaxConnections int
 }
 
 // Server serves the northbound API.
@@ -127,6 +129,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		Logger:              s.log,
 		OfferedCapabilities: []amqp.Symbol{"ANONYMOUS-RELAY"},
 		Credit:              100,
+		MaxConnections:      s.opts.MaxConnections,
 	})
 	if err != nil {
 		return err
