@@ -26,7 +26,9 @@ type Conn struct {
 	cfg         connConfig
 	nc          net.Conn // after TLS, if any
 	w           *writer
-	br          *bufio.Reader
+	br          *bufio.Reader // the handshake's; nil once the reader starts
+	rd          *sockReader   // the reader goroutine's, after the handshake
+	lingerAt    atomic.Int64  // the read deadline of a linger, unix nanos
 	remoteOpen  *frame.Open
 	peerMax     uint32 // largest frame we may send
 	peerIdle    time.Duration
@@ -169,6 +171,8 @@ func newConn(nc net.Conn, cfg connConfig) *Conn {
 // socket is closed) and the idle timer.
 func (c *Conn) start() {
 	c.lastRead.Store(time.Now().UnixNano())
+	c.rd = newSockReader(c.nc, c.br, c.cfg.readBufferSize, &c.lingerAt)
+	c.br = nil
 	go c.readLoop()
 	if d := c.heartbeatInterval(); d > 0 {
 		c.mu.Lock()
@@ -338,7 +342,9 @@ func (c *Conn) closeWithError(e *Error, err error) {
 		return
 	}
 	closeWrite(c.nc)
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.cfg.closeLinger))
+	at := time.Now().Add(c.cfg.closeLinger)
+	c.lingerAt.Store(at.UnixNano()) // before the deadline: see sockReader.fill
+	_ = c.nc.SetReadDeadline(at)
 }
 
 // closeWrite half-closes nc when it can (TCP: a FIN; TLS: close_notify),
@@ -398,7 +404,8 @@ func (c *Conn) closeSocket() {
 // reader of the socket after the handshake.
 func (c *Conn) readLoop() {
 	defer close(c.readerDone)
-	buf := make([]byte, 0, 4096)
+	var buf []byte // a pooled frame buffer while frames flow (readFrame)
+	defer c.rd.release()
 	c.readFrames(&buf)
 	c.mu.Lock()
 	linger := c.lingering
@@ -459,6 +466,12 @@ func (c *Conn) readFrames(buf *[]byte) {
 			c.closeWithError(v.amqpError(), &ConnError{inner: v})
 			return
 		}
+		if !c.rd.buffered() {
+			// The next read may wait long: nothing refers to the frame
+			// any more (transfers were copied), so an idle connection
+			// keeps no frame buffer.
+			releaseFrameBuf(buf)
+		}
 		if req := c.pendingBegin; req != nil {
 			c.pendingBegin = nil
 			c.completeBegin(req)
@@ -508,7 +521,7 @@ func (c *Conn) linger(buf *[]byte) {
 		case errors.As(err, &v):
 			// Out of step with the framing (an oversized or bad frame
 			// brought us here): discard bytes instead.
-			_, _ = io.Copy(io.Discard, c.br)
+			_, _ = io.Copy(io.Discard, c.rd)
 			return
 		case err != nil:
 			return
@@ -536,8 +549,12 @@ func isPerformative(body []byte, code byte) bool {
 
 // readFrame reads one frame into *buf and returns its header and body.
 func (c *Conn) readFrame(buf *[]byte) (frame.Header, []byte, error) {
+	var r io.Reader = c.br // during the handshake
+	if c.rd != nil {
+		r = c.rd
+	}
 	var hb [frame.HeaderSize]byte
-	if _, err := io.ReadFull(c.br, hb[:]); err != nil {
+	if _, err := io.ReadFull(r, hb[:]); err != nil {
 		return frame.Header{}, nil, err
 	}
 	h, err := frame.ParseHeader(hb[:])
@@ -549,16 +566,36 @@ func (c *Conn) readFrame(buf *[]byte) (frame.Header, []byte, error) {
 	}
 	n := int(h.Size) - frame.HeaderSize
 	if cap(*buf) < n {
-		*buf = make([]byte, n)
+		if *buf == nil && n <= frameBufSize {
+			*buf = (*frameBufs.Get().(*[]byte))[:0]
+		} else {
+			releaseFrameBuf(buf)
+			*buf = make([]byte, n)
+		}
 	}
 	b := (*buf)[:n]
-	if _, err := io.ReadFull(c.br, b); err != nil {
+	if _, err := io.ReadFull(r, b); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
 		return h, nil, err
 	}
 	return h, b[int(h.DataOffset)*4-frame.HeaderSize:], nil
+}
+
+// frameBufSize is the size of pooled frame buffers: most frames fit; a
+// larger one gets a buffer of its own.
+const frameBufSize = 4096
+
+var frameBufs = sync.Pool{New: func() any { b := make([]byte, frameBufSize); return &b }}
+
+// releaseFrameBuf gives *buf back to the pool when it came from there.
+func releaseFrameBuf(buf *[]byte) {
+	if cap(*buf) == frameBufSize {
+		b := (*buf)[:frameBufSize]
+		frameBufs.Put(&b)
+	}
+	*buf = nil
 }
 
 // dispatch handles one frame from the reader goroutine.

@@ -100,8 +100,11 @@
 //   - RabbitMQ 3.10 refuses a link to a missing node by ending the
 //     session (a *SessionError), and its classic queues sometimes crash on
 //     drain; both are RabbitMQ's behaviour, seen in rabbitmq_test.go.
-//   - An idle connection still keeps its reader goroutine and its read
-//     buffer (ReadBufferSize, 16 KiB by default: smaller buffers cost
-//     throughput) and, with an idle time-out (the Listener's default),
-//     a timer.
+//   - An idle connection gives its read buffer (ReadBufferSize, 16 KiB
+//     by default), frame buffer and write buffer back to shared pools
+//     after 100 ms of silence, and its receivers' queues let their memory
+//     go when they empty; it still keeps its reader goroutine (about 4 KB
+//     of stack) and, with an idle time-out (the Listener's default), a
+//     timer. BenchmarkIdleConnMemory measures about 9 KB per connection
+//     with a session and a link.
 package amqp

@@ -77,6 +77,9 @@ func (l *link) attachLocked(a *frame.Attach) error {
 	a.Handle = l.handle
 	a.Name = l.name
 	l.attachFrame = a
+	if s.pending == nil {
+		s.pending = make(map[string]*link)
+	}
 	s.pending[l.name] = l
 	return s.c.w.frame(frame.TypeAMQP, s.channel, a)
 }

@@ -228,7 +228,7 @@ func (c *Conn) completeAttach(p *pendingAttach) {
 		a.MaxMessageSize = l.receiver.maxSize
 		if req.Credit > 0 && req.Credit != l.receiver.maxCredit {
 			l.receiver.maxCredit = req.Credit
-			l.receiver.queue = make(chan *Delivery, queueSize(req.Credit, false))
+			l.receiver.queue.max = queueSize(req.Credit, false)
 		}
 	}
 	l.attachFrame = a

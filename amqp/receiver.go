@@ -22,7 +22,7 @@ type Receiver struct {
 	// queued, and a client's extra room absorbs senders that overrun
 	// their credit by deliveries in flight (see handleTransfer). The
 	// reader never blocks on it.
-	queue    chan *Delivery
+	queue    deliveryQueue
 	partial  *Delivery // a multi-frame delivery being assembled
 	consumed atomic.Uint32
 	drainCh  chan struct{} // non-nil while a Drain waits
@@ -33,7 +33,7 @@ type Receiver struct {
 
 func newReceiver(l *link, credit uint32, manual bool, maxSize uint64) *Receiver {
 	r := &Receiver{l: l, maxCredit: credit, manual: manual, maxSize: maxSize,
-		queue: make(chan *Delivery, queueSize(credit, l.s.c.listener == nil)), unsettled: make(map[uint32]*Delivery)}
+		queue: deliveryQueue{max: queueSize(credit, l.s.c.listener == nil), arrived: make(chan struct{}, 1)}}
 	l.receiver = r
 	return r
 }
@@ -154,7 +154,7 @@ func (r *Receiver) handleTransfer(t *frame.Transfer) error {
 		if t.DeliveryID == nil {
 			return linkViolation{violation(frame.CondNotAllowed, "first transfer of a delivery without delivery-id"), l}
 		}
-		if l.linkCredit == 0 && len(r.queue) >= cap(r.queue) {
+		if l.linkCredit == 0 && r.queue.len() >= r.queue.max {
 			// [part 2, 2.6.7] a sender must not send without credit. On
 			// the client side, one that overruns by deliveries already in
 			// flight when our flow arrived (RabbitMQ 3.10 does, under
@@ -196,14 +196,15 @@ func (r *Receiver) handleTransfer(t *frame.Transfer) error {
 	r.partial = nil
 	if !d.Settled && l.rcvSettle == frame.ReceiverSettleSecond {
 		d.settledCh = make(chan struct{})
+		if r.unsettled == nil {
+			r.unsettled = make(map[uint32]*Delivery)
+		}
 		r.unsettled[d.ID] = d
 	}
-	select {
-	case r.queue <- d:
-		return nil
-	default:
+	if !r.queue.push(d) {
 		return linkViolation{violation(frame.CondTransferLimitExceeded, "more deliveries than credit"), l}
 	}
+	return nil
 }
 
 // settledBySender closes the settlement waits for first..last.
@@ -263,18 +264,22 @@ func (r *Receiver) failLocked() {
 // Receive returns the next message, waiting for one or ctx. Messages
 // already received are still returned after the link is detached.
 func (r *Receiver) Receive(ctx context.Context) (*Delivery, error) {
+	c := r.l.s.c
 	for {
-		var d *Delivery
-		select {
-		case d = <-r.queue:
-		default:
+		c.mu.Lock()
+		d := r.queue.pop()
+		c.mu.Unlock()
+		if d == nil {
 			select {
-			case d = <-r.queue:
+			case <-r.queue.arrived:
+				continue
 			case <-r.l.detached:
-				select {
-				case d = <-r.queue:
-				default:
-					return nil, r.l.err
+				c.mu.Lock()
+				d = r.queue.pop()
+				err := r.l.err
+				c.mu.Unlock()
+				if d == nil {
+					return nil, err
 				}
 			case <-ctx.Done():
 				return nil, ctx.Err()
@@ -311,7 +316,7 @@ func (r *Receiver) grantLocked() {
 	if l.drain || l.detachSent || !l.remoteAttached || l.refused {
 		return
 	}
-	inFlight := uint32(len(r.queue))
+	inFlight := uint32(r.queue.len())
 	if r.partial != nil {
 		inFlight++
 	}
@@ -332,7 +337,7 @@ func (r *Receiver) IssueCredit(n uint32) error {
 	if l.detachSent {
 		return l.err
 	}
-	if uint64(l.linkCredit)+uint64(n)+uint64(len(r.queue)) > uint64(r.maxCredit) {
+	if uint64(l.linkCredit)+uint64(n)+uint64(r.queue.len()) > uint64(r.maxCredit) {
 		return fmt.Errorf("amqp: credit %d + %d would exceed the receiver's buffer of %d", l.linkCredit, n, r.maxCredit)
 	}
 	l.linkCredit += n
@@ -434,4 +439,56 @@ func (d *Delivery) settle(ctx context.Context, state frame.DeliveryState) error 
 	case <-l.s.c.done:
 		return errors.Join(ErrClosed, l.s.c.err)
 	}
+}
+
+// deliveryQueue holds a receiver's complete deliveries until Receive takes
+// them, at most max. It grows with what arrives and lets its memory go
+// when it empties, so an idle receiver holds none. Guarded by the Conn's
+// mutex; arrived (capacity 1) wakes a waiting Receive.
+type deliveryQueue struct {
+	items   []*Delivery
+	head    int
+	max     int
+	high    int // the longest the queue was since it last emptied
+	arrived chan struct{}
+}
+
+func (q *deliveryQueue) len() int { return len(q.items) - q.head }
+
+func (q *deliveryQueue) push(d *Delivery) bool {
+	if q.len() >= q.max {
+		return false
+	}
+	q.items = append(q.items, d)
+	q.high = max(q.high, q.len())
+	q.signal()
+	return true
+}
+
+func (q *deliveryQueue) signal() {
+	select {
+	case q.arrived <- struct{}{}:
+	default:
+	}
+}
+
+func (q *deliveryQueue) pop() *Delivery {
+	if q.len() == 0 {
+		return nil
+	}
+	d := q.items[q.head]
+	q.items[q.head] = nil
+	q.head++
+	if q.head == len(q.items) {
+		q.head = 0
+		if cap(q.items) > 32 && q.high < cap(q.items)/4 {
+			q.items = nil // room for a burst long past: let it go
+		} else {
+			q.items = q.items[:0] // a steady flow reuses it
+		}
+		q.high = 0
+	} else {
+		q.signal() // more for another waiting Receive
+	}
+	return d
 }

@@ -15,7 +15,7 @@ type Message = frame.Message
 // Sender sends messages on a link. Its methods are safe for concurrent use.
 type Sender struct {
 	l        *link
-	creditCh chan struct{} // closed and replaced when credit arrives
+	creditCh chan struct{} // made by a waiter, closed when credit arrives
 	waiting  int           // Send calls waiting for credit or window
 	nextTag  uint64
 	ready    func() // OnReady's function
@@ -25,7 +25,7 @@ type Sender struct {
 }
 
 func newSender(l *link) *Sender {
-	snd := &Sender{l: l, creditCh: make(chan struct{})}
+	snd := &Sender{l: l}
 	l.sender = snd
 	return snd
 }
@@ -102,6 +102,9 @@ func (snd *Sender) CreditAvailable() <-chan struct{} {
 	defer snd.l.s.c.mu.Unlock()
 	if snd.l.linkCredit > 0 {
 		return closedChan
+	}
+	if snd.creditCh == nil {
+		snd.creditCh = make(chan struct{})
 	}
 	return snd.creditCh
 }
@@ -201,6 +204,12 @@ func (snd *Sender) Send(ctx context.Context, msg *Message, opts *SendOptions) er
 		if l.linkCredit > 0 && s.remoteIncomingWindow >= uint32(frames) {
 			break
 		}
+		if snd.creditCh == nil {
+			snd.creditCh = make(chan struct{})
+		}
+		if s.windowCh == nil {
+			s.windowCh = make(chan struct{})
+		}
 		creditCh, windowCh := snd.creditCh, s.windowCh
 		snd.waiting++
 		c.mu.Unlock()
@@ -257,6 +266,9 @@ func (snd *Sender) transferLocked(payload []byte, perFrame int, od *outDelivery,
 	binary.BigEndian.PutUint64(tag[:], snd.nextTag)
 	snd.nextTag++
 	if od != nil {
+		if s.unsettled == nil {
+			s.unsettled = make(map[uint32]*outDelivery)
+		}
 		s.unsettled[id] = od
 	}
 	format := uint32(0)
@@ -445,8 +457,10 @@ func (snd *Sender) handleFlow(f *frame.Flow) {
 	}
 	l.drain = f.Drain
 	if l.linkCredit > 0 {
-		close(snd.creditCh)
-		snd.creditCh = make(chan struct{})
+		if snd.creditCh != nil {
+			close(snd.creditCh)
+			snd.creditCh = nil
+		}
 	}
 	c := l.s.c
 	switch {

@@ -30,7 +30,7 @@ type Session struct {
 	nextOutgoingID       uint32
 	remoteIncomingWindow uint32
 	remoteWindowSize     uint32        // the largest incoming-window the peer announced
-	windowCh             chan struct{} // closed and replaced when the window opens
+	windowCh             chan struct{} // made by a waiting Send, closed when the window opens
 	nextDeliveryID       uint32
 	unsettled            map[uint32]*outDelivery // our unsettled deliveries, by delivery id
 
@@ -51,12 +51,9 @@ func newSession(c *Conn, ch uint16, opts SessionOptions) *Session {
 		c: c, opts: opts, channel: ch,
 		begun:             make(chan struct{}),
 		ended:             make(chan struct{}),
-		windowCh:          make(chan struct{}),
-		unsettled:         make(map[uint32]*outDelivery),
 		incomingRemaining: opts.IncomingWindow,
 		links:             make(map[uint32]*link),
 		remoteLinks:       make(map[uint32]*link),
-		pending:           make(map[string]*link),
 	}
 }
 
@@ -228,8 +225,10 @@ func (s *Session) handleFlow(f *frame.Flow) error {
 	s.remoteWindowSize = max(s.remoteWindowSize, f.IncomingWindow)
 	s.remoteOutgoingWindow = f.OutgoingWindow
 	if s.remoteIncomingWindow > 0 {
-		close(s.windowCh)
-		s.windowCh = make(chan struct{})
+		if s.windowCh != nil {
+			close(s.windowCh)
+			s.windowCh = nil
+		}
 		for _, l := range s.links {
 			if l.sender != nil {
 				l.sender.windowOpenedLocked()

@@ -72,6 +72,7 @@ func (w *writer) frame(t frame.Type, ch uint16, body frame.Body) error {
 		return w.err
 	}
 	var err error
+	w.grabLocked()
 	start := len(w.buf)
 	w.buf, err = frame.Append(w.buf, t, ch, body)
 	if err != nil {
@@ -142,6 +143,7 @@ func (w *writer) raw(b []byte) error {
 	if err := w.refusal(); err != nil {
 		return err
 	}
+	w.grabLocked()
 	w.buf = append(w.buf, b...)
 	w.lastDisp.ok = false
 	w.kick()
@@ -156,10 +158,36 @@ func (w *writer) appendFrames(fn func([]byte) []byte) error {
 	if err := w.refusal(); err != nil {
 		return err
 	}
+	w.grabLocked()
 	w.buf = fn(w.buf)
 	w.lastDisp.ok = false
 	w.kick()
 	return nil
+}
+
+// writeBufSize is the capacity of new pooled write buffers. A burst grows
+// a buffer; one up to maxPooledWriteBuf goes back to the pool as it is,
+// so that busy connections do not grow a fresh buffer per burst.
+const (
+	writeBufSize      = 4096
+	maxPooledWriteBuf = 256 << 10
+)
+
+var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, writeBufSize); return &b }}
+
+func putWriteBuf(b []byte) {
+	if c := cap(b); c > 0 && c <= maxPooledWriteBuf {
+		b = b[:0]
+		writeBufs.Put(&b)
+	}
+}
+
+// grabLocked gives an idle writer a buffer from the pool before it
+// queues a frame. Called with mu held.
+func (w *writer) grabLocked() {
+	if w.buf == nil {
+		w.buf = *writeBufs.Get().(*[]byte)
+	}
 }
 
 // kick starts the flush goroutine if none runs. Called with mu held.
@@ -181,6 +209,14 @@ func (w *writer) flush() {
 		w.mu.Lock()
 		if len(w.buf) == 0 || w.err != nil {
 			w.running = false
+			// Idle now: the buffers go back to the pool, so an idle
+			// connection holds none.
+			putWriteBuf(w.spare)
+			w.spare = nil
+			if len(w.buf) == 0 {
+				putWriteBuf(w.buf)
+				w.buf = nil
+			}
 			close(w.idle)
 			w.idle = make(chan struct{})
 			w.mu.Unlock()
