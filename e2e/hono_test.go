@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -464,5 +465,79 @@ func TestHonoGatewaysAndStatus(t *testing.T) {
 	}
 	if causes[0] != "connected" || causes[1] != "disconnected" {
 		t.Fatalf("connection events %v", causes)
+	}
+}
+
+// TestHonoErrorTopic: a 3.1.1 device subscribed to Hono's error topic
+// reads why its publish was refused there and stays connected; without
+// the subscription it is disconnected.
+func TestHonoErrorTopic(t *testing.T) {
+	n := startFerry(t)
+	dev, _, err := dialRaw(n.MQTTAddr().String(), "dev-e", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.conn.Close()
+	if err := dev.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "error/" + tenant + "/dev-e/#"}}}); err != nil {
+		t.Fatal(err)
+	}
+	// No application receives telemetry: QoS 1 is refused with 503.
+	if err := dev.send(&packet.Publish{Topic: "telemetry/" + tenant + "/dev-e/?correlation-id=c-7", QoS: 1, PacketID: 2, Payload: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	var errPub *packet.Publish
+	var acked bool
+	dev.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for errPub == nil || !acked {
+		p, err := dev.read()
+		if err != nil {
+			t.Fatalf("reading (error publish %v, PUBACK %v): %v", errPub != nil, acked, err)
+		}
+		switch p := p.(type) {
+		case *packet.Publish:
+			errPub = p
+		case *packet.Puback:
+			acked = true
+		}
+	}
+	if errPub.Topic != "error/"+tenant+"/dev-e/telemetry/c-7/503" {
+		t.Fatalf("error topic %s", errPub.Topic)
+	}
+	var body struct {
+		Code          int    `json:"code"`
+		Message       string `json:"message"`
+		CorrelationID string `json:"correlation-id"`
+	}
+	if err := json.Unmarshal(errPub.Payload, &body); err != nil || body.Code != 503 || body.CorrelationID != "c-7" || body.Message == "" {
+		t.Fatalf("error payload %s (%v)", errPub.Payload, err)
+	}
+	// Still connected.
+	if err := dev.send(&packet.Pingreq{}); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := dev.read(); err != nil {
+		t.Fatalf("after the error: %v", err)
+	} else if _, ok := p.(*packet.Pingresp); !ok {
+		t.Fatalf("after the error: %T", p)
+	}
+
+	// Without an error subscription, a 3.1.1 device is disconnected.
+	dev2, _, err := dialRaw(n.MQTTAddr().String(), "dev-f", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev2.conn.Close()
+	if err := dev2.send(&packet.Publish{Topic: "event/" + tenant + "/dev-f", QoS: 2, PacketID: 1, Payload: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	dev2.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, err := dev2.read()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatal("a QoS 2 event without error subscription left the 3.1.1 connection open")
+		}
+		if err != nil {
+			break // the connection ended, as Hono ends it
+		}
 	}
 }

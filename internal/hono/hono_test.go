@@ -591,3 +591,43 @@ func TestHubTopics(t *testing.T) {
 		}
 	}
 }
+
+func TestParseErrorFilter(t *testing.T) {
+	for _, tc := range []struct {
+		filter string
+		ok     bool
+		err    bool
+		want   ErrorFilter
+		topic  string // ErrorTopic("dev-9", "t", "5", 503)
+	}{
+		{filter: "error///#", ok: true, want: ErrorFilter{}, topic: "error///t/5/503"},
+		{filter: "e///#", ok: true, want: ErrorFilter{Short: true}, topic: "e///t/5/503"},
+		{filter: "error/acme/dev-1/#", ok: true, want: ErrorFilter{Tenant: "acme", Device: "dev-1"}, topic: "error/acme/dev-1/t/5/503"},
+		{filter: "error//+/#", ok: true, want: ErrorFilter{Device: "+"}, topic: "error//dev-9/t/5/503"},
+		{filter: "error/#", ok: true, err: true},
+		{filter: "error/+/d/#", ok: true, err: true},
+		{filter: "e/x", ok: false},
+		{filter: "sensors/#", ok: false},
+	} {
+		t.Run(tc.filter, func(t *testing.T) {
+			f, ok, err := ParseErrorFilter(tc.filter)
+			if ok != tc.ok || (err != nil) != tc.err {
+				t.Fatalf("ok %v err %v, want ok %v err %v", ok, err, tc.ok, tc.err)
+			}
+			if !ok || err != nil {
+				return
+			}
+			if f != tc.want {
+				t.Fatalf("filter %+v, want %+v", f, tc.want)
+			}
+			if got := f.ErrorTopic("dev-9", "t", "5", 503); got != tc.topic {
+				t.Fatalf("error topic %s, want %s", got, tc.topic)
+			}
+		})
+	}
+	for topic, want := range map[string]string{"telemetry": "telemetry", "t/?x=1": "t", "e": "e", "command///res/x/200": "command-response", "c///s/x/200": "c-s"} {
+		if got := ErrorEndpoint(topic); got != want {
+			t.Errorf("ErrorEndpoint(%s) = %s, want %s", topic, got, want)
+		}
+	}
+}

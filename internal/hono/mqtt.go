@@ -169,3 +169,63 @@ func (f CommandFilter) CommandTopic(target, reqID, name string) string {
 	}
 	return ep + "/" + f.Tenant + "/" + dev + "/" + req + "/" + reqID + "/" + name
 }
+
+// ErrorFilter is a device's subscription to Hono's error topic:
+// error/[<tenant>]/[<device>]/# (short e/...; a gateway's error/[t]/+/#).
+type ErrorFilter struct {
+	Short          bool
+	Tenant, Device string
+}
+
+// ParseErrorFilter recognises error/[t]/[d]/# and e/[t]/[d]/#. ok is false
+// for other filters; err is set for a malformed one under error/.
+func ParseErrorFilter(filter string) (f ErrorFilter, ok bool, err error) {
+	segs := strings.Split(filter, "/")
+	switch segs[0] {
+	case "error":
+	case "e":
+		f.Short = true
+	default:
+		return f, false, nil
+	}
+	if len(segs) != 4 || segs[3] != "#" {
+		if f.Short {
+			return f, false, nil // not the error topic's shape: plain MQTT
+		}
+		return f, true, ErrTopic
+	}
+	if strings.ContainsAny(segs[1], "+#") || (segs[2] != "+" && strings.ContainsAny(segs[2], "+#")) {
+		return f, true, ErrTopic
+	}
+	f.Tenant, f.Device = segs[1], segs[2]
+	return f, true, nil
+}
+
+// ErrorTopic is the topic an error goes out on to a subscriber of f:
+// error/[t]/[d]/<endpoint>/<correlation-id>/<status>, the device segment
+// filled for a gateway's device when f has "+".
+func (f ErrorFilter) ErrorTopic(device, endpoint, correlationID string, status int) string {
+	ep := "error"
+	if f.Short {
+		ep = "e"
+	}
+	dev := f.Device
+	if dev == "+" {
+		dev = device
+	}
+	return ep + "/" + f.Tenant + "/" + dev + "/" + endpoint + "/" + correlationID + "/" + strconv.Itoa(status)
+}
+
+// ErrorEndpoint is the <endpoint> segment of an error topic for a publish
+// on topic: telemetry, t, event, e, command-response or c-s, in the
+// style the device used.
+func ErrorEndpoint(topic string) string {
+	first, _, _ := strings.Cut(topic, "/")
+	switch first {
+	case "command":
+		return "command-response"
+	case "c":
+		return "c-s"
+	}
+	return first
+}

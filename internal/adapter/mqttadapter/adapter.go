@@ -490,6 +490,14 @@ func (a *Adapter) Subscribe(c *mqtt.Conn, p *packet.Subscribe) []packet.ReasonCo
 			continue
 		}
 		if a.opts.Hono != nil {
+			if f, ok, err := hono.ParseErrorFilter(sub.Filter); ok {
+				if err != nil {
+					codes[i] = packet.TopicFilterInvalid
+				} else {
+					codes[i] = a.honoErrorSubscribe(st, f, sub.Filter)
+				}
+				continue
+			}
 			if f, ok, err := hono.ParseCommandFilter(sub.Filter); ok {
 				if err != nil {
 					codes[i] = packet.TopicFilterInvalid

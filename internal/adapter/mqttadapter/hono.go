@@ -2,6 +2,7 @@ package mqttadapter
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -59,6 +60,8 @@ type honoState struct {
 	commands map[string]*commandSub // by filter
 	pending  map[*packet.Publish]*pendingCommand
 	actsFor  map[string]bool // gateway authority already checked, by device
+	errors   *hono.ErrorFilter
+	errorSub string // the filter as subscribed
 }
 
 type commandSub struct {
@@ -249,14 +252,20 @@ func (a *Adapter) honoPublish(c *mqtt.Conn, st *connState, u hono.Upstream, p *p
 	}
 	fail := func(e *honoError) {
 		a.log.Debug("Hono publish refused", "client", c.ClientID(), "topic", p.Topic, "status", e.status, "why", e.msg)
-		if c.Version() != packet.V5 && u.Bag.Get("on-error") != "ignore" {
+		onError := u.Bag.Get("on-error")
+		// With an error subscription the device reads the error there
+		// and stays connected (Hono's default then); without one,
+		// 3.1.1 has no way to hear it but the connection's end.
+		reported := onError != "disconnect" && a.reportError(c, st, u, p, e)
+		switch {
+		case onError == "disconnect" || (!reported && onError != "ignore" && c.Version() != packet.V5):
 			c.CloseWithReason(e.code, e.msg)
-		}
-		if u.Bag.Get("on-error") == "ignore" {
+			done(e.code)
+		case onError == "ignore" || (reported && c.Version() != packet.V5):
 			done(packet.Success)
-			return
+		default:
+			done(e.code)
 		}
-		done(e.code)
 	}
 	if u.Endpoint == hono.CommandResponse {
 		if herr := a.honoResponse(st, u, p); herr != nil {
@@ -287,6 +296,46 @@ func (a *Adapter) honoPublish(c *mqtt.Conn, st *connState, u hono.Upstream, p *p
 			done(packet.Success)
 		}
 	})
+}
+
+// reportError publishes e on the connection's error topic, if it
+// subscribed to one, and reports whether it did.
+func (a *Adapter) reportError(c *mqtt.Conn, st *connState, u hono.Upstream, p *packet.Publish, e *honoError) bool {
+	h := &st.hono
+	h.mu.Lock()
+	f := h.errors
+	h.mu.Unlock()
+	if f == nil {
+		return false
+	}
+	corr := u.Bag.Get("correlation-id")
+	if corr == "" {
+		corr = "-1"
+		if p.QoS > 0 {
+			corr = strconv.Itoa(int(p.PacketID))
+		}
+	}
+	device := u.Device
+	if device == "" {
+		device = st.device
+	}
+	body, _ := json.Marshal(map[string]any{"code": e.status, "message": e.msg,
+		"timestamp": a.now().UTC().Format(time.RFC3339Nano), "correlation-id": corr})
+	ep := hono.ErrorEndpoint(p.Topic)
+	return c.Send(&packet.Publish{Topic: f.ErrorTopic(device, ep, corr, e.status), Payload: body}) == nil
+}
+
+// honoErrorSubscribe records a subscription to the error topic; it returns
+// the SUBACK code.
+func (a *Adapter) honoErrorSubscribe(st *connState, f hono.ErrorFilter, filter string) packet.ReasonCode {
+	if f.Tenant != "" && st.device != "" && f.Tenant != st.tenant {
+		return packet.NotAuthorized
+	}
+	h := &st.hono
+	h.mu.Lock()
+	h.errors, h.errorSub = &f, filter
+	h.mu.Unlock()
+	return packet.GrantedQoS0 // errors go out at QoS 0, as in Hono
 }
 
 // honoResponse forwards a command response to the application.
@@ -358,6 +407,11 @@ func (a *Adapter) honoSubscribe(c *mqtt.Conn, st *connState, f hono.CommandFilte
 func (a *Adapter) honoUnsubscribe(st *connState, filter string) bool {
 	h := &st.hono
 	h.mu.Lock()
+	if h.errors != nil && h.errorSub == filter {
+		h.errors, h.errorSub = nil, ""
+		h.mu.Unlock()
+		return true
+	}
 	sub := h.commands[filter]
 	delete(h.commands, filter)
 	h.mu.Unlock()
