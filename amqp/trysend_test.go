@@ -56,24 +56,10 @@ func (p *pump) run() {
 func TestTrySendOrderAndOutcomes(t *testing.T) {
 	checkGoroutines(t)
 	const n = 20000
-	reqs := make(chan *LinkRequest, 1)
-	l := startListener(t, newTestBroker(), &ListenerOptions{Handler: HandlerFunc(func(req *LinkRequest) error {
-		reqs <- req
-		return nil
-	})})
 	ctx := testCtx(t)
-	c := goDial(t, l, nil)
-	s, err := c.NewSession(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rcv, err := s.NewReceiver(ctx, "q", &goamqp.ReceiverOptions{Credit: 50})
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := <-reqs
-	p := &pump{snd: req.Sender, n: n, outcomes: make(chan outcome, n)}
-	req.Sender.OnReady(p.run)
+	snd, rcv := goReceiverLink(t, 50)
+	p := &pump{snd: snd, n: n, outcomes: make(chan outcome, n)}
+	snd.OnReady(p.run)
 	go p.run()
 
 	for i := range n {
@@ -123,22 +109,8 @@ func TestTrySendOrderAndOutcomes(t *testing.T) {
 // callbacks of messages in flight hear the link's end.
 func TestTrySendNoCredit(t *testing.T) {
 	checkGoroutines(t)
-	reqs := make(chan *LinkRequest, 1)
-	l := startListener(t, newTestBroker(), &ListenerOptions{Handler: HandlerFunc(func(req *LinkRequest) error {
-		reqs <- req
-		return nil
-	})})
 	ctx := testCtx(t)
-	c := goDial(t, l, nil)
-	s, err := c.NewSession(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rcv, err := s.NewReceiver(ctx, "q", &goamqp.ReceiverOptions{Credit: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	snd := (<-reqs).Sender
+	snd, rcv := goReceiverLink(t, -1)
 	ready := make(chan struct{}, 8)
 	snd.OnReady(func() { ready <- struct{}{} })
 	ok, err := snd.TrySend(&Message{Data: [][]byte{[]byte("x")}}, nil, nil)
@@ -180,4 +152,25 @@ func TestTrySendNoCredit(t *testing.T) {
 	if ok, err := snd.TrySend(&Message{}, nil, nil); ok || err == nil {
 		t.Fatalf("TrySend on a detached link: %v, %v", ok, err)
 	}
+}
+
+// goReceiverLink attaches a go-amqp receiver with credit (-1: none until
+// IssueCredit) to a Listener and returns the server's Sender for it.
+func goReceiverLink(t *testing.T, credit int32) (*Sender, *goamqp.Receiver) {
+	t.Helper()
+	reqs := make(chan *LinkRequest, 1)
+	l := startListener(t, newTestBroker(), &ListenerOptions{Handler: HandlerFunc(func(req *LinkRequest) error {
+		reqs <- req
+		return nil
+	})})
+	ctx := testCtx(t)
+	s, err := goDial(t, l, nil).NewSession(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv, err := s.NewReceiver(ctx, "q", &goamqp.ReceiverOptions{Credit: credit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return (<-reqs).Sender, rcv
 }
