@@ -541,3 +541,41 @@ func TestHonoErrorTopic(t *testing.T) {
 		}
 	}
 }
+
+// TestHonoEventLogFull: once the event log holds what its bounds allow,
+// new events are refused (MQTT 5: PUBACK 0x97), never dropped silently,
+// and what was acknowledged is delivered.
+func TestHonoEventLogFull(t *testing.T) {
+	n := startFerry(t, func(c *config.Config) {
+		c.MQTT.MaxStoredMessages = 5
+		c.MQTT.MaxQueuedOffline = 5
+	})
+	cl, _, _, _ := pahoConnect(t, n.MQTTAddr().String(), &paho.Connect{ClientID: "dev-full", CleanStart: true, KeepAlive: 30})
+	t.Cleanup(func() { cl.Disconnect(&paho.Disconnect{}) })
+	accepted := 0
+	refused := 0
+	for i := range 12 {
+		r, _ := cl.Publish(ctx5(t), &paho.Publish{Topic: "event/" + tenant + "/dev-full", QoS: 1, Payload: []byte(fmt.Sprint(i))})
+		switch {
+		case r != nil && r.ReasonCode == 0:
+			if refused > 0 {
+				t.Fatalf("event %d accepted after a refusal: the log has no room", i)
+			}
+			accepted++
+		case r != nil && r.ReasonCode == 0x97:
+			refused++
+		default:
+			t.Fatalf("event %d: %+v, want PUBACK 0 or 0x97", i, r)
+		}
+	}
+	if accepted == 0 || refused == 0 || accepted+refused != 12 {
+		t.Fatalf("%d events accepted, %d refused: want both, 12 in all", accepted, refused)
+	}
+	s := dialApp(t, n, nil)
+	events := receiver(t, s, "event/"+tenant, "", 20)
+	for i := range accepted {
+		if m := receiveAMQP(t, events); string(m.GetData()) != fmt.Sprint(i) {
+			t.Fatalf("event %d: got %s", i, m.GetData())
+		}
+	}
+}
