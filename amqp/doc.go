@@ -20,7 +20,7 @@
 //	l, err := amqp.Listen(ln, &amqp.ListenerOptions{Handler: amqp.HandlerFunc(
 //		func(req *amqp.LinkRequest) error {
 //			if req.Address != "q" {
-//				return &amqp.Error{Condition: frame.CondNotFound}
+//				return &amqp.Error{Condition: amqp.CondNotFound}
 //			}
 //			go serve(req.Receiver)
 //			return nil

@@ -6,7 +6,6 @@ import (
 	"net"
 
 	"github.com/ferry-iot/ferry/amqp"
-	"github.com/ferry-iot/ferry/amqp/frame"
 )
 
 // A Listener whose Handler accepts links to "greetings" and prints what
@@ -16,7 +15,7 @@ func Example() {
 	got := make(chan string)
 	handler := amqp.HandlerFunc(func(req *amqp.LinkRequest) error {
 		if req.Address != "greetings" || req.Receiver == nil {
-			return &amqp.Error{Condition: frame.CondNotFound, Description: "no such node"}
+			return &amqp.Error{Condition: amqp.CondNotFound, Description: "no such node"}
 		}
 		go func() {
 			d, err := req.Receiver.Receive(ctx)
