@@ -579,3 +579,60 @@ func TestHonoEventLogFull(t *testing.T) {
 		}
 	}
 }
+
+// TestHonoCommandTimeoutAndLastGateway: a command whose ttl passes without
+// a response gets a 408 response; of two gateways subscribed for all
+// their devices, the one the device last sent through gets its command.
+func TestHonoCommandTimeoutAndLastGateway(t *testing.T) {
+	pub := requirePeer(t, "mosquitto_pub", "mosquitto-clients")
+	n := startFerry(t, func(c *config.Config) { c.Auth = true; c.AdminPassword = "admin-pw" })
+	host, port := hostPort(n)
+	ctx := honoCtx(t)
+	provision(t, n, "acme", "gw-a", "gw-a", "pw-a", true)
+	provision(t, n, "acme", "gw-b", "gw-b", "pw-b", true)
+	if _, _, err := n.Registry().CreateDevice(ctx, "acme", "dev-x", registry.Device{Enabled: true, Via: []string{"gw-a", "gw-b"}}); err != nil {
+		t.Fatal(err)
+	}
+	gw := func(id, pw string) chan *paho.Publish {
+		cl, _, _, received := pahoConnect(t, n.MQTTAddr().String(), &paho.Connect{ClientID: id + "-conn", CleanStart: true, KeepAlive: 30,
+			UsernameFlag: true, Username: id + "@acme", PasswordFlag: true, Password: []byte(pw)})
+		t.Cleanup(func() { cl.Disconnect(&paho.Disconnect{}) })
+		subscribe(t, cl, 0, paho.SubscribeOptions{Topic: "c//+/q/#", QoS: 1})
+		return received
+	}
+	recvA, recvB := gw("gw-a", "pw-a"), gw("gw-b", "pw-b")
+	s := dialApp(t, n, goamqp.SASLTypePlain("admin", "admin-pw"))
+	responses := receiver(t, s, "command_response/acme/app-t", "", 10)
+	tele := receiver(t, s, "telemetry/acme", "", 10)
+	snd, err := s.NewSender(ctx, "command/acme", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, via := range []struct {
+		user, pw string
+		want     chan *paho.Publish
+	}{{"gw-b", "pw-b", recvB}, {"gw-a", "pw-a", recvA}, {"gw-b", "pw-b", recvB}} {
+		run(t, pub, "-h", host, "-p", port, "-u", via.user+"@acme", "-P", via.pw, "-q", "0", "-t", "t//dev-x", "-m", "hello")
+		receiveAMQP(t, tele) // the gateway's message went through: it is the last one
+		m := goamqp.NewMessage([]byte("x"))
+		m.Properties = &goamqp.MessageProperties{To: ptr("command/acme/dev-x"), Subject: ptr("ping"),
+			ReplyTo: ptr("command_response/acme/app-t"), CorrelationID: "t-" + via.user}
+		m.Header = &goamqp.MessageHeader{TTL: 300 * time.Millisecond}
+		if err := outcome(ctx, snd, m); err != nil {
+			t.Fatalf("command via %s: %v", via.user, err)
+		}
+		select {
+		case p := <-via.want:
+			if !strings.HasPrefix(p.Topic, "c//dev-x/q/") {
+				t.Fatalf("%s got %s", via.user, p.Topic)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s, the device's last gateway, got no command", via.user)
+		}
+		// Nobody answers: after the ttl the application gets 408.
+		r := receiveAMQP(t, responses)
+		if r.ApplicationProperties["status"] != int32(408) || r.Properties.CorrelationID != "t-"+via.user {
+			t.Fatalf("timeout response %+v %v", r.Properties, r.ApplicationProperties)
+		}
+	}
+}
