@@ -85,6 +85,23 @@ var rules = []rule{
 		},
 	},
 	{
+		name:   "internal/hono (Hono's wire facts) and internal/command (command routing) import only the standard library: both front ends and the northbound API share them, and they must pull in none of those",
+		covers: func(rel string) bool { return rel == "internal/hono" || rel == "internal/command" },
+		allowed: func(_ string, dep *pkg) bool {
+			return dep.Standard
+		},
+	},
+	{
+		name:   "device front ends (internal/adapter/...) and the northbound APIs (internal/northbound/...) do not import each other: they meet in the hub and the command router, and internal/node wires them",
+		covers: func(rel string) bool { return under(rel, "internal/adapter", "internal/northbound") },
+		allowed: func(rel string, dep *pkg) bool {
+			if under(rel, "internal/adapter") {
+				return !under(dep.rel(), "internal/northbound")
+			}
+			return !under(dep.rel(), "internal/adapter")
+		},
+	},
+	{
 		name:   "internal/metrics imports no other Ferry package: every component may import it, so components register their own collectors (hub and cluster ones are in internal/node)",
 		covers: func(rel string) bool { return rel == "internal/metrics" },
 		allowed: func(_ string, dep *pkg) bool {
