@@ -636,3 +636,41 @@ func TestHonoCommandTimeoutAndLastGateway(t *testing.T) {
 		}
 	}
 }
+
+// TestHonoTenantSettings: a tenant's registry record sets its payload
+// limit (hono-mqtt adapter ext max-payload-size) and default content type,
+// and a change of the record applies to the next message.
+func TestHonoTenantSettings(t *testing.T) {
+	n := startFerry(t)
+	ctx := honoCtx(t)
+	tn := registry.Tenant{Enabled: true, Defaults: map[string]any{"content-type": "application/json"},
+		Adapters: []registry.Adapter{{Type: "hono-mqtt", Enabled: true, Ext: map[string]any{"max-payload-size": 10}}}}
+	if _, _, err := n.Registry().CreateTenant(ctx, "acme", tn); err != nil {
+		t.Fatal(err)
+	}
+	s := dialApp(t, n, nil)
+	tele := receiver(t, s, "telemetry/acme", "", 10)
+	cl, _, _, _ := pahoConnect(t, n.MQTTAddr().String(), &paho.Connect{ClientID: "dev-ts", CleanStart: true, KeepAlive: 30})
+	t.Cleanup(func() { cl.Disconnect(&paho.Disconnect{}) })
+	pub := func(payload string) byte {
+		r, _ := cl.Publish(ctx5(t), &paho.Publish{Topic: "telemetry/acme/dev-ts", QoS: 1, Payload: []byte(payload)})
+		if r == nil {
+			t.Fatalf("no PUBACK for %q", payload)
+		}
+		return r.ReasonCode
+	}
+	if rc := pub("0123456789x"); rc != 0x97 {
+		t.Fatalf("11 bytes over the tenant's limit of 10: PUBACK %#x, want 0x97 (quota exceeded)", rc)
+	}
+	if rc := pub(`{"a":1}`); rc != 0 {
+		t.Fatalf("7 bytes: PUBACK %#x", rc)
+	}
+	if m := receiveAMQP(t, tele); *m.Properties.ContentType != "application/json" {
+		t.Fatalf("content type %s, want the tenant's default application/json", *m.Properties.ContentType)
+	}
+	tn.Adapters[0].Ext["max-payload-size"] = 100
+	if _, err := n.Registry().UpdateTenant(ctx, "acme", tn, ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the tenant's new limit", func() bool { return pub("0123456789x") == 0 })
+}

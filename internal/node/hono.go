@@ -7,7 +7,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ferry-iot/ferry/internal/adapter/mqttadapter"
 	"github.com/ferry-iot/ferry/internal/config"
+	"github.com/ferry-iot/ferry/internal/hono"
 	"github.com/ferry-iot/ferry/internal/northbound/amqpapi"
 	"github.com/ferry-iot/ferry/internal/registry"
 )
@@ -38,6 +40,50 @@ func (n *Node) startApps() error {
 		MaxConnections: cfg.AMQP.MaxConnections,
 	})
 	return n.apps.Serve(n.appLn)
+}
+
+// honoTenant reads a tenant's Hono settings from its registry record: the
+// hono-mqtt adapter entry's ext max-payload-size, the defaults
+// content-type and ttl (seconds), and resource-limits max-ttl (seconds).
+// An unknown tenant has none.
+func honoTenant(reg *registry.Registry) func(ctx context.Context, tenant string) (mqttadapter.HonoTenant, error) {
+	return func(ctx context.Context, tenant string) (mqttadapter.HonoTenant, error) {
+		t, _, err := reg.GetTenant(ctx, tenant)
+		if errors.Is(err, registry.ErrNotFound) {
+			return mqttadapter.HonoTenant{}, nil
+		}
+		if err != nil {
+			return mqttadapter.HonoTenant{}, err
+		}
+		var ht mqttadapter.HonoTenant
+		for _, a := range t.Adapters {
+			if a.Type == hono.AdapterMQTT {
+				ht.MaxPayloadSize = int(number(a.Ext["max-payload-size"]))
+			}
+		}
+		if ct, ok := t.Defaults["content-type"].(string); ok {
+			ht.ContentType = ct
+		}
+		ht.TTL = time.Duration(number(t.Defaults["ttl"])) * time.Second
+		if rl := t.ResourceLimits; rl != nil && rl.MaxTTL > 0 {
+			ht.MaxTTL = time.Duration(rl.MaxTTL) * time.Second
+		}
+		return ht, nil
+	}
+}
+
+// number is a JSON number from a registry record's free-form fields; 0
+// for anything else.
+func number(v any) float64 {
+	switch n := v.(type) {
+	case float64:
+		return max(n, 0)
+	case int:
+		return float64(max(n, 0))
+	case int64:
+		return float64(max(n, 0))
+	}
+	return 0
 }
 
 // via lists the gateways that may act for a device, for commands to a

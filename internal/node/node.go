@@ -173,6 +173,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 			MaxPayloadSize:    cfg.Hono.MaxPayloadSize,
 			CommandAckTimeout: time.Duration(cfg.Hono.CommandAckTimeout),
 			ConnectionEvents:  cfg.Hono.ConnectionEvents == "events",
+			Tenant:            honoTenant(reg),
 		}
 	}
 	n.mqtt = &mqtt.Server{

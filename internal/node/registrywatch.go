@@ -145,6 +145,7 @@ func (w *registryWatch) checkTenant(tenant string) {
 	default:
 		rules = rulesOf(tenant, t, w.log)
 	}
+	w.mqtt.ForgetHonoTenant(tenant)
 	if n := w.mqtt.SetTenantRules(tenant, rules); n > 0 {
 		w.revoked.WithLabelValues("access rules").Add(float64(n))
 	}

@@ -40,7 +40,48 @@ type HonoOptions struct {
 	// ConnectionEvents sends Hono connection events
 	// (connected/disconnected) of authenticated devices as events.
 	ConnectionEvents bool
+	// Tenant reads a tenant's own Hono settings (its registry record);
+	// they are kept until ForgetHonoTenant. Nil: none.
+	Tenant func(ctx context.Context, tenant string) (HonoTenant, error)
 }
+
+// HonoTenant is what a tenant's registry record says about Hono traffic;
+// zero fields leave the adapter's defaults.
+type HonoTenant struct {
+	// MaxPayloadSize overrides HonoOptions.MaxPayloadSize (the tenant's
+	// hono-mqtt adapter entry, ext max-payload-size).
+	MaxPayloadSize int
+	// ContentType and TTL are the tenant's defaults for messages that
+	// name none (Hono's tenant defaults content-type and ttl).
+	ContentType string
+	TTL         time.Duration
+	// MaxTTL caps an event's ttl (resource-limits max-ttl).
+	MaxTTL time.Duration
+}
+
+// honoTenant returns tenant's settings, reading them once.
+func (a *Adapter) honoTenant(tenant string) HonoTenant {
+	if v, ok := a.honoTenants.Load(tenant); ok {
+		return v.(HonoTenant)
+	}
+	if a.opts.Hono.Tenant == nil {
+		return HonoTenant{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	t, err := a.opts.Hono.Tenant(ctx, tenant)
+	if err != nil {
+		// Not kept: the next message tries again.
+		a.log.Warn("tenant's Hono settings not read: using the defaults", "tenant", tenant, "err", err)
+		return HonoTenant{}
+	}
+	a.honoTenants.Store(tenant, t)
+	return t
+}
+
+// ForgetHonoTenant drops what is known of a tenant's Hono settings, after
+// a change of its registry record.
+func (a *Adapter) ForgetHonoTenant(tenant string) { a.honoTenants.Delete(tenant) }
 
 func (o *HonoOptions) defaults() {
 	if o.EventRetention <= 0 {
@@ -87,17 +128,21 @@ func (p *pendingCommand) finish(o command.Outcome) {
 }
 
 // honoError is a refused Hono publish: the HTTP-like status Hono reports
-// and the MQTT 5 reason code.
+// and the MQTT 5 reason code (one PUBACK and PUBREC may carry). With
+// disconnect set, the connection is closed in any case, with code in an
+// MQTT 5 DISCONNECT: a QoS the topic does not take (0x9B) has no
+// acknowledgement to carry it.
 type honoError struct {
-	status int
-	code   packet.ReasonCode
-	msg    string
+	status     int
+	code       packet.ReasonCode
+	msg        string
+	disconnect bool
 }
 
 func (e *honoError) Error() string { return fmt.Sprintf("%d %s", e.status, e.msg) }
 
 func badRequest(msg string) *honoError {
-	return &honoError{400, packet.TopicNameInvalid, msg}
+	return &honoError{400, packet.TopicNameInvalid, msg, false}
 }
 
 // honoTarget resolves the tenant and device a Hono topic is for, checking
@@ -106,18 +151,18 @@ func (a *Adapter) honoTarget(st *connState, tenant, device string) (string, stri
 	if st.device == "" {
 		// Unauthenticated: the topic names both.
 		if tenant == "" || device == "" {
-			return "", "", "", &honoError{401, packet.NotAuthorized, "an unauthenticated device must name tenant and device in the topic"}
+			return "", "", "", &honoError{401, packet.NotAuthorized, "an unauthenticated device must name tenant and device in the topic", false}
 		}
 		return tenant, device, "", nil
 	}
 	if tenant != "" && tenant != st.tenant {
-		return "", "", "", &honoError{403, packet.NotAuthorized, "the topic names another tenant"}
+		return "", "", "", &honoError{403, packet.NotAuthorized, "the topic names another tenant", false}
 	}
 	if device == "" || device == st.device {
 		return st.tenant, st.device, "", nil
 	}
 	if !a.actsFor(st, device) {
-		return "", "", "", &honoError{403, packet.NotAuthorized, "gateway " + st.device + " may not act for device " + device}
+		return "", "", "", &honoError{403, packet.NotAuthorized, "gateway " + st.device + " may not act for device " + device, false}
 	}
 	return st.tenant, device, st.device, nil
 }
@@ -159,17 +204,25 @@ func (a *Adapter) honoMessage(c *mqtt.Conn, st *connState, u hono.Upstream, p *p
 	if herr != nil {
 		return "", nil, herr
 	}
+	ts := a.honoTenant(tenant)
+	limit := ho.MaxPayloadSize
+	if ts.MaxPayloadSize > 0 {
+		limit = ts.MaxPayloadSize
+	}
 	switch {
 	case p.QoS == 2:
-		return "", nil, &honoError{400, packet.QoSNotSupported, "QoS 2 is not supported on Hono topics"}
+		return "", nil, &honoError{400, packet.QoSNotSupported, "QoS 2 is not supported on Hono topics", true}
 	case u.Endpoint == hono.Event && p.QoS != 1:
-		return "", nil, &honoError{400, packet.QoSNotSupported, "events must be published with QoS 1"}
-	case ho.MaxPayloadSize > 0 && len(p.Payload) > ho.MaxPayloadSize:
-		return "", nil, &honoError{413, packet.PacketTooLarge, fmt.Sprintf("payload of %d bytes exceeds the limit of %d", len(p.Payload), ho.MaxPayloadSize)}
+		return "", nil, &honoError{400, packet.QoSNotSupported, "events must be published with QoS 1", true}
+	case limit > 0 && len(p.Payload) > limit:
+		return "", nil, &honoError{413, packet.QuotaExceeded, fmt.Sprintf("payload of %d bytes exceeds the limit of %d", len(p.Payload), limit), false}
 	}
 	ct := u.Bag.Get("content-type")
 	if ct == "" {
 		ct = p.Properties.ContentType
+	}
+	if ct == "" && len(p.Payload) > 0 {
+		ct = ts.ContentType
 	}
 	if len(p.Payload) == 0 && ct == "" {
 		return "", nil, badRequest("an empty payload needs a content type")
@@ -200,6 +253,9 @@ func (a *Adapter) honoMessage(c *mqtt.Conn, st *connState, u hono.Upstream, p *p
 	}
 	if u.Endpoint == hono.Event {
 		ttl := ho.EventRetention
+		if ts.TTL > 0 {
+			ttl = min(ttl, ts.TTL)
+		}
 		if s := u.Bag.Get("hono-ttl"); s != "" {
 			secs, err := strconv.ParseUint(s, 10, 32)
 			if err != nil {
@@ -210,11 +266,14 @@ func (a *Adapter) honoMessage(c *mqtt.Conn, st *connState, u hono.Upstream, p *p
 		if exp := p.Properties.MessageExpiry; exp != nil {
 			ttl = min(ttl, time.Duration(*exp)*time.Second)
 		}
+		if ts.MaxTTL > 0 {
+			ttl = min(ttl, ts.MaxTTL)
+		}
 		m.Expiry = now.Add(ttl)
 		if ho.OpenEvents != nil {
 			if err := a.openEvents(tenant); err != nil {
 				a.log.Error("event refused: the tenant's event log cannot be opened", "tenant", tenant, "err", err)
-				return "", nil, &honoError{503, packet.UnspecifiedError, "the event log is unavailable"}
+				return "", nil, &honoError{503, packet.UnspecifiedError, "the event log is unavailable", false}
 			}
 		}
 	}
@@ -258,7 +317,7 @@ func (a *Adapter) honoPublish(c *mqtt.Conn, st *connState, u hono.Upstream, p *p
 		// 3.1.1 has no way to hear it but the connection's end.
 		reported := onError != "disconnect" && a.reportError(c, st, u, p, e)
 		switch {
-		case onError == "disconnect" || (!reported && onError != "ignore" && c.Version() != packet.V5):
+		case e.disconnect || onError == "disconnect" || (!reported && onError != "ignore" && c.Version() != packet.V5):
 			c.CloseWithReason(e.code, e.msg)
 			done(e.code)
 		case onError == "ignore" || (reported && c.Version() != packet.V5):
@@ -285,13 +344,13 @@ func (a *Adapter) honoPublish(c *mqtt.Conn, st *connState, u hono.Upstream, p *p
 		switch {
 		case res.Err != nil:
 			a.log.Error("event not stored", "client", c.ClientID(), "err", res.Err)
-			fail(&honoError{503, packet.ImplementationSpecificError, "the event could not be stored"})
+			fail(&honoError{503, packet.ImplementationSpecificError, "the event could not be stored", false})
 		case res.Lost > 0:
-			fail(&honoError{503, packet.QuotaExceeded, "the event log or a consumer's queue is full"})
+			fail(&honoError{503, packet.QuotaExceeded, "the event log or a consumer's queue is full", false})
 		case res.Matched == 0 && p.QoS > 0:
 			// No application receives: telemetry QoS 1 is refused as
 			// in Hono (503); QoS 0 is dropped, counted by the hub.
-			fail(&honoError{503, packet.UnspecifiedError, "no application receives " + u.Endpoint.String() + " of tenant " + tenant})
+			fail(&honoError{503, packet.UnspecifiedError, "no application receives " + u.Endpoint.String() + " of tenant " + tenant, false})
 		default:
 			done(packet.Success)
 		}
@@ -355,7 +414,7 @@ func (a *Adapter) honoResponse(st *connState, u hono.Upstream, p *packet.Publish
 	resp := &command.Response{Tenant: tenant, Device: device, CorrelationID: id.CorrelationID, ReplyID: id.ReplyID,
 		Status: status, ContentType: p.Properties.ContentType, Payload: append([]byte(nil), p.Payload...)}
 	if err := a.opts.Hono.Commands.Respond(resp); err != nil {
-		return &honoError{503, packet.UnspecifiedError, err.Error()}
+		return &honoError{503, packet.UnspecifiedError, err.Error(), false}
 	}
 	return nil
 }
