@@ -130,6 +130,9 @@ func TestExampleFileIsTheDefault(t *testing.T) {
 	if len(cfg.ACL) == 0 {
 		cfg.ACL = nil // "acl: []" in the file
 	}
+	if len(cfg.Applications) == 0 {
+		cfg.Applications = nil // "applications: []"
+	}
 	if !reflect.DeepEqual(cfg, Default()) {
 		t.Errorf("docs/ferry.example.yaml differs from the defaults:\n got %+v\nwant %+v", cfg, Default())
 	}
