@@ -57,6 +57,13 @@ const (
 	// HeaderUserPrefix followed by the key names an MQTT 5 user property
 	// whose value is the header's; repeated and in order.
 	HeaderUserPrefix = "ferry.user."
+	// HeaderCreated is when the message entered Ferry, in Unix
+	// nanoseconds (AMQP creation-time).
+	HeaderCreated = "ferry.created"
+	// HeaderPropertyPrefix followed by the key names a typed application
+	// property (Hono's device_id, qos, ttd): its value is "s:" and the
+	// string, "i:" and the decimal int64, or "b:true" / "b:false".
+	HeaderPropertyPrefix = "ferry.p."
 	// HeaderClaim marks a claim, not a message: the client ID in its value
 	// connected on the record's node at HeaderClaimed, and other nodes close
 	// that client's older connection. The key is the tenant and
@@ -133,7 +140,41 @@ func encode(kt, tenant, node string, m *hub.Message, tombstone bool) *kgo.Record
 	for _, u := range m.UserProperties {
 		add(HeaderUserPrefix+u.Key, []byte(u.Value))
 	}
+	if !m.Created.IsZero() {
+		add(HeaderCreated, strconv.AppendInt(nil, m.Created.UnixNano(), 10))
+	}
+	for _, p := range m.Properties {
+		var v []byte
+		switch x := p.Value.(type) {
+		case string:
+			v = append([]byte("s:"), x...)
+		case int64:
+			v = strconv.AppendInt([]byte("i:"), x, 10)
+		case bool:
+			v = strconv.AppendBool([]byte("b:"), x)
+		default:
+			continue // not a property type; the hub never makes one
+		}
+		add(HeaderPropertyPrefix+p.Key, v)
+	}
 	return r
+}
+
+// parseProperty reads a HeaderPropertyPrefix value.
+func parseProperty(v string) (any, error) {
+	typ, s, ok := strings.Cut(v, ":")
+	if !ok {
+		return nil, errors.New("no type")
+	}
+	switch typ {
+	case "s":
+		return s, nil
+	case "i":
+		return strconv.ParseInt(s, 10, 64)
+	case "b":
+		return strconv.ParseBool(s)
+	}
+	return nil, fmt.Errorf("type %q", typ)
 }
 
 // decoded is what a record says.
@@ -167,6 +208,14 @@ func decode(r *kgo.Record) (decoded, error) {
 		k := h.Key
 		if u, ok := strings.CutPrefix(k, HeaderUserPrefix); ok {
 			m.UserProperties = append(m.UserProperties, hub.UserProperty{Key: u, Value: string(h.Value)})
+			continue
+		}
+		if p, ok := strings.CutPrefix(k, HeaderPropertyPrefix); ok {
+			v, err := parseProperty(string(h.Value))
+			if err != nil {
+				return d, fmt.Errorf("%w: property %s: %v", errNotFerry, p, err)
+			}
+			m.Properties = append(m.Properties, hub.Property{Key: p, Value: v})
 			continue
 		}
 		if !strings.HasPrefix(k, "ferry.") {
@@ -218,6 +267,12 @@ func decode(r *kgo.Record) (decoded, error) {
 			m.PayloadFormat = &b
 		case HeaderOrigin:
 			m.Origin = v
+		case HeaderCreated:
+			ns, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return d, fmt.Errorf("%w: creation time %q", errNotFerry, v)
+			}
+			m.Created = time.Unix(0, ns)
 		case HeaderClaim:
 			if v == "" || topic != ClaimTopicPrefix+v {
 				return d, fmt.Errorf("%w: claim of %q under key topic %q", errNotFerry, v, topic)

@@ -31,6 +31,8 @@ type view struct {
 	Format                     int // -1 for none
 	User                       []hub.UserProperty
 	Origin                     string
+	Created                    int64 // Unix nanoseconds; 0 for none
+	Properties                 []hub.Property
 }
 
 func viewOf(m *hub.Message) view {
@@ -46,6 +48,10 @@ func viewOf(m *hub.Message) view {
 	if m.PayloadFormat != nil {
 		v.Format = int(*m.PayloadFormat)
 	}
+	if !m.Created.IsZero() {
+		v.Created = m.Created.UnixNano()
+	}
+	v.Properties = m.Properties
 	return v
 }
 
@@ -85,6 +91,9 @@ var recordCases = []struct {
 	{name: "empty_payload", kt: DefaultTopic, tenant: "t", m: &hub.Message{Topic: "a/b", QoS: 1, CorrelationData: []byte{}, PayloadFormat: ptr[byte](0)}},
 	{name: "retained", kt: DefaultRetainedTopic, tenant: "t", m: &hub.Message{Topic: "cfg/x", QoS: 1, Retain: true, Payload: []byte("on")}},
 	{name: "tombstone", kt: DefaultRetainedTopic, tenant: "t", m: &hub.Message{Topic: "cfg/x", Retain: true}, tombstone: true},
+	{name: "hono", kt: DefaultTopic, tenant: "acme", m: &hub.Message{Topic: "$hono/telemetry/dev-1", Payload: []byte("21.5"), QoS: 1,
+		Created: time.Unix(0, 1767225600123456789), Properties: []hub.Property{
+			{Key: "device_id", Value: "dev-1"}, {Key: "qos", Value: int64(1)}, {Key: "ttd", Value: int64(-1)}, {Key: "x-opt-retain", Value: true}}}},
 }
 
 // render prints a record as kcat would show it, one field a line.
