@@ -435,6 +435,21 @@ func TestHonoGatewaysAndStatus(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("command through the gateway: %v", err)
 	}
+	// "+" covers the gateway's own commands, with an empty device segment.
+	own := goamqp.NewMessage([]byte("x"))
+	own.Properties = &goamqp.MessageProperties{To: ptr("command/acme/gw-1"), Subject: ptr("reboot")}
+	go func() { done <- outcome(ctx, snd, own) }()
+	select {
+	case p := <-received:
+		if p.Topic != "command///req//reboot" {
+			t.Fatalf("gateway's own command on %s, want command///req//reboot", p.Topic)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the gateway got no command of its own")
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the gateway's own command: %v", err)
+	}
 
 	// A device with a will on its event topic dies: connected event,
 	// then the will as an event, then the disconnected event.

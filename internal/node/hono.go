@@ -98,8 +98,8 @@ func via(reg *registry.Registry) func(ctx context.Context, tenant, device string
 	}
 }
 
-// actsFor reports whether gateway may act for device: it is in the
-// device's via, or in one of its viaGroups.
+// actsFor reports whether gateway may act for device: the device is
+// enabled and the gateway is in its via, or in one of its viaGroups.
 func actsFor(reg *registry.Registry) func(ctx context.Context, tenant, gateway, device string) (bool, error) {
 	return func(ctx context.Context, tenant, gateway, device string) (bool, error) {
 		d, _, err := reg.GetDevice(ctx, tenant, device)
@@ -108,6 +108,9 @@ func actsFor(reg *registry.Registry) func(ctx context.Context, tenant, gateway, 
 		}
 		if err != nil {
 			return false, err
+		}
+		if !d.Enabled {
+			return false, nil
 		}
 		if slices.Contains(d.Via, gateway) {
 			return true, nil

@@ -252,16 +252,17 @@ func (a *Adapter) honoMessage(c *mqtt.Conn, st *connState, u hono.Upstream, p *p
 		m.UserProperties = append(m.UserProperties, hub.UserProperty{Key: up.Key, Value: up.Value})
 	}
 	if u.Endpoint == hono.Event {
+		// The device's hono-ttl, else the tenant's default; capped by
+		// the tenant's max-ttl and the retention.
 		ttl := ho.EventRetention
-		if ts.TTL > 0 {
-			ttl = min(ttl, ts.TTL)
-		}
 		if s := u.Bag.Get("hono-ttl"); s != "" {
 			secs, err := strconv.ParseUint(s, 10, 32)
 			if err != nil {
 				return "", nil, badRequest("hono-ttl must be a number of seconds")
 			}
 			ttl = min(ttl, time.Duration(secs)*time.Second)
+		} else if ts.TTL > 0 {
+			ttl = min(ttl, ts.TTL)
 		}
 		if exp := p.Properties.MessageExpiry; exp != nil {
 			ttl = min(ttl, time.Duration(*exp)*time.Second)
@@ -435,7 +436,11 @@ func (a *Adapter) honoSubscribe(c *mqtt.Conn, st *connState, f hono.CommandFilte
 		if f.Tenant != "" && f.Tenant != st.tenant {
 			return packet.NotAuthorized
 		}
-		cancel = ho.Commands.SubscribeAll(st.tenant, st.device, cons)
+		// "+" covers the gateway's own commands too (their topic has an
+		// empty device segment), as in Hono.
+		cancelAll := ho.Commands.SubscribeAll(st.tenant, st.device, cons)
+		cancelOwn := ho.Commands.Subscribe(st.tenant, st.device, "", cons)
+		cancel = func() { cancelAll(); cancelOwn() }
 		device = st.device
 	default:
 		tenant, dev, gateway, herr := a.honoTarget(st, f.Tenant, f.Device)

@@ -127,7 +127,6 @@ func (s *Server) Serve(ln net.Listener) error {
 		Authenticate:        s.authenticate,
 		SASLMechanisms:      mechs,
 		Logger:              s.log,
-		OfferedCapabilities: []amqp.Symbol{"ANONYMOUS-RELAY"},
 		Credit:              100,
 		MaxConnections:      s.opts.MaxConnections,
 	})
