@@ -21,14 +21,14 @@ type writer struct {
 	nc net.Conn
 
 	mu      sync.Mutex
-	buf     []byte // frames waiting for the socket
-	spare   []byte // the buffer of the previous write, reused
-	running bool   // a flush goroutine exists
-	err     error  // first write error; sticky
-	sealed  bool   // a close is queued: later frames are refused
-	room    chan struct{}
+	buf     []byte        // frames waiting for the socket
+	spare   []byte        // the buffer of the previous write, reused
+	running bool          // a flush goroutine exists
+	err     error         // first write error; sticky
+	sealed  bool          // a close is queued: later frames are refused
+	room    chan struct{} // made by a waiter (waitRoom), closed after a write
 	onRoom  []func()      // TrySend callers waiting for room (whenRoom)
-	idle    chan struct{} // closed and replaced when the goroutine exits
+	idle    chan struct{} // made by drain, closed when the goroutine exits
 	// lastDisp remembers the last frame in buf when it is a settled
 	// accepted disposition, so that the next one for the following
 	// delivery id can widen its range instead of adding a frame.
@@ -52,7 +52,7 @@ type dispRun struct {
 }
 
 func newWriter(nc net.Conn) *writer {
-	return &writer{nc: nc, room: make(chan struct{}), idle: make(chan struct{})}
+	return &writer{nc: nc}
 }
 
 // frame queues one frame. It never blocks, so the reader goroutine can use
@@ -217,8 +217,10 @@ func (w *writer) flush() {
 				putWriteBuf(w.buf)
 				w.buf = nil
 			}
-			close(w.idle)
-			w.idle = make(chan struct{})
+			if w.idle != nil {
+				close(w.idle)
+				w.idle = nil
+			}
 			w.mu.Unlock()
 			return
 		}
@@ -239,8 +241,10 @@ func (w *writer) flush() {
 		if err != nil && w.err == nil {
 			w.err = err
 		}
-		close(w.room)
-		w.room = make(chan struct{})
+		if w.room != nil {
+			close(w.room)
+			w.room = nil
+		}
 		var onRoom []func()
 		if len(w.onRoom) > 0 && (len(w.buf) < maxWriteBacklog || w.err != nil) {
 			onRoom, w.onRoom = w.onRoom, nil
@@ -284,6 +288,9 @@ func (w *writer) waitRoom(ctx context.Context, done <-chan struct{}) error {
 			w.mu.Unlock()
 			return err
 		}
+		if w.room == nil {
+			w.room = make(chan struct{})
+		}
 		room := w.room
 		w.mu.Unlock()
 		select {
@@ -304,6 +311,9 @@ func (w *writer) drain(timeout time.Duration) bool {
 		ok := w.err == nil
 		w.mu.Unlock()
 		return ok
+	}
+	if w.idle == nil {
+		w.idle = make(chan struct{})
 	}
 	idle := w.idle
 	w.mu.Unlock()
