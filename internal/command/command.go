@@ -16,6 +16,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -102,9 +103,18 @@ type Options struct {
 	// via); nil: gateways subscribed with "+" get no commands for other
 	// devices.
 	Via func(ctx context.Context, tenant, device string) ([]string, error)
+	// ActsFor, if set, also lets a gateway subscribed with "+" that is not
+	// in the device's via take its commands when it may act for the device
+	// otherwise (viaGroups). It is asked for at most MaxGatewayChecks
+	// gateways per command.
+	ActsFor func(ctx context.Context, tenant, gateway, device string) (bool, error)
 	// Logger; nil: slog.Default().
 	Logger *slog.Logger
 }
+
+// MaxGatewayChecks bounds the gateways ActsFor is asked about for one
+// command.
+const MaxGatewayChecks = 64
 
 // Router routes commands and responses. Its methods are safe for
 // concurrent use.
@@ -222,15 +232,48 @@ func (r *Router) resolve(ctx context.Context, tenant, device string) *registrati
 		r.log.Warn("command not routed: the device's gateways cannot be read", "tenant", tenant, "device", device, "err", err)
 		return nil
 	}
+	// The candidates in order: the last gateway the device used, the
+	// gateways of its via, then (with ActsFor) the other subscribed
+	// gateways of the tenant, by id.
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if last != "" && slices.Contains(via, last) {
-		if reg := r.gateways[key{tenant, last}]; reg != nil {
-			return reg
-		}
+	var candidates []*registration
+	inVia := map[*registration]bool{}
+	if reg := r.gateways[key{tenant, last}]; reg != nil && last != "" {
+		candidates = append(candidates, reg)
+		inVia[reg] = slices.Contains(via, last)
 	}
 	for _, gw := range via {
-		if reg := r.gateways[key{tenant, gw}]; reg != nil {
+		if reg := r.gateways[key{tenant, gw}]; reg != nil && gw != last {
+			candidates = append(candidates, reg)
+			inVia[reg] = true
+		}
+	}
+	if r.opts.ActsFor != nil {
+		var others []*registration
+		for k, reg := range r.gateways {
+			if k.tenant == tenant && k.id != last && !slices.Contains(via, k.id) {
+				others = append(others, reg)
+			}
+		}
+		slices.SortFunc(others, func(a, b *registration) int { return strings.Compare(a.gateway, b.gateway) })
+		candidates = append(candidates, others...)
+	}
+	r.mu.Unlock()
+	checks := 0
+	for _, reg := range candidates {
+		if inVia[reg] {
+			return reg
+		}
+		if r.opts.ActsFor == nil || checks == MaxGatewayChecks {
+			continue
+		}
+		checks++
+		ok, err := r.opts.ActsFor(ctx, tenant, reg.gateway, device)
+		if err != nil {
+			r.log.Warn("gateway authority not checked", "tenant", tenant, "gateway", reg.gateway, "device", device, "err", err)
+			continue
+		}
+		if ok {
 			return reg
 		}
 	}

@@ -162,7 +162,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 	watch := newRegistryWatch(reg, log, n.metrics) // registrywatch.go
 	var honoOpts *mqttadapter.HonoOptions
 	if !cfg.Hono.Disabled {
-		n.cmds = command.NewRouter(command.Options{Via: via(reg), Logger: log})
+		n.cmds = command.NewRouter(command.Options{Via: via(reg), ActsFor: actsFor(reg), Logger: log})
 		n.closers = append(n.closers, func(context.Context) error { n.cmds.Close(); return nil })
 		retention := time.Duration(cfg.Hono.EventRetention)
 		honoOpts = &mqttadapter.HonoOptions{

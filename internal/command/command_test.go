@@ -1,0 +1,106 @@
+package command
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// consumer records the commands it gets and answers with outcome.
+type consumer struct {
+	name    string
+	got     *[]string
+	outcome Outcome
+}
+
+func (c consumer) Deliver(cmd *Command, done func(Outcome)) {
+	*c.got = append(*c.got, c.name+":"+cmd.Device+":"+cmd.Via)
+	done(c.outcome)
+}
+
+func TestRouting(t *testing.T) {
+	var got []string
+	via := map[string][]string{"d1": {"gw1", "gw2"}, "d2": nil}
+	groups := map[string]bool{"gw3/d2": true} // gw3 acts for d2 through a via group
+	r := NewRouter(Options{
+		Via: func(_ context.Context, _, device string) ([]string, error) { return via[device], nil },
+		ActsFor: func(_ context.Context, _, gw, device string) (bool, error) {
+			return groups[gw+"/"+device], nil
+		},
+	})
+	defer r.Close()
+	send := func(device string) Outcome {
+		var o Outcome = -1
+		r.Send(context.Background(), &Command{Tenant: "t", Device: device, Name: "n"}, func(x Outcome) { o = x })
+		return o
+	}
+	mk := func(name string) consumer { return consumer{name: name, got: &got} }
+
+	if o := send("d1"); o != Released {
+		t.Fatalf("no subscription: %v, want released", o)
+	}
+	cancelGW1 := r.SubscribeAll("t", "gw1", mk("gw1+"))
+	cancelGW2 := r.SubscribeAll("t", "gw2", mk("gw2+"))
+	r.SubscribeAll("t", "gw3", mk("gw3+"))
+	send("d1") // the first of via: gw1
+	r.SetLastGateway("t", "d1", "gw2")
+	send("d1") // the last one the device used: gw2
+	cancelOwn := r.Subscribe("t", "d1", "", mk("d1"))
+	send("d1") // its own subscription beats the gateways
+	r.Subscribe("t", "d1", "gw1", mk("gw1-for-d1"))
+	send("d1") // the most recent device-specific one
+	send("d2") // only gw3, through ActsFor
+	cancelOwn()
+	cancelGW1()
+	cancelGW2()
+	want := []string{"gw1+:d1:gw1", "gw2+:d1:gw2", "d1:d1:", "gw1-for-d1:d1:gw1", "gw3+:d2:gw3"}
+	if len(got) != len(want) {
+		t.Fatalf("deliveries %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("delivery %d: %s, want %s (all: %v)", i, got[i], want[i], got)
+		}
+	}
+}
+
+type sink struct{ got chan *Response }
+
+func (s sink) Respond(r *Response) bool { s.got <- r; return true }
+
+func TestResponsesAndTimeout(t *testing.T) {
+	r := NewRouter(Options{})
+	defer r.Close()
+	if err := r.Respond(&Response{Tenant: "t", ReplyID: "app"}); !errors.Is(err, ErrNoConsumer) {
+		t.Fatalf("no receiver: %v", err)
+	}
+	s := sink{got: make(chan *Response, 2)}
+	cancel := r.Receive("t", "app", s)
+	defer cancel()
+	cmd := &Command{Tenant: "t", Device: "d", CorrelationID: "c1", ReplyID: "app"}
+	r.ExpectResponse(cmd, 10*time.Millisecond)
+	select {
+	case resp := <-s.got:
+		if resp.Status != StatusTimeout || resp.CorrelationID != "c1" || resp.Device != "d" {
+			t.Fatalf("timeout response %+v", resp)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no timeout response")
+	}
+	// An answer in time stops the timer: one response only.
+	cmd.CorrelationID = "c2"
+	r.ExpectResponse(cmd, time.Hour)
+	if err := r.Respond(&Response{Tenant: "t", ReplyID: "app", CorrelationID: "c2", Status: 200}); err != nil {
+		t.Fatal(err)
+	}
+	if resp := <-s.got; resp.Status != 200 {
+		t.Fatalf("response %+v", resp)
+	}
+	r.mu.Lock()
+	pending := len(r.pending)
+	r.mu.Unlock()
+	if pending != 0 {
+		t.Fatalf("%d response timers left after the answer", pending)
+	}
+}
