@@ -122,13 +122,13 @@ func (s *Server) Serve(ln net.Listener) error {
 		mechs = append(mechs, amqp.SASLAnonymous)
 	}
 	l, err := amqp.Listen(ln, &amqp.ListenerOptions{
-		Handler:             s,
-		ContainerID:         s.opts.ContainerID,
-		Authenticate:        s.authenticate,
-		SASLMechanisms:      mechs,
-		Logger:              s.log,
-		Credit:              100,
-		MaxConnections:      s.opts.MaxConnections,
+		Handler:        s,
+		ContainerID:    s.opts.ContainerID,
+		Authenticate:   s.authenticate,
+		SASLMechanisms: mechs,
+		Logger:         s.log,
+		Credit:         100,
+		MaxConnections: s.opts.MaxConnections,
 	})
 	if err != nil {
 		return err
