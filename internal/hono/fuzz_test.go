@@ -167,3 +167,31 @@ func FuzzParseCommandFilter(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseErrorFilter(f *testing.F) {
+	for _, s := range []string{"error///#", "e///#", "error//+/#", "error/t/d/#", "e/t/+/#", "error/#", "e/x", "error/+/d/#", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, filter string) {
+		ef, ok, err := ParseErrorFilter(filter)
+		if !ok || err != nil {
+			if err != nil && !errors.Is(err, ErrTopic) {
+				t.Fatalf("ParseErrorFilter(%q): error %v is not ErrTopic", filter, err)
+			}
+			return
+		}
+		ep := "error"
+		if ef.Short {
+			ep = "e"
+		}
+		if rebuilt := ep + "/" + ef.Tenant + "/" + ef.Device + "/#"; rebuilt != filter {
+			t.Fatalf("ParseErrorFilter(%q) = %+v: rebuilds as %q", filter, ef, rebuilt)
+		}
+		if strings.ContainsAny(ef.Tenant, "+#") {
+			t.Fatalf("ParseErrorFilter(%q) = %+v: wildcard in the tenant", filter, ef)
+		}
+		if got := ef.ErrorTopic("dev", "t", "c", 503); strings.ContainsAny(got, "+#") && !strings.ContainsAny(filter, "+#") {
+			t.Fatalf("error topic %q of %q has a wildcard", got, filter)
+		}
+	})
+}
