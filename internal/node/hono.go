@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/ferry-iot/ferry/internal/adapter/mqttadapter"
+	"github.com/ferry-iot/ferry/internal/adapter/downstream"
 	"github.com/ferry-iot/ferry/internal/config"
 	"github.com/ferry-iot/ferry/internal/hono"
 	"github.com/ferry-iot/ferry/internal/northbound/amqpapi"
@@ -46,16 +46,16 @@ func (n *Node) startApps() error {
 // hono-mqtt adapter entry's ext max-payload-size, the defaults
 // content-type and ttl (seconds), and resource-limits max-ttl (seconds).
 // An unknown tenant has none.
-func honoTenant(reg *registry.Registry) func(ctx context.Context, tenant string) (mqttadapter.HonoTenant, error) {
-	return func(ctx context.Context, tenant string) (mqttadapter.HonoTenant, error) {
+func honoTenant(reg *registry.Registry) func(ctx context.Context, tenant string) (downstream.Tenant, error) {
+	return func(ctx context.Context, tenant string) (downstream.Tenant, error) {
 		t, _, err := reg.GetTenant(ctx, tenant)
 		if errors.Is(err, registry.ErrNotFound) {
-			return mqttadapter.HonoTenant{}, nil
+			return downstream.Tenant{}, nil
 		}
 		if err != nil {
-			return mqttadapter.HonoTenant{}, err
+			return downstream.Tenant{}, err
 		}
-		var ht mqttadapter.HonoTenant
+		var ht downstream.Tenant
 		for _, a := range t.Adapters {
 			if a.Type == hono.AdapterMQTT {
 				ht.MaxPayloadSize = int(number(a.Ext["max-payload-size"]))

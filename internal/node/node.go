@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferry-iot/ferry/internal/adapter/downstream"
 	"github.com/ferry-iot/ferry/internal/adapter/mqttadapter"
 	"github.com/ferry-iot/ferry/internal/auth"
 	"github.com/ferry-iot/ferry/internal/cluster"
@@ -56,16 +57,19 @@ type Node struct {
 	mqtt    *mqtt.Server
 	http    *http.Server // nil when the HTTP endpoint is off
 
-	mqttLn  net.Listener
-	appLn   net.Listener // northbound AMQP; nil when off
-	apps    *amqpapi.Server
-	cmds    *command.Router
-	tlsLn   net.Listener // nil when MQTT over TLS is off
-	wsLn    *transport.WSListener
-	wsHTTP  *http.Server // serves wsLn over wsNetLn; nil when WebSocket is off
-	wsNetLn net.Listener
-	httpLn  net.Listener
-	ready   atomic.Bool
+	mqttLn net.Listener
+	appLn  net.Listener // northbound AMQP; nil when off
+	apps   *amqpapi.Server
+	cmds   *command.Router
+	// downstream publishes devices' Hono messages for every front end;
+	// nil with hono.disabled.
+	downstream *downstream.Downstream
+	tlsLn      net.Listener // nil when MQTT over TLS is off
+	wsLn       *transport.WSListener
+	wsHTTP     *http.Server // serves wsLn over wsNetLn; nil when WebSocket is off
+	wsNetLn    net.Listener
+	httpLn     net.Listener
+	ready      atomic.Bool
 	// stopBackground ends the background tasks ($SYS); background waits
 	// for them.
 	stopBackground context.CancelFunc
@@ -165,15 +169,22 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 		n.cmds = command.NewRouter(command.Options{Via: via(reg), ActsFor: actsFor(reg), Logger: log})
 		n.closers = append(n.closers, func(context.Context) error { n.cmds.Close(); return nil })
 		retention := time.Duration(cfg.Hono.EventRetention)
+		n.downstream = downstream.New(downstream.Options{
+			Hub:            n.hub,
+			Commands:       n.cmds,
+			OpenEvents:     func(tenant string) error { return amqpapi.OpenEventGroup(n.hub, tenant, retention) },
+			EventRetention: retention,
+			MaxPayloadSize: cfg.Hono.MaxPayloadSize,
+			Tenant:         honoTenant(reg),
+			Logger:         log,
+		})
+		watch.downstream = n.downstream
 		honoOpts = &mqttadapter.HonoOptions{
+			Downstream:        n.downstream,
 			Commands:          n.cmds,
 			ActsFor:           actsFor(reg),
-			OpenEvents:        func(tenant string) error { return amqpapi.OpenEventGroup(n.hub, tenant, retention) },
-			EventRetention:    retention,
-			MaxPayloadSize:    cfg.Hono.MaxPayloadSize,
 			CommandAckTimeout: time.Duration(cfg.Hono.CommandAckTimeout),
 			ConnectionEvents:  cfg.Hono.ConnectionEvents == "events",
-			Tenant:            honoTenant(reg),
 		}
 	}
 	n.mqtt = &mqtt.Server{

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ferry-iot/ferry/internal/adapter/downstream"
 	"github.com/ferry-iot/ferry/internal/adapter/mqttadapter"
 	"github.com/ferry-iot/ferry/internal/auth"
 	"github.com/ferry-iot/ferry/internal/metrics"
@@ -28,6 +29,9 @@ type registryWatch struct {
 
 	mqtt  *mqttadapter.Adapter
 	cache *auth.Cache // nil without --auth or without a cache
+	// downstream forgets a changed tenant's Hono settings; nil with
+	// hono.disabled.
+	downstream *downstream.Downstream
 
 	unsubscribe func()
 	cancel      context.CancelFunc
@@ -145,7 +149,9 @@ func (w *registryWatch) checkTenant(tenant string) {
 	default:
 		rules = rulesOf(tenant, t, w.log)
 	}
-	w.mqtt.ForgetHonoTenant(tenant)
+	if w.downstream != nil {
+		w.downstream.ForgetTenant(tenant)
+	}
 	if n := w.mqtt.SetTenantRules(tenant, rules); n > 0 {
 		w.revoked.WithLabelValues("access rules").Add(float64(n))
 	}

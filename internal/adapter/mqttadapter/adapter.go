@@ -97,10 +97,6 @@ type Adapter struct {
 	metrics   *metrics.Metrics
 	flow      *metrics.Flow // nil without metrics
 	conns     registered    // open connections by tenant and device (registered.go)
-	// eventTenants holds the tenants whose default event group is open;
-	// honoTenants their Hono settings (hono.go).
-	eventTenants sync.Map
-	honoTenants  sync.Map
 }
 
 var (

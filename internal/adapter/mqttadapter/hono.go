@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferry-iot/ferry/internal/adapter/downstream"
 	"github.com/ferry-iot/ferry/internal/command"
 	"github.com/ferry-iot/ferry/internal/hono"
 	"github.com/ferry-iot/ferry/internal/hub"
@@ -19,20 +20,14 @@ import (
 // HonoOptions turns on Hono's MQTT adapter topics (telemetry, event,
 // command) next to plain MQTT.
 type HonoOptions struct {
+	// Downstream publishes telemetry, events and notifications. Required.
+	Downstream *downstream.Downstream
 	// Commands routes commands to the connections subscribed for them.
 	// Required.
 	Commands *command.Router
 	// ActsFor reports whether gateway may act for device (the device's
 	// via and viaGroups). Nil: no gateways.
 	ActsFor func(ctx context.Context, tenant, gateway, device string) (bool, error)
-	// OpenEvents makes sure a tenant's events are kept before its first
-	// event is published (the default event group). Nil: none.
-	OpenEvents func(tenant string) error
-	// EventRetention caps an event's ttl (hono-ttl). Default 24h.
-	EventRetention time.Duration
-	// MaxPayloadSize bounds a telemetry or event payload, bytes (Hono's
-	// maxPayloadSize). Default 2048; negative: no bound.
-	MaxPayloadSize int
 	// CommandAckTimeout is how long a device has to acknowledge a QoS 1
 	// command before it counts as released (Hono's
 	// sendMessageToDeviceTimeout). Default 1s.
@@ -40,56 +35,9 @@ type HonoOptions struct {
 	// ConnectionEvents sends Hono connection events
 	// (connected/disconnected) of authenticated devices as events.
 	ConnectionEvents bool
-	// Tenant reads a tenant's own Hono settings (its registry record);
-	// they are kept until ForgetHonoTenant. Nil: none.
-	Tenant func(ctx context.Context, tenant string) (HonoTenant, error)
 }
-
-// HonoTenant is what a tenant's registry record says about Hono traffic;
-// zero fields leave the adapter's defaults.
-type HonoTenant struct {
-	// MaxPayloadSize overrides HonoOptions.MaxPayloadSize (the tenant's
-	// hono-mqtt adapter entry, ext max-payload-size).
-	MaxPayloadSize int
-	// ContentType and TTL are the tenant's defaults for messages that
-	// name none (Hono's tenant defaults content-type and ttl).
-	ContentType string
-	TTL         time.Duration
-	// MaxTTL caps an event's ttl (resource-limits max-ttl).
-	MaxTTL time.Duration
-}
-
-// honoTenant returns tenant's settings, reading them once.
-func (a *Adapter) honoTenant(tenant string) HonoTenant {
-	if v, ok := a.honoTenants.Load(tenant); ok {
-		return v.(HonoTenant)
-	}
-	if a.opts.Hono.Tenant == nil {
-		return HonoTenant{}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	t, err := a.opts.Hono.Tenant(ctx, tenant)
-	if err != nil {
-		// Not kept: the next message tries again.
-		a.log.Warn("tenant's Hono settings not read: using the defaults", "tenant", tenant, "err", err)
-		return HonoTenant{}
-	}
-	a.honoTenants.Store(tenant, t)
-	return t
-}
-
-// ForgetHonoTenant drops what is known of a tenant's Hono settings, after
-// a change of its registry record.
-func (a *Adapter) ForgetHonoTenant(tenant string) { a.honoTenants.Delete(tenant) }
 
 func (o *HonoOptions) defaults() {
-	if o.EventRetention <= 0 {
-		o.EventRetention = 24 * time.Hour
-	}
-	if o.MaxPayloadSize == 0 {
-		o.MaxPayloadSize = 2048
-	}
 	if o.CommandAckTimeout <= 0 {
 		o.CommandAckTimeout = time.Second
 	}
@@ -148,23 +96,25 @@ func badRequest(msg string) *honoError {
 // honoTarget resolves the tenant and device a Hono topic is for, checking
 // gateway authority.
 func (a *Adapter) honoTarget(st *connState, tenant, device string) (string, string, string, *honoError) {
-	if st.device == "" {
-		// Unauthenticated: the topic names both.
-		if tenant == "" || device == "" {
-			return "", "", "", &honoError{401, packet.NotAuthorized, "an unauthenticated device must name tenant and device in the topic", false}
-		}
-		return tenant, device, "", nil
+	t, d, gw, derr := downstream.Target(st.tenant, st.device, tenant, device, func(dev string) (bool, error) { return a.actsFor(st, dev), nil })
+	if derr != nil {
+		return "", "", "", mqttError(derr)
 	}
-	if tenant != "" && tenant != st.tenant {
-		return "", "", "", &honoError{403, packet.NotAuthorized, "the topic names another tenant", false}
+	return t, d, gw, nil
+}
+
+// mqttError gives a downstream refusal the reason code a PUBACK can carry.
+func mqttError(e *downstream.Error) *honoError {
+	code := packet.UnspecifiedError
+	switch {
+	case e.Status == 400:
+		code = packet.TopicNameInvalid
+	case e.Status == 401, e.Status == 403:
+		code = packet.NotAuthorized
+	case e.Status == 413, e.Full:
+		code = packet.QuotaExceeded
 	}
-	if device == "" || device == st.device {
-		return st.tenant, st.device, "", nil
-	}
-	if !a.actsFor(st, device) {
-		return "", "", "", &honoError{403, packet.NotAuthorized, "gateway " + st.device + " may not act for device " + device, false}
-	}
-	return st.tenant, device, st.device, nil
+	return &honoError{e.Status, code, e.Msg, false}
 }
 
 func (a *Adapter) actsFor(st *connState, device string) bool {
@@ -199,101 +149,43 @@ func (a *Adapter) actsFor(st *connState, device string) bool {
 // honoMessage turns a telemetry or event publish into the hub message the
 // northbound API delivers.
 func (a *Adapter) honoMessage(c *mqtt.Conn, st *connState, u hono.Upstream, p *packet.Publish) (tenant string, m *hub.Message, herr *honoError) {
-	ho := a.opts.Hono
 	tenant, device, gateway, herr := a.honoTarget(st, u.Tenant, u.Device)
 	if herr != nil {
 		return "", nil, herr
-	}
-	ts := a.honoTenant(tenant)
-	limit := ho.MaxPayloadSize
-	if ts.MaxPayloadSize > 0 {
-		limit = ts.MaxPayloadSize
 	}
 	switch {
 	case p.QoS == 2:
 		return "", nil, &honoError{400, packet.QoSNotSupported, "QoS 2 is not supported on Hono topics", true}
 	case u.Endpoint == hono.Event && p.QoS != 1:
 		return "", nil, &honoError{400, packet.QoSNotSupported, "events must be published with QoS 1", true}
-	case limit > 0 && len(p.Payload) > limit:
-		return "", nil, &honoError{413, packet.QuotaExceeded, fmt.Sprintf("payload of %d bytes exceeds the limit of %d", len(p.Payload), limit), false}
 	}
-	ct := u.Bag.Get("content-type")
-	if ct == "" {
-		ct = p.Properties.ContentType
+	dm := &downstream.Message{
+		Endpoint: u.Endpoint, Tenant: tenant, Device: device, Gateway: gateway,
+		Adapter: hono.AdapterMQTT, Address: p.Topic, QoS: p.QoS,
+		Payload: append([]byte(nil), p.Payload...), ContentType: u.Bag.Get("content-type"),
+		Retain: p.Retain, Origin: c.ClientID(),
 	}
-	if ct == "" && len(p.Payload) > 0 {
-		ct = ts.ContentType
+	if dm.ContentType == "" {
+		dm.ContentType = p.Properties.ContentType
 	}
-	if len(p.Payload) == 0 && ct == "" {
-		return "", nil, badRequest("an empty payload needs a content type")
+	if s := u.Bag.Get("hono-ttl"); s != "" && u.Endpoint == hono.Event {
+		secs, err := strconv.ParseUint(s, 10, 32)
+		if err != nil {
+			return "", nil, badRequest("hono-ttl must be a number of seconds")
+		}
+		dm.TTL = time.Duration(secs) * time.Second
 	}
-	if ct == "" {
-		ct = hono.ContentTypeOctetStream
-	}
-	now := a.now()
-	m = &hub.Message{
-		Topic:       hono.HubTopic(u.Endpoint, device),
-		Payload:     append([]byte(nil), p.Payload...),
-		QoS:         p.QoS,
-		ContentType: ct,
-		Created:     now,
-		Origin:      c.ClientID(),
-		Properties: []hub.Property{
-			{Key: hono.PropDeviceID, Value: device},
-			{Key: hono.PropOrigAdapter, Value: hono.AdapterMQTT},
-			{Key: hono.PropOrigAddress, Value: p.Topic},
-			{Key: hono.PropQoS, Value: int64(p.QoS)},
-		},
-	}
-	if p.Retain {
-		m.Properties = append(m.Properties, hub.Property{Key: hono.AnnotationRetain, Value: true})
+	if exp := p.Properties.MessageExpiry; exp != nil {
+		dm.Expiry = time.Duration(*exp) * time.Second
 	}
 	for _, up := range p.Properties.User {
-		m.UserProperties = append(m.UserProperties, hub.UserProperty{Key: up.Key, Value: up.Value})
+		dm.UserProperties = append(dm.UserProperties, hub.UserProperty{Key: up.Key, Value: up.Value})
 	}
-	if u.Endpoint == hono.Event {
-		// The device's hono-ttl, else the tenant's default; capped by
-		// the tenant's max-ttl and the retention.
-		ttl := ho.EventRetention
-		if s := u.Bag.Get("hono-ttl"); s != "" {
-			secs, err := strconv.ParseUint(s, 10, 32)
-			if err != nil {
-				return "", nil, badRequest("hono-ttl must be a number of seconds")
-			}
-			ttl = min(ttl, time.Duration(secs)*time.Second)
-		} else if ts.TTL > 0 {
-			ttl = min(ttl, ts.TTL)
-		}
-		if exp := p.Properties.MessageExpiry; exp != nil {
-			ttl = min(ttl, time.Duration(*exp)*time.Second)
-		}
-		if ts.MaxTTL > 0 {
-			ttl = min(ttl, ts.MaxTTL)
-		}
-		m.Expiry = now.Add(ttl)
-		if ho.OpenEvents != nil {
-			if err := a.openEvents(tenant); err != nil {
-				a.log.Error("event refused: the tenant's event log cannot be opened", "tenant", tenant, "err", err)
-				return "", nil, &honoError{503, packet.UnspecifiedError, "the event log is unavailable", false}
-			}
-		}
-	}
-	if gateway != "" {
-		ho.Commands.SetLastGateway(tenant, device, gateway)
+	m, derr := a.opts.Hono.Downstream.Build(dm)
+	if derr != nil {
+		return "", nil, mqttError(derr)
 	}
 	return tenant, m, nil
-}
-
-// openEvents opens a tenant's default event group once per process.
-func (a *Adapter) openEvents(tenant string) error {
-	if _, ok := a.eventTenants.Load(tenant); ok {
-		return nil
-	}
-	if err := a.opts.Hono.OpenEvents(tenant); err != nil {
-		return err
-	}
-	a.eventTenants.Store(tenant, true)
-	return nil
 }
 
 // honoPublish handles a publish on a Hono topic; done gets the PUBACK
@@ -341,20 +233,12 @@ func (a *Adapter) honoPublish(c *mqtt.Conn, st *connState, u hono.Upstream, p *p
 		return
 	}
 	a.flow.In(p.QoS, len(p.Payload))
-	a.hub.PublishAsync(tenant, m, func(res hub.Result) {
-		switch {
-		case res.Err != nil:
-			a.log.Error("event not stored", "client", c.ClientID(), "err", res.Err)
-			fail(&honoError{503, packet.ImplementationSpecificError, "the event could not be stored", false})
-		case res.Lost > 0:
-			fail(&honoError{503, packet.QuotaExceeded, "the event log or a consumer's queue is full", false})
-		case res.Matched == 0 && p.QoS > 0:
-			// No application receives: telemetry QoS 1 is refused as
-			// in Hono (503); QoS 0 is dropped, counted by the hub.
-			fail(&honoError{503, packet.UnspecifiedError, "no application receives " + u.Endpoint.String() + " of tenant " + tenant, false})
-		default:
-			done(packet.Success)
+	a.opts.Hono.Downstream.Publish(tenant, m, func(derr *downstream.Error) {
+		if derr != nil {
+			fail(mqttError(derr))
+			return
 		}
+		done(packet.Success)
 	})
 }
 
@@ -535,55 +419,13 @@ func (a *Adapter) honoDelivered(st *connState, p *packet.Publish) bool {
 
 // notify publishes an empty notification (ttd) event for device.
 func (a *Adapter) notify(tenant, device string, ttd int64) {
-	if device == "" {
-		return
-	}
-	m := &hub.Message{
-		Topic:       hono.HubTopic(hono.Event, device),
-		QoS:         1,
-		ContentType: hono.ContentTypeEmptyNotification,
-		Created:     a.now(),
-		Expiry:      a.now().Add(a.opts.Hono.EventRetention),
-		Properties: []hub.Property{
-			{Key: hono.PropDeviceID, Value: device},
-			{Key: hono.PropOrigAdapter, Value: hono.AdapterMQTT},
-			{Key: hono.PropTTD, Value: ttd},
-		},
-	}
-	a.publishEvent(tenant, m)
+	a.opts.Hono.Downstream.Notify(tenant, device, hono.AdapterMQTT, ttd)
 }
 
 // connectionEvent publishes a Hono connection event of an authenticated
 // device.
 func (a *Adapter) connectionEvent(st *connState, cause string) {
-	body := fmt.Sprintf(`{"cause":%q,"remote-id":%q,"source":%q,"data":{}}`, cause, st.who.ClientID, hono.AdapterMQTT)
-	m := &hub.Message{
-		Topic:       hono.HubTopic(hono.Event, st.device),
-		Payload:     []byte(body),
-		QoS:         1,
-		ContentType: hono.ContentTypeConnection,
-		Created:     a.now(),
-		Expiry:      a.now().Add(a.opts.Hono.EventRetention),
-		Properties: []hub.Property{
-			{Key: hono.PropDeviceID, Value: st.device},
-			{Key: hono.PropOrigAdapter, Value: hono.AdapterMQTT},
-		},
-	}
-	a.publishEvent(st.tenant, m)
-}
-
-func (a *Adapter) publishEvent(tenant string, m *hub.Message) {
-	if a.opts.Hono.OpenEvents != nil {
-		if err := a.openEvents(tenant); err != nil {
-			a.log.Warn("notification not sent: no event log", "tenant", tenant, "err", err)
-			return
-		}
-	}
-	a.hub.PublishAsync(tenant, m, func(res hub.Result) {
-		if res.Err != nil || res.Lost > 0 {
-			a.log.Warn("notification event not kept", "tenant", tenant, "err", res.Err, "lost", res.Lost)
-		}
-	})
+	a.opts.Hono.Downstream.ConnectionEvent(st.tenant, st.device, hono.AdapterMQTT, st.who.ClientID, cause)
 }
 
 // honoWill converts a will on a Hono telemetry or event topic into the
