@@ -592,6 +592,7 @@ func (c *Config) PublicListener() (string, bool) {
 		{"mqtt.tls.addr", "--mqtts-addr", c.MQTT.TLS.Addr},
 		{"mqtt.websocket.addr", "--ws-addr", c.MQTT.WebSocket.Addr},
 		{"amqp.app_addr", "--amqp-app-addr", c.AMQP.AppAddr},
+		{"http.addr", "--http-addr", c.HTTP.Addr}, // Hono's HTTP adapter takes devices there
 	} {
 		if l.addr == "" {
 			continue

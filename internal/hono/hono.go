@@ -58,6 +58,7 @@ const (
 // Adapter type names (orig_adapter, connection events' source).
 const (
 	AdapterMQTT = "hono-mqtt"
+	AdapterHTTP = "hono-http"
 )
 
 // Well-known content types.

@@ -57,8 +57,11 @@ func honoTenant(reg *registry.Registry) func(ctx context.Context, tenant string)
 		}
 		var ht downstream.Tenant
 		for _, a := range t.Adapters {
-			if a.Type == hono.AdapterMQTT {
+			switch a.Type {
+			case hono.AdapterMQTT:
 				ht.MaxPayloadSize = int(number(a.Ext["max-payload-size"]))
+			case hono.AdapterHTTP:
+				ht.MaxTTD = time.Duration(number(a.Ext["max-ttd"])) * time.Second
 			}
 		}
 		if ct, ok := t.Defaults["content-type"].(string); ok {

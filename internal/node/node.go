@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ferry-iot/ferry/internal/adapter/downstream"
+	"github.com/ferry-iot/ferry/internal/adapter/httpadapter"
 	"github.com/ferry-iot/ferry/internal/adapter/mqttadapter"
 	"github.com/ferry-iot/ferry/internal/auth"
 	"github.com/ferry-iot/ferry/internal/cluster"
@@ -342,7 +343,15 @@ func (n *Node) listen() error {
 		if n.httpLn, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
 			return fmt.Errorf("http listener (--http-addr): %w", err)
 		}
-		n.http = newHTTPServer(mux)
+		var h http.Handler = mux
+		if n.downstream != nil {
+			h = httpadapter.New(httpadapter.Options{
+				Downstream: n.downstream, Commands: n.cmds,
+				Authenticator: authenticator(cfg, n.registry), RequireAuth: cfg.Auth && !cfg.AllowAnonymous,
+				Tenant: config.DefaultTenant, ActsFor: actsFor(n.registry), Logger: n.log,
+			}).Wrap(mux)
+		}
+		n.http = newHTTPServer(h)
 	}
 	return nil
 }
