@@ -11,14 +11,16 @@ go build -o "$bin" ./cmd/ferry
 data=$(mktemp -d)
 mqtt=127.0.0.1:${MQTT_PORT:-18883}
 app=127.0.0.1:${APP_PORT:-15682}
-"$bin" serve --data-dir "$data" --mqtt-addr "$mqtt" --amqp-app-addr "$app" --http-addr "" --log-level warn &
+web=127.0.0.1:${HTTP_PORT:-18087}
+"$bin" serve --data-dir "$data" --mqtt-addr "$mqtt" --amqp-app-addr "$app" --http-addr "$web" --log-level warn &
 pid=$!
 trap 'kill $pid; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 50); do (exec 3<>/dev/tcp/${app%:*}/${app#*:}) 2>/dev/null && break; sleep 0.1; done
 
-b() { "$bin" bench hono --addr "$mqtt" --amqp-addr "$app" --runs "${RUNS:-3}" "$@"; }
+b() { "$bin" bench hono --addr "$mqtt" --amqp-addr "$app" --http-addr "$web" --runs "${RUNS:-3}" "$@"; }
 echo "== devices alone (telemetry QoS 0, no consumer)"; b --mode telemetry --no-consumer --devices 8 --messages 50000
 echo "== telemetry QoS 0, as fast as possible"; b --mode telemetry --devices 8 --messages 50000
 echo "== telemetry QoS 0 at 50k msgs/s (latency)"; b --mode telemetry --devices 8 --messages 25000 --rate 50000
 echo "== events QoS 1, durable, settled one by one"; b --mode event --devices 8 --messages 20000
 echo "== command round trips"; b --mode command --devices 8 --messages 50000
+echo "== HTTP telemetry, 8 keep-alive clients (Hono's HTTP adapter)"; b --mode http --devices 8 --messages 10000

@@ -17,19 +17,18 @@ import (
 // startFerry runs a Ferry node on a free loopback port for the test and
 // returns its MQTT address.
 func startFerry(t *testing.T) string {
-	mqttAddr, _ := startFerryHono(t)
-	return mqttAddr
+	return startNode(t).MQTTAddr().String()
 }
 
-// startFerryHono is startFerry that also returns the northbound AMQP
-// address.
-func startFerryHono(t *testing.T) (string, string) {
+// startNode runs a Ferry node (MQTT, northbound AMQP and HTTP on free
+// loopback ports) for the test.
+func startNode(t *testing.T) *node.Node {
 	t.Helper()
 	cfg := config.Default()
 	cfg.MQTT.Addr = "127.0.0.1:0"
 	cfg.AMQP.AppAddr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
-	cfg.HTTP.Addr = "" // off
+	cfg.HTTP.Addr = "127.0.0.1:0"
 	n, err := node.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -41,13 +40,13 @@ func startFerryHono(t *testing.T) (string, string) {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	return n.MQTTAddr().String(), n.AppAddr().String()
+	return n
 }
 
 func TestHonoCounts(t *testing.T) {
-	mqttAddr, appAddr := startFerryHono(t)
-	for _, mode := range []string{"telemetry", "event", "command"} {
-		h := Hono{Addr: mqttAddr, AMQPAddr: appAddr, Mode: mode, Devices: 3, Messages: 300, Payload: 16, Rate: 3000, Idle: 5 * time.Second}
+	n := startNode(t)
+	for _, mode := range []string{"telemetry", "event", "command", "http"} {
+		h := Hono{Addr: n.MQTTAddr().String(), AMQPAddr: n.AppAddr().String(), HTTPAddr: n.HTTPAddr().String(), Mode: mode, Devices: 3, Messages: 300, Payload: 16, Rate: 3000, Idle: 5 * time.Second}
 		res, err := h.Run(context.Background())
 		if err != nil {
 			t.Fatalf("%s: %v", mode, err)

@@ -1,10 +1,13 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,8 +25,10 @@ type Hono struct {
 	Addr     string // MQTT
 	AMQPAddr string // northbound AMQP
 	Tenant   string
-	// Mode is telemetry, event or command.
+	// Mode is telemetry, event, http (telemetry over Hono's HTTP adapter,
+	// at HTTPAddr, each device a keep-alive client) or command.
 	Mode     string
+	HTTPAddr string
 	Devices  int
 	Messages int // per device (commands: in all)
 	Payload  int
@@ -89,12 +94,12 @@ func (h *Hono) defaults() {
 func (h Hono) Run(ctx context.Context) (HonoResult, error) {
 	h.defaults()
 	switch h.Mode {
-	case "telemetry", "event":
+	case "telemetry", "event", "http":
 		return h.runUpstream(ctx)
 	case "command":
 		return h.runCommands(ctx)
 	}
-	return HonoResult{}, fmt.Errorf("mode %q: telemetry, event or command", h.Mode)
+	return HonoResult{}, fmt.Errorf("mode %q: telemetry, event, http or command", h.Mode)
 }
 
 func (h Hono) dialApp(ctx context.Context) (*amqp.Conn, *amqp.Session, error) {
@@ -173,6 +178,9 @@ func (h Hono) runUpstream(ctx context.Context) (HonoResult, error) {
 		}()
 	}
 	run := runID()
+	if h.Mode == "http" {
+		return h.finishUpstream(total, h.postHTTP(ctx, run), recvDone, &received, &last, &latencies, &latMu)
+	}
 	devs := make([]*client, h.Devices)
 	for i := range devs {
 		var err error
@@ -223,6 +231,21 @@ func (h Hono) runUpstream(ctx context.Context) (HonoResult, error) {
 	for err := range errs {
 		return HonoResult{}, err
 	}
+	return h.finishUpstream(total, upstreamRun{start: start, published: published}, recvDone, &received, &last, &latencies, &latMu)
+}
+
+// upstreamRun is how the devices' part of a run went.
+type upstreamRun struct {
+	start, end time.Time
+	published  time.Duration
+	err        error
+}
+
+func (h Hono) finishUpstream(total int, u upstreamRun, recvDone chan error, received, last *atomic.Int64, latencies *[]time.Duration, latMu *sync.Mutex) (HonoResult, error) {
+	if u.err != nil {
+		return HonoResult{}, u.err
+	}
+	start, published := u.start, u.published
 	if h.NoConsumer {
 		return HonoResult{Result: Result{Sent: total, Received: total, Elapsed: published}}, nil
 	}
@@ -234,8 +257,8 @@ func (h Hono) runUpstream(ctx context.Context) (HonoResult, error) {
 		res.Elapsed = time.Unix(0, l).Sub(start)
 	}
 	latMu.Lock()
-	res.Samples = len(latencies)
-	res.P50, res.P99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+	res.Samples = len(*latencies)
+	res.P50, res.P99 = percentile(*latencies, 0.5), percentile(*latencies, 0.99)
 	latMu.Unlock()
 	return res, nil
 }
@@ -381,4 +404,50 @@ func answer(c *client, tenant, dev string) error {
 			}
 		}
 	}
+}
+
+// postHTTP sends the devices' telemetry to Hono's HTTP adapter: each
+// device a client with one keep-alive connection, PUT
+// /telemetry/<tenant>/<device> (unauthenticated) at QoS 0; every answer
+// must be 202.
+func (h Hono) postHTTP(ctx context.Context, run string) upstreamRun {
+	tr := &http.Transport{MaxIdleConnsPerHost: h.Devices, MaxConnsPerHost: h.Devices}
+	defer tr.CloseIdleConnections()
+	cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, h.Devices)
+	for i := range h.Devices {
+		wg.Go(func() {
+			url := fmt.Sprintf("http://%s/telemetry/%s/dev-%s-%d", h.HTTPAddr, h.Tenant, run, i)
+			for range h.Messages {
+				pl := make([]byte, h.Payload)
+				binary.BigEndian.PutUint64(pl, uint64(time.Now().UnixNano()))
+				req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(pl))
+				if err != nil {
+					errs <- err
+					return
+				}
+				resp, err := cl.Do(req)
+				if err != nil {
+					errs <- fmt.Errorf("device %d: %w", i, err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted {
+					errs <- fmt.Errorf("device %d: HTTP %d", i, resp.StatusCode)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	u := upstreamRun{start: start, published: time.Since(start)}
+	for err := range errs {
+		u.err = err
+		break
+	}
+	return u
 }
