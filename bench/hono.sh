@@ -12,7 +12,7 @@ data=$(mktemp -d)
 mqtt=127.0.0.1:${MQTT_PORT:-18883}
 app=127.0.0.1:${APP_PORT:-15682}
 web=127.0.0.1:${HTTP_PORT:-18087}
-"$bin" serve --data-dir "$data" --mqtt-addr "$mqtt" --amqp-app-addr "$app" --http-addr "$web" --log-level warn &
+"$bin" serve --data-dir "$data" --mqtt-addr "$mqtt" --amqp-app-addr "$app" --amqp-addr "" --http-addr "$web" --log-level warn &
 pid=$!
 trap 'kill $pid; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 50); do (exec 3<>/dev/tcp/${app%:*}/${app#*:}) 2>/dev/null && break; sleep 0.1; done

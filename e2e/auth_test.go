@@ -326,6 +326,7 @@ func TestRestartKeepsTenantState(t *testing.T) {
 	cfg := config.Default()
 	cfg.MQTT.Addr, cfg.HTTP.Addr, cfg.MQTT.SysInterval = "127.0.0.1:0", "127.0.0.1:0", 0
 	cfg.AMQP.AppAddr = "127.0.0.1:0"
+	cfg.AMQP.Addr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.Auth = true
 	n := startNode(t, cfg)
@@ -354,6 +355,7 @@ func TestPublicListenerTurnsAuthOn(t *testing.T) {
 	cfg := config.Default()
 	cfg.MQTT.Addr, cfg.HTTP.Addr, cfg.MQTT.SysInterval = "127.0.0.1:0", "", 0
 	cfg.AMQP.AppAddr = "127.0.0.1:0"
+	cfg.AMQP.Addr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	n := startNode(t, cfg)
 	provision(t, n, "acme", "d1", "s1", "pw-1", true)
@@ -365,6 +367,7 @@ func TestPublicListenerTurnsAuthOn(t *testing.T) {
 
 	cfg.MQTT.Addr = "0.0.0.0:0" // all interfaces; the test talks to 127.0.0.1 only
 	cfg.AMQP.AppAddr = "127.0.0.1:0"
+	cfg.AMQP.Addr = "127.0.0.1:0"
 	n2 := startNode(t, cfg)
 	_, port, _ := net.SplitHostPort(n2.MQTTAddr().String())
 	p := startProc(t, pub, "-h", "127.0.0.1", "-p", port, "-t", "x", "-m", "anonymous")

@@ -107,7 +107,7 @@ func TestCLIServe(t *testing.T) {
 			port := freePort(t)
 			dataDir := filepath.Join(t.TempDir(), "data")
 			// The address comes from the environment twin of --mqtt-addr.
-			cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--amqp-app-addr", "127.0.0.1:0")
+			cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--amqp-app-addr", "127.0.0.1:0", "--amqp-addr", "127.0.0.1:0")
 			cmd.Env = append(os.Environ(), "FERRY_MQTT_ADDR=127.0.0.1:"+port)
 			out := new(syncBuffer)
 			cmd.Stdout, cmd.Stderr = out, out

@@ -101,7 +101,7 @@ func (s *crashServer) start() {
 		app = "127.0.0.1:" + s.appPort
 	}
 	s.cmd = exec.Command(s.bin, "serve", "--data-dir", s.dir, "--mqtt-addr", "127.0.0.1:"+s.port,
-		"--http-addr", "", "--amqp-app-addr", app, "--log-level", "warn")
+		"--http-addr", "", "--amqp-app-addr", app, "--amqp-addr", "", "--log-level", "warn")
 	s.cmd.Stderr = os.Stderr
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)

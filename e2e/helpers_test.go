@@ -43,6 +43,7 @@ func startFerry(t *testing.T, mutate ...func(*config.Config)) *node.Node {
 	cfg := config.Default()
 	cfg.MQTT.Addr = "127.0.0.1:0"
 	cfg.AMQP.AppAddr = "127.0.0.1:0"
+	cfg.AMQP.Addr = "127.0.0.1:0"
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	cfg.MQTT.SysInterval = 0 // keeps counters and retained counts exact; TestSysTopics turns it on
 	cfg.DataDir = t.TempDir()

@@ -28,6 +28,7 @@ func BenchmarkLogin(b *testing.B) {
 			cfg := config.Default()
 			cfg.MQTT.Addr, cfg.HTTP.Addr, cfg.MQTT.SysInterval = "127.0.0.1:0", "", 0
 			cfg.AMQP.AppAddr = "127.0.0.1:0"
+			cfg.AMQP.Addr = "127.0.0.1:0"
 			cfg.DataDir = b.TempDir()
 			cfg.Auth = true
 			cfg.Login.CacheTTL = config.Duration(tc.cache)

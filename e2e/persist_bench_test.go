@@ -26,6 +26,7 @@ func BenchmarkPersistedQoS1(b *testing.B) {
 			cfg := config.Default()
 			cfg.MQTT.Addr = "127.0.0.1:0"
 			cfg.AMQP.AppAddr = "127.0.0.1:0"
+			cfg.AMQP.Addr = "127.0.0.1:0"
 			cfg.HTTP.Addr = ""
 			cfg.MQTT.SysInterval = 0
 			cfg.Store.Engine = store.engine

@@ -186,6 +186,7 @@ func TestScaleOutKafkaTLSAndSASL(t *testing.T) {
 	cfg := config.Default()
 	cfg.MQTT.Addr, cfg.HTTP.Addr, cfg.DataDir = "127.0.0.1:0", "", t.TempDir()
 	cfg.AMQP.AppAddr = "127.0.0.1:0"
+	cfg.AMQP.Addr = "127.0.0.1:0"
 	scaleOut("c", "wrong")(&cfg)
 	cfg.Cluster.Kafka.StartTimeout = config.Duration(time.Second)
 	if n, err := node.Start(cfg, slog.New(slog.DiscardHandler)); err == nil {

@@ -82,6 +82,7 @@ type serveFlags struct {
 	nodeID         string
 	kafkaPassword  string
 	amqpAppAddr    string
+	amqpAddr       string
 }
 
 func newServeCmd() *cobra.Command {
@@ -112,6 +113,7 @@ func newServeCmd() *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&f.configPath, "config", "", "YAML configuration file")
 	fl.StringVar(&f.mqttAddr, "mqtt-addr", "127.0.0.1:1883", "MQTT listen address (host:port)")
+	fl.StringVar(&f.amqpAddr, "amqp-addr", "127.0.0.1:5672", "AMQP 1.0 listen address of devices (Hono's AMQP adapter; empty: off)")
 	fl.StringVar(&f.amqpAppAddr, "amqp-app-addr", "127.0.0.1:15672", "northbound AMQP 1.0 listen address of applications (Hono's telemetry/event/command addresses; empty: off)")
 	fl.StringVar(&f.mqttsAddr, "mqtts-addr", "", "MQTT over TLS listen address, e.g. 127.0.0.1:8883 (needs --tls-cert, --tls-key)")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate chain of the TLS listener")
@@ -156,6 +158,7 @@ func loadConfig(fl *pflag.FlagSet, f *serveFlags) (config.Config, error) {
 	set("http-addr", func() { cfg.HTTP.Addr = f.httpAddr })
 	set("mqtts-addr", func() { cfg.MQTT.TLS.Addr = f.mqttsAddr })
 	set("amqp-app-addr", func() { cfg.AMQP.AppAddr = f.amqpAppAddr })
+	set("amqp-addr", func() { cfg.AMQP.Addr = f.amqpAddr })
 	set("tls-cert", func() { cfg.MQTT.TLS.CertFile = f.tlsCert })
 	set("tls-key", func() { cfg.MQTT.TLS.KeyFile = f.tlsKey })
 	set("tls-client-ca", func() { cfg.MQTT.TLS.ClientCAFile = f.tlsClientCA })

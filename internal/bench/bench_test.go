@@ -27,6 +27,7 @@ func startNode(t *testing.T) *node.Node {
 	cfg := config.Default()
 	cfg.MQTT.Addr = "127.0.0.1:0"
 	cfg.AMQP.AppAddr = "127.0.0.1:0"
+	cfg.AMQP.Addr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	n, err := node.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))

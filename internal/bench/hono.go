@@ -236,9 +236,9 @@ func (h Hono) runUpstream(ctx context.Context) (HonoResult, error) {
 
 // upstreamRun is how the devices' part of a run went.
 type upstreamRun struct {
-	start, end time.Time
-	published  time.Duration
-	err        error
+	start     time.Time
+	published time.Duration
+	err       error
 }
 
 func (h Hono) finishUpstream(total int, u upstreamRun, recvDone chan error, received, last *atomic.Int64, latencies *[]time.Duration, latMu *sync.Mutex) (HonoResult, error) {

@@ -69,6 +69,10 @@ type Config struct {
 
 // AMQP configures the AMQP 1.0 listeners.
 type AMQP struct {
+	// Addr (amqp.addr, --amqp-addr) is Hono's AMQP device adapter:
+	// devices send telemetry and events and receive commands. Empty
+	// disables it. Default 127.0.0.1:5672.
+	Addr string `yaml:"addr"`
 	// AppAddr (amqp.app_addr, --amqp-app-addr) is the northbound listener
 	// of applications: Hono's telemetry/, event/, command/ and
 	// command_response/ addresses. Empty disables it. Default
@@ -375,7 +379,7 @@ func Default() Config {
 		Log:             Log{Level: "info", Format: "text"},
 		ShutdownTimeout: Duration(5 * time.Second),
 		HTTP:            HTTP{Addr: "127.0.0.1:8080"},
-		AMQP:            AMQP{AppAddr: "127.0.0.1:15672", MaxConnections: 1000},
+		AMQP:            AMQP{Addr: "127.0.0.1:5672", AppAddr: "127.0.0.1:15672", MaxConnections: 1000},
 		Hono: Hono{EventRetention: Duration(24 * time.Hour), MaxPayloadSize: 2048,
 			CommandAckTimeout: Duration(time.Second), ConnectionEvents: "none"},
 		Login:   Login{CacheTTL: Duration(30 * time.Second), FailureBurst: 10, FailureInterval: Duration(time.Second)},
@@ -490,6 +494,7 @@ func (c *Config) Validate() error {
 		{"mqtt.tls.addr", "--mqtts-addr", c.MQTT.TLS.Addr},
 		{"mqtt.websocket.addr", "--ws-addr", c.MQTT.WebSocket.Addr},
 		{"amqp.app_addr", "--amqp-app-addr", c.AMQP.AppAddr},
+		{"amqp.addr", "--amqp-addr", c.AMQP.Addr},
 	} {
 		if l.addr == "" && l.key != "mqtt.addr" {
 			continue
@@ -592,6 +597,7 @@ func (c *Config) PublicListener() (string, bool) {
 		{"mqtt.tls.addr", "--mqtts-addr", c.MQTT.TLS.Addr},
 		{"mqtt.websocket.addr", "--ws-addr", c.MQTT.WebSocket.Addr},
 		{"amqp.app_addr", "--amqp-app-addr", c.AMQP.AppAddr},
+		{"amqp.addr", "--amqp-addr", c.AMQP.Addr},
 		{"http.addr", "--http-addr", c.HTTP.Addr}, // Hono's HTTP adapter takes devices there
 	} {
 		if l.addr == "" {

@@ -59,6 +59,7 @@ const (
 const (
 	AdapterMQTT = "hono-mqtt"
 	AdapterHTTP = "hono-http"
+	AdapterAMQP = "hono-amqp"
 )
 
 // Well-known content types.

@@ -16,6 +16,7 @@ func testConfig(t *testing.T) config.Config {
 	cfg := config.Default()
 	cfg.MQTT.Addr = "127.0.0.1:0"
 	cfg.AMQP.AppAddr = "127.0.0.1:0"
+	cfg.AMQP.Addr = "127.0.0.1:0"
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	cfg.MQTT.SysInterval = 0
 	cfg.DataDir = t.TempDir()
@@ -65,6 +66,7 @@ func TestStartFailureReleasesEverything(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.MQTT.Addr = taken.Addr().String()
 	cfg.AMQP.AppAddr = "127.0.0.1:0"
+	cfg.AMQP.Addr = "127.0.0.1:0"
 	if _, err := Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil {
 		t.Fatal("Start succeeded on a taken address")
 	}

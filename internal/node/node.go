@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferry-iot/ferry/internal/adapter/amqpadapter"
 	"github.com/ferry-iot/ferry/internal/adapter/downstream"
 	"github.com/ferry-iot/ferry/internal/adapter/httpadapter"
 	"github.com/ferry-iot/ferry/internal/adapter/mqttadapter"
@@ -60,8 +61,11 @@ type Node struct {
 
 	mqttLn net.Listener
 	appLn  net.Listener // northbound AMQP; nil when off
-	apps   *amqpapi.Server
-	cmds   *command.Router
+	devLn  net.Listener // AMQP device adapter; nil when off
+	// devAMQP serves devLn.
+	devAMQP *amqpadapter.Adapter
+	apps    *amqpapi.Server
+	cmds    *command.Router
 	// downstream publishes devices' Hono messages for every front end;
 	// nil with hono.disabled.
 	downstream *downstream.Downstream
@@ -270,6 +274,17 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 	}
 	attrs := []any{slog.String("mqtt", n.mqttLn.Addr().String())}
 	serve("mqtt listener", func() error { return n.mqtt.Serve(n.mqttLn) })
+	if n.devLn != nil {
+		n.devAMQP = amqpadapter.New(amqpadapter.Options{
+			Downstream: n.downstream, Commands: n.cmds,
+			Authenticator: authn, Anonymous: !(cfg.Auth && !cfg.AllowAnonymous),
+			Tenant: config.DefaultTenant, ActsFor: actsFor(reg), MaxConnections: cfg.AMQP.MaxConnections, Logger: log,
+		})
+		if err := n.devAMQP.Serve(n.devLn); err != nil {
+			return nil, err
+		}
+		attrs = append(attrs, slog.String("amqp", n.devLn.Addr().String()))
+	}
 	if n.appLn != nil {
 		if err := n.startApps(); err != nil {
 			return nil, err
@@ -309,6 +324,11 @@ func (n *Node) listen() error {
 	var err error
 	if n.mqttLn, err = net.Listen("tcp", cfg.MQTT.Addr); err != nil {
 		return fmt.Errorf("mqtt listener (--mqtt-addr): %w", err)
+	}
+	if cfg.AMQP.Addr != "" && !cfg.Hono.Disabled {
+		if n.devLn, err = net.Listen("tcp", cfg.AMQP.Addr); err != nil {
+			return fmt.Errorf("AMQP device listener (--amqp-addr): %w", err)
+		}
 	}
 	if cfg.AMQP.AppAddr != "" && !cfg.Hono.Disabled {
 		if n.appLn, err = net.Listen("tcp", cfg.AMQP.AppAddr); err != nil {
@@ -508,7 +528,10 @@ func (n *Node) closeListeners() {
 	if n.apps != nil {
 		n.apps.Close()
 	}
-	for _, l := range []net.Listener{n.mqttLn, n.appLn, n.tlsLn, n.wsNetLn, n.httpLn} {
+	if n.devAMQP != nil {
+		n.devAMQP.Close()
+	}
+	for _, l := range []net.Listener{n.mqttLn, n.appLn, n.devLn, n.tlsLn, n.wsNetLn, n.httpLn} {
 		if l != nil {
 			l.Close()
 		}
@@ -540,6 +563,14 @@ func (n *Node) HTTPAddr() net.Addr {
 	return n.httpLn.Addr()
 }
 
+// AMQPAddr is the address of the AMQP device listener, nil when it is off.
+func (n *Node) AMQPAddr() net.Addr {
+	if n.devLn == nil {
+		return nil
+	}
+	return n.devLn.Addr()
+}
+
 // AppAddr is the address of the northbound AMQP listener, nil when it is
 // off.
 func (n *Node) AppAddr() net.Addr {
@@ -564,6 +595,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	// MQTT first: it closes its listeners (the WebSocket one included) and
 	// every connection, which ends the WebSocket handlers.
 	err := n.mqtt.Shutdown(ctx)
+	if n.devAMQP != nil {
+		err = errors.Join(err, n.devAMQP.Close())
+	}
 	if n.apps != nil {
 		err = errors.Join(err, n.apps.Close())
 	}
