@@ -51,6 +51,7 @@ type Config struct {
 	Log           Log    `yaml:"log"`
 	MQTT          MQTT   `yaml:"mqtt"`
 	AMQP          AMQP   `yaml:"amqp"`
+	CoAP          CoAP   `yaml:"coap"`
 	// Hono configures Hono's device and application APIs.
 	Hono Hono `yaml:"hono"`
 	// Applications (applications[]) are the users applications log in
@@ -82,6 +83,15 @@ type AMQP struct {
 	// connections open at once; one more is closed after its open with
 	// amqp:resource-limit-exceeded. Default 1000.
 	MaxConnections int `yaml:"max_connections"`
+}
+
+// CoAP configures Hono's CoAP device adapter.
+type CoAP struct {
+	// Addr (coap.addr, --coap-addr) is the UDP listen address; empty
+	// disables it. Devices there are unauthenticated (DTLS is not
+	// implemented yet), so it needs authentication off or
+	// allow_anonymous. Default empty (the conventional port is 5683).
+	Addr string `yaml:"addr"`
 }
 
 // Hono configures Hono's APIs on the MQTT listeners and the northbound
@@ -495,6 +505,7 @@ func (c *Config) Validate() error {
 		{"mqtt.websocket.addr", "--ws-addr", c.MQTT.WebSocket.Addr},
 		{"amqp.app_addr", "--amqp-app-addr", c.AMQP.AppAddr},
 		{"amqp.addr", "--amqp-addr", c.AMQP.Addr},
+		{"coap.addr", "--coap-addr", c.CoAP.Addr},
 	} {
 		if l.addr == "" && l.key != "mqtt.addr" {
 			continue
@@ -599,6 +610,7 @@ func (c *Config) PublicListener() (string, bool) {
 		{"amqp.app_addr", "--amqp-app-addr", c.AMQP.AppAddr},
 		{"amqp.addr", "--amqp-addr", c.AMQP.Addr},
 		{"http.addr", "--http-addr", c.HTTP.Addr}, // Hono's HTTP adapter takes devices there
+		{"coap.addr", "--coap-addr", c.CoAP.Addr},
 	} {
 		if l.addr == "" {
 			continue

@@ -60,6 +60,7 @@ const (
 	AdapterMQTT = "hono-mqtt"
 	AdapterHTTP = "hono-http"
 	AdapterAMQP = "hono-amqp"
+	AdapterCoAP = "hono-coap"
 )
 
 // Well-known content types.

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ferry-iot/ferry/internal/adapter/amqpadapter"
+	"github.com/ferry-iot/ferry/internal/adapter/coapadapter"
 	"github.com/ferry-iot/ferry/internal/adapter/downstream"
 	"github.com/ferry-iot/ferry/internal/adapter/httpadapter"
 	"github.com/ferry-iot/ferry/internal/adapter/mqttadapter"
@@ -64,6 +65,7 @@ type Node struct {
 	devLn  net.Listener // AMQP device adapter; nil when off
 	// devAMQP serves devLn.
 	devAMQP *amqpadapter.Adapter
+	coap    *coapadapter.Adapter // nil when CoAP is off
 	apps    *amqpapi.Server
 	cmds    *command.Router
 	// downstream publishes devices' Hono messages for every front end;
@@ -274,6 +276,16 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 	}
 	attrs := []any{slog.String("mqtt", n.mqttLn.Addr().String())}
 	serve("mqtt listener", func() error { return n.mqtt.Serve(n.mqttLn) })
+	if cfg.CoAP.Addr != "" && n.downstream != nil {
+		if cfg.Auth && !cfg.AllowAnonymous {
+			return nil, fmt.Errorf("coap.addr (--coap-addr) takes unauthenticated devices only (DTLS is not implemented yet): it needs authentication off or --allow-anonymous")
+		}
+		n.coap = coapadapter.New(coapadapter.Options{Downstream: n.downstream, Commands: n.cmds, Logger: log})
+		if err := n.coap.Listen(cfg.CoAP.Addr); err != nil {
+			return nil, fmt.Errorf("CoAP listener (--coap-addr): %w", err)
+		}
+		attrs = append(attrs, slog.String("coap", n.coap.Addr()))
+	}
 	if n.devLn != nil {
 		n.devAMQP = amqpadapter.New(amqpadapter.Options{
 			Downstream: n.downstream, Commands: n.cmds,
@@ -531,6 +543,9 @@ func (n *Node) closeListeners() {
 	if n.devAMQP != nil {
 		n.devAMQP.Close()
 	}
+	if n.coap != nil {
+		n.coap.Close()
+	}
 	for _, l := range []net.Listener{n.mqttLn, n.appLn, n.devLn, n.tlsLn, n.wsNetLn, n.httpLn} {
 		if l != nil {
 			l.Close()
@@ -561,6 +576,14 @@ func (n *Node) HTTPAddr() net.Addr {
 		return nil
 	}
 	return n.httpLn.Addr()
+}
+
+// CoAPAddr is the UDP address of the CoAP adapter, "" when it is off.
+func (n *Node) CoAPAddr() string {
+	if n.coap == nil {
+		return ""
+	}
+	return n.coap.Addr()
 }
 
 // AMQPAddr is the address of the AMQP device listener, nil when it is off.
@@ -597,6 +620,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	err := n.mqtt.Shutdown(ctx)
 	if n.devAMQP != nil {
 		err = errors.Join(err, n.devAMQP.Close())
+	}
+	if n.coap != nil {
+		err = errors.Join(err, n.coap.Close())
 	}
 	if n.apps != nil {
 		err = errors.Join(err, n.apps.Close())

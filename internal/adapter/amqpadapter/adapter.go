@@ -20,6 +20,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ferry-iot/ferry/amqp"
@@ -56,6 +57,7 @@ type Options struct {
 type Adapter struct {
 	opts Options
 	log  *slog.Logger
+	mu   sync.Mutex
 	ln   *amqp.Listener
 }
 
@@ -93,16 +95,23 @@ func (a *Adapter) Serve(ln net.Listener) error {
 	if err != nil {
 		return err
 	}
+	a.mu.Lock()
 	a.ln = l
+	a.mu.Unlock()
 	return nil
 }
 
-// Close stops the listener and closes the device connections.
+// Close stops the listener and closes the device connections. A second
+// Close does nothing.
 func (a *Adapter) Close() error {
-	if a.ln == nil {
+	a.mu.Lock()
+	l := a.ln
+	a.ln = nil
+	a.mu.Unlock()
+	if l == nil {
 		return nil
 	}
-	return a.ln.Close()
+	return l.Close()
 }
 
 // identity strings returned by authenticate: "<tenant>\x00<device>", or
