@@ -46,8 +46,9 @@ func startNode(t *testing.T) *node.Node {
 
 func TestHonoCounts(t *testing.T) {
 	n := startNode(t)
-	for _, mode := range []string{"telemetry", "event", "command", "http"} {
-		h := Hono{Addr: n.MQTTAddr().String(), AMQPAddr: n.AppAddr().String(), HTTPAddr: n.HTTPAddr().String(), Mode: mode, Devices: 3, Messages: 300, Payload: 16, Rate: 3000, Idle: 5 * time.Second}
+	for _, mode := range []string{"telemetry", "event", "command", "http", "amqp"} {
+		h := Hono{Addr: n.MQTTAddr().String(), AMQPAddr: n.AppAddr().String(), HTTPAddr: n.HTTPAddr().String(),
+			DeviceAMQPAddr: n.AMQPAddr().String(), Mode: mode, Devices: 3, Messages: 300, Payload: 16, Rate: 3000, Idle: 5 * time.Second}
 		res, err := h.Run(context.Background())
 		if err != nil {
 			t.Fatalf("%s: %v", mode, err)

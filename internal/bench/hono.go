@@ -29,9 +29,12 @@ type Hono struct {
 	// at HTTPAddr, each device a keep-alive client) or command.
 	Mode     string
 	HTTPAddr string
-	Devices  int
-	Messages int // per device (commands: in all)
-	Payload  int
+	// DeviceAMQPAddr is Ferry's AMQP device adapter (mode amqp: devices
+	// send unsettled telemetry on the anonymous relay, Window at once).
+	DeviceAMQPAddr string
+	Devices        int
+	Messages       int // per device (commands: in all)
+	Payload        int
 	// Credit of the application's receiver.
 	Credit uint32
 	// Window bounds unacknowledged QoS 1 publishes per device, and
@@ -94,12 +97,12 @@ func (h *Hono) defaults() {
 func (h Hono) Run(ctx context.Context) (HonoResult, error) {
 	h.defaults()
 	switch h.Mode {
-	case "telemetry", "event", "http":
+	case "telemetry", "event", "http", "amqp":
 		return h.runUpstream(ctx)
 	case "command":
 		return h.runCommands(ctx)
 	}
-	return HonoResult{}, fmt.Errorf("mode %q: telemetry, event, http or command", h.Mode)
+	return HonoResult{}, fmt.Errorf("mode %q: telemetry, event, http, amqp or command", h.Mode)
 }
 
 func (h Hono) dialApp(ctx context.Context) (*amqp.Conn, *amqp.Session, error) {
@@ -178,8 +181,11 @@ func (h Hono) runUpstream(ctx context.Context) (HonoResult, error) {
 		}()
 	}
 	run := runID()
-	if h.Mode == "http" {
+	switch h.Mode {
+	case "http":
 		return h.finishUpstream(total, h.postHTTP(ctx, run), recvDone, &received, &last, &latencies, &latMu)
+	case "amqp":
+		return h.finishUpstream(total, h.sendAMQP(ctx, run), recvDone, &received, &last, &latencies, &latMu)
 	}
 	devs := make([]*client, h.Devices)
 	for i := range devs {
@@ -450,4 +456,102 @@ func (h Hono) postHTTP(ctx context.Context, run string) upstreamRun {
 		break
 	}
 	return u
+}
+
+// sendAMQP sends the devices' telemetry unsettled to Hono's AMQP device
+// adapter, each device its own connection and at most Window messages
+// awaiting their outcome; every outcome must be accepted.
+func (h Hono) sendAMQP(ctx context.Context, run string) upstreamRun {
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, h.Devices)
+	for i := range h.Devices {
+		wg.Go(func() {
+			if err := h.amqpDevice(ctx, fmt.Sprintf("telemetry/%s/dev-%s-%d", h.Tenant, run, i)); err != nil {
+				errs <- fmt.Errorf("device %d: %w", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	u := upstreamRun{start: start, published: time.Since(start)}
+	for err := range errs {
+		u.err = err
+		break
+	}
+	return u
+}
+
+func (h Hono) amqpDevice(ctx context.Context, to string) error {
+	c, err := amqp.Dial(ctx, h.DeviceAMQPAddr, &amqp.ConnOptions{SASL: amqp.SASLAnonymous})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	s, err := c.NewSession(ctx, nil)
+	if err != nil {
+		return err
+	}
+	snd, err := s.NewSender(ctx, "", nil)
+	if err != nil {
+		return err
+	}
+	slots := make(chan struct{}, h.Window)
+	ready := make(chan struct{}, 1)
+	snd.OnReady(func() {
+		select {
+		case ready <- struct{}{}:
+		default:
+		}
+	})
+	failed := make(chan error, 1)
+	for range h.Messages {
+		select {
+		case slots <- struct{}{}:
+		case err := <-failed:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		pl := make([]byte, h.Payload)
+		binary.BigEndian.PutUint64(pl, uint64(time.Now().UnixNano()))
+		m := &amqp.Message{Properties: &amqp.Properties{To: to}, Data: [][]byte{pl}}
+		for {
+			ok, err := snd.TrySend(m, nil, func(err error) {
+				if err != nil {
+					select {
+					case failed <- err:
+					default:
+					}
+				}
+				<-slots
+			})
+			if err != nil {
+				return err
+			}
+			if ok {
+				break
+			}
+			select {
+			case <-ready:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	for range h.Window { // the last outcomes
+		select {
+		case slots <- struct{}{}:
+		case err := <-failed:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	select {
+	case err := <-failed:
+		return err
+	default:
+		return nil
+	}
 }
