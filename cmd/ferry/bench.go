@@ -140,9 +140,10 @@ func newBenchHonoCmd(o *benchOptions) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&h.AMQPAddr, "amqp-addr", "127.0.0.1:15672", "Ferry's northbound AMQP address")
-	fl.StringVar(&h.Mode, "mode", "telemetry", "telemetry, event, command, http (telemetry through Hono's HTTP adapter at --http-addr) or amqp (unsettled telemetry through the AMQP device adapter at --device-amqp-addr)")
+	fl.StringVar(&h.Mode, "mode", "telemetry", "telemetry, event, command, http (telemetry through Hono's HTTP adapter at --http-addr), amqp (unsettled telemetry through the AMQP device adapter at --device-amqp-addr), coap or coap-non (CON or NON PUTs to --coap-addr)")
 	fl.StringVar(&h.HTTPAddr, "http-addr", "127.0.0.1:8080", "Ferry's HTTP address (--mode http)")
 	fl.StringVar(&h.DeviceAMQPAddr, "device-amqp-addr", "127.0.0.1:5672", "Ferry's AMQP device address (--mode amqp)")
+	fl.StringVar(&h.CoAPAddr, "coap-addr", "127.0.0.1:5683", "Ferry's CoAP address (--mode coap, coap-non)")
 	fl.StringVar(&h.Tenant, "tenant", "DEFAULT_TENANT", "tenant of the devices (unauthenticated: in the topic)")
 	fl.IntVar(&h.Devices, "devices", 8, "device connections")
 	fl.IntVar(&h.Messages, "messages", 50000, "messages per device (command mode: commands in all)")

@@ -30,6 +30,7 @@ func startNode(t *testing.T) *node.Node {
 	cfg.AMQP.Addr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.CoAP.Addr = "127.0.0.1:0"
 	n, err := node.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -46,9 +47,9 @@ func startNode(t *testing.T) *node.Node {
 
 func TestHonoCounts(t *testing.T) {
 	n := startNode(t)
-	for _, mode := range []string{"telemetry", "event", "command", "http", "amqp"} {
+	for _, mode := range []string{"telemetry", "event", "command", "http", "amqp", "coap"} {
 		h := Hono{Addr: n.MQTTAddr().String(), AMQPAddr: n.AppAddr().String(), HTTPAddr: n.HTTPAddr().String(),
-			DeviceAMQPAddr: n.AMQPAddr().String(), Mode: mode, Devices: 3, Messages: 300, Payload: 16, Rate: 3000, Idle: 5 * time.Second}
+			DeviceAMQPAddr: n.AMQPAddr().String(), CoAPAddr: n.CoAPAddr(), Mode: mode, Devices: 3, Messages: 300, Payload: 16, Rate: 3000, Idle: 5 * time.Second}
 		res, err := h.Run(context.Background())
 		if err != nil {
 			t.Fatalf("%s: %v", mode, err)

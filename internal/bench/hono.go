@@ -12,6 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/udp"
+	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
+
 	"github.com/ferry-iot/ferry/amqp"
 	"github.com/ferry-iot/ferry/amqp/frame"
 	"github.com/ferry-iot/ferry/mqtt/packet"
@@ -32,9 +37,12 @@ type Hono struct {
 	// DeviceAMQPAddr is Ferry's AMQP device adapter (mode amqp: devices
 	// send unsettled telemetry on the anonymous relay, Window at once).
 	DeviceAMQPAddr string
-	Devices        int
-	Messages       int // per device (commands: in all)
-	Payload        int
+	// CoAPAddr is Ferry's CoAP adapter (modes coap: confirmable PUTs,
+	// each device Window at once; coap-non: non-confirmable).
+	CoAPAddr string
+	Devices  int
+	Messages int // per device (commands: in all)
+	Payload  int
 	// Credit of the application's receiver.
 	Credit uint32
 	// Window bounds unacknowledged QoS 1 publishes per device, and
@@ -97,12 +105,12 @@ func (h *Hono) defaults() {
 func (h Hono) Run(ctx context.Context) (HonoResult, error) {
 	h.defaults()
 	switch h.Mode {
-	case "telemetry", "event", "http", "amqp":
+	case "telemetry", "event", "http", "amqp", "coap", "coap-non":
 		return h.runUpstream(ctx)
 	case "command":
 		return h.runCommands(ctx)
 	}
-	return HonoResult{}, fmt.Errorf("mode %q: telemetry, event, http, amqp or command", h.Mode)
+	return HonoResult{}, fmt.Errorf("mode %q: telemetry, event, http, amqp, coap, coap-non or command", h.Mode)
 }
 
 func (h Hono) dialApp(ctx context.Context) (*amqp.Conn, *amqp.Session, error) {
@@ -186,6 +194,8 @@ func (h Hono) runUpstream(ctx context.Context) (HonoResult, error) {
 		return h.finishUpstream(total, h.postHTTP(ctx, run), recvDone, &received, &last, &latencies, &latMu)
 	case "amqp":
 		return h.finishUpstream(total, h.sendAMQP(ctx, run), recvDone, &received, &last, &latencies, &latMu)
+	case "coap", "coap-non":
+		return h.finishUpstream(total, h.putCoAP(ctx, run, h.Mode == "coap"), recvDone, &received, &last, &latencies, &latMu)
 	}
 	devs := make([]*client, h.Devices)
 	for i := range devs {
@@ -554,4 +564,90 @@ func (h Hono) amqpDevice(ctx context.Context, to string) error {
 	default:
 		return nil
 	}
+}
+
+// putCoAP sends the devices' telemetry to Hono's CoAP adapter: PUT
+// /t/<tenant>/<device>, confirmable (each device Window requests at
+// once, every answer must be 2.04) or non-confirmable.
+func (h Hono) putCoAP(ctx context.Context, run string, confirmable bool) upstreamRun {
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, h.Devices*h.Window)
+	for i := range h.Devices {
+		wg.Go(func() {
+			conn, err := udp.Dial(h.CoAPAddr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer conn.Close()
+			path := fmt.Sprintf("/t/%s/dev-%s-%d", h.Tenant, run, i)
+			if !confirmable {
+				for range h.Messages {
+					if err := coapNON(ctx, conn, path, h.Payload); err != nil {
+						errs <- err
+						return
+					}
+				}
+				return
+			}
+			workers := min(h.Window, h.Messages)
+			var inner sync.WaitGroup
+			for w := range workers {
+				n := h.Messages / workers
+				if w < h.Messages%workers {
+					n++
+				}
+				inner.Go(func() {
+					for range n {
+						pl := make([]byte, h.Payload)
+						binary.BigEndian.PutUint64(pl, uint64(time.Now().UnixNano()))
+						resp, err := conn.Put(ctx, path, message.AppOctets, bytes.NewReader(pl))
+						if err != nil {
+							errs <- err
+							return
+						}
+						if resp.Code() != codes.Changed {
+							errs <- fmt.Errorf("CoAP %v", resp.Code())
+							return
+						}
+					}
+				})
+			}
+			inner.Wait()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	u := upstreamRun{start: start, published: time.Since(start)}
+	for err := range errs {
+		u.err = err
+		break
+	}
+	return u
+}
+
+func coapNON(ctx context.Context, conn *udpclient.Conn, path string, size int) error {
+	req := conn.AcquireMessage(ctx)
+	defer conn.ReleaseMessage(req)
+	pl := make([]byte, size)
+	binary.BigEndian.PutUint64(pl, uint64(time.Now().UnixNano()))
+	req.SetCode(codes.PUT)
+	req.SetType(message.NonConfirmable)
+	req.SetMessageID(int32(conn.GetMessageID()))
+	req.SetToken(token())
+	if err := req.SetPath(path); err != nil {
+		return err
+	}
+	req.SetContentFormat(message.AppOctets)
+	req.SetBody(bytes.NewReader(pl))
+	return conn.WriteMessage(req)
+}
+
+var tokens atomic.Uint64
+
+func token() message.Token {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], tokens.Add(1))
+	return b[:]
 }
