@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"strings"
 	"testing"
@@ -10,6 +12,7 @@ import (
 	goamqp "github.com/Azure/go-amqp"
 
 	"github.com/ferry-iot/ferry/internal/config"
+	"github.com/ferry-iot/ferry/internal/registry"
 )
 
 // TestHonoAMQPDevice drives Hono's AMQP device adapter with go-amqp as
@@ -129,5 +132,67 @@ func TestHonoAMQPDevice(t *testing.T) {
 	r := receiveAMQP(t, responses)
 	if string(r.GetData()) != "ok" || r.Properties.CorrelationID != "c-amqp" || r.ApplicationProperties["status"] != int32(200) {
 		t.Fatalf("response %q %+v %v", r.GetData(), r.Properties, r.ApplicationProperties)
+	}
+}
+
+// TestHonoAMQPDeviceTLS: over --amqps-addr a device logs in with its
+// client certificate (SASL EXTERNAL, checked against its tenant's trusted
+// CA) and sends telemetry; a certificate of another CA is refused.
+func TestHonoAMQPDeviceTLS(t *testing.T) {
+	pki, other := newTestPKI(t), newTestPKI(t)
+	n := startFerry(t, func(c *config.Config) {
+		c.Auth = true
+		c.AdminPassword = "admin-pw"
+		c.MQTT.TLS.CertFile, c.MQTT.TLS.KeyFile = pki.ServerCert, pki.ServerKey
+		c.AMQP.TLSAddr = "127.0.0.1:0"
+	})
+	ctx := honoCtx(t)
+	reg := n.Registry()
+	if _, _, err := reg.CreateTenant(ctx, "acme", registry.Tenant{Enabled: true, TrustedCAs: []registry.TrustedCA{{Cert: readCert(t, pki.CA).Raw}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := reg.CreateDevice(ctx, "acme", "dev-x509", registry.Device{Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	subject := readCert(t, pki.ClientCert).Subject.String()
+	if _, err := reg.SetCredentials(ctx, "acme", "dev-x509", []registry.Credential{{Type: registry.TypeX509, AuthID: subject, Enabled: true}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	app := dialApp(t, n, goamqp.SASLTypePlain("admin", "admin-pw"))
+	tele := receiver(t, app, "telemetry/acme", "", 10)
+	dial := func(p testPKI) (*goamqp.Conn, error) {
+		cert, err := tls.LoadX509KeyPair(p.ClientCert, p.ClientKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots := x509.NewCertPool()
+		roots.AddCert(readCert(t, pki.CA))
+		return goamqp.Dial(ctx, "amqps://"+n.AMQPSAddr().String(), &goamqp.ConnOptions{
+			SASLType:  goamqp.SASLTypeExternal(""),
+			TLSConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}, ServerName: "127.0.0.1"},
+		})
+	}
+	c, err := dial(pki)
+	if err != nil {
+		t.Fatalf("EXTERNAL login: %v", err)
+	}
+	defer c.Close()
+	s, err := c.NewSession(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snd, err := s.NewSender(ctx, "telemetry", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := outcome(ctx, snd, goamqp.NewMessage([]byte("x509"))); err != nil {
+		t.Fatalf("telemetry on the link's target: %v", err)
+	}
+	if m := receiveAMQP(t, tele); m.ApplicationProperties["device_id"] != "dev-x509" {
+		t.Fatalf("telemetry from %v", m.ApplicationProperties["device_id"])
+	}
+	if c, err := dial(other); err == nil {
+		c.Close()
+		t.Fatal("a certificate of an untrusted CA logged in")
 	}
 }

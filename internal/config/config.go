@@ -74,6 +74,11 @@ type AMQP struct {
 	// devices send telemetry and events and receive commands. Empty
 	// disables it. Default 127.0.0.1:5672.
 	Addr string `yaml:"addr"`
+	// TLSAddr (amqp.tls_addr, --amqps-addr) is the AMQP device adapter
+	// over TLS, with the certificate and key of mqtt.tls (--tls-cert,
+	// --tls-key); devices with a certificate log in with SASL EXTERNAL.
+	// Empty disables it. Default empty (the conventional port is 5671).
+	TLSAddr string `yaml:"tls_addr"`
 	// AppAddr (amqp.app_addr, --amqp-app-addr) is the northbound listener
 	// of applications: Hono's telemetry/, event/, command/ and
 	// command_response/ addresses. Empty disables it. Default
@@ -505,6 +510,7 @@ func (c *Config) Validate() error {
 		{"mqtt.websocket.addr", "--ws-addr", c.MQTT.WebSocket.Addr},
 		{"amqp.app_addr", "--amqp-app-addr", c.AMQP.AppAddr},
 		{"amqp.addr", "--amqp-addr", c.AMQP.Addr},
+		{"amqp.tls_addr", "--amqps-addr", c.AMQP.TLSAddr},
 		{"coap.addr", "--coap-addr", c.CoAP.Addr},
 	} {
 		if l.addr == "" && l.key != "mqtt.addr" {
@@ -532,6 +538,9 @@ func (c *Config) Validate() error {
 		case len(a.Tenants) == 0:
 			return fmt.Errorf("applications[%d] (%s): tenants must list the tenants it may use, or \"*\"", i, a.Name)
 		}
+	}
+	if t := c.MQTT.TLS; c.AMQP.TLSAddr != "" && (t.CertFile == "" || t.KeyFile == "") {
+		return errors.New("amqp.tls_addr (--amqps-addr) needs mqtt.tls.cert_file (--tls-cert) and mqtt.tls.key_file (--tls-key)")
 	}
 	if t := c.MQTT.TLS; t.Addr != "" && (t.CertFile == "" || t.KeyFile == "") {
 		return errors.New("mqtt.tls.addr (--mqtts-addr) needs mqtt.tls.cert_file (--tls-cert) and mqtt.tls.key_file (--tls-key)")

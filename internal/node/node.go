@@ -63,6 +63,10 @@ type Node struct {
 	mqttLn net.Listener
 	appLn  net.Listener // northbound AMQP; nil when off
 	devLn  net.Listener // AMQP device adapter; nil when off
+	// devTLSLn is the AMQP device adapter over TLS (devTLS its
+	// configuration); nil when off.
+	devTLSLn net.Listener
+	devTLS   *tls.Config
 	// devAMQP serves devLn.
 	devAMQP *amqpadapter.Adapter
 	coap    *coapadapter.Adapter // nil when CoAP is off
@@ -286,16 +290,25 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 		}
 		attrs = append(attrs, slog.String("coap", n.coap.Addr()))
 	}
-	if n.devLn != nil {
+	if n.devLn != nil || n.devTLSLn != nil {
 		n.devAMQP = amqpadapter.New(amqpadapter.Options{
 			Downstream: n.downstream, Commands: n.cmds,
 			Authenticator: authn, Anonymous: !(cfg.Auth && !cfg.AllowAnonymous),
-			Tenant: config.DefaultTenant, ActsFor: actsFor(reg), MaxConnections: cfg.AMQP.MaxConnections, Logger: log,
+			Tenant: config.DefaultTenant, ActsFor: actsFor(reg), MaxConnections: cfg.AMQP.MaxConnections,
+			CertLogin: certLogin(cfg, reg), Logger: log,
 		})
-		if err := n.devAMQP.Serve(n.devLn); err != nil {
-			return nil, err
+		if n.devLn != nil {
+			if err := n.devAMQP.Serve(n.devLn); err != nil {
+				return nil, err
+			}
+			attrs = append(attrs, slog.String("amqp", n.devLn.Addr().String()))
 		}
-		attrs = append(attrs, slog.String("amqp", n.devLn.Addr().String()))
+		if n.devTLSLn != nil {
+			if err := n.devAMQP.ServeTLS(n.devTLSLn, n.devTLS); err != nil {
+				return nil, err
+			}
+			attrs = append(attrs, slog.String("amqps", n.devTLSLn.Addr().String()))
+		}
 	}
 	if n.appLn != nil {
 		if err := n.startApps(); err != nil {
@@ -340,6 +353,14 @@ func (n *Node) listen() error {
 	if cfg.AMQP.Addr != "" && !cfg.Hono.Disabled {
 		if n.devLn, err = net.Listen("tcp", cfg.AMQP.Addr); err != nil {
 			return fmt.Errorf("AMQP device listener (--amqp-addr): %w", err)
+		}
+	}
+	if t := cfg.MQTT.TLS; cfg.AMQP.TLSAddr != "" && !cfg.Hono.Disabled {
+		if n.devTLS, err = transport.ServerTLS(t.CertFile, t.KeyFile, t.ClientCAFile, t.RequireClientCert, cfg.Auth); err != nil {
+			return fmt.Errorf("amqp.tls_addr with mqtt.tls (--tls-cert, --tls-key, --tls-client-ca): %w", err)
+		}
+		if n.devTLSLn, err = net.Listen("tcp", cfg.AMQP.TLSAddr); err != nil {
+			return fmt.Errorf("AMQP TLS device listener (--amqps-addr): %w", err)
 		}
 	}
 	if cfg.AMQP.AppAddr != "" && !cfg.Hono.Disabled {
@@ -546,7 +567,7 @@ func (n *Node) closeListeners() {
 	if n.coap != nil {
 		n.coap.Close()
 	}
-	for _, l := range []net.Listener{n.mqttLn, n.appLn, n.devLn, n.tlsLn, n.wsNetLn, n.httpLn} {
+	for _, l := range []net.Listener{n.mqttLn, n.appLn, n.devLn, n.devTLSLn, n.tlsLn, n.wsNetLn, n.httpLn} {
 		if l != nil {
 			l.Close()
 		}
@@ -584,6 +605,15 @@ func (n *Node) CoAPAddr() string {
 		return ""
 	}
 	return n.coap.Addr()
+}
+
+// AMQPSAddr is the address of the AMQP device listener over TLS, nil when
+// it is off.
+func (n *Node) AMQPSAddr() net.Addr {
+	if n.devTLSLn == nil {
+		return nil
+	}
+	return n.devTLSLn.Addr()
 }
 
 // AMQPAddr is the address of the AMQP device listener, nil when it is off.

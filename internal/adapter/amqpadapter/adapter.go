@@ -14,6 +14,7 @@ package amqpadapter
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/ferry-iot/ferry/amqp"
 	"github.com/ferry-iot/ferry/internal/adapter/downstream"
+	"github.com/ferry-iot/ferry/internal/auth"
 	"github.com/ferry-iot/ferry/internal/command"
 	"github.com/ferry-iot/ferry/internal/hono"
 	"github.com/ferry-iot/ferry/internal/registry"
@@ -48,9 +50,14 @@ type Options struct {
 	// Tenant is the tenant of a bare auth-id. Default DEFAULT_TENANT.
 	Tenant  string
 	ActsFor func(ctx context.Context, tenant, gateway, device string) (bool, error)
-	// MaxConnections bounds the device connections; 0: none.
+	// MaxConnections bounds the device connections of each listener; 0:
+	// none.
 	MaxConnections int
-	Logger         *slog.Logger
+	// CertLogin authenticates SASL EXTERNAL logins on a TLS listener by
+	// the client's certificate (the tenant's trusted CAs). Nil: EXTERNAL
+	// is not offered.
+	CertLogin *auth.CertLogin
+	Logger    *slog.Logger
 }
 
 // Adapter serves AMQP devices.
@@ -58,7 +65,7 @@ type Adapter struct {
 	opts Options
 	log  *slog.Logger
 	mu   sync.Mutex
-	ln   *amqp.Listener
+	lns  []*amqp.Listener
 }
 
 // New returns an Adapter; Serve starts it.
@@ -73,8 +80,18 @@ func New(opts Options) *Adapter {
 }
 
 // Serve accepts device connections on ln until Close.
-func (a *Adapter) Serve(ln net.Listener) error {
+func (a *Adapter) Serve(ln net.Listener) error { return a.serve(ln, nil) }
+
+// ServeTLS accepts device connections over TLS on ln until Close (direct
+// TLS, or the AMQP TLS header), offering SASL EXTERNAL to clients that
+// present a certificate when CertLogin is set.
+func (a *Adapter) ServeTLS(ln net.Listener, cfg *tls.Config) error { return a.serve(ln, cfg) }
+
+func (a *Adapter) serve(ln net.Listener, tlsCfg *tls.Config) error {
 	var mechs []amqp.Symbol
+	if tlsCfg != nil && a.opts.CertLogin != nil {
+		mechs = append(mechs, amqp.SASLExternal)
+	}
 	if a.opts.Authenticator != nil || a.opts.Anonymous {
 		mechs = append(mechs, amqp.SASLPlain)
 	}
@@ -89,6 +106,7 @@ func (a *Adapter) Serve(ln net.Listener) error {
 		Logger:         a.log,
 		Credit:         100,
 		MaxConnections: a.opts.MaxConnections,
+		TLSConfig:      tlsCfg,
 		// Devices send on the anonymous relay (Hono's recommendation).
 		OfferedCapabilities: []amqp.Symbol{"ANONYMOUS-RELAY"},
 	})
@@ -96,7 +114,7 @@ func (a *Adapter) Serve(ln net.Listener) error {
 		return err
 	}
 	a.mu.Lock()
-	a.ln = l
+	a.lns = append(a.lns, l)
 	a.mu.Unlock()
 	return nil
 }
@@ -105,19 +123,30 @@ func (a *Adapter) Serve(ln net.Listener) error {
 // Close does nothing.
 func (a *Adapter) Close() error {
 	a.mu.Lock()
-	l := a.ln
-	a.ln = nil
+	lns := a.lns
+	a.lns = nil
 	a.mu.Unlock()
-	if l == nil {
-		return nil
+	var err error
+	for _, l := range lns {
+		err = errors.Join(err, l.Close())
 	}
-	return l.Close()
+	return err
 }
 
 // identity strings returned by authenticate: "<tenant>\x00<device>", or
 // "" for an anonymous device.
 func (a *Adapter) authenticate(ctx context.Context, req *amqp.AuthRequest) (string, error) {
 	switch req.Mechanism {
+	case amqp.SASLExternal:
+		if a.opts.CertLogin == nil || req.TLS == nil || len(req.TLS.PeerCertificates) == 0 {
+			return "", errors.New("EXTERNAL needs a client certificate")
+		}
+		id, err := a.opts.CertLogin.Authenticate(ctx, req.TLS.PeerCertificates)
+		if err != nil {
+			a.log.Info("device certificate login refused", "subject", req.TLS.PeerCertificates[0].Subject.String(), "err", err)
+			return "", err
+		}
+		return id.TenantID + "\x00" + id.DeviceID, nil
 	case amqp.SASLAnonymous:
 		if !a.opts.Anonymous {
 			return "", errors.New("anonymous devices are not accepted")
