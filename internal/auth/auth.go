@@ -198,3 +198,9 @@ func (l *Limiter) evict(now time.Time) {
 		n++
 	}
 }
+
+// PasswordChecker checks a device's password login (auth-id@tenant);
+// *registry.Registry and *Cache are ones. Every device front end takes one.
+type PasswordChecker interface {
+	Authenticate(ctx context.Context, tenant, authID, password string) (registry.Identity, error)
+}

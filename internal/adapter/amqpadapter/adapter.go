@@ -33,9 +33,7 @@ import (
 )
 
 // Authenticator checks device credentials; *registry.Registry is one.
-type Authenticator interface {
-	Authenticate(ctx context.Context, tenant, authID, password string) (registry.Identity, error)
-}
+type Authenticator = auth.PasswordChecker
 
 // Options configures an Adapter.
 type Options struct {

@@ -22,15 +22,14 @@ import (
 	"time"
 
 	"github.com/ferry-iot/ferry/internal/adapter/downstream"
+	"github.com/ferry-iot/ferry/internal/auth"
 	"github.com/ferry-iot/ferry/internal/command"
 	"github.com/ferry-iot/ferry/internal/hono"
 	"github.com/ferry-iot/ferry/internal/registry"
 )
 
 // Authenticator checks device credentials; *registry.Registry is one.
-type Authenticator interface {
-	Authenticate(ctx context.Context, tenant, authID, password string) (registry.Identity, error)
-}
+type Authenticator = auth.PasswordChecker
 
 // Options configures an Adapter.
 type Options struct {

@@ -82,9 +82,7 @@ type Options struct {
 }
 
 // Authenticator checks device credentials; *registry.Registry is one.
-type Authenticator interface {
-	Authenticate(ctx context.Context, tenant, authID, password string) (registry.Identity, error)
-}
+type Authenticator = auth.PasswordChecker
 
 // Adapter is Ferry's MQTT broker logic on top of the hub.
 type Adapter struct {
