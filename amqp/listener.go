@@ -362,6 +362,14 @@ func (l *Listener) serve(c *Conn) {
 		refuse = ch.HandleConn(c)
 	}
 	if refuse != nil {
+		// A refused connection no longer counts against MaxConnections
+		// while it lingers.
+		l.mu.Lock()
+		if l.conns[c] {
+			l.started--
+			l.conns[c] = false
+		}
+		l.mu.Unlock()
 		// Closed before the reader starts: nothing of the peer's is
 		// processed; the reader then only lingers.
 		c.closeWithError(asError(refuse), &ConnError{inner: refuse})
