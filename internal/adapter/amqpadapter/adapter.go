@@ -64,6 +64,10 @@ type Adapter struct {
 	log  *slog.Logger
 	mu   sync.Mutex
 	lns  []*amqp.Listener
+	// links counts the device links still being served (upstream
+	// readers, command links until their OnDetach ran): Close waits for
+	// them, so nothing publishes after the hub closes.
+	links sync.WaitGroup
 }
 
 // New returns an Adapter; Serve starts it.
@@ -128,6 +132,7 @@ func (a *Adapter) Close() error {
 	for _, l := range lns {
 		err = errors.Join(err, l.Close())
 	}
+	a.links.Wait()
 	return err
 }
 
@@ -193,7 +198,11 @@ func (a *Adapter) target(c *amqp.Conn, tenant, dev string) (string, string, stri
 func (a *Adapter) HandleLink(req *amqp.LinkRequest) error {
 	switch {
 	case req.Receiver != nil:
-		go a.serveUpstream(req.Conn, req.Receiver, req.Address)
+		a.links.Add(1)
+		go func() {
+			defer a.links.Done()
+			a.serveUpstream(req.Conn, req.Receiver, req.Address)
+		}()
 		return nil
 	case req.Sender != nil:
 		return a.serveCommands(req)
@@ -421,7 +430,9 @@ func (a *Adapter) serveCommands(req *amqp.LinkRequest) error {
 		cancels = append(cancels, a.opts.Commands.Subscribe(tenant, dev, gateway, cons))
 	}
 	a.opts.Downstream.Notify(tenant, dev, hono.AdapterAMQP, hono.TTDUntilFurtherNotice)
+	a.links.Add(1)
 	req.Sender.OnDetach(func() {
+		defer a.links.Done()
 		for _, c := range cancels {
 			c()
 		}
