@@ -1,10 +1,17 @@
 package e2e
 
 import (
+	"context"
+	"encoding/base64"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
+
+	goamqp "github.com/Azure/go-amqp"
 
 	"github.com/ferry-iot/ferry/internal/config"
+	"github.com/ferry-iot/ferry/internal/registry"
 )
 
 // TestHonoCoAPAdapter drives Hono's CoAP adapter with libcoap's client:
@@ -54,5 +61,53 @@ func TestHonoCoAPAdapter(t *testing.T) {
 	out := strings.TrimSpace(run(t, coap, "-m", "post", "-B", "10", "-e", "x", base+"/t"))
 	if !strings.HasPrefix(out, "4.01") {
 		t.Errorf("POST /t without DTLS: %q, want 4.01", out)
+	}
+}
+
+// TestHonoCoAPDTLS: over DTLS a device logs in with a pre-shared key
+// (identity auth-id@tenant, its psk credential) and uses the
+// authenticated form POST /t; a wrong key fails the handshake.
+func TestHonoCoAPDTLS(t *testing.T) {
+	coap := requirePeer(t, "coap-client-openssl", "libcoap3-bin")
+	n := startFerry(t, func(c *config.Config) {
+		c.Auth = true
+		c.AdminPassword = "admin-pw"
+		c.CoAP.DTLSAddr = "127.0.0.1:0"
+	})
+	ctx := honoCtx(t)
+	reg := n.Registry()
+	if _, _, err := reg.CreateTenant(ctx, "acme", registry.Tenant{Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := reg.CreateDevice(ctx, "acme", "dev-psk", registry.Device{Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	creds, err := registry.ParseCredentials([]byte(`[{"type":"psk","auth-id":"p1","secrets":[{"key":"` + base64.StdEncoding.EncodeToString([]byte("s3cret-key")) + `"}]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.SetCredentials(ctx, "acme", "dev-psk", creds, ""); err != nil {
+		t.Fatal(err)
+	}
+	s := dialApp(t, n, goamqp.SASLTypePlain("admin", "admin-pw"))
+	tele := receiver(t, s, "telemetry/acme", "", 10)
+	base := "coaps://" + n.CoAPSAddr()
+	out := strings.TrimSpace(run(t, coap, "-m", "post", "-B", "10", "-u", "p1@acme", "-k", "s3cret-key", "-e", "over-dtls", base+"/t"))
+	if out != "" {
+		t.Fatalf("POST /t over DTLS: %q", out)
+	}
+	if m := receiveAMQP(t, tele); string(m.GetData()) != "over-dtls" || m.ApplicationProperties["device_id"] != "dev-psk" {
+		t.Fatalf("telemetry %q %v", m.GetData(), m.ApplicationProperties)
+	}
+	// A wrong key: no session, nothing delivered.
+	cmd := exec.Command(coap, "-m", "post", "-B", "3", "-u", "p1@acme", "-k", "wrong", "-e", "bad", base+"/t")
+	got, _ := cmd.CombinedOutput()
+	if strings.Contains(string(got), "2.04") {
+		t.Fatalf("a wrong key was accepted: %s", got)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if m, err := tele.Receive(sctx, nil); err == nil {
+		t.Fatalf("telemetry with a wrong key arrived: %q", m.GetData())
 	}
 }

@@ -84,6 +84,7 @@ type serveFlags struct {
 	amqpAppAddr    string
 	amqpAddr       string
 	amqpsAddr      string
+	coapsAddr      string
 	coapAddr       string
 }
 
@@ -116,6 +117,7 @@ func newServeCmd() *cobra.Command {
 	fl.StringVar(&f.configPath, "config", "", "YAML configuration file")
 	fl.StringVar(&f.mqttAddr, "mqtt-addr", "127.0.0.1:1883", "MQTT listen address (host:port)")
 	fl.StringVar(&f.coapAddr, "coap-addr", "", "CoAP (UDP) listen address of devices, e.g. 127.0.0.1:5683 (Hono's CoAP adapter, unauthenticated devices; empty: off)")
+	fl.StringVar(&f.coapsAddr, "coaps-addr", "", "CoAP over DTLS (PSK: identity auth-id@tenant) listen address of devices, e.g. 127.0.0.1:5684 (empty: off)")
 	fl.StringVar(&f.amqpsAddr, "amqps-addr", "", "AMQP 1.0 over TLS listen address of devices, e.g. 127.0.0.1:5671 (needs --tls-cert, --tls-key; SASL EXTERNAL with client certificates)")
 	fl.StringVar(&f.amqpAddr, "amqp-addr", "127.0.0.1:5672", "AMQP 1.0 listen address of devices (Hono's AMQP adapter; empty: off)")
 	fl.StringVar(&f.amqpAppAddr, "amqp-app-addr", "127.0.0.1:15672", "northbound AMQP 1.0 listen address of applications (Hono's telemetry/event/command addresses; empty: off)")
@@ -164,6 +166,7 @@ func loadConfig(fl *pflag.FlagSet, f *serveFlags) (config.Config, error) {
 	set("amqp-app-addr", func() { cfg.AMQP.AppAddr = f.amqpAppAddr })
 	set("amqp-addr", func() { cfg.AMQP.Addr = f.amqpAddr })
 	set("amqps-addr", func() { cfg.AMQP.TLSAddr = f.amqpsAddr })
+	set("coaps-addr", func() { cfg.CoAP.DTLSAddr = f.coapsAddr })
 	set("coap-addr", func() { cfg.CoAP.Addr = f.coapAddr })
 	set("tls-cert", func() { cfg.MQTT.TLS.CertFile = f.tlsCert })
 	set("tls-key", func() { cfg.MQTT.TLS.KeyFile = f.tlsKey })

@@ -97,6 +97,11 @@ type CoAP struct {
 	// implemented yet), so it needs authentication off or
 	// allow_anonymous. Default empty (the conventional port is 5683).
 	Addr string `yaml:"addr"`
+	// DTLSAddr (coap.dtls_addr, --coaps-addr) is CoAP over DTLS with
+	// pre-shared keys: the PSK identity is auth-id@tenant, the key that
+	// of the device's psk credential. Empty disables it. Default empty
+	// (the conventional port is 5684).
+	DTLSAddr string `yaml:"dtls_addr"`
 }
 
 // Hono configures Hono's APIs on the MQTT listeners and the northbound
@@ -512,6 +517,7 @@ func (c *Config) Validate() error {
 		{"amqp.addr", "--amqp-addr", c.AMQP.Addr},
 		{"amqp.tls_addr", "--amqps-addr", c.AMQP.TLSAddr},
 		{"coap.addr", "--coap-addr", c.CoAP.Addr},
+		{"coap.dtls_addr", "--coaps-addr", c.CoAP.DTLSAddr},
 	} {
 		if l.addr == "" && l.key != "mqtt.addr" {
 			continue
@@ -620,6 +626,7 @@ func (c *Config) PublicListener() (string, bool) {
 		{"amqp.addr", "--amqp-addr", c.AMQP.Addr},
 		{"http.addr", "--http-addr", c.HTTP.Addr}, // Hono's HTTP adapter takes devices there
 		{"coap.addr", "--coap-addr", c.CoAP.Addr},
+		{"coap.dtls_addr", "--coaps-addr", c.CoAP.DTLSAddr},
 	} {
 		if l.addr == "" {
 			continue

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ferry-iot/ferry/internal/adapter/coapadapter"
 	"github.com/ferry-iot/ferry/internal/adapter/downstream"
 	"github.com/ferry-iot/ferry/internal/config"
 	"github.com/ferry-iot/ferry/internal/hono"
@@ -87,6 +88,25 @@ func number(v any) float64 {
 		return float64(max(n, 0))
 	}
 	return 0
+}
+
+// pskLookup finds the key of a PSK identity auth-id@tenant: an enabled
+// secret, valid now, of the device's psk credential.
+func pskLookup(reg *registry.Registry) coapadapter.PSKLookup {
+	return func(ctx context.Context, identity string) ([]byte, string, string, error) {
+		authID, tenant := coapadapter.SplitIdentity(identity, config.DefaultTenant)
+		res, err := reg.ResolveCredentials(ctx, tenant, registry.TypePSK, authID)
+		if err != nil {
+			return nil, "", "", err
+		}
+		now := time.Now()
+		for _, s := range res.Credential.Secrets {
+			if s.Enabled && len(s.Key) > 0 && (s.NotBefore.IsZero() || !now.Before(s.NotBefore)) && (s.NotAfter.IsZero() || now.Before(s.NotAfter)) {
+				return s.Key, res.TenantID, res.DeviceID, nil
+			}
+		}
+		return nil, "", "", fmt.Errorf("%w: no valid key for %s", registry.ErrBadCredentials, identity)
+	}
 }
 
 // via lists the gateways that may act for a device, for commands to a

@@ -280,15 +280,23 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 	}
 	attrs := []any{slog.String("mqtt", n.mqttLn.Addr().String())}
 	serve("mqtt listener", func() error { return n.mqtt.Serve(n.mqttLn) })
-	if cfg.CoAP.Addr != "" && n.downstream != nil {
-		if cfg.Auth && !cfg.AllowAnonymous {
-			return nil, fmt.Errorf("coap.addr (--coap-addr) takes unauthenticated devices only (DTLS is not implemented yet): it needs authentication off or --allow-anonymous")
+	if (cfg.CoAP.Addr != "" || cfg.CoAP.DTLSAddr != "") && n.downstream != nil {
+		n.coap = coapadapter.New(coapadapter.Options{Downstream: n.downstream, Commands: n.cmds, ActsFor: actsFor(reg), Logger: log})
+		if cfg.CoAP.Addr != "" {
+			if cfg.Auth && !cfg.AllowAnonymous {
+				return nil, fmt.Errorf("coap.addr (--coap-addr) takes unauthenticated devices only: with authentication required, use coap.dtls_addr (--coaps-addr), or --allow-anonymous")
+			}
+			if err := n.coap.Listen(cfg.CoAP.Addr); err != nil {
+				return nil, fmt.Errorf("CoAP listener (--coap-addr): %w", err)
+			}
+			attrs = append(attrs, slog.String("coap", n.coap.Addr()))
 		}
-		n.coap = coapadapter.New(coapadapter.Options{Downstream: n.downstream, Commands: n.cmds, Logger: log})
-		if err := n.coap.Listen(cfg.CoAP.Addr); err != nil {
-			return nil, fmt.Errorf("CoAP listener (--coap-addr): %w", err)
+		if cfg.CoAP.DTLSAddr != "" {
+			if err := n.coap.ListenDTLS(cfg.CoAP.DTLSAddr, pskLookup(reg)); err != nil {
+				return nil, fmt.Errorf("CoAP DTLS listener (--coaps-addr): %w", err)
+			}
+			attrs = append(attrs, slog.String("coaps", n.coap.DTLSAddr()))
 		}
-		attrs = append(attrs, slog.String("coap", n.coap.Addr()))
 	}
 	if n.devLn != nil || n.devTLSLn != nil {
 		n.devAMQP = amqpadapter.New(amqpadapter.Options{
@@ -605,6 +613,15 @@ func (n *Node) CoAPAddr() string {
 		return ""
 	}
 	return n.coap.Addr()
+}
+
+// CoAPSAddr is the UDP address of the CoAP adapter's DTLS listener, ""
+// when it is off.
+func (n *Node) CoAPSAddr() string {
+	if n.coap == nil {
+		return ""
+	}
+	return n.coap.DTLSAddr()
 }
 
 // AMQPSAddr is the address of the AMQP device listener over TLS, nil when

@@ -9,8 +9,8 @@
 //
 // # Caveats
 //
-// DTLS (PSK and certificate logins, hence the authenticated POST /t form)
-// and commands piggybacked on hono-ttd are not implemented yet.
+// DTLS with PSK (ListenDTLS) authenticates devices; certificate logins
+// over DTLS and commands piggybacked on hono-ttd are not implemented yet.
 package coapadapter
 
 import (
@@ -39,7 +39,9 @@ import (
 type Options struct {
 	Downstream *downstream.Downstream
 	Commands   *command.Router
-	Logger     *slog.Logger
+	// ActsFor reports whether gateway may act for device (DTLS logins).
+	ActsFor func(ctx context.Context, tenant, gateway, device string) (bool, error)
+	Logger  *slog.Logger
 }
 
 // Adapter serves CoAP devices.
@@ -49,6 +51,7 @@ type Adapter struct {
 	srv  *udpserver.Server
 	conn *coapnet.UDPConn
 	done chan struct{}
+	dtls *dtlsListener // nil without ListenDTLS
 
 	closeOnce sync.Once
 	closeErr  error
@@ -83,11 +86,19 @@ func (a *Adapter) Listen(addr string) error {
 }
 
 // Addr is the UDP address the adapter listens on.
-func (a *Adapter) Addr() string { return a.conn.LocalAddr().String() }
+func (a *Adapter) Addr() string {
+	if a.conn == nil {
+		return ""
+	}
+	return a.conn.LocalAddr().String()
+}
 
 // Close stops the server; a second Close does nothing.
 func (a *Adapter) Close() error {
 	a.closeOnce.Do(func() {
+		if a.dtls != nil {
+			a.dtls.close()
+		}
 		if a.srv == nil {
 			return
 		}
@@ -130,7 +141,29 @@ func queries(r *mux.Message) map[string]string {
 	return q
 }
 
-func (a *Adapter) serve(w mux.ResponseWriter, r *mux.Message) {
+func (a *Adapter) serve(w mux.ResponseWriter, r *mux.Message) { a.serveAs(w, r, nil) }
+
+// target resolves the tenant and device a request is for: the login's
+// (authenticated form), or those of the URI, checking a gateway's
+// authority.
+func (a *Adapter) target(lg *login, tenant, device string) (string, string, string, *downstream.Error) {
+	var lt, ld string
+	if lg != nil {
+		lt, ld = lg.tenant, lg.device
+	}
+	return downstream.Target(lt, ld, tenant, device, func(dev string) (bool, error) {
+		if a.opts.ActsFor == nil {
+			return false, nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return a.opts.ActsFor(ctx, lt, ld, dev)
+	})
+}
+
+// serveAs handles a request of lg (nil: an unauthenticated device on the
+// plain UDP listener).
+func (a *Adapter) serveAs(w mux.ResponseWriter, r *mux.Message, lg *login) {
 	path, err := r.Path()
 	if err != nil {
 		reply(w, codes.BadRequest, "no path")
@@ -144,23 +177,36 @@ func (a *Adapter) serve(w mux.ResponseWriter, r *mux.Message) {
 	case "e", "event":
 		ep = hono.Event
 	case "command":
-		a.response(w, r, segs)
+		a.response(w, r, segs, lg)
 		return
 	default:
 		reply(w, codes.NotFound, "use /t/<tenant>/<device>, /e/<tenant>/<device> or /command/res/<tenant>/<device>/<req-id>")
 		return
 	}
-	if len(segs) == 1 {
+	var tenant, device string
+	switch {
+	case len(segs) == 1 && lg == nil:
 		// The authenticated form needs DTLS.
 		reply(w, codes.Unauthorized, "an unauthenticated device must use PUT /"+segs[0]+"/<tenant>/<device>")
 		return
-	}
-	if len(segs) != 3 || segs[1] == "" || segs[2] == "" {
+	case len(segs) == 1:
+		if r.Code() != codes.POST {
+			reply(w, codes.MethodNotAllowed, "use POST for /"+path)
+			return
+		}
+	case len(segs) == 3 && segs[2] != "":
+		if r.Code() != codes.PUT {
+			reply(w, codes.MethodNotAllowed, "use PUT for /"+path)
+			return
+		}
+		tenant, device = segs[1], segs[2]
+	default:
 		reply(w, codes.NotFound, "use PUT /"+segs[0]+"/<tenant>/<device>")
 		return
 	}
-	if r.Code() != codes.PUT {
-		reply(w, codes.MethodNotAllowed, "use PUT for /"+path)
+	tenant, device, gateway, derr := a.target(lg, tenant, device)
+	if derr != nil {
+		fail(w, derr)
 		return
 	}
 	body, err := r.ReadBody()
@@ -175,7 +221,7 @@ func (a *Adapter) serve(w mux.ResponseWriter, r *mux.Message) {
 	if ep == hono.Event {
 		qos = 1 // events are at least once whatever the message type
 	}
-	dm := &downstream.Message{Endpoint: ep, Tenant: segs[1], Device: segs[2], Adapter: hono.AdapterCoAP,
+	dm := &downstream.Message{Endpoint: ep, Tenant: tenant, Device: device, Gateway: gateway, Adapter: hono.AdapterCoAP,
 		Address: path, QoS: qos, Payload: body, ContentType: contentType(r)}
 	if s := queries(r)["hono-ttl"]; s != "" && ep == hono.Event {
 		secs, err := strconv.ParseUint(s, 10, 32)
@@ -191,7 +237,7 @@ func (a *Adapter) serve(w mux.ResponseWriter, r *mux.Message) {
 		return
 	}
 	done := make(chan *downstream.Error, 1)
-	a.opts.Downstream.Publish(segs[1], hm, func(e *downstream.Error) { done <- e })
+	a.opts.Downstream.Publish(tenant, hm, func(e *downstream.Error) { done <- e })
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	select {
@@ -220,13 +266,25 @@ func contentType(r *mux.Message) string {
 	return s
 }
 
-// response handles PUT /command/res/<tenant>/<device>/<req-id>?hono-cmd-status=<code>.
-func (a *Adapter) response(w mux.ResponseWriter, r *mux.Message, segs []string) {
-	if len(segs) != 5 || segs[1] != "res" {
+// response handles PUT /command/res/<tenant>/<device>/<req-id> and, for
+// an authenticated device, POST /command/res/<req-id>
+// (?hono-cmd-status=<code>).
+func (a *Adapter) response(w mux.ResponseWriter, r *mux.Message, segs []string, lg *login) {
+	var tenant, device, reqID string
+	switch {
+	case len(segs) == 5 && segs[1] == "res":
+		tenant, device, reqID = segs[2], segs[3], segs[4]
+	case len(segs) == 3 && segs[1] == "res" && lg != nil:
+		reqID = segs[2]
+	default:
 		reply(w, codes.NotFound, "use PUT /command/res/<tenant>/<device>/<req-id>")
 		return
 	}
-	tenant, device, reqID := segs[2], segs[3], segs[4]
+	tenant, device, _, derr := a.target(lg, tenant, device)
+	if derr != nil {
+		fail(w, derr)
+		return
+	}
 	status, err := strconv.Atoi(queries(r)["hono-cmd-status"])
 	if err != nil || status < 200 || status > 599 {
 		reply(w, codes.BadRequest, "hono-cmd-status must be an HTTP status code")
