@@ -204,6 +204,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 			Authenticator: authn, RequireAuth: cfg.Auth && !cfg.AllowAnonymous,
 			AuthConcurrency:  cfg.Login.Concurrency,
 			CertLogin:        certLogin(cfg, reg),
+			JWT:              jwtLogin(cfg, reg),
 			ACL:              acl,
 			TenantRules:      tenantRules(reg, log, watch.failed),
 			Limiter:          &auth.Limiter{Burst: cfg.Login.FailureBurst, Interval: time.Duration(cfg.Login.FailureInterval), Max: 100_000},
@@ -539,6 +540,15 @@ func denyAll(tenant string) []auth.Rule {
 }
 
 // certLogin logs devices in by TLS client certificate when --auth is on.
+// jwtLogin checks JWT logins against the registry's rpk credentials when
+// --auth is on.
+func jwtLogin(cfg config.Config, reg *registry.Registry) mqttadapter.JWTChecker {
+	if !cfg.Auth {
+		return nil
+	}
+	return reg
+}
+
 func certLogin(cfg config.Config, reg *registry.Registry) *auth.CertLogin {
 	if !cfg.Auth {
 		return nil

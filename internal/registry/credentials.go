@@ -55,8 +55,10 @@ type Secret struct {
 	Salt          string `json:"salt,omitempty"`
 	PasswordPlain string `json:"pwd-plain,omitempty"`
 
-	// psk: the pre-shared key (Base64 in JSON).
+	// psk: the pre-shared key; rpk: the DER public key (Base64 in JSON).
 	Key []byte `json:"key,omitempty"`
+	// rpk: the key's algorithm, RSA or EC.
+	Algorithm string `json:"algorithm,omitempty"`
 }
 
 // UnmarshalJSON applies Hono's defaults and rejects unknown fields.
@@ -169,7 +171,7 @@ func (c *Credential) check() error {
 		return err
 	}
 	switch c.Type {
-	case TypeHashedPassword, TypePSK:
+	case TypeHashedPassword, TypePSK, TypeRPK:
 		if len(c.Secrets) == 0 {
 			return fmt.Errorf("type %s needs at least one secret", c.Type)
 		}
@@ -181,7 +183,7 @@ func (c *Credential) check() error {
 			c.Secrets = []Secret{{Enabled: true}}
 		}
 	default:
-		return fmt.Errorf("type %q is not supported (%s, %s, %s)", c.Type, TypeHashedPassword, TypePSK, TypeX509)
+		return fmt.Errorf("type %q is not supported (%s, %s, %s, %s)", c.Type, TypeHashedPassword, TypePSK, TypeX509, TypeRPK)
 	}
 	ids := map[string]bool{}
 	for j := range c.Secrets {
@@ -251,9 +253,17 @@ func (s *Secret) check(typ string) error {
 				return err
 			}
 		}
+	case TypeRPK:
+		if pwd {
+			return fmt.Errorf("password fields are not fields of %s secrets", typ)
+		}
+		return checkRPK(s)
 	case TypePSK:
 		if pwd {
 			return fmt.Errorf("password fields are not fields of %s secrets", typ)
+		}
+		if s.Algorithm != "" {
+			return fmt.Errorf("algorithm is not a field of %s secrets", typ)
 		}
 		if s.ID == "" && len(s.Key) == 0 {
 			return fmt.Errorf("a new secret needs a key")

@@ -52,6 +52,10 @@ type Options struct {
 	// user name (auth-id@tenant, Hono's form; a bare auth-id is in Tenant).
 	// If nil, user names are ignored and every client is in Tenant.
 	Authenticator Authenticator
+	// JWT, if set, logs in clients whose password is a JSON Web Token and
+	// whose client id has Hono's form */<tenant>/*/<auth-id>, against the
+	// device's rpk credential (Hono 2.x's JWT logins).
+	JWT JWTChecker
 	// CertLogin authenticates clients that present a TLS client
 	// certificate and no user name. If nil, certificates are not used.
 	CertLogin *auth.CertLogin
@@ -83,6 +87,11 @@ type Options struct {
 
 // Authenticator checks device credentials; *registry.Registry is one.
 type Authenticator = auth.PasswordChecker
+
+// JWTChecker checks a device's JSON Web Token; *registry.Registry is one.
+type JWTChecker interface {
+	AuthenticateJWT(ctx context.Context, tenant, authID, token string) (registry.Identity, error)
+}
 
 // Adapter is Ferry's MQTT broker logic on top of the hub.
 type Adapter struct {
@@ -207,7 +216,14 @@ func (a *Adapter) Connect(c *mqtt.Conn, p *packet.Connect) mqtt.ConnectResult {
 	if hono.Reserved(c.ClientID()) {
 		return a.refuse(packet.ClientIdentifierNotValid) // the id of a northbound group's session
 	}
+	jwtTenant, jwtAuthID, jwtForm := registry.JWTClientID(c.ClientID())
 	switch {
+	case a.opts.JWT != nil && p.PasswordFlag && jwtForm && registry.LooksLikeJWT(string(p.Password)):
+		id, code := a.authenticateJWT(c, jwtTenant, jwtAuthID, string(p.Password))
+		if code != packet.Success {
+			return a.refuse(code)
+		}
+		st.tenant, st.device, st.user = id.TenantID, id.DeviceID, id.AuthID
 	case p.UsernameFlag && a.opts.Authenticator != nil:
 		id, code := a.authenticate(c, p)
 		if code != packet.Success {
@@ -305,6 +321,26 @@ func (a *Adapter) authenticate(c *mqtt.Conn, p *packet.Connect) (registry.Identi
 		return id, packet.BadUserNameOrPassword // 3.1.1: 0x04
 	default:
 		a.log.Error("authentication failed", "user", p.Username, "err", err)
+		return id, packet.ServerUnavailable
+	}
+}
+
+// authenticateJWT logs a client in by the JWT in its password.
+func (a *Adapter) authenticateJWT(c *mqtt.Conn, tenant, authID, token string) (registry.Identity, packet.ReasonCode) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id, err := a.opts.JWT.AuthenticateJWT(ctx, tenant, authID, token)
+	switch {
+	case err == nil:
+		return id, packet.Success
+	case errors.Is(err, registry.ErrDisabled):
+		a.log.Info("JWT login refused: disabled", "client", c.ClientID(), "err", err)
+		return id, packet.NotAuthorized
+	case errors.Is(err, registry.ErrBadCredentials):
+		a.log.Info("JWT login refused", "client", c.ClientID(), "err", err)
+		return id, packet.BadUserNameOrPassword
+	default:
+		a.log.Error("JWT login failed", "client", c.ClientID(), "err", err)
 		return id, packet.ServerUnavailable
 	}
 }
