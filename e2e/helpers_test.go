@@ -46,6 +46,9 @@ func startFerry(t *testing.T, mutate ...func(*config.Config)) *node.Node {
 	cfg.AMQP.Addr = "127.0.0.1:0"
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	cfg.MQTT.SysInterval = 0 // keeps counters and retained counts exact; TestSysTopics turns it on
+	// A loaded CI machine may take more than Hono's 1 s to PUBACK a
+	// command; no test here is about that timeout.
+	cfg.Hono.CommandAckTimeout = config.Duration(10 * time.Second)
 	cfg.DataDir = t.TempDir()
 	for _, m := range mutate {
 		m(&cfg)
