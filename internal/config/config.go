@@ -509,16 +509,7 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		return fmt.Errorf("log.format (--log-format): %q is not text or json", c.Log.Format)
 	}
-	for _, l := range []struct{ key, flag, addr string }{
-		{"mqtt.addr", "--mqtt-addr", c.MQTT.Addr},
-		{"mqtt.tls.addr", "--mqtts-addr", c.MQTT.TLS.Addr},
-		{"mqtt.websocket.addr", "--ws-addr", c.MQTT.WebSocket.Addr},
-		{"amqp.app_addr", "--amqp-app-addr", c.AMQP.AppAddr},
-		{"amqp.addr", "--amqp-addr", c.AMQP.Addr},
-		{"amqp.tls_addr", "--amqps-addr", c.AMQP.TLSAddr},
-		{"coap.addr", "--coap-addr", c.CoAP.Addr},
-		{"coap.dtls_addr", "--coaps-addr", c.CoAP.DTLSAddr},
-	} {
+	for _, l := range c.listeners() {
 		if l.addr == "" && l.key != "mqtt.addr" {
 			continue
 		}
@@ -571,11 +562,6 @@ func (c *Config) Validate() error {
 	if c.Store.SyncInterval <= 0 {
 		return errors.New("store.sync_interval must be positive")
 	}
-	if c.HTTP.Addr != "" {
-		if _, err := IsLoopback(c.HTTP.Addr); err != nil {
-			return fmt.Errorf("http.addr (--http-addr): %w", err)
-		}
-	}
 	m := c.MQTT
 	switch {
 	case m.MaxPacketSize < 64 || m.MaxPacketSize > 268435460:
@@ -614,20 +600,30 @@ func (c *Config) Validate() error {
 	return c.validateCluster()
 }
 
-// PublicListener returns the first device listener that binds a
-// non-loopback address, as "key (flag) address", and whether there is one.
-// Such a listener needs authentication, or allow_anonymous.
-func (c *Config) PublicListener() (string, bool) {
-	for _, l := range []struct{ key, flag, addr string }{
+// listener is a listen address with the config key and flag that set it.
+type listener struct{ key, flag, addr string }
+
+// listeners are every address Ferry listens on, for validation and for
+// PublicListener: devices or applications may connect to each.
+func (c *Config) listeners() []listener {
+	return []listener{
 		{"mqtt.addr", "--mqtt-addr", c.MQTT.Addr},
 		{"mqtt.tls.addr", "--mqtts-addr", c.MQTT.TLS.Addr},
 		{"mqtt.websocket.addr", "--ws-addr", c.MQTT.WebSocket.Addr},
 		{"amqp.app_addr", "--amqp-app-addr", c.AMQP.AppAddr},
 		{"amqp.addr", "--amqp-addr", c.AMQP.Addr},
+		{"amqp.tls_addr", "--amqps-addr", c.AMQP.TLSAddr},
 		{"http.addr", "--http-addr", c.HTTP.Addr}, // Hono's HTTP adapter takes devices there
 		{"coap.addr", "--coap-addr", c.CoAP.Addr},
 		{"coap.dtls_addr", "--coaps-addr", c.CoAP.DTLSAddr},
-	} {
+	}
+}
+
+// PublicListener returns the first device listener that binds a
+// non-loopback address, as "key (flag) address", and whether there is one.
+// Such a listener needs authentication, or allow_anonymous.
+func (c *Config) PublicListener() (string, bool) {
+	for _, l := range c.listeners() {
 		if l.addr == "" {
 			continue
 		}
