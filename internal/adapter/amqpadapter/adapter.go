@@ -222,13 +222,11 @@ func condition(e *downstream.Error) amqp.Symbol {
 }
 
 // serveUpstream reads a device's messages until its link ends.
+// Receive returns once the link ends (after what it buffered), so the
+// loop needs no watcher of its own; cancel ends settlements still waiting.
 func (a *Adapter) serveUpstream(c *amqp.Conn, rcv *amqp.Receiver, linkAddr string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() {
-		<-rcv.Done()
-		cancel()
-	}()
 	for {
 		d, err := rcv.Receive(ctx)
 		if err != nil {

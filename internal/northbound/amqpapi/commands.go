@@ -17,12 +17,10 @@ import (
 // when it is malformed. Commands are handled concurrently (each waits for
 // its device); the link's credit bounds how many are outstanding.
 func (s *Server) serveCommands(tenant string, rcv *amqp.Receiver) {
+	// Receive returns once the link ends; cancel then ends the commands
+	// still waiting for their device.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() {
-		<-rcv.Done()
-		cancel()
-	}()
 	for {
 		d, err := rcv.Receive(ctx)
 		if err != nil {
@@ -31,10 +29,6 @@ func (s *Server) serveCommands(tenant string, rcv *amqp.Receiver) {
 		cmd, ttl, err := s.parseCommand(tenant, &d.Message)
 		if err != nil {
 			_ = d.Reject(ctx, &amqp.Error{Condition: amqp.CondInvalidField, Description: err.Error()})
-			continue
-		}
-		if s.opts.Commands == nil {
-			_ = d.Release(ctx)
 			continue
 		}
 		s.opts.Commands.Send(ctx, cmd, func(o command.Outcome) {
@@ -150,17 +144,4 @@ func (r responseSink) Respond(resp *command.Response) bool {
 		return false
 	}
 	return true
-}
-
-// receiveResponses registers snd for command_response/<tenant>/<replyID>
-// until its link ends.
-func (s *Server) receiveResponses(tenant, replyID string, snd *amqp.Sender) {
-	if s.opts.Commands == nil {
-		return
-	}
-	cancel := s.opts.Commands.Receive(tenant, replyID, responseSink{snd: snd, s: s})
-	go func() {
-		<-snd.Done()
-		cancel()
-	}()
 }

@@ -209,12 +209,16 @@ func (s *Server) HandleLink(req *amqp.LinkRequest) error {
 	if !app.allows(nb.Tenant) {
 		return &amqp.Error{Condition: amqp.CondUnauthorizedAccess, Description: fmt.Sprintf("application %s may not use tenant %s", app.Name, nb.Tenant)}
 	}
+	if (nb.Endpoint == hono.Command || nb.Endpoint == hono.CommandResponse) && s.opts.Commands == nil {
+		return &amqp.Error{Condition: amqp.CondNotFound, Description: "commands are not routed here"}
+	}
 	switch {
 	case req.Sender != nil && (nb.Endpoint == hono.Telemetry || nb.Endpoint == hono.Event):
 		name, _ := req.Attach.Properties[SubscriptionName].(string)
 		return s.join(nb.Tenant, nb.Endpoint, name, req.Sender)
 	case req.Sender != nil && nb.Endpoint == hono.CommandResponse:
-		s.receiveResponses(nb.Tenant, nb.ReplyID, req.Sender)
+		// Until the link ends.
+		req.Sender.OnDetach(s.opts.Commands.Receive(nb.Tenant, nb.ReplyID, responseSink{snd: req.Sender, s: s}))
 		return nil
 	case req.Receiver != nil && nb.Endpoint == hono.Command && nb.Device == "":
 		go s.serveCommands(nb.Tenant, req.Receiver)
