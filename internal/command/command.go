@@ -196,9 +196,7 @@ func (r *Router) SubscribeAll(tenant, gateway string, c Consumer) (cancel func()
 func (r *Router) SetLastGateway(tenant, device, gateway string) {
 	k := key{tenant, device}
 	r.mu.Lock()
-	if r.lastGW[k] != gateway {
-		r.lastGW[k] = gateway
-	}
+	r.lastGW[k] = gateway
 	r.mu.Unlock()
 }
 

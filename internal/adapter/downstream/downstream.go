@@ -9,7 +9,6 @@ package downstream
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -340,6 +339,3 @@ func Target(loginTenant, loginDevice, tenant, device string, actsFor func(device
 	}
 	return loginTenant, device, loginDevice, nil
 }
-
-// ErrNoActsFor is what an actsFor without a registry returns.
-var ErrNoActsFor = errors.New("no registry to check gateways against")

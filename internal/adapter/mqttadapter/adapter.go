@@ -432,10 +432,10 @@ func (a *Adapter) OpenSession(c *mqtt.Conn) (bool, packet.ReasonCode) {
 // Publish routes an inbound QoS 0 message to the hub (QoS 1 and 2 go
 // through PublishAsync).
 func (a *Adapter) Publish(c *mqtt.Conn, p *packet.Publish) packet.ReasonCode {
-	if u, ok := a.honoTopic(c, p); ok {
+	if u, ok, perr := a.honoTopic(p); ok {
 		code := packet.Success
 		done := make(chan struct{})
-		a.honoPublish(c, state(c), u, p, func(rc packet.ReasonCode) { code = rc; close(done) })
+		a.honoPublish(c, state(c), u, perr, p, func(rc packet.ReasonCode) { code = rc; close(done) })
 		<-done // QoS 0: the hub routes it synchronously
 		return code
 	}
@@ -449,8 +449,8 @@ func (a *Adapter) Publish(c *mqtt.Conn, p *packet.Publish) packet.ReasonCode {
 // PublishAsync routes an inbound message and reports its acknowledgement
 // code once every durable copy is committed.
 func (a *Adapter) PublishAsync(c *mqtt.Conn, p *packet.Publish, done func(packet.ReasonCode)) {
-	if u, ok := a.honoTopic(c, p); ok {
-		a.honoPublish(c, state(c), u, p, done)
+	if u, ok, perr := a.honoTopic(p); ok {
+		a.honoPublish(c, state(c), u, perr, p, done)
 		return
 	}
 	st, m, code := a.inbound(c, p)
@@ -461,18 +461,13 @@ func (a *Adapter) PublishAsync(c *mqtt.Conn, p *packet.Publish, done func(packet
 	a.hub.PublishAsync(st.tenant, m, func(res hub.Result) { done(a.ackCode(c, m, res)) })
 }
 
-// honoTopic reports whether p is on a Hono topic (with Hono on), and which.
-// A malformed Hono topic comes back as a CommandResponse-less Upstream
-// with ok set; honoPublish refuses it.
-func (a *Adapter) honoTopic(c *mqtt.Conn, p *packet.Publish) (hono.Upstream, bool) {
+// honoTopic reports whether p is on a Hono topic (with Hono on), which, and
+// whether that topic is malformed (honoPublish refuses it).
+func (a *Adapter) honoTopic(p *packet.Publish) (hono.Upstream, bool, error) {
 	if a.opts.Hono == nil {
-		return hono.Upstream{}, false
+		return hono.Upstream{}, false, nil
 	}
-	u, ok, err := hono.ParseUpstream(p.Topic)
-	if err != nil {
-		u.Endpoint = 0 // refused by honoPublish
-	}
-	return u, ok
+	return hono.ParseUpstream(p.Topic)
 }
 
 // inbound checks an inbound PUBLISH and turns it into a hub message; a nil

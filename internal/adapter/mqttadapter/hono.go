@@ -191,17 +191,7 @@ func (a *Adapter) honoMessage(c *mqtt.Conn, st *connState, u hono.Upstream, p *p
 // honoPublish handles a publish on a Hono topic; done gets the PUBACK
 // code. A refused publish closes a 3.1.1 connection, as Hono does without
 // an error subscription: 3.1.1 has no other way to say it.
-func (a *Adapter) honoPublish(c *mqtt.Conn, st *connState, u hono.Upstream, p *packet.Publish, done func(packet.ReasonCode)) {
-	if u.Endpoint == 0 {
-		u.Endpoint = hono.Telemetry // for the error's sake
-		e := badRequest("malformed Hono topic " + p.Topic)
-		a.log.Debug("Hono publish refused", "client", c.ClientID(), "topic", p.Topic, "why", e.msg)
-		if c.Version() != packet.V5 {
-			c.CloseWithReason(e.code, e.msg)
-		}
-		done(e.code)
-		return
-	}
+func (a *Adapter) honoPublish(c *mqtt.Conn, st *connState, u hono.Upstream, perr error, p *packet.Publish, done func(packet.ReasonCode)) {
 	fail := func(e *honoError) {
 		a.log.Debug("Hono publish refused", "client", c.ClientID(), "topic", p.Topic, "status", e.status, "why", e.msg)
 		onError := u.Bag.Get("on-error")
@@ -218,6 +208,10 @@ func (a *Adapter) honoPublish(c *mqtt.Conn, st *connState, u hono.Upstream, p *p
 		default:
 			done(e.code)
 		}
+	}
+	if perr != nil {
+		fail(badRequest("malformed Hono topic " + p.Topic))
+		return
 	}
 	if u.Endpoint == hono.CommandResponse {
 		if herr := a.honoResponse(st, u, p); herr != nil {
