@@ -340,6 +340,12 @@ func (snd *Sender) trySend(payload []byte, opts *SendOptions, done func(error)) 
 		return false, &LinkError{inner: fmt.Errorf("amqp: message needs %d frames, more than the peer's session window of %d", frames, s.remoteWindowSize)}
 	}
 	if l.linkCredit == 0 || s.remoteIncomingWindow < uint32(frames) {
+		if l.linkCredit > 0 && !snd.blocked {
+			// Blocked by the session window: the session's next flow
+			// wakes it (a link flow wakes credit waiters). Once: it
+			// stays blocked until woken.
+			s.windowWaiters = append(s.windowWaiters, snd)
+		}
 		snd.blocked = true
 		return false, nil
 	}

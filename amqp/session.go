@@ -31,6 +31,7 @@ type Session struct {
 	remoteIncomingWindow uint32
 	remoteWindowSize     uint32        // the largest incoming-window the peer announced
 	windowCh             chan struct{} // made by a waiting Send, closed when the window opens
+	windowWaiters        []*Sender     // TrySend found no window: woken by the next flow that opens it
 	nextDeliveryID       uint32
 	unsettled            map[uint32]*outDelivery // our unsettled deliveries, by delivery id
 
@@ -229,10 +230,11 @@ func (s *Session) handleFlow(f *frame.Flow) error {
 			close(s.windowCh)
 			s.windowCh = nil
 		}
-		for _, l := range s.links {
-			if l.sender != nil {
-				l.sender.windowOpenedLocked()
-			}
+		// Only the senders a TrySend found without window, not every link.
+		waiters := s.windowWaiters
+		s.windowWaiters = nil
+		for _, snd := range waiters {
+			snd.windowOpenedLocked()
 		}
 	}
 	if f.Handle == nil {
