@@ -16,6 +16,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/udp"
 	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ferry-iot/ferry/amqp"
 	"github.com/ferry-iot/ferry/amqp/frame"
@@ -228,9 +229,7 @@ func (h Hono) runUpstream(ctx context.Context) (HonoResult, error) {
 						time.Sleep(time.Millisecond) // pacing, not readiness
 					}
 				}
-				pl := make([]byte, h.Payload) // the hub keeps a reference
-				binary.BigEndian.PutUint64(pl, uint64(time.Now().UnixNano()))
-				pub.Payload = pl
+				pub.Payload = stamped(h.Payload) // the hub keeps a reference
 				if err := p.publish(ctx, pub); err != nil {
 					errs <- fmt.Errorf("device %d: %w", i, err)
 					return
@@ -430,66 +429,59 @@ func (h Hono) postHTTP(ctx context.Context, run string) upstreamRun {
 	tr := &http.Transport{MaxIdleConnsPerHost: h.Devices, MaxConnsPerHost: h.Devices}
 	defer tr.CloseIdleConnections()
 	cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make(chan error, h.Devices)
-	for i := range h.Devices {
-		wg.Go(func() {
-			url := fmt.Sprintf("http://%s/telemetry/%s/dev-%s-%d", h.HTTPAddr, h.Tenant, run, i)
-			for range h.Messages {
-				pl := make([]byte, h.Payload)
-				binary.BigEndian.PutUint64(pl, uint64(time.Now().UnixNano()))
-				req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(pl))
-				if err != nil {
-					errs <- err
-					return
-				}
-				resp, err := cl.Do(req)
-				if err != nil {
-					errs <- fmt.Errorf("device %d: %w", i, err)
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusAccepted {
-					errs <- fmt.Errorf("device %d: HTTP %d", i, resp.StatusCode)
-					return
-				}
+	return h.devices(func(i int) error {
+		url := fmt.Sprintf("http://%s/telemetry/%s/dev-%s-%d", h.HTTPAddr, h.Tenant, run, i)
+		for range h.Messages {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(stamped(h.Payload)))
+			if err != nil {
+				return err
 			}
+			resp, err := cl.Do(req)
+			if err != nil {
+				return err
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusAccepted {
+				return fmt.Errorf("HTTP %d", resp.StatusCode)
+			}
+		}
+		return nil
+	})
+}
+
+// devices runs each for every device at once and returns how the run went:
+// its start, the time until every device finished, the first error.
+func (h Hono) devices(each func(i int) error) upstreamRun {
+	start := time.Now()
+	var g errgroup.Group
+	for i := range h.Devices {
+		g.Go(func() error {
+			if err := each(i); err != nil {
+				return fmt.Errorf("device %d: %w", i, err)
+			}
+			return nil
 		})
 	}
-	wg.Wait()
-	close(errs)
-	u := upstreamRun{start: start, published: time.Since(start)}
-	for err := range errs {
-		u.err = err
-		break
-	}
-	return u
+	err := g.Wait()
+	return upstreamRun{start: start, published: time.Since(start), err: err}
+}
+
+// stamped is a payload of size bytes starting with the send time, for the
+// receiver's latency.
+func stamped(size int) []byte {
+	pl := make([]byte, size)
+	binary.BigEndian.PutUint64(pl, uint64(time.Now().UnixNano()))
+	return pl
 }
 
 // sendAMQP sends the devices' telemetry unsettled to Hono's AMQP device
 // adapter, each device its own connection and at most Window messages
 // awaiting their outcome; every outcome must be accepted.
 func (h Hono) sendAMQP(ctx context.Context, run string) upstreamRun {
-	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make(chan error, h.Devices)
-	for i := range h.Devices {
-		wg.Go(func() {
-			if err := h.amqpDevice(ctx, fmt.Sprintf("telemetry/%s/dev-%s-%d", h.Tenant, run, i)); err != nil {
-				errs <- fmt.Errorf("device %d: %w", i, err)
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	u := upstreamRun{start: start, published: time.Since(start)}
-	for err := range errs {
-		u.err = err
-		break
-	}
-	return u
+	return h.devices(func(i int) error {
+		return h.amqpDevice(ctx, fmt.Sprintf("telemetry/%s/dev-%s-%d", h.Tenant, run, i))
+	})
 }
 
 func (h Hono) amqpDevice(ctx context.Context, to string) error {
@@ -523,9 +515,7 @@ func (h Hono) amqpDevice(ctx context.Context, to string) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		pl := make([]byte, h.Payload)
-		binary.BigEndian.PutUint64(pl, uint64(time.Now().UnixNano()))
-		m := &amqp.Message{Properties: &amqp.Properties{To: to}, Data: [][]byte{pl}}
+		m := &amqp.Message{Properties: &amqp.Properties{To: to}, Data: [][]byte{stamped(h.Payload)}}
 		for {
 			ok, err := snd.TrySend(m, nil, func(err error) {
 				if err != nil {
@@ -570,68 +560,50 @@ func (h Hono) amqpDevice(ctx context.Context, to string) error {
 // /t/<tenant>/<device>, confirmable (each device Window requests at
 // once, every answer must be 2.04) or non-confirmable.
 func (h Hono) putCoAP(ctx context.Context, run string, confirmable bool) upstreamRun {
-	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make(chan error, h.Devices*h.Window)
-	for i := range h.Devices {
-		wg.Go(func() {
-			conn, err := udp.Dial(h.CoAPAddr)
-			if err != nil {
-				errs <- err
-				return
+	return h.devices(func(i int) error {
+		conn, err := udp.Dial(h.CoAPAddr)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		path := fmt.Sprintf("/t/%s/dev-%s-%d", h.Tenant, run, i)
+		if !confirmable {
+			for range h.Messages {
+				if err := coapNON(ctx, conn, path, h.Payload); err != nil {
+					return err
+				}
 			}
-			defer conn.Close()
-			path := fmt.Sprintf("/t/%s/dev-%s-%d", h.Tenant, run, i)
-			if !confirmable {
-				for range h.Messages {
-					if err := coapNON(ctx, conn, path, h.Payload); err != nil {
-						errs <- err
-						return
+			return nil
+		}
+		// Window workers share the device's messages.
+		var g errgroup.Group
+		workers := min(h.Window, h.Messages)
+		for w := range workers {
+			n := h.Messages / workers
+			if w < h.Messages%workers {
+				n++
+			}
+			g.Go(func() error {
+				for range n {
+					resp, err := conn.Put(ctx, path, message.AppOctets, bytes.NewReader(stamped(h.Payload)))
+					if err != nil {
+						return err
+					}
+					if resp.Code() != codes.Changed {
+						return fmt.Errorf("CoAP %v", resp.Code())
 					}
 				}
-				return
-			}
-			workers := min(h.Window, h.Messages)
-			var inner sync.WaitGroup
-			for w := range workers {
-				n := h.Messages / workers
-				if w < h.Messages%workers {
-					n++
-				}
-				inner.Go(func() {
-					for range n {
-						pl := make([]byte, h.Payload)
-						binary.BigEndian.PutUint64(pl, uint64(time.Now().UnixNano()))
-						resp, err := conn.Put(ctx, path, message.AppOctets, bytes.NewReader(pl))
-						if err != nil {
-							errs <- err
-							return
-						}
-						if resp.Code() != codes.Changed {
-							errs <- fmt.Errorf("CoAP %v", resp.Code())
-							return
-						}
-					}
-				})
-			}
-			inner.Wait()
-		})
-	}
-	wg.Wait()
-	close(errs)
-	u := upstreamRun{start: start, published: time.Since(start)}
-	for err := range errs {
-		u.err = err
-		break
-	}
-	return u
+				return nil
+			})
+		}
+		return g.Wait()
+	})
 }
 
 func coapNON(ctx context.Context, conn *udpclient.Conn, path string, size int) error {
 	req := conn.AcquireMessage(ctx)
 	defer conn.ReleaseMessage(req)
-	pl := make([]byte, size)
-	binary.BigEndian.PutUint64(pl, uint64(time.Now().UnixNano()))
+	pl := stamped(size)
 	req.SetCode(codes.PUT)
 	req.SetType(message.NonConfirmable)
 	req.SetMessageID(int32(conn.GetMessageID()))
