@@ -259,11 +259,10 @@ func contentType(r *mux.Message) string {
 	if err != nil {
 		return ""
 	}
-	s := mt.String()
-	if strings.Contains(s, "(") { // a number without a registered name
-		return hono.ContentTypeOctetStream
+	if _, err := message.MediaTypeFromNumber(mt); err != nil {
+		return hono.ContentTypeOctetStream // a number without a registered name
 	}
-	return s
+	return mt.String()
 }
 
 // response handles PUT /command/res/<tenant>/<device>/<req-id> and, for

@@ -30,16 +30,14 @@ func newWaiter(gateway bool) *waiter {
 // response; another, or one after the wait ended, is released.
 func (w *waiter) Deliver(cmd *command.Command, done func(command.Outcome)) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		done(command.Released)
-		return
+	taken := !w.closed
+	if taken {
+		w.cmds <- pending{cmd, done} // room for one: closed is set with it
+		w.closed = true              // one command per request
 	}
-	select {
-	case w.cmds <- pending{cmd, done}:
-		w.closed = true // one command per request
-	default:
-		done(command.Released)
+	w.mu.Unlock()
+	if !taken {
+		done(command.Released) // outside the lock: it settles the application's delivery
 	}
 }
 

@@ -279,17 +279,18 @@ func (g *group) settled(d hub.Delivery) {
 // encoded returns m as an AMQP message in Hono's format (protocols.md
 // 1.6), built once per message for all groups.
 func encoded(m *hub.Message) ([]byte, error) {
-	var err error
 	v := m.SharedForm(func() any {
-		var b []byte
-		b, err = toAMQP(m).AppendTo(nil)
+		b, err := toAMQP(m).AppendTo(nil)
+		if err != nil {
+			return nil // not kept: each delivery hears the error below
+		}
 		return amqpForm(b)
 	})
 	if f, ok := v.(amqpForm); ok {
-		return f, err
+		return f, nil
 	}
-	b, err2 := toAMQP(m).AppendTo(nil) // another front end's form is there
-	return b, err2
+	// Another front end's form is there, or encoding failed.
+	return toAMQP(m).AppendTo(nil)
 }
 
 // amqpForm is the encoded AMQP form of a message.
