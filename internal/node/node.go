@@ -72,6 +72,9 @@ type Node struct {
 	coap    *coapadapter.Adapter // nil when CoAP is off
 	apps    *amqpapi.Server
 	cmds    *command.Router
+	// authn checks every front end's password logins: one cache, which
+	// the registry watch invalidates when credentials change.
+	authn mqttadapter.Authenticator
 	// downstream publishes devices' Hono messages for every front end;
 	// nil with hono.disabled.
 	downstream *downstream.Downstream
@@ -174,6 +177,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 	})
 	n.closers = append(n.closers, n.hub.Close)
 	authn := authenticator(cfg, reg)
+	n.authn = authn
 	watch := newRegistryWatch(reg, log, n.metrics) // registrywatch.go
 	var honoOpts *mqttadapter.HonoOptions
 	if !cfg.Hono.Disabled {
@@ -409,7 +413,7 @@ func (n *Node) listen() error {
 		if n.downstream != nil {
 			h = httpadapter.New(httpadapter.Options{
 				Downstream: n.downstream, Commands: n.cmds,
-				Authenticator: authenticator(cfg, n.registry), RequireAuth: cfg.Auth && !cfg.AllowAnonymous,
+				Authenticator: n.authn, RequireAuth: cfg.Auth && !cfg.AllowAnonymous,
 				Tenant: config.DefaultTenant, ActsFor: actsFor(n.registry), Logger: n.log,
 			}).Wrap(mux)
 		}
