@@ -102,10 +102,11 @@ func TestHonoCoAPDTLS(t *testing.T) {
 	// A wrong key: no session, nothing delivered.
 	cmd := exec.Command(coap, "-m", "post", "-B", "3", "-u", "p1@acme", "-k", "wrong", "-e", "bad", base+"/t")
 	got, _ := cmd.CombinedOutput()
-	// libcoap prints nothing for a 2.04 and exits 0 either way: the
-	// handshake's alert is what says the key was refused.
-	if !strings.Contains(string(got), "alert") {
-		t.Fatalf("a wrong key: no DTLS alert from the handshake: %s", got)
+	// libcoap prints nothing for a 2.04 and exits 0 either way: its
+	// complaint about the failed handshake is what says the key was
+	// refused.
+	if out := string(got); !strings.Contains(out, "DTLS") && !strings.Contains(out, "cannot send") {
+		t.Fatalf("a wrong key: libcoap reports no failed handshake: %q", out)
 	}
 	sctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
