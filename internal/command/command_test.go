@@ -104,3 +104,60 @@ func TestResponsesAndTimeout(t *testing.T) {
 		t.Fatalf("%d response timers left after the answer", pending)
 	}
 }
+
+func TestWait(t *testing.T) {
+	r := NewRouter(Options{
+		Via: func(_ context.Context, _, device string) ([]string, error) { return []string{"gw"}, nil },
+	})
+	defer r.Close()
+	send := func(device string) chan Outcome {
+		o := make(chan Outcome, 1)
+		r.Send(context.Background(), &Command{Tenant: "t", Device: device, Name: "n"}, func(x Outcome) { o <- x })
+		return o
+	}
+
+	// A gateway's bare wait takes a command for one of its devices.
+	w, cancel := r.Wait("t", "gw", "")
+	taken := send("d1")
+	extra := send("d1")
+	select {
+	case p := <-w.C():
+		if p.Cmd.Device != "d1" || p.Cmd.Via != "gw" {
+			t.Fatalf("waiter got %s via %q, want d1 via gw", p.Cmd.Device, p.Cmd.Via)
+		}
+		p.Done(Accepted)
+	default:
+		t.Fatal("the gateway's wait took no command")
+	}
+	if o := <-extra; o != Released {
+		t.Fatalf("a command for a waiter that is served: %v, want released", o)
+	}
+	if o := <-taken; o != Accepted {
+		t.Fatalf("the command taken: %v, want accepted", o)
+	}
+	cancel()
+	if o := <-send("d1"); o != Released {
+		t.Fatalf("after the wait: %v, want released", o)
+	}
+
+	// A command delivered but never taken is released by cancel.
+	w, cancel = r.Wait("t", "d2", "")
+	o := send("d2")
+	cancel()
+	if got := <-o; got != Released {
+		t.Fatalf("untaken command: %v, want released", got)
+	}
+	if len(w.C()) != 0 {
+		t.Fatal("a cancelled waiter still holds a command")
+	}
+
+	// A device-specific wait beats the gateway's bare one.
+	_, cancelBare := r.Wait("t", "gw", "")
+	ws, cancelSpecific := r.Wait("t", "d3", "gw")
+	send("d3")
+	if len(ws.C()) != 1 {
+		t.Fatal("the device-specific wait did not take the command")
+	}
+	cancelSpecific()
+	cancelBare()
+}

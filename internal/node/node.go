@@ -297,7 +297,15 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 			attrs = append(attrs, slog.String("coap", n.coap.Addr()))
 		}
 		if cfg.CoAP.DTLSAddr != "" {
-			if err := n.coap.ListenDTLS(cfg.CoAP.DTLSAddr, pskLookup(reg)); err != nil {
+			dtls := coapadapter.DTLS{PSK: pskLookup(reg), CertLogin: certLogin(cfg, reg)}
+			if t := cfg.MQTT.TLS; t.CertFile != "" && t.KeyFile != "" {
+				cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+				if err != nil {
+					return nil, fmt.Errorf("coap.dtls_addr with mqtt.tls (--tls-cert, --tls-key): %w", err)
+				}
+				dtls.Certificate = &cert
+			}
+			if err := n.coap.ListenDTLS(cfg.CoAP.DTLSAddr, dtls); err != nil {
 				return nil, fmt.Errorf("CoAP DTLS listener (--coaps-addr): %w", err)
 			}
 			attrs = append(attrs, slog.String("coaps", n.coap.DTLSAddr()))

@@ -2,6 +2,7 @@ package coapadapter
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -16,12 +17,25 @@ import (
 	"github.com/plgd-dev/go-coap/v3/mux"
 	coapnet "github.com/plgd-dev/go-coap/v3/net"
 	"github.com/plgd-dev/go-coap/v3/options"
+
+	"github.com/ferry-iot/ferry/internal/auth"
 )
 
 // PSKLookup returns the pre-shared key of a PSK identity (Hono's
 // auth-id@tenant) and the device it belongs to; an error refuses the
 // handshake.
 type PSKLookup func(ctx context.Context, identity string) (key []byte, tenant, device string, err error)
+
+// DTLS configures the DTLS listener.
+type DTLS struct {
+	// PSK finds the keys of PSK logins.
+	PSK PSKLookup
+	// Certificate is the server's certificate for ECDHE_ECDSA handshakes
+	// with client certificates; nil: PSK only.
+	Certificate *tls.Certificate
+	// CertLogin authenticates client certificates; nil: PSK only.
+	CertLogin *auth.CertLogin
+}
 
 // login is a device authenticated by its DTLS handshake.
 type login struct{ tenant, device string }
@@ -41,7 +55,8 @@ type dtlsListener struct {
 // Close: devices log in with identity auth-id@tenant and the key of their
 // psk credential, and may then use the authenticated forms (POST /t,
 // POST /e) and act as gateways.
-func (a *Adapter) ListenDTLS(addr string, lookup PSKLookup) error {
+func (a *Adapter) ListenDTLS(addr string, opts DTLS) error {
+	lookup := opts.PSK
 	d := &dtlsListener{logins: map[string]login{}, done: make(chan struct{})}
 	psk := func(identity []byte) ([]byte, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -272,12 +272,11 @@ func (a *Adapter) upstream(w http.ResponseWriter, r *http.Request, segs []string
 	}
 	// Subscribe before the message goes out: an application that answers
 	// its ttd at once must find the device waiting.
-	var waiter *waiter
+	var waiter *command.Waiter
 	if ttd > 0 && a.opts.Commands != nil {
-		waiter = newWaiter(gateway != "")
-		cancel := a.opts.Commands.Subscribe(tenant, device, gateway, waiter)
+		var cancel func()
+		waiter, cancel = a.opts.Commands.Wait(tenant, device, gateway)
 		defer cancel()
-		defer waiter.close()
 	}
 	done := make(chan *downstream.Error, 1)
 	a.opts.Downstream.Publish(tenant, hm, func(e *downstream.Error) { done <- e })
@@ -297,8 +296,8 @@ func (a *Adapter) upstream(w http.ResponseWriter, r *http.Request, segs []string
 	t := time.NewTimer(ttd)
 	defer t.Stop()
 	select {
-	case c := <-waiter.cmds:
-		waiter.write(w, c)
+	case c := <-waiter.C():
+		writeCommand(w, c)
 	case <-t.C:
 		w.WriteHeader(http.StatusAccepted)
 	case <-r.Context().Done():
