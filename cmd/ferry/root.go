@@ -84,6 +84,7 @@ type serveFlags struct {
 	amqpAppAddr    string
 	amqpAddr       string
 	amqpsAddr      string
+	httpsAddr      string
 	coapsAddr      string
 	coapAddr       string
 }
@@ -129,7 +130,8 @@ func newServeCmd() *cobra.Command {
 	fl.StringVar(&f.wsAddr, "ws-addr", "", "MQTT over WebSocket listen address, e.g. 127.0.0.1:8083 (path /mqtt)")
 	fl.BoolVar(&f.auth, "auth", false, "devices log in as auth-id@tenant with registry credentials; anonymous clients refused unless --allow-anonymous")
 	fl.StringVar(&f.adminPassword, "admin-password", "", "password of user admin of the device registry API (default: generated into --data-dir)")
-	fl.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8080", "HTTP address of /metrics, /healthz and /readyz (empty: off)")
+	fl.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8080", "HTTP address of Hono's HTTP device adapter, the registry API, /metrics, /healthz and /readyz (empty: off)")
+	fl.StringVar(&f.httpsAddr, "https-addr", "", "the same over TLS, e.g. 127.0.0.1:8443 (needs --tls-cert, --tls-key; devices may log in with client certificates)")
 	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on --http-addr")
 	fl.StringVar(&f.dataDir, "data-dir", "./ferry-data", "data directory of the embedded mode")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -166,6 +168,7 @@ func loadConfig(fl *pflag.FlagSet, f *serveFlags) (config.Config, error) {
 	set("amqp-app-addr", func() { cfg.AMQP.AppAddr = f.amqpAppAddr })
 	set("amqp-addr", func() { cfg.AMQP.Addr = f.amqpAddr })
 	set("amqps-addr", func() { cfg.AMQP.TLSAddr = f.amqpsAddr })
+	set("https-addr", func() { cfg.HTTP.TLSAddr = f.httpsAddr })
 	set("coaps-addr", func() { cfg.CoAP.DTLSAddr = f.coapsAddr })
 	set("coap-addr", func() { cfg.CoAP.Addr = f.coapAddr })
 	set("tls-cert", func() { cfg.MQTT.TLS.CertFile = f.tlsCert })

@@ -267,6 +267,11 @@ type HTTP struct {
 	// Addr (http.addr) is the listen address; empty disables the endpoint.
 	// Default 127.0.0.1:8080.
 	Addr string `yaml:"addr"`
+	// TLSAddr (http.tls_addr, --https-addr) serves the same over TLS, with
+	// the certificate and key of mqtt.tls (--tls-cert, --tls-key); devices
+	// of Hono's HTTP adapter may log in there with client certificates
+	// when --auth is on. Default empty (Hono's secure port is 8443).
+	TLSAddr string `yaml:"tls_addr"`
 	// Pprof (http.pprof) serves Go's profiler under /debug/pprof/. Default false.
 	Pprof bool `yaml:"pprof"`
 }
@@ -536,6 +541,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("applications[%d] (%s): tenants must list the tenants it may use, or \"*\"", i, a.Name)
 		}
 	}
+	if t := c.MQTT.TLS; c.HTTP.TLSAddr != "" && (t.CertFile == "" || t.KeyFile == "") {
+		return errors.New("http.tls_addr (--https-addr) needs mqtt.tls.cert_file (--tls-cert) and mqtt.tls.key_file (--tls-key)")
+	}
 	if t := c.MQTT.TLS; c.AMQP.TLSAddr != "" && (t.CertFile == "" || t.KeyFile == "") {
 		return errors.New("amqp.tls_addr (--amqps-addr) needs mqtt.tls.cert_file (--tls-cert) and mqtt.tls.key_file (--tls-key)")
 	}
@@ -614,6 +622,7 @@ func (c *Config) listeners() []listener {
 		{"amqp.addr", "--amqp-addr", c.AMQP.Addr},
 		{"amqp.tls_addr", "--amqps-addr", c.AMQP.TLSAddr},
 		{"http.addr", "--http-addr", c.HTTP.Addr}, // Hono's HTTP adapter takes devices there
+		{"http.tls_addr", "--https-addr", c.HTTP.TLSAddr},
 		{"coap.addr", "--coap-addr", c.CoAP.Addr},
 		{"coap.dtls_addr", "--coaps-addr", c.CoAP.DTLSAddr},
 	}

@@ -82,7 +82,8 @@ type Node struct {
 	wsLn       *transport.WSListener
 	wsHTTP     *http.Server // serves wsLn over wsNetLn; nil when WebSocket is off
 	wsNetLn    net.Listener
-	httpLn     net.Listener
+	httpLn     net.Listener // nil when http.addr is off
+	httpsLn    net.Listener // nil when http.tls_addr is off; n.http serves both
 	ready      atomic.Bool
 	// stopBackground ends the background tasks ($SYS); background waits
 	// for them.
@@ -347,9 +348,13 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 		serve("websocket http", func() error { return n.wsHTTP.Serve(n.wsNetLn) })
 		attrs = append(attrs, slog.String("ws", "ws://"+wsNet.String()+cfg.MQTT.WebSocket.Path))
 	}
-	if n.http != nil {
+	if n.httpLn != nil {
 		serve("http", func() error { return n.http.Serve(n.httpLn) })
 		attrs = append(attrs, slog.String("http", n.httpLn.Addr().String()))
+	}
+	if n.httpsLn != nil {
+		serve("https", func() error { return n.http.Serve(n.httpsLn) })
+		attrs = append(attrs, slog.String("https", n.httpsLn.Addr().String()))
 	}
 	bgCtx, cancel := context.WithCancel(context.Background())
 	n.stopBackground = cancel
@@ -409,19 +414,34 @@ func (n *Node) listen() error {
 		mux.Handle(ws.Path, n.wsLn)
 		n.wsHTTP = newHTTPServer(mux)
 	}
-	if cfg.HTTP.Addr != "" {
+	if cfg.HTTP.Addr != "" || cfg.HTTP.TLSAddr != "" {
 		mux := n.opsMux(&n.ready)
 		if err := n.mountRegistry(mux); err != nil {
 			return err
 		}
-		if n.httpLn, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
-			return fmt.Errorf("http listener (--http-addr): %w", err)
+		if cfg.HTTP.Addr != "" {
+			if n.httpLn, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
+				return fmt.Errorf("http listener (--http-addr): %w", err)
+			}
+		}
+		if cfg.HTTP.TLSAddr != "" {
+			t := cfg.MQTT.TLS
+			tlsCfg, err := transport.ServerTLS(t.CertFile, t.KeyFile, t.ClientCAFile, false, cfg.Auth)
+			if err != nil {
+				return fmt.Errorf("http.tls_addr with mqtt.tls (--tls-cert, --tls-key, --tls-client-ca): %w", err)
+			}
+			ln, err := net.Listen("tcp", cfg.HTTP.TLSAddr)
+			if err != nil {
+				return fmt.Errorf("https listener (--https-addr): %w", err)
+			}
+			n.httpsLn = tls.NewListener(ln, tlsCfg)
 		}
 		var h http.Handler = mux
 		if n.downstream != nil {
 			h = httpadapter.New(httpadapter.Options{
 				Downstream: n.downstream, Commands: n.cmds,
 				Authenticator: n.authn, RequireAuth: cfg.Auth && !cfg.AllowAnonymous,
+				CertLogin: certLogin(cfg, n.registry), JWT: jwtLogin(cfg, n.registry),
 				Tenant: config.DefaultTenant, ActsFor: actsFor(n.registry), Logger: n.log,
 			}).Wrap(mux)
 		}
@@ -597,7 +617,7 @@ func (n *Node) closeListeners() {
 	if n.coap != nil {
 		n.coap.Close()
 	}
-	for _, l := range []net.Listener{n.mqttLn, n.appLn, n.devLn, n.devTLSLn, n.tlsLn, n.wsNetLn, n.httpLn} {
+	for _, l := range []net.Listener{n.mqttLn, n.appLn, n.devLn, n.devTLSLn, n.tlsLn, n.wsNetLn, n.httpLn, n.httpsLn} {
 		if l != nil {
 			l.Close()
 		}
@@ -619,6 +639,15 @@ func (n *Node) WebSocketAddr() net.Addr {
 		return nil
 	}
 	return n.wsLn.Addr()
+}
+
+// HTTPSAddr is the address of the HTTP over TLS endpoint, nil when it is
+// off.
+func (n *Node) HTTPSAddr() net.Addr {
+	if n.httpsLn == nil {
+		return nil
+	}
+	return n.httpsLn.Addr()
 }
 
 // HTTPAddr is the address of the HTTP endpoint, nil when it is off.

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base64"
 	"strings"
 	"testing"
 )
@@ -19,6 +20,25 @@ func TestJWTClientID(t *testing.T) {
 		tn, a, ok := JWTClientID(id)
 		if ok != (want != [2]string{}) || [2]string{tn, a} != want {
 			t.Errorf("JWTClientID(%q) = %q %q %v, want %q", id, tn, a, ok, want)
+		}
+	}
+}
+
+func TestJWTIdentity(t *testing.T) {
+	enc := func(claims string) string {
+		return "eyJhbGciOiJFUzI1NiJ9." + base64.RawURLEncoding.EncodeToString([]byte(claims)) + ".c2ln"
+	}
+	for token, want := range map[string][2]string{
+		enc(`{"tid":"acme","sub":"sensor1","iat":1,"exp":2}`): {"acme", "sensor1"},
+		enc(`{"sub":"sensor1"}`):                              {},
+		enc(`{"tid":"acme"}`):                                 {},
+		enc(`{"tid":1,"sub":"x"}`):                            {},
+		"not.a-jwt":                                           {},
+		"a.%%%.c":                                             {},
+	} {
+		tn, a, ok := JWTIdentity(token)
+		if ok != (want != [2]string{}) || [2]string{tn, a} != want {
+			t.Errorf("JWTIdentity(%q) = %q %q %v, want %q", token, tn, a, ok, want)
 		}
 	}
 }

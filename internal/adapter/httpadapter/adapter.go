@@ -31,6 +31,11 @@ import (
 // Authenticator checks device credentials; *registry.Registry is one.
 type Authenticator = auth.PasswordChecker
 
+// JWTChecker checks a device's JSON Web Token; *registry.Registry is one.
+type JWTChecker interface {
+	AuthenticateJWT(ctx context.Context, tenant, authID, token string) (registry.Identity, error)
+}
+
 // Options configures an Adapter.
 type Options struct {
 	Downstream *downstream.Downstream
@@ -38,6 +43,14 @@ type Options struct {
 	// Authenticator checks Basic credentials (auth-id@tenant); nil: they
 	// are not checked and every request is unauthenticated.
 	Authenticator Authenticator
+	// CertLogin, if set, logs in devices by the client certificate of a
+	// TLS connection (before any Authorization header is looked at, as
+	// Hono does).
+	CertLogin *auth.CertLogin
+	// JWT, if set, logs in devices with Authorization: Bearer <JWT> whose
+	// tid and sub claims name tenant and auth-id, checked against the
+	// device's rpk credential.
+	JWT JWTChecker
 	// RequireAuth refuses requests without credentials (401).
 	RequireAuth bool
 	// Tenant is the tenant of a bare auth-id. Default DEFAULT_TENANT.
@@ -110,10 +123,22 @@ func fail(w http.ResponseWriter, e *downstream.Error) { problem(w, e.Status, e.M
 type login struct{ tenant, device string }
 
 func (a *Adapter) login(r *http.Request) (login, *downstream.Error) {
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 && a.opts.CertLogin != nil {
+		id, err := a.opts.CertLogin.Authenticate(r.Context(), r.TLS.PeerCertificates)
+		return a.loggedIn(id, err, "client certificate "+r.TLS.PeerCertificates[0].Subject.String())
+	}
+	if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && a.opts.JWT != nil {
+		tenant, authID, ok := registry.JWTIdentity(token)
+		if !ok {
+			return login{}, downstream.Errorf(401, "the bearer token is not a JWT with tid (tenant) and sub (auth-id) claims")
+		}
+		id, err := a.opts.JWT.AuthenticateJWT(r.Context(), tenant, authID, token)
+		return a.loggedIn(id, err, "JWT of "+authID+"@"+tenant)
+	}
 	user, pw, ok := r.BasicAuth()
 	if !ok || a.opts.Authenticator == nil {
 		if a.opts.RequireAuth {
-			return login{}, downstream.Errorf(401, "credentials required: Basic auth-id@tenant")
+			return login{}, downstream.Errorf(401, "credentials required: Basic auth-id@tenant, a Bearer JWT or a client certificate")
 		}
 		return login{}, nil
 	}
@@ -122,15 +147,20 @@ func (a *Adapter) login(r *http.Request) (login, *downstream.Error) {
 		authID, tenant = user, a.opts.Tenant
 	}
 	id, err := a.opts.Authenticator.Authenticate(r.Context(), tenant, authID, pw)
+	return a.loggedIn(id, err, "auth-id@tenant "+user)
+}
+
+// loggedIn maps the result of a login to the device or Hono's status.
+func (a *Adapter) loggedIn(id registry.Identity, err error, who string) (login, *downstream.Error) {
 	switch {
 	case err == nil:
 		return login{tenant: id.TenantID, device: id.DeviceID}, nil
 	case errors.Is(err, registry.ErrDisabled):
 		return login{}, downstream.Errorf(403, "the device or its tenant is disabled")
 	case errors.Is(err, registry.ErrBadCredentials):
-		return login{}, downstream.Errorf(401, "unknown auth-id@tenant or wrong password")
+		return login{}, downstream.Errorf(401, "%s: unknown or wrong credentials", who)
 	default:
-		a.log.Error("authentication failed", "user", user, "err", err)
+		a.log.Error("authentication failed", "who", who, "err", err)
 		return login{}, downstream.Errorf(503, "the device registry cannot be read")
 	}
 }
