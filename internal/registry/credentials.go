@@ -59,6 +59,10 @@ type Secret struct {
 	Key []byte `json:"key,omitempty"`
 	// rpk: the key's algorithm, RSA or EC.
 	Algorithm string `json:"algorithm,omitempty"`
+	// Cert is write-only, for rpk: a DER certificate (Base64 in JSON)
+	// whose public key, algorithm and validity the secret takes, as Hono
+	// accepts instead of key and algorithm.
+	Cert []byte `json:"cert,omitempty"`
 }
 
 // UnmarshalJSON applies Hono's defaults and rejects unknown fields.
@@ -224,6 +228,9 @@ func (s *Secret) check(typ string) error {
 		return fmt.Errorf("id longer than %d bytes", maxIDLen)
 	}
 	pwd := s.PasswordPlain != "" || s.PasswordHash != "" || s.Salt != "" || s.HashFunction != ""
+	if len(s.Cert) > 0 && typ != TypeRPK {
+		return fmt.Errorf("cert is a field of %s secrets only (an %s credential takes its cert beside the secrets)", TypeRPK, TypeX509)
+	}
 	switch typ {
 	case TypeHashedPassword:
 		if len(s.Key) > 0 {

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -35,6 +36,11 @@ const MaxJWTLifetime = 24 * time.Hour
 
 // checkRPK validates the key of an rpk secret.
 func checkRPK(s *Secret) error {
+	if len(s.Cert) > 0 {
+		if err := rpkFromCert(s); err != nil {
+			return err
+		}
+	}
 	if s.ID != "" && len(s.Key) == 0 {
 		return nil // a reference to a stored secret (patch mode)
 	}
@@ -56,6 +62,38 @@ func checkRPK(s *Secret) error {
 		}
 	default:
 		return fmt.Errorf("key: %T keys are not supported (RSA or EC)", pub)
+	}
+	return nil
+}
+
+// rpkFromCert replaces a secret's cert by its public key, algorithm and
+// validity; a key, algorithm or validity given beside it must agree.
+func rpkFromCert(s *Secret) error {
+	cert, err := x509.ParseCertificate(s.Cert)
+	if err != nil {
+		return fmt.Errorf("cert: not a DER certificate: %v", err)
+	}
+	if len(s.Key) > 0 && !bytes.Equal(s.Key, cert.RawSubjectPublicKeyInfo) {
+		return errors.New("key differs from the public key of cert: give one of them")
+	}
+	alg := ""
+	switch cert.PublicKey.(type) {
+	case *rsa.PublicKey:
+		alg = AlgorithmRSA
+	case *ecdsa.PublicKey:
+		alg = AlgorithmEC
+	default:
+		return fmt.Errorf("cert: %T keys are not supported (RSA or EC)", cert.PublicKey)
+	}
+	if s.Algorithm != "" && s.Algorithm != alg {
+		return fmt.Errorf("cert holds an %s key: algorithm must be %s, not %q", alg, alg, s.Algorithm)
+	}
+	s.Key, s.Algorithm, s.Cert = cert.RawSubjectPublicKeyInfo, alg, nil
+	if s.NotBefore.IsZero() {
+		s.NotBefore = cert.NotBefore
+	}
+	if s.NotAfter.IsZero() {
+		s.NotAfter = cert.NotAfter
 	}
 	return nil
 }

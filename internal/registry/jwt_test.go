@@ -1,12 +1,17 @@
 package registry
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
+	"math/big"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestJWTClientID(t *testing.T) {
@@ -39,6 +44,39 @@ func TestJWTIdentity(t *testing.T) {
 		tn, a, ok := JWTIdentity(token)
 		if ok != (want != [2]string{}) || [2]string{tn, a} != want {
 			t.Errorf("JWTIdentity(%q) = %q %q %v, want %q", token, tn, a, ok, want)
+		}
+	}
+}
+
+// TestRPKFromCert: an rpk secret may give a certificate instead of key and
+// algorithm; the secret then holds its public key, algorithm and validity.
+func TestRPKFromCert(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	nb, na := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(1),
+		Subject: pkix.Name{CommonName: "dev"}, NotBefore: nb, NotAfter: na}, &x509.Certificate{SerialNumber: big.NewInt(1),
+		Subject: pkix.Name{CommonName: "dev"}}, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := base64.StdEncoding.EncodeToString(der)
+	creds, err := ParseCredentials([]byte(`[{"type":"rpk","auth-id":"j1","secrets":[{"cert":"` + cert + `"}]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := creds[0].Secrets[0]
+	spki, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if !bytes.Equal(s.Key, spki) || s.Algorithm != AlgorithmEC || !s.NotBefore.Equal(nb) || !s.NotAfter.Equal(na) || s.Cert != nil {
+		t.Fatalf("secret from cert: alg %q, validity %v..%v, key taken %v, cert kept %v", s.Algorithm, s.NotBefore, s.NotAfter,
+			bytes.Equal(s.Key, spki), s.Cert != nil)
+	}
+	for name, body := range map[string]string{
+		"wrong algorithm": `[{"type":"rpk","auth-id":"j1","secrets":[{"cert":"` + cert + `","algorithm":"RSA"}]}]`,
+		"not a cert":      `[{"type":"rpk","auth-id":"j1","secrets":[{"cert":"AAAA"}]}]`,
+		"cert on psk":     `[{"type":"psk","auth-id":"j1","secrets":[{"key":"AAAA","cert":"` + cert + `"}]}]`,
+	} {
+		if _, err := ParseCredentials([]byte(body)); err == nil {
+			t.Errorf("%s: accepted", name)
 		}
 	}
 }
