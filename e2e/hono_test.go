@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -655,14 +656,19 @@ func TestHonoCommandTimeoutAndLastGateway(t *testing.T) {
 }
 
 // TestHonoTenantSettings: a tenant's registry record sets its payload
-// limit (hono-mqtt adapter ext max-payload-size) and default content type,
-// and a change of the record applies to the next message.
+// limits per adapter (adapters[].ext max-payload-size), which adapters its
+// devices may use, and its default content type; a change of the record
+// applies to the next message.
 func TestHonoTenantSettings(t *testing.T) {
 	n := startFerry(t)
 	ctx := honoCtx(t)
 	tn := registry.Tenant{Enabled: true, Defaults: map[string]any{"content-type": "application/json"},
-		Adapters: []registry.Adapter{{Type: "hono-mqtt", Enabled: true, Ext: map[string]any{"max-payload-size": 10}}}}
+		Adapters: []registry.Adapter{{Type: "hono-mqtt", Enabled: true, Ext: map[string]any{"max-payload-size": 10}},
+			{Type: "hono-http", Enabled: true, Ext: map[string]any{"max-payload-size": 20}}}}
 	if _, _, err := n.Registry().CreateTenant(ctx, "acme", tn); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := n.Registry().CreateDevice(ctx, "acme", "dev-ts", registry.Device{Enabled: true}); err != nil {
 		t.Fatal(err)
 	}
 	s := dialApp(t, n, nil)
@@ -685,9 +691,53 @@ func TestHonoTenantSettings(t *testing.T) {
 	if m := receiveAMQP(t, tele); *m.Properties.ContentType != "application/json" {
 		t.Fatalf("content type %s, want the tenant's default application/json", *m.Properties.ContentType)
 	}
+	putTo := func(device, payload string) int {
+		req, _ := http.NewRequest(http.MethodPut, "http://"+n.HTTPAddr().String()+"/telemetry/acme/"+device, strings.NewReader(payload))
+		req.Header.Set("Content-Type", "text/plain")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	put := func(payload string) int { return putTo("dev-ts", payload) }
+	if code := put("012345678901234"); code != http.StatusAccepted {
+		t.Fatalf("15 bytes on HTTP, whose limit is 20: %d", code)
+	}
+	if code := put("0123456789012345678901234"); code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("25 bytes on HTTP: %d, want 413", code)
+	}
+	if code := putTo("nobody", "x"); code != http.StatusNotFound {
+		t.Fatalf("an unregistered device on HTTP: %d, want 404", code)
+	}
 	tn.Adapters[0].Ext["max-payload-size"] = 100
+	tn.Adapters[1].Enabled = false
 	if _, err := n.Registry().UpdateTenant(ctx, "acme", tn, ""); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the tenant's new limit", func() bool { return pub("0123456789x") == 0 })
+	if code := put("x"); code != http.StatusForbidden {
+		t.Fatalf("HTTP after the tenant disabled hono-http: %d, want 403", code)
+	}
+
+	// A registered tenant's unauthenticated devices must be registered
+	// and enabled (Hono's 404), whatever the adapter.
+	if rc := pubTo(t, cl, "telemetry/acme/nobody"); rc != 0x80 {
+		t.Errorf("an unregistered device of a registered tenant: PUBACK %#x, want 0x80", rc)
+	}
+	if _, err := n.Registry().UpdateDevice(ctx, "acme", "dev-ts", registry.Device{Enabled: false}, ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the disabled device refused", func() bool { return pub("x") == 0x80 })
+}
+
+// pubTo publishes at QoS 1 on topic and returns the PUBACK's reason code.
+func pubTo(t *testing.T, cl *paho.Client, topic string) byte {
+	t.Helper()
+	r, _ := cl.Publish(ctx5(t), &paho.Publish{Topic: topic, QoS: 1, Payload: []byte("x")})
+	if r == nil {
+		t.Fatalf("no PUBACK on %s", topic)
+	}
+	return r.ReasonCode
 }

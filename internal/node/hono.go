@@ -10,7 +10,6 @@ import (
 	"github.com/ferry-iot/ferry/internal/adapter/coapadapter"
 	"github.com/ferry-iot/ferry/internal/adapter/downstream"
 	"github.com/ferry-iot/ferry/internal/config"
-	"github.com/ferry-iot/ferry/internal/hono"
 	"github.com/ferry-iot/ferry/internal/northbound/amqpapi"
 	"github.com/ferry-iot/ferry/internal/registry"
 )
@@ -56,13 +55,15 @@ func honoTenant(reg *registry.Registry) func(ctx context.Context, tenant string)
 		if err != nil {
 			return downstream.Tenant{}, err
 		}
-		var ht downstream.Tenant
+		ht := downstream.Tenant{Registered: true}
+		if len(t.Adapters) > 0 {
+			ht.Adapters = map[string]downstream.AdapterSettings{}
+		}
 		for _, a := range t.Adapters {
-			switch a.Type {
-			case hono.AdapterMQTT:
-				ht.MaxPayloadSize = int(number(a.Ext["max-payload-size"]))
-			case hono.AdapterHTTP:
-				ht.MaxTTD = time.Duration(number(a.Ext["max-ttd"])) * time.Second
+			ht.Adapters[a.Type] = downstream.AdapterSettings{
+				Enabled:        a.Enabled,
+				MaxPayloadSize: int(number(a.Ext["max-payload-size"])),
+				MaxTTD:         time.Duration(number(a.Ext["max-ttd"])) * time.Second,
 			}
 		}
 		if ct, ok := t.Defaults["content-type"].(string); ok {
@@ -73,6 +74,21 @@ func honoTenant(reg *registry.Registry) func(ctx context.Context, tenant string)
 			ht.MaxTTL = time.Duration(rl.MaxTTL) * time.Second
 		}
 		return ht, nil
+	}
+}
+
+// deviceState tells the downstream path whether a device of a registered
+// tenant exists and is enabled.
+func deviceState(reg *registry.Registry) func(ctx context.Context, tenant, device string) (bool, bool, error) {
+	return func(ctx context.Context, tenant, device string) (bool, bool, error) {
+		d, _, err := reg.GetDevice(ctx, tenant, device)
+		switch {
+		case errors.Is(err, registry.ErrNotFound):
+			return false, false, nil
+		case err != nil:
+			return false, false, err
+		}
+		return true, d.Enabled, nil
 	}
 }
 

@@ -192,6 +192,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 			EventRetention: retention,
 			MaxPayloadSize: cfg.Hono.MaxPayloadSize,
 			Tenant:         honoTenant(reg),
+			Device:         deviceState(reg),
 			Logger:         log,
 		})
 		watch.downstream = n.downstream

@@ -110,12 +110,21 @@ func (w *registryWatch) RegistryChanged(c registry.Change) {
 	case registry.TenantCreated, registry.TenantUpdated, registry.TenantDeleted:
 		w.checkTenant(c.Tenant)
 	case registry.DeviceCreated, registry.DeviceUpdated, registry.DeviceDeleted:
+		if w.downstream != nil {
+			w.downstream.ForgetDevice(c.Tenant, c.Device)
+		}
 		w.checkDevice(c.Tenant, c.Device)
 	case registry.AllDevicesDeleted:
+		if w.downstream != nil {
+			w.downstream.ForgetTenant(c.Tenant)
+		}
 		w.revoke(c.Tenant, "", "device deleted")
 	case registry.CredentialsUpdated:
 		w.revoke(c.Tenant, c.Device, "credentials changed")
 	case registry.ChangesLost:
+		if w.downstream != nil {
+			w.downstream.ForgetAll()
+		}
 		// Changes of credentials cannot be told from here: a device
 		// whose credentials changed while notifications were lost
 		// keeps its connection until it reconnects.

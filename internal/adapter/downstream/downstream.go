@@ -35,6 +35,10 @@ type Options struct {
 	// Tenant reads a tenant's own settings (its registry record); they
 	// are kept until ForgetTenant. Nil: none.
 	Tenant func(ctx context.Context, tenant string) (Tenant, error)
+	// Device reads whether a device of a registered tenant exists and is
+	// enabled; the answer is kept until ForgetDevice or ForgetTenant. Nil:
+	// devices are not checked.
+	Device func(ctx context.Context, tenant, device string) (found, enabled bool, err error)
 	// Now is the clock; nil: time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -43,6 +47,10 @@ type Options struct {
 // Tenant is what a tenant's registry record says about Hono traffic; zero
 // fields leave the defaults.
 type Tenant struct {
+	// Registered says the tenant has a registry record: its devices must
+	// then be registered and enabled (404 otherwise). Without one (Ferry
+	// run without provisioning, --auth off) devices are not checked.
+	Registered bool
 	// MaxPayloadSize overrides Options.MaxPayloadSize (the tenant's
 	// adapter entry, ext max-payload-size).
 	MaxPayloadSize int
@@ -52,9 +60,41 @@ type Tenant struct {
 	TTL         time.Duration
 	// MaxTTL caps an event's ttl (resource-limits max-ttl).
 	MaxTTL time.Duration
-	// MaxTTD caps how long a device may wait for a command (the HTTP
-	// adapter entry's ext max-ttd). Zero: 60 s, Hono's default.
+	// MaxTTD caps how long a device may wait for a command. Zero: 60 s,
+	// Hono's default.
 	MaxTTD time.Duration
+	// Adapters are the tenant's entries for protocol adapters, by type
+	// (hono.AdapterMQTT...). Nil: the tenant lists none and may use every
+	// adapter with the settings above; otherwise only the listed,
+	// enabled ones, each with its own overrides.
+	Adapters map[string]AdapterSettings
+}
+
+// AdapterSettings is a tenant's entry for one protocol adapter (Hono's
+// adapters[] with its ext fields).
+type AdapterSettings struct {
+	Enabled        bool
+	MaxPayloadSize int           // ext max-payload-size; zero: the tenant's
+	MaxTTD         time.Duration // ext max-ttd; zero: the tenant's
+}
+
+// For returns the settings that apply to devices on the adapter of type
+// typ, and whether the tenant may use that adapter at all.
+func (t Tenant) For(typ string) (Tenant, bool) {
+	if t.Adapters == nil {
+		return t, true
+	}
+	a, ok := t.Adapters[typ]
+	if !ok || !a.Enabled {
+		return t, false
+	}
+	if a.MaxPayloadSize > 0 {
+		t.MaxPayloadSize = a.MaxPayloadSize
+	}
+	if a.MaxTTD > 0 {
+		t.MaxTTD = a.MaxTTD
+	}
+	return t, true
 }
 
 // Downstream publishes devices' Hono messages. Its methods are safe for
@@ -64,7 +104,16 @@ type Downstream struct {
 	log     *slog.Logger
 	events  sync.Map // tenants whose default event group is open
 	tenants sync.Map // tenant -> Tenant
+
+	devMu   sync.Mutex
+	devices map[deviceKey]bool // registered device -> enabled; bounded by maxDevices
 }
+
+type deviceKey struct{ tenant, device string }
+
+// maxDevices bounds the device answers kept; past it they are all dropped
+// and read again as needed.
+const maxDevices = 100_000
 
 // New returns a Downstream.
 func New(opts Options) *Downstream {
@@ -145,15 +194,88 @@ func (d *Downstream) Settings(tenant string) Tenant {
 	return t
 }
 
-// ForgetTenant drops what is known of a tenant's settings, after a change
-// of its registry record.
-func (d *Downstream) ForgetTenant(tenant string) { d.tenants.Delete(tenant) }
+// ForgetTenant drops what is known of a tenant's settings and devices,
+// after a change of its registry record or the removal of its devices.
+func (d *Downstream) ForgetTenant(tenant string) {
+	d.tenants.Delete(tenant)
+	d.devMu.Lock()
+	for k := range d.devices {
+		if k.tenant == tenant {
+			delete(d.devices, k)
+		}
+	}
+	d.devMu.Unlock()
+}
+
+// ForgetDevice drops what is known of a device, after a change of its
+// registry record.
+func (d *Downstream) ForgetDevice(tenant, device string) {
+	d.devMu.Lock()
+	delete(d.devices, deviceKey{tenant, device})
+	d.devMu.Unlock()
+}
+
+// ForgetAll drops every tenant's settings and devices, after registry
+// changes were lost.
+func (d *Downstream) ForgetAll() {
+	d.tenants.Clear()
+	d.devMu.Lock()
+	d.devices = nil
+	d.devMu.Unlock()
+}
+
+// checkDevice answers 404 for a device of a registered tenant that is not
+// registered or is disabled, as Hono's adapters do for unauthenticated
+// devices (authenticated ones were checked by their login, gateways'
+// devices by the gateway's authority).
+func (d *Downstream) checkDevice(ts Tenant, tenant, device string) *Error {
+	if !ts.Registered || d.opts.Device == nil {
+		return nil
+	}
+	k := deviceKey{tenant, device}
+	d.devMu.Lock()
+	enabled, known := d.devices[k]
+	d.devMu.Unlock()
+	if !known {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		found, en, err := d.opts.Device(ctx, tenant, device)
+		cancel()
+		if err != nil {
+			d.log.Warn("device not checked: the registry cannot be read", "tenant", tenant, "device", device, "err", err)
+			return Errorf(503, "the device registry cannot be read")
+		}
+		if !found {
+			return Errorf(404, "device %s is not registered in tenant %s", device, tenant)
+		}
+		enabled = en
+		d.devMu.Lock()
+		if d.devices == nil || len(d.devices) >= maxDevices {
+			d.devices = map[deviceKey]bool{}
+		}
+		d.devices[k] = enabled
+		d.devMu.Unlock()
+	}
+	if !enabled {
+		return Errorf(404, "device %s of tenant %s is disabled", device, tenant)
+	}
+	return nil
+}
 
 // Build checks m and makes the hub message the northbound API delivers:
-// 413 past the payload limit, 400 for an empty payload without content
-// type, 503 when the tenant's event log cannot be opened.
+// 403 when the tenant may not use m's adapter, 404 for a device a
+// registered tenant does not have enabled, 413 past the payload limit,
+// 400 for an empty payload without content type, 503 when the tenant's
+// event log cannot be opened.
 func (d *Downstream) Build(m *Message) (*hub.Message, *Error) {
-	ts := d.Settings(m.Tenant)
+	ts, ok := d.Settings(m.Tenant).For(m.Adapter)
+	if !ok {
+		return nil, Errorf(403, "tenant %s may not use the %s adapter", m.Tenant, m.Adapter)
+	}
+	if m.Gateway == "" {
+		if err := d.checkDevice(ts, m.Tenant, m.Device); err != nil {
+			return nil, err
+		}
+	}
 	limit := d.opts.MaxPayloadSize
 	if ts.MaxPayloadSize > 0 {
 		limit = ts.MaxPayloadSize

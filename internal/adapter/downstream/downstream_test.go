@@ -98,3 +98,83 @@ func TestBuild(t *testing.T) {
 		})
 	}
 }
+
+func TestTenantFor(t *testing.T) {
+	base := Tenant{MaxPayloadSize: 100, MaxTTD: time.Minute}
+	listed := base
+	listed.Adapters = map[string]AdapterSettings{
+		hono.AdapterMQTT: {Enabled: true, MaxPayloadSize: 10},
+		hono.AdapterHTTP: {Enabled: true, MaxTTD: 5 * time.Second},
+		hono.AdapterAMQP: {Enabled: false},
+	}
+	for _, tc := range []struct {
+		name       string
+		t          Tenant
+		adapter    string
+		ok         bool
+		maxPayload int
+		maxTTD     time.Duration
+	}{
+		{"no list: every adapter", base, hono.AdapterCoAP, true, 100, time.Minute},
+		{"listed with a limit", listed, hono.AdapterMQTT, true, 10, time.Minute},
+		{"listed with a ttd", listed, hono.AdapterHTTP, true, 100, 5 * time.Second},
+		{"listed, disabled", listed, hono.AdapterAMQP, false, 0, 0},
+		{"not listed", listed, hono.AdapterCoAP, false, 0, 0},
+	} {
+		got, ok := tc.t.For(tc.adapter)
+		if ok != tc.ok || (ok && (got.MaxPayloadSize != tc.maxPayload || got.MaxTTD != tc.maxTTD)) {
+			t.Errorf("%s: For(%s) = %d %v %v, want %d %v %v", tc.name, tc.adapter, got.MaxPayloadSize, got.MaxTTD, ok, tc.maxPayload, tc.maxTTD, tc.ok)
+		}
+	}
+}
+
+// TestDeviceCheck: a registered tenant's devices must exist and be
+// enabled; answers are kept until the device or tenant is forgotten, and
+// a gateway's device is not looked up again (its authority was checked).
+func TestDeviceCheck(t *testing.T) {
+	enabled := map[string]bool{"on": true, "off": false}
+	reads := 0
+	d := New(Options{Hub: hub.New(hub.Options{}),
+		Tenant: func(_ context.Context, tenant string) (Tenant, error) { return Tenant{Registered: tenant == "reg"}, nil },
+		Device: func(_ context.Context, _, device string) (bool, bool, error) {
+			reads++
+			en, ok := enabled[device]
+			return ok, en, nil
+		}})
+	build := func(tenant, device, gateway string) int {
+		_, err := d.Build(&Message{Endpoint: hono.Telemetry, Tenant: tenant, Device: device, Gateway: gateway, Adapter: "hono-test", Payload: []byte("x")})
+		if err != nil {
+			return err.Status
+		}
+		return 0
+	}
+	for _, tc := range []struct {
+		tenant, device, gateway string
+		want                    int
+	}{
+		{"reg", "on", "", 0},
+		{"reg", "off", "", 404},
+		{"reg", "nobody", "", 404},
+		{"reg", "nobody", "gw", 0},
+		{"unregistered", "nobody", "", 0},
+	} {
+		if got := build(tc.tenant, tc.device, tc.gateway); got != tc.want {
+			t.Errorf("%s/%s via %q: %d, want %d", tc.tenant, tc.device, tc.gateway, got, tc.want)
+		}
+	}
+	before := reads
+	build("reg", "on", "")
+	if reads != before {
+		t.Fatal("a known device was read again")
+	}
+	enabled["on"] = false
+	d.ForgetDevice("reg", "on")
+	if got := build("reg", "on", ""); got != 404 {
+		t.Fatalf("after the device was disabled and forgotten: %d, want 404", got)
+	}
+	enabled["off"] = true
+	d.ForgetTenant("reg")
+	if got := build("reg", "off", ""); got != 0 {
+		t.Fatalf("after the tenant was forgotten: %d, want 0", got)
+	}
+}

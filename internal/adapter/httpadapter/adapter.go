@@ -286,7 +286,7 @@ func (a *Adapter) upstream(w http.ResponseWriter, r *http.Request, segs []string
 			return
 		}
 		maxTTD := a.opts.MaxTTD
-		if ts := a.opts.Downstream.Settings(tenant); ts.MaxTTD > 0 {
+		if ts, _ := a.opts.Downstream.Settings(tenant).For(hono.AdapterHTTP); ts.MaxTTD > 0 {
 			maxTTD = ts.MaxTTD
 		}
 		if secs > 0 {
