@@ -52,7 +52,7 @@ func TestHonoCoAPAdapter(t *testing.T) {
 		{"too large", "4.13", []string{"-e", strings.Repeat("x", 3000), base + "/t/" + tenant + "/dev-c"}},
 		{"no consumer", "5.03", []string{"-e", "x", base + "/t/nobody/dev-c"}},
 		{"unknown resource", "4.04", []string{"-e", "x", base + "/x/y"}},
-		{"bad response status", "4.00", []string{"-e", "x", base + "/command/res/" + tenant + "/dev-c/0x?hono-cmd-status=abc"}},
+		{"bad response status", "4.00", []string{"-e", "x", base + "/cr/" + tenant + "/dev-c/0x?hono-cmd-status=abc"}},
 	} {
 		if out := put(tc.args...); !strings.HasPrefix(out, tc.want) {
 			t.Errorf("%s: %q, want %s", tc.name, out, tc.want)

@@ -1,16 +1,39 @@
-// Package coapadapter is Hono's CoAP device adapter over UDP, on
-// github.com/plgd-dev/go-coap: unauthenticated devices PUT telemetry and
-// events to /t/<tenant>/<device> (or /telemetry/...) and /e/<tenant>/<device>
-// (or /event/...), and command responses to
-// /command/res/<tenant>/<device>/<req-id>?hono-cmd-status=<code>. A
-// confirmable request (CON) is at least once: it is answered 2.04 Changed
-// once the message is taken downstream; a non-confirmable one (NON) is at
-// most once.
+// Package coapadapter is Hono's CoAP device adapter over UDP and DTLS, on
+// github.com/plgd-dev/go-coap.
 //
-// # Caveats
+// Unauthenticated devices (plain UDP) PUT telemetry to /t/<tenant>/<device>
+// (or /telemetry/...) and events to /e/<tenant>/<device> (or /event/...).
+// Devices logged in over DTLS (a PSK with identity auth-id@tenant, or a
+// client certificate whose issuer is a trusted CA of the tenant) POST to
+// /t and /e, and gateways PUT to /t//<device> or /t/<tenant>/<device>.
+// A confirmable request (CON) is at least once: it is answered 2.04
+// Changed once the message is taken downstream; a non-confirmable one
+// (NON) is at most once; events are at least once either way. The query
+// parameter empty marks an empty notification, hono-ttl an event's
+// time to live.
 //
-// DTLS with PSK (ListenDTLS) authenticates devices; certificate logins
-// over DTLS and commands piggybacked on hono-ttd are not implemented yet.
+// With hono-ttd=<seconds> (capped by the tenant's max-ttd) the request
+// waits for a command: the ttd goes downstream with the message, and a
+// command that comes in time is the response's payload, with
+// content-format, Location-Query hono-command=<name> and the Location-Path
+// to answer on (cr/<req-id>, cr/<tenant>/<device>/<req-id> for an
+// unauthenticated device, cr//<device>/<req-id> for a gateway's device;
+// c for a one-way command, c//<device> for a gateway's device; spelled
+// out as command_response and command after /telemetry and /event).
+// Without a command the response is a bare 2.04 after the ttd. The wait
+// is a separate response (RFC 7252 section 5.2.2), as Hono's Californium
+// does: go-coap acknowledges a confirmable request at once with an empty
+// ACK, so the client does not retransmit it into a second publish, and
+// the response follows as a confirmable message the device acknowledges
+// (the command is accepted then); a non-confirmable request gets a
+// non-confirmable response. libcoap's coap-client handles both. While a
+// request waits, its connection (for DTLS, its session) is not closed as
+// idle.
+//
+// Command responses go to POST /cr/<req-id> (authenticated device), PUT
+// /cr/<tenant>/<device>/<req-id> or /cr//<device>/<req-id> (and
+// /command_response/...), with ?hono-cmd-status=<code>: 2.04 when an
+// application took the response, 5.03 when none waits for it.
 package coapadapter
 
 import (
@@ -41,7 +64,9 @@ type Options struct {
 	Commands   *command.Router
 	// ActsFor reports whether gateway may act for device (DTLS logins).
 	ActsFor func(ctx context.Context, tenant, gateway, device string) (bool, error)
-	Logger  *slog.Logger
+	// MaxTTD caps hono-ttd when the tenant sets no max-ttd. Default 60s.
+	MaxTTD time.Duration
+	Logger *slog.Logger
 }
 
 // Adapter serves CoAP devices.
@@ -53,6 +78,12 @@ type Adapter struct {
 	done chan struct{}
 	dtls *dtlsListener // nil without ListenDTLS
 
+	// ctx ends the requests that wait for a command (wg) on Close.
+	ctx     context.Context
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	waiting waiting
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -62,7 +93,11 @@ func New(opts Options) *Adapter {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Adapter{opts: opts, log: opts.Logger}
+	if opts.MaxTTD <= 0 {
+		opts.MaxTTD = 60 * time.Second
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	return &Adapter{opts: opts, log: opts.Logger, ctx: ctx, stop: stop}
 }
 
 // Listen serves CoAP on the UDP address addr until Close.
@@ -73,7 +108,7 @@ func (a *Adapter) Listen(addr string) error {
 	}
 	r := mux.NewRouter()
 	r.DefaultHandle(mux.HandlerFunc(a.serve))
-	a.srv = udp.NewServer(options.WithMux(r))
+	a.srv = udp.NewServer(options.WithMux(r), idleOption{&a.waiting})
 	a.conn = l
 	a.done = make(chan struct{})
 	go func() {
@@ -96,6 +131,8 @@ func (a *Adapter) Addr() string {
 // Close stops the server; a second Close does nothing.
 func (a *Adapter) Close() error {
 	a.closeOnce.Do(func() {
+		a.stop()
+		a.wg.Wait()
 		if a.dtls != nil {
 			a.dtls.close()
 		}
@@ -169,42 +206,35 @@ func (a *Adapter) serveAs(w mux.ResponseWriter, r *mux.Message, lg *login) {
 		reply(w, codes.BadRequest, "no path")
 		return
 	}
-	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
-	var ep hono.Endpoint
-	switch segs[0] {
-	case "t", "telemetry":
-		ep = hono.Telemetry
-	case "e", "event":
-		ep = hono.Event
-	case "command":
-		a.response(w, r, segs, lg)
-		return
-	default:
-		reply(w, codes.NotFound, "use /t/<tenant>/<device>, /e/<tenant>/<device> or /command/res/<tenant>/<device>/<req-id>")
+	rt, derr := parseRoute(path)
+	if derr != nil {
+		fail(w, derr)
 		return
 	}
-	var tenant, device string
-	switch {
-	case len(segs) == 1 && lg == nil:
+	if rt.bare && lg == nil {
 		// The authenticated form needs DTLS.
-		reply(w, codes.Unauthorized, "an unauthenticated device must use PUT /"+segs[0]+"/<tenant>/<device>")
-		return
-	case len(segs) == 1:
-		if r.Code() != codes.POST {
-			reply(w, codes.MethodNotAllowed, "use POST for /"+path)
-			return
-		}
-	case len(segs) == 3 && segs[2] != "":
-		if r.Code() != codes.PUT {
-			reply(w, codes.MethodNotAllowed, "use PUT for /"+path)
-			return
-		}
-		tenant, device = segs[1], segs[2]
-	default:
-		reply(w, codes.NotFound, "use PUT /"+segs[0]+"/<tenant>/<device>")
+		reply(w, codes.Unauthorized, "an unauthenticated device must name tenant and device: PUT "+path+"/<tenant>/<device>")
 		return
 	}
-	tenant, device, gateway, derr := a.target(lg, tenant, device)
+	want := codes.PUT
+	if rt.bare {
+		want = codes.POST
+	}
+	if r.Code() != want {
+		reply(w, codes.MethodNotAllowed, "use "+want.String()+" for "+path)
+		return
+	}
+	if rt.response {
+		a.response(w, r, rt, lg)
+		return
+	}
+	a.upstream(w, r, rt, path, lg)
+}
+
+// upstream handles telemetry and events, and the wait for a command of a
+// request with hono-ttd.
+func (a *Adapter) upstream(w mux.ResponseWriter, r *mux.Message, rt route, path string, lg *login) {
+	tenant, device, gateway, derr := a.target(lg, rt.tenant, rt.device)
 	if derr != nil {
 		fail(w, derr)
 		return
@@ -214,16 +244,25 @@ func (a *Adapter) serveAs(w mux.ResponseWriter, r *mux.Message, lg *login) {
 		reply(w, codes.BadRequest, "cannot read the payload")
 		return
 	}
+	q := queries(r)
+	ct := contentType(r)
+	if _, empty := q["empty"]; empty {
+		if len(body) > 0 {
+			reply(w, codes.BadRequest, "an empty notification (empty) must have no payload")
+			return
+		}
+		ct = hono.ContentTypeEmptyNotification
+	}
 	qos := byte(0)
 	if r.Type() == message.Confirmable {
 		qos = 1
 	}
-	if ep == hono.Event {
+	if rt.ep == hono.Event {
 		qos = 1 // events are at least once whatever the message type
 	}
-	dm := &downstream.Message{Endpoint: ep, Tenant: tenant, Device: device, Gateway: gateway, Adapter: hono.AdapterCoAP,
-		Address: path, QoS: qos, Payload: body, ContentType: contentType(r)}
-	if s := queries(r)["hono-ttl"]; s != "" && ep == hono.Event {
+	dm := &downstream.Message{Endpoint: rt.ep, Tenant: tenant, Device: device, Gateway: gateway, Adapter: hono.AdapterCoAP,
+		Address: path, QoS: qos, Payload: body, ContentType: ct}
+	if s := q["hono-ttl"]; s != "" && rt.ep == hono.Event {
 		secs, err := strconv.ParseUint(s, 10, 32)
 		if err != nil {
 			reply(w, codes.BadRequest, "hono-ttl must be a number of seconds")
@@ -231,10 +270,34 @@ func (a *Adapter) serveAs(w mux.ResponseWriter, r *mux.Message, lg *login) {
 		}
 		dm.TTL = time.Duration(secs) * time.Second
 	}
+	var ttd time.Duration
+	if s, ok := q["hono-ttd"]; ok {
+		secs, err := strconv.ParseInt(s, 10, 32)
+		if err != nil || secs < -1 {
+			reply(w, codes.BadRequest, "hono-ttd must be a number of seconds")
+			return
+		}
+		maxTTD := a.opts.MaxTTD
+		if ts := a.opts.Downstream.Settings(tenant); ts.MaxTTD > 0 {
+			maxTTD = ts.MaxTTD
+		}
+		if secs > 0 {
+			ttd = min(time.Duration(secs)*time.Second, maxTTD)
+			eff := int64(ttd / time.Second)
+			dm.TTD = &eff
+		}
+	}
 	hm, derr := a.opts.Downstream.Build(dm)
 	if derr != nil {
 		fail(w, derr)
 		return
+	}
+	// Subscribe before the message goes out: an application that answers
+	// its ttd at once must find the device waiting.
+	var waiter *command.Waiter
+	cancelWait := func() {}
+	if ttd > 0 && a.opts.Commands != nil {
+		waiter, cancelWait = a.opts.Commands.Wait(tenant, device, gateway)
 	}
 	done := make(chan *downstream.Error, 1)
 	a.opts.Downstream.Publish(tenant, hm, func(e *downstream.Error) { done <- e })
@@ -246,10 +309,20 @@ func (a *Adapter) serveAs(w mux.ResponseWriter, r *mux.Message, lg *login) {
 		derr = downstream.Errorf(503, "the message was not taken in time")
 	}
 	if derr != nil {
+		cancelWait()
 		fail(w, derr)
 		return
 	}
-	reply(w, codes.Changed, "")
+	if waiter == nil {
+		reply(w, codes.Changed, "")
+		return
+	}
+	wr := waitRequest{cc: w.Conn(), token: bytes.Clone(r.Token()), confirmable: r.Type() == message.Confirmable,
+		long: rt.long, ttd: ttd, waiter: waiter, cancel: cancelWait}
+	if lg != nil {
+		wr.loginDevice = lg.device
+	}
+	a.answerLater(wr)
 }
 
 // contentType is the request's content-format as a media type; empty
@@ -265,21 +338,11 @@ func contentType(r *mux.Message) string {
 	return mt.String()
 }
 
-// response handles PUT /command/res/<tenant>/<device>/<req-id> and, for
-// an authenticated device, POST /command/res/<req-id>
+// response handles a command response: POST /cr/<req-id>, PUT
+// /cr/<tenant>/<device>/<req-id> or /cr//<device>/<req-id>
 // (?hono-cmd-status=<code>).
-func (a *Adapter) response(w mux.ResponseWriter, r *mux.Message, segs []string, lg *login) {
-	var tenant, device, reqID string
-	switch {
-	case len(segs) == 5 && segs[1] == "res":
-		tenant, device, reqID = segs[2], segs[3], segs[4]
-	case len(segs) == 3 && segs[1] == "res" && lg != nil:
-		reqID = segs[2]
-	default:
-		reply(w, codes.NotFound, "use PUT /command/res/<tenant>/<device>/<req-id>")
-		return
-	}
-	tenant, device, _, derr := a.target(lg, tenant, device)
+func (a *Adapter) response(w mux.ResponseWriter, r *mux.Message, rt route, lg *login) {
+	tenant, device, _, derr := a.target(lg, rt.tenant, rt.device)
 	if derr != nil {
 		fail(w, derr)
 		return
@@ -289,12 +352,16 @@ func (a *Adapter) response(w mux.ResponseWriter, r *mux.Message, segs []string, 
 		reply(w, codes.BadRequest, "hono-cmd-status must be an HTTP status code")
 		return
 	}
-	id, err := hono.DecodeReqID(reqID, device)
+	id, err := hono.DecodeReqID(rt.reqID, device)
 	if err != nil {
 		reply(w, codes.BadRequest, "malformed request id")
 		return
 	}
-	body, _ := r.ReadBody()
+	body, err := r.ReadBody()
+	if err != nil {
+		reply(w, codes.BadRequest, "cannot read the payload")
+		return
+	}
 	if a.opts.Commands == nil {
 		reply(w, codes.ServiceUnavailable, "commands are not routed here")
 		return
