@@ -38,6 +38,10 @@ type Command struct {
 	// Via is the gateway the command is delivered through; set by the
 	// router for the consumer.
 	Via string
+	// Messaging is where the command came from and its response goes
+	// (hono.MessagingAMQP or hono.MessagingKafka): adapters put it in the
+	// request id, so that the response finds its way back.
+	Messaging int
 }
 
 // OneWay reports whether the device is not expected to answer.
@@ -78,6 +82,8 @@ type Consumer interface {
 
 // Response is a device's answer to a command.
 type Response struct {
+	// Messaging is the command's (from the request id).
+	Messaging      int
 	Tenant, Device string
 	CorrelationID  string
 	ReplyID        string
@@ -130,12 +136,18 @@ type Router struct {
 	gateways map[key]*registration
 	lastGW   map[key]string
 	replies  map[key][]ResponseSink
-	pending  map[pendingKey]*time.Timer
+	// others take every response of a messaging type other than AMQP's
+	// reply addresses (Kafka's command_response topics), by type.
+	others  map[int]*ResponseSink
+	pending map[pendingKey]*time.Timer
 }
 
 type key struct{ tenant, id string }
 
-type pendingKey struct{ tenant, replyID, correlationID string }
+type pendingKey struct {
+	messaging                      int
+	tenant, replyID, correlationID string
+}
 
 type registration struct {
 	c       Consumer
@@ -149,7 +161,8 @@ func NewRouter(opts Options) *Router {
 		log = slog.Default()
 	}
 	return &Router{opts: opts, log: log, devices: map[key][]*registration{}, gateways: map[key]*registration{},
-		lastGW: map[key]string{}, replies: map[key][]ResponseSink{}, pending: map[pendingKey]*time.Timer{}}
+		lastGW: map[key]string{}, replies: map[key][]ResponseSink{}, others: map[int]*ResponseSink{},
+		pending: map[pendingKey]*time.Timer{}}
 }
 
 // Subscribe registers c for the commands of device: its own subscription
@@ -298,16 +311,38 @@ func (r *Router) Receive(tenant, replyID string, s ResponseSink) (cancel func())
 	}
 }
 
+// ReceiveMessaging registers s for every response of commands that came
+// by another messaging than AMQP (messaging, e.g. hono.MessagingKafka),
+// whatever their tenant and reply id. cancel removes it.
+func (r *Router) ReceiveMessaging(messaging int, s ResponseSink) (cancel func()) {
+	reg := &s // a pointer of its own: cancel must not compare sinks, which may not be comparable
+	r.mu.Lock()
+	r.others[messaging] = reg
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.others[messaging] == reg {
+			delete(r.others, messaging)
+		}
+	}
+}
+
 // Respond hands a device's response to the application receiving on its
 // reply address, or returns ErrNoConsumer.
 func (r *Router) Respond(resp *Response) error {
 	r.mu.Lock()
-	pk := pendingKey{resp.Tenant, resp.ReplyID, resp.CorrelationID}
+	pk := pendingKey{resp.Messaging, resp.Tenant, resp.ReplyID, resp.CorrelationID}
 	if t := r.pending[pk]; t != nil {
 		t.Stop()
 		delete(r.pending, pk)
 	}
-	sinks := slices.Clone(r.replies[key{resp.Tenant, resp.ReplyID}])
+	var sinks []ResponseSink
+	if resp.Messaging == 0 {
+		sinks = slices.Clone(r.replies[key{resp.Tenant, resp.ReplyID}])
+	} else if s := r.others[resp.Messaging]; s != nil {
+		sinks = []ResponseSink{*s}
+	}
 	r.mu.Unlock()
 	for i := len(sinks) - 1; i >= 0; i-- {
 		if sinks[i].Respond(resp) {
@@ -328,8 +363,9 @@ func (r *Router) ExpectResponse(cmd *Command, d time.Duration) {
 	if cmd.OneWay() || d <= 0 {
 		return
 	}
-	pk := pendingKey{cmd.Tenant, cmd.ReplyID, cmd.CorrelationID}
-	resp := &Response{Tenant: cmd.Tenant, Device: cmd.Device, CorrelationID: cmd.CorrelationID, ReplyID: cmd.ReplyID, Status: StatusTimeout}
+	pk := pendingKey{cmd.Messaging, cmd.Tenant, cmd.ReplyID, cmd.CorrelationID}
+	resp := &Response{Messaging: cmd.Messaging, Tenant: cmd.Tenant, Device: cmd.Device, CorrelationID: cmd.CorrelationID,
+		ReplyID: cmd.ReplyID, Status: StatusTimeout}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if old := r.pending[pk]; old != nil {

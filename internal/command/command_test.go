@@ -161,3 +161,39 @@ func TestWait(t *testing.T) {
 	cancelSpecific()
 	cancelBare()
 }
+
+type sinkFunc func(*Response) bool
+
+func (f sinkFunc) Respond(r *Response) bool { return f(r) }
+
+// TestOtherMessaging: responses of commands that came by Kafka go to the
+// Kafka sink, whatever their reply id, and never to an AMQP reply address
+// of the same name; their timeouts are theirs.
+func TestOtherMessaging(t *testing.T) {
+	r := NewRouter(Options{})
+	defer r.Close()
+	var amqp, kafka []int
+	r.Receive("t", "r1", sinkFunc(func(x *Response) bool { amqp = append(amqp, x.Status); return true }))
+	if err := r.Respond(&Response{Messaging: 1, Tenant: "t", ReplyID: "r1", Status: 200}); !errors.Is(err, ErrNoConsumer) {
+		t.Fatalf("a Kafka response without a Kafka sink: %v, want ErrNoConsumer", err)
+	}
+	cancel := r.ReceiveMessaging(1, sinkFunc(func(x *Response) bool { kafka = append(kafka, x.Status); return true }))
+	if err := r.Respond(&Response{Messaging: 1, Tenant: "t", ReplyID: "r1", Status: 201}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Respond(&Response{Tenant: "t", ReplyID: "r1", Status: 202}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	cancel()
+	r.ReceiveMessaging(1, sinkFunc(func(x *Response) bool { kafka = append(kafka, x.Status); close(done); return true }))
+	r.ExpectResponse(&Command{Messaging: 1, Tenant: "t", Device: "d", ReplyID: "r1", CorrelationID: "c"}, time.Millisecond)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no timeout response")
+	}
+	if len(amqp) != 1 || amqp[0] != 202 || len(kafka) != 2 || kafka[0] != 201 || kafka[1] != StatusTimeout {
+		t.Fatalf("AMQP sink got %v, Kafka sink %v; want [202] and [201 408]", amqp, kafka)
+	}
+}

@@ -352,7 +352,7 @@ func (a *Adapter) response(c *amqp.Conn, rb hono.Northbound, m *amqp.Message, pa
 	if err != nil {
 		return downstream.Errorf(400, "the response's to is not a reply-to of a command")
 	}
-	resp := &command.Response{Tenant: tenant, Device: dev, CorrelationID: id.CorrelationID, ReplyID: id.ReplyID, Status: status, Payload: payload}
+	resp := &command.Response{Messaging: id.Messaging, Tenant: tenant, Device: dev, CorrelationID: id.CorrelationID, ReplyID: id.ReplyID, Status: status, Payload: payload}
 	if m.Properties != nil {
 		resp.ContentType = string(m.Properties.ContentType)
 	}
@@ -452,7 +452,7 @@ func (c *consumer) Deliver(cmd *command.Command, done func(command.Outcome)) {
 		Data:       [][]byte{cmd.Payload},
 	}
 	if !cmd.OneWay() {
-		id, err := hono.EncodeReqID(cmd.CorrelationID, cmd.ReplyID, cmd.Device, hono.MessagingAMQP)
+		id, err := hono.EncodeReqID(cmd.CorrelationID, cmd.ReplyID, cmd.Device, cmd.Messaging)
 		if err != nil {
 			done(command.Rejected)
 			return

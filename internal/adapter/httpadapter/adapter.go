@@ -382,7 +382,7 @@ func (a *Adapter) response(w http.ResponseWriter, r *http.Request, segs []string
 		problem(w, http.StatusServiceUnavailable, "commands are not routed here")
 		return
 	}
-	if err := a.opts.Commands.Respond(&command.Response{Tenant: tenant, Device: device, CorrelationID: id.CorrelationID,
+	if err := a.opts.Commands.Respond(&command.Response{Messaging: id.Messaging, Tenant: tenant, Device: device, CorrelationID: id.CorrelationID,
 		ReplyID: id.ReplyID, Status: status, ContentType: r.Header.Get("Content-Type"), Payload: body}); err != nil {
 		problem(w, http.StatusServiceUnavailable, err.Error())
 		return

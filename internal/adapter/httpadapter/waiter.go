@@ -16,7 +16,7 @@ func writeCommand(rw http.ResponseWriter, p command.Pending) {
 	h := rw.Header()
 	h.Set("hono-command", cmd.Name)
 	if !cmd.OneWay() {
-		id, err := hono.EncodeReqID(cmd.CorrelationID, cmd.ReplyID, cmd.Device, hono.MessagingAMQP)
+		id, err := hono.EncodeReqID(cmd.CorrelationID, cmd.ReplyID, cmd.Device, cmd.Messaging)
 		if err != nil {
 			p.Done(command.Rejected)
 			rw.WriteHeader(http.StatusAccepted)

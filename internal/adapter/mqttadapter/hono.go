@@ -290,7 +290,7 @@ func (a *Adapter) honoResponse(st *connState, u hono.Upstream, p *packet.Publish
 	if err != nil {
 		return badRequest("malformed request id")
 	}
-	resp := &command.Response{Tenant: tenant, Device: device, CorrelationID: id.CorrelationID, ReplyID: id.ReplyID,
+	resp := &command.Response{Messaging: id.Messaging, Tenant: tenant, Device: device, CorrelationID: id.CorrelationID, ReplyID: id.ReplyID,
 		Status: status, ContentType: p.Properties.ContentType, Payload: append([]byte(nil), p.Payload...)}
 	if err := a.opts.Hono.Commands.Respond(resp); err != nil {
 		return &honoError{503, packet.UnspecifiedError, err.Error(), false}
@@ -457,7 +457,7 @@ type commandConsumer struct {
 func (cc *commandConsumer) Deliver(cmd *command.Command, done func(command.Outcome)) {
 	reqID := ""
 	if !cmd.OneWay() {
-		id, err := hono.EncodeReqID(cmd.CorrelationID, cmd.ReplyID, cmd.Device, hono.MessagingAMQP)
+		id, err := hono.EncodeReqID(cmd.CorrelationID, cmd.ReplyID, cmd.Device, cmd.Messaging)
 		if err != nil {
 			done(command.Rejected)
 			return
