@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -112,5 +113,81 @@ func TestHonoCoAPDTLS(t *testing.T) {
 	defer cancel()
 	if m, err := tele.Receive(sctx, nil); err == nil {
 		t.Fatalf("telemetry with a wrong key arrived: %q", m.GetData())
+	}
+}
+
+// TestHonoCoAPCommand: a device waits for a command with hono-ttd
+// (libcoap's client), gets an application's request/response command in
+// the response with the location to answer on, and its answer reaches
+// the application with its status.
+func TestHonoCoAPCommand(t *testing.T) {
+	coap := requirePeer(t, "coap-client-openssl", "libcoap3-bin")
+	n := startFerry(t, func(c *config.Config) { c.CoAP.Addr = "127.0.0.1:0" })
+	ctx := honoCtx(t)
+	base := "coap://" + n.CoAPAddr()
+	app := dialApp(t, n, nil)
+	tele := receiver(t, app, "telemetry/"+tenant, "", 10)
+	responses := receiver(t, app, "command_response/"+tenant+"/app-c", "", 10)
+	snd, err := app.NewSender(ctx, "command/"+tenant, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait := startProc(t, coap, "-m", "put", "-B", "20", "-v", "7", "-e", "waiting", base+"/t/"+tenant+"/dev-cc?hono-ttd=10")
+	if m := receiveAMQP(t, tele); m.ApplicationProperties["ttd"] != int32(10) {
+		t.Fatalf("the waiting request went downstream without its ttd: %v", m.ApplicationProperties)
+	}
+	cmd := goamqp.NewMessage([]byte("turn-on"))
+	cmd.Properties = &goamqp.MessageProperties{To: ptr("command/" + tenant + "/dev-cc"), Subject: ptr("switch"),
+		ReplyTo: ptr("command_response/" + tenant + "/app-c"), CorrelationID: "corr-coap", ContentType: ptr("text/plain")}
+	if err := outcome(ctx, snd, cmd); err != nil {
+		t.Fatalf("command: %v", err)
+	}
+	out := wait.wait(t)
+	// libcoap prints the payload of the response after its PDU at
+	// verbosity 7; the PDU shows the options.
+	if !strings.Contains(out, "turn-on") || !strings.Contains(out, "Location-Query:hono-command=switch") ||
+		!strings.Contains(out, "Content-Format:text/plain") {
+		t.Fatalf("the waiting device got no command:\n%s", out)
+	}
+	loc := regexp.MustCompile(`Location-Path:([^,\] ]*)`).FindAllStringSubmatch(out, -1)
+	var segs []string
+	for _, m := range loc {
+		segs = append(segs, m[1])
+	}
+	if len(segs) != 4 || segs[0] != "cr" || segs[1] != tenant || segs[2] != "dev-cc" {
+		t.Fatalf("location-path %q:\n%s", segs, out)
+	}
+	at := base + "/" + strings.Join(segs, "/")
+	put := func(args ...string) string {
+		return strings.TrimSpace(run(t, coap, append([]string{"-m", "put", "-B", "10"}, args...)...))
+	}
+	for _, tc := range []struct{ name, uri, want string }{
+		{"no hono-cmd-status", at, "4.00"},
+		{"a malformed request id", base + "/cr/" + tenant + "/dev-cc/zz?hono-cmd-status=200", "4.00"},
+	} {
+		if out := put("-e", "x", tc.uri); !strings.HasPrefix(out, tc.want) {
+			t.Errorf("%s: %q, want %s", tc.name, out, tc.want)
+		}
+	}
+	if out := put("-t", "0", "-e", "switched", at+"?hono-cmd-status=200"); out != "" {
+		t.Fatalf("command response: %q", out)
+	}
+	r := receiveAMQP(t, responses)
+	if r.Properties.CorrelationID != "corr-coap" || r.ApplicationProperties["status"] != int32(200) || string(r.GetData()) != "switched" {
+		t.Fatalf("response %+v %v %q", r.Properties, r.ApplicationProperties, r.GetData())
+	}
+	// An empty payload needs content-format or empty; with empty it is an
+	// empty notification.
+	if out := put(base + "/t/" + tenant + "/dev-cc"); !strings.HasPrefix(out, "4.00") {
+		t.Errorf("an empty payload without content-format: %q, want 4.00", out)
+	}
+	if out := put("-e", "x", base+"/t/"+tenant+"/dev-cc?empty"); !strings.HasPrefix(out, "4.00") {
+		t.Errorf("empty with a payload: %q, want 4.00", out)
+	}
+	if out := put(base + "/t/" + tenant + "/dev-cc?empty"); out != "" {
+		t.Errorf("an empty notification: %q", out)
+	}
+	if m := receiveAMQP(t, tele); *m.Properties.ContentType != "application/vnd.eclipse-hono-empty-notification" {
+		t.Errorf("empty notification downstream as %q", *m.Properties.ContentType)
 	}
 }

@@ -302,3 +302,22 @@ func mustReqID(t *testing.T) string {
 	}
 	return id
 }
+
+func TestMediaType(t *testing.T) {
+	for _, tc := range []struct {
+		ct   string
+		want message.MediaType
+		ok   bool
+	}{
+		{"application/json", message.AppJSON, true},
+		{"text/plain", message.TextPlain, true},
+		{"text/plain; charset=UTF-8", message.TextPlain, true},
+		{"text/plain; charset=iso-8859-1", 0, false},
+		{"application/vnd.acme+json", 0, false},
+		{"", 0, false},
+	} {
+		if got, ok := mediaType(tc.ct); got != tc.want || ok != tc.ok {
+			t.Errorf("%q: %v %v, want %v %v", tc.ct, got, ok, tc.want, tc.ok)
+		}
+	}
+}

@@ -3,6 +3,8 @@ package coapadapter
 import (
 	"bytes"
 	"context"
+	"mime"
+	"strings"
 	"sync"
 	"time"
 
@@ -94,7 +96,7 @@ func setCommand(m *pool.Message, cmd *command.Command, long bool, loginDevice st
 		m.AddOptionString(message.LocationPath, seg)
 	}
 	m.AddOptionString(message.LocationQuery, "hono-command="+cmd.Name)
-	if mt, err := message.ToMediaType(cmd.ContentType); err == nil && cmd.ContentType != "" {
+	if mt, ok := mediaType(cmd.ContentType); ok {
 		m.SetContentFormat(mt)
 	}
 	if len(cmd.Payload) > 0 {
@@ -173,4 +175,21 @@ func (a *Adapter) answerLater(wr waitRequest) {
 		}
 		p.Done(command.Accepted)
 	}()
+}
+
+// mediaType is the CoAP content-format of a content type, if it has one.
+func mediaType(ct string) (message.MediaType, bool) {
+	if ct == "" {
+		return 0, false
+	}
+	if mt, err := message.ToMediaType(ct); err == nil {
+		return mt, true
+	}
+	// go-coap names format 0 "text/plain; charset=utf-8" (RFC 7252's
+	// registry entry); applications mostly say text/plain.
+	base, params, err := mime.ParseMediaType(ct)
+	if err == nil && base == "text/plain" && (params["charset"] == "" || strings.EqualFold(params["charset"], "utf-8")) {
+		return message.TextPlain, true
+	}
+	return 0, false
 }
