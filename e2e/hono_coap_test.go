@@ -191,3 +191,92 @@ func TestHonoCoAPCommand(t *testing.T) {
 		t.Errorf("empty notification downstream as %q", *m.Properties.ContentType)
 	}
 }
+
+// TestHonoCoAPCertificate: over DTLS a device logs in with a client
+// certificate issued by its tenant's trusted CA (ECDHE_ECDSA, the node's
+// TLS certificate on the server side), waits for a command with
+// hono-ttd and answers it on POST /cr/<req-id>; PSK logins work on the
+// same listener, and a certificate of an untrusted CA is refused.
+func TestHonoCoAPCertificate(t *testing.T) {
+	coap := requirePeer(t, "coap-client-openssl", "libcoap3-bin")
+	pki, other := newTestPKI(t), newTestPKI(t)
+	n := startFerry(t, func(c *config.Config) {
+		c.Auth = true
+		c.AdminPassword = "admin-pw"
+		c.CoAP.DTLSAddr = "127.0.0.1:0"
+		c.MQTT.TLS = config.TLS{Addr: "127.0.0.1:0", CertFile: pki.ServerCert, KeyFile: pki.ServerKey}
+	})
+	ctx := honoCtx(t)
+	reg := n.Registry()
+	if _, _, err := reg.CreateTenant(ctx, "acme", registry.Tenant{Enabled: true, TrustedCAs: []registry.TrustedCA{{Cert: readCert(t, pki.CA).Raw}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, dev := range []string{"dev-x509", "dev-psk"} {
+		if _, _, err := reg.CreateDevice(ctx, "acme", dev, registry.Device{Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subject := readCert(t, pki.ClientCert).Subject.String()
+	if _, err := reg.SetCredentials(ctx, "acme", "dev-x509", []registry.Credential{{Type: registry.TypeX509, AuthID: subject, Enabled: true}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	creds, err := registry.ParseCredentials([]byte(`[{"type":"psk","auth-id":"p1","secrets":[{"key":"` + base64.StdEncoding.EncodeToString([]byte("s3cret-key")) + `"}]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.SetCredentials(ctx, "acme", "dev-psk", creds, ""); err != nil {
+		t.Fatal(err)
+	}
+	app := dialApp(t, n, goamqp.SASLTypePlain("admin", "admin-pw"))
+	tele := receiver(t, app, "telemetry/acme", "", 10)
+	responses := receiver(t, app, "command_response/acme/app-x", "", 10)
+	snd, err := app.NewSender(ctx, "command/acme", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "coaps://" + n.CoAPSAddr()
+	cert := []string{"-c", pki.ClientCert, "-j", pki.ClientKey, "-C", pki.CA}
+
+	wait := startProc(t, coap, append(cert, "-m", "post", "-B", "20", "-v", "7", "-e", "by-cert", base+"/t?hono-ttd=10")...)
+	if m := receiveAMQP(t, tele); string(m.GetData()) != "by-cert" || m.ApplicationProperties["device_id"] != "dev-x509" {
+		t.Fatalf("telemetry %q %v", m.GetData(), m.ApplicationProperties)
+	}
+	cmd := goamqp.NewMessage([]byte("reboot-now"))
+	cmd.Properties = &goamqp.MessageProperties{To: ptr("command/acme/dev-x509"), Subject: ptr("reboot"),
+		ReplyTo: ptr("command_response/acme/app-x"), CorrelationID: "corr-x509"}
+	if err := outcome(ctx, snd, cmd); err != nil {
+		t.Fatalf("command: %v", err)
+	}
+	out := wait.wait(t)
+	loc := regexp.MustCompile(`Location-Path:cr, Location-Path:([^,\] ]+)`).FindStringSubmatch(out)
+	if loc == nil || !strings.Contains(out, "reboot-now") || !strings.Contains(out, "hono-command=reboot") {
+		t.Fatalf("the device got no command:\n%s", out)
+	}
+	res := strings.TrimSpace(run(t, coap, append(cert, "-m", "post", "-B", "10", "-e", "rebooting", base+"/cr/"+loc[1]+"?hono-cmd-status=202")...))
+	if res != "" {
+		t.Fatalf("command response over DTLS: %q", res)
+	}
+	if r := receiveAMQP(t, responses); r.Properties.CorrelationID != "corr-x509" || r.ApplicationProperties["status"] != int32(202) || string(r.GetData()) != "rebooting" {
+		t.Fatalf("response %+v %v %q", r.Properties, r.ApplicationProperties, r.GetData())
+	}
+
+	// PSK on the same listener.
+	if out := strings.TrimSpace(run(t, coap, "-m", "post", "-B", "10", "-u", "p1@acme", "-k", "s3cret-key", "-e", "by-psk", base+"/t")); out != "" {
+		t.Fatalf("PSK login beside certificates: %q", out)
+	}
+	if m := receiveAMQP(t, tele); string(m.GetData()) != "by-psk" || m.ApplicationProperties["device_id"] != "dev-psk" {
+		t.Fatalf("telemetry %q %v", m.GetData(), m.ApplicationProperties)
+	}
+
+	// A certificate of another CA: no session, nothing delivered.
+	got, _ := exec.Command(coap, "-m", "post", "-B", "3", "-c", other.ClientCert, "-j", other.ClientKey, "-C", pki.CA,
+		"-e", "untrusted", base+"/t").CombinedOutput()
+	if out := string(got); !strings.Contains(out, "DTLS") && !strings.Contains(out, "cannot send") {
+		t.Fatalf("an untrusted certificate: libcoap reports no failed handshake: %q", out)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if m, err := tele.Receive(sctx, nil); err == nil {
+		t.Fatalf("telemetry with an untrusted certificate arrived: %q", m.GetData())
+	}
+}
