@@ -9,14 +9,17 @@ import (
 
 	goamqp "github.com/Azure/go-amqp"
 	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/ferry-iot/ferry/internal/config"
 )
 
-// TestHonoOneCommandPath sends the same command to three devices on three
-// protocols (MQTT, HTTP waiting with hono-ttd, AMQP) and gets each one's
-// response on the same reply address.
+// TestHonoOneCommandPath sends the same command to four devices on four
+// protocols (MQTT, AMQP, HTTP and CoAP waiting with hono-ttd) and gets each
+// one's response on the same reply address.
 func TestHonoOneCommandPath(t *testing.T) {
 	curl := requirePeer(t, "curl", "curl")
-	n := startFerry(t)
+	coap := requirePeer(t, "coap-client-openssl", "libcoap3-bin")
+	n := startFerry(t, func(c *config.Config) { c.CoAP.Addr = "127.0.0.1:0" })
 	ctx := honoCtx(t)
 	app := dialApp(t, n, nil)
 	responses := receiver(t, app, "command_response/"+tenant+"/app-p", "", 10)
@@ -125,4 +128,24 @@ func TestHonoOneCommandPath(t *testing.T) {
 		t.Fatalf("HTTP response upload: %d\n%s", code, out)
 	}
 	expect("dev-h")
+
+	// CoAP, waiting for a command with an empty notification; libcoap
+	// prints the response's options at verbosity 7.
+	coapBase := "coap://" + n.CoAPAddr()
+	cw := startProc(t, coap, "-m", "put", "-B", "20", "-v", "7", coapBase+"/t/"+tenant+"/dev-co?hono-ttd=10&empty")
+	receiveAMQP(t, tele) // the waiting request went downstream: the device waits
+	done = send("dev-co")
+	out = cw.wait(t)
+	accepted("dev-co", done)
+	var loc []string
+	for _, m := range regexp.MustCompile(`Location-Path:([^,\] ]*)`).FindAllStringSubmatch(out, -1) {
+		loc = append(loc, m[1])
+	}
+	if len(loc) != 4 || loc[0] != "cr" || !strings.Contains(out, "hono-command=ping") {
+		t.Fatalf("CoAP device got no command:\n%s", out)
+	}
+	if out := strings.TrimSpace(run(t, coap, "-m", "put", "-B", "10", "-e", "pong", coapBase+"/"+strings.Join(loc, "/")+"?hono-cmd-status=200")); out != "" {
+		t.Fatalf("CoAP response upload: %q", out)
+	}
+	expect("dev-co")
 }
