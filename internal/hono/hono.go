@@ -84,6 +84,25 @@ func HubTopic(e Endpoint, device string) string {
 	return HubPrefix + e.String() + "/" + device
 }
 
+// ParseHubTopic is the endpoint and device of a HubTopic.
+func ParseHubTopic(topic string) (Endpoint, string, bool) {
+	rest, ok := strings.CutPrefix(topic, HubPrefix)
+	if !ok {
+		return 0, "", false
+	}
+	ep, device, ok := strings.Cut(rest, "/")
+	if !ok || device == "" {
+		return 0, "", false
+	}
+	switch ep {
+	case Telemetry.String():
+		return Telemetry, device, true
+	case Event.String():
+		return Event, device, true
+	}
+	return 0, "", false
+}
+
 // HubFilter matches every device's messages of endpoint e.
 func HubFilter(e Endpoint) string { return HubPrefix + e.String() + "/#" }
 

@@ -570,6 +570,23 @@ func TestHubTopics(t *testing.T) {
 	if got, want := HubTopic(Event, "4711"), "$hono/event/4711"; got != want {
 		t.Errorf("HubTopic(Event) = %q, want %q", got, want)
 	}
+	for _, tc := range []struct {
+		topic  string
+		ep     Endpoint
+		device string
+		ok     bool
+	}{
+		{"$hono/telemetry/4711", Telemetry, "4711", true},
+		{"$hono/event/a/b", Event, "a/b", true},
+		{"$hono/telemetry/", 0, "", false},
+		{"$hono/command/4711", 0, "", false},
+		{"telemetry/4711", 0, "", false},
+	} {
+		ep, device, ok := ParseHubTopic(tc.topic)
+		if ok != tc.ok || (ok && (ep != tc.ep || device != tc.device)) {
+			t.Errorf("ParseHubTopic(%q) = %v %q %v", tc.topic, ep, device, ok)
+		}
+	}
 	if got, want := HubFilter(Telemetry), "$hono/telemetry/#"; got != want {
 		t.Errorf("HubFilter(Telemetry) = %q, want %q", got, want)
 	}
