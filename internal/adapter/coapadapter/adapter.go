@@ -278,7 +278,7 @@ func (a *Adapter) upstream(w mux.ResponseWriter, r *mux.Message, rt route, path 
 			return
 		}
 		maxTTD := a.opts.MaxTTD
-		if ts := a.opts.Downstream.Settings(tenant); ts.MaxTTD > 0 {
+		if ts, _ := a.opts.Downstream.Settings(tenant).For(hono.AdapterCoAP); ts.MaxTTD > 0 {
 			maxTTD = ts.MaxTTD
 		}
 		if secs > 0 {
@@ -366,7 +366,7 @@ func (a *Adapter) response(w mux.ResponseWriter, r *mux.Message, rt route, lg *l
 		reply(w, codes.ServiceUnavailable, "commands are not routed here")
 		return
 	}
-	if err := a.opts.Commands.Respond(&command.Response{Tenant: tenant, Device: device, CorrelationID: id.CorrelationID,
+	if err := a.opts.Commands.Respond(&command.Response{Messaging: id.Messaging, Tenant: tenant, Device: device, CorrelationID: id.CorrelationID,
 		ReplyID: id.ReplyID, Status: status, ContentType: contentType(r), Payload: body}); err != nil {
 		reply(w, codes.ServiceUnavailable, err.Error())
 		return

@@ -86,7 +86,7 @@ func setCommand(m *pool.Message, cmd *command.Command, long bool, loginDevice st
 	var reqID string
 	if !cmd.OneWay() {
 		var err error
-		reqID, err = hono.EncodeReqID(cmd.CorrelationID, cmd.ReplyID, cmd.Device, hono.MessagingAMQP)
+		reqID, err = hono.EncodeReqID(cmd.CorrelationID, cmd.ReplyID, cmd.Device, cmd.Messaging)
 		if err != nil {
 			return false
 		}
