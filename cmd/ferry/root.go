@@ -85,6 +85,7 @@ type serveFlags struct {
 	amqpAddr       string
 	amqpsAddr      string
 	httpsAddr      string
+	kafkaPrefix    string
 	coapsAddr      string
 	coapAddr       string
 }
@@ -138,7 +139,8 @@ func newServeCmd() *cobra.Command {
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.BoolVar(&f.allowAnonymous, "allow-anonymous", false, "accept clients without credentials on non-loopback addresses")
 	fl.BoolVar(&f.printConfig, "print-config", false, "print the effective configuration as YAML and exit")
-	fl.StringSliceVar(&f.kafkaBrokers, "kafka-brokers", nil, "Kafka bootstrap servers (host:port,...): run as a node of a scale-out cluster (needs --postgres-dsn)")
+	fl.StringSliceVar(&f.kafkaBrokers, "kafka-brokers", nil, "Kafka bootstrap servers (host:port,...): Hono's Kafka messaging, and a node of a scale-out cluster (several nodes need --postgres-dsn)")
+	fl.StringVar(&f.kafkaPrefix, "kafka-topic-prefix", "", "prefix of every Hono Kafka topic name (hono.kafka.topic_prefix), for shared Kafka clusters")
 	fl.StringVar(&f.postgresDSN, "postgres-dsn", "", "PostgreSQL connection string of the registry shared by a scale-out cluster")
 	fl.StringVar(&f.nodeID, "node-id", "", "this node's unique name in a scale-out cluster (default: the host name and a random suffix)")
 	fl.StringVar(&f.kafkaPassword, "kafka-sasl-password", "", "SASL password of the node's Kafka user (cluster.kafka.sasl)")
@@ -183,6 +185,7 @@ func loadConfig(fl *pflag.FlagSet, f *serveFlags) (config.Config, error) {
 	set("log-format", func() { cfg.Log.Format = f.logFormat })
 	set("allow-anonymous", func() { cfg.AllowAnonymous = f.allowAnonymous })
 	set("kafka-brokers", func() { cfg.Cluster.Kafka.Brokers = f.kafkaBrokers })
+	set("kafka-topic-prefix", func() { cfg.Hono.Kafka.TopicPrefix = f.kafkaPrefix })
 	set("postgres-dsn", func() { cfg.Registry.PostgresDSN = f.postgresDSN })
 	set("node-id", func() { cfg.Cluster.NodeID = f.nodeID })
 	set("kafka-sasl-password", func() { cfg.Cluster.Kafka.SASL.Password = f.kafkaPassword })

@@ -117,6 +117,38 @@ type SASL struct {
 	Username, Password string
 }
 
+// ClientOpts are the franz-go options that reach brokers with tlsCfg (nil:
+// plain TCP) and s, for other Kafka clients of the node that share the
+// cluster's connection settings.
+// The string says how they connect, for errors: plaintext or TLS, and the
+// SASL mechanism and user.
+func ClientOpts(brokers []string, tlsCfg *tls.Config, s SASL, clientID string, log *slog.Logger) ([]kgo.Opt, string, error) {
+	opts := []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ClientID(clientID), kgo.WithLogger(kafkaLogger{log})}
+	if tlsCfg != nil {
+		opts = append(opts, kgo.DialTLSConfig(tlsCfg.Clone()))
+	}
+	m, err := s.mechanism()
+	if err != nil {
+		return nil, "", err
+	}
+	if m != nil {
+		opts = append(opts, kgo.SASL(m))
+	}
+	return opts, connection(tlsCfg != nil, s), nil
+}
+
+// connection says how a client connects, for errors.
+func connection(tls bool, s SASL) string {
+	how := "plaintext"
+	if tls {
+		how = "TLS"
+	}
+	if s.Mechanism != "" {
+		how += ", SASL " + s.Mechanism + " as " + s.Username
+	}
+	return how
+}
+
 // mechanism returns the franz-go mechanism, nil for none.
 func (s SASL) mechanism() (sasl.Mechanism, error) {
 	switch s.Mechanism {
@@ -244,14 +276,7 @@ func (c *Cluster) start(ctx context.Context) error {
 	// Kafka may still be starting: try until ctx ends, then say why the
 	// last try failed (TLS, SASL), which the requests below would not.
 	if err := ping(ctx, c.prod); err != nil {
-		how := "plaintext"
-		if o.TLS != nil {
-			how = "TLS"
-		}
-		if o.SASL.Mechanism != "" {
-			how += ", SASL " + o.SASL.Mechanism + " as " + o.SASL.Username
-		}
-		return fmt.Errorf("cluster: no Kafka broker of %v answers (%s): %w", o.Brokers, how, err)
+		return fmt.Errorf("cluster: no Kafka broker of %v answers (%s): %w", o.Brokers, connection(o.TLS != nil, o.SASL), err)
 	}
 	createErr := createTopics(ctx, c.prod, o)
 	msgSpans, err := offsets(ctx, c.prod, o.Topic)

@@ -126,6 +126,21 @@ type Hono struct {
 	// connection events of authenticated devices as events; none does
 	// not. Default none.
 	ConnectionEvents string `yaml:"connection_events"`
+	// Kafka (hono.kafka) is Hono's Kafka messaging, on whenever
+	// cluster.kafka.brokers (--kafka-brokers) is set.
+	Kafka HonoKafka `yaml:"kafka"`
+}
+
+// HonoKafka configures Hono's Kafka topics.
+type HonoKafka struct {
+	// TopicPrefix (hono.kafka.topic_prefix, --kafka-topic-prefix) starts
+	// every Hono topic name, for Kafka clusters shared with others.
+	// Default empty (hono.telemetry.<tenant> ...).
+	TopicPrefix string `yaml:"topic_prefix"`
+	// CommandGroup (hono.kafka.command_group) is the consumer group of the
+	// hono.command.<tenant> topics, shared by the nodes. Default
+	// ferry-command-router.
+	CommandGroup string `yaml:"command_group"`
 }
 
 // Application is one application user (applications[]).
@@ -406,7 +421,8 @@ func Default() Config {
 		HTTP:            HTTP{Addr: "127.0.0.1:8080"},
 		AMQP:            AMQP{Addr: "127.0.0.1:5672", AppAddr: "127.0.0.1:15672", MaxConnections: 1000},
 		Hono: Hono{EventRetention: Duration(24 * time.Hour), MaxPayloadSize: 2048,
-			CommandAckTimeout: Duration(time.Second), ConnectionEvents: "none"},
+			CommandAckTimeout: Duration(time.Second), ConnectionEvents: "none",
+			Kafka: HonoKafka{CommandGroup: "ferry-command-router"}},
 		Login:   Login{CacheTTL: Duration(30 * time.Second), FailureBurst: 10, FailureInterval: Duration(time.Second)},
 		Store:   Store{Engine: "pebble", Durability: "sync", SyncInterval: Duration(10 * time.Millisecond)},
 		Cluster: Cluster{Kafka: Kafka{Brokers: []string{}, Topic: "ferry.messages", RetainedTopic: "ferry.retained", StartTimeout: Duration(time.Minute)}},
@@ -739,11 +755,8 @@ func (c *Config) validateCluster() error {
 	if k.Topic == k.RetainedTopic {
 		return fmt.Errorf("cluster.kafka.retained_topic: %q is also cluster.kafka.topic (the retained topic is compacted)", k.Topic)
 	}
-	if c.ScaleOut() && c.Registry.PostgresDSN == "" {
-		return errors.New("cluster.kafka.brokers (--kafka-brokers) needs registry.postgres_dsn (--postgres-dsn): the nodes of a scale-out cluster share one registry")
-	}
-	if c.ScaleOut() && c.AdminPassword == "" {
-		return errors.New("cluster.kafka.brokers (--kafka-brokers) needs admin_password (--admin-password, FERRY_ADMIN_PASSWORD): every node serves the shared registry API with the same password")
+	if c.ScaleOut() && c.Registry.PostgresDSN != "" && c.AdminPassword == "" {
+		return errors.New("cluster.kafka.brokers (--kafka-brokers) with registry.postgres_dsn (--postgres-dsn) needs admin_password (--admin-password, FERRY_ADMIN_PASSWORD): every node serves the shared registry API with the same password")
 	}
 	return nil
 }

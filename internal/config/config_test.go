@@ -90,7 +90,7 @@ func TestValidate(t *testing.T) {
 			c.Registry.PostgresDSN = "postgres://ferry@db/ferry"
 			c.AdminPassword = "pw"
 		}, ""},
-		{"scale-out without registry", func(c *Config) { c.Cluster.Kafka.Brokers = []string{"kafka:9092"} }, "--postgres-dsn"},
+		{"one node with Kafka and the embedded registry", func(c *Config) { c.Cluster.Kafka.Brokers = []string{"kafka:9092"} }, ""},
 		{"scale-out without admin password", func(c *Config) {
 			c.Cluster.Kafka.Brokers = []string{"kafka:9092"}
 			c.Registry.PostgresDSN = "postgres://ferry@db/ferry"

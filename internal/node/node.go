@@ -30,6 +30,7 @@ import (
 	"github.com/ferry-iot/ferry/internal/hub"
 	"github.com/ferry-iot/ferry/internal/metrics"
 	"github.com/ferry-iot/ferry/internal/northbound/amqpapi"
+	"github.com/ferry-iot/ferry/internal/northbound/kafkaapi"
 	"github.com/ferry-iot/ferry/internal/registry"
 	"github.com/ferry-iot/ferry/internal/registryapi"
 	"github.com/ferry-iot/ferry/internal/store"
@@ -185,10 +186,20 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 		n.cmds = command.NewRouter(command.Options{Via: via(reg), ActsFor: actsFor(reg), Logger: log})
 		n.closers = append(n.closers, func(context.Context) error { n.cmds.Close(); return nil })
 		retention := time.Duration(cfg.Hono.EventRetention)
+		openEvents := func(tenant string) error { return amqpapi.OpenEventGroup(n.hub, tenant, retention) }
+		var producer downstream.Producer
+		if cfg.ScaleOut() {
+			m, err := n.startKafkaMessaging()
+			if err != nil {
+				return nil, err
+			}
+			producer, openEvents = m, nil // the event log is Kafka's topic
+		}
 		n.downstream = downstream.New(downstream.Options{
 			Hub:            n.hub,
 			Commands:       n.cmds,
-			OpenEvents:     func(tenant string) error { return amqpapi.OpenEventGroup(n.hub, tenant, retention) },
+			Kafka:          producer,
+			OpenEvents:     openEvents,
 			EventRetention: retention,
 			MaxPayloadSize: cfg.Hono.MaxPayloadSize,
 			Tenant:         honoTenant(reg),
@@ -783,6 +794,39 @@ func offIfZero(d time.Duration) time.Duration {
 
 // kafkaTLS is the TLS configuration of the cluster's Kafka clients, nil
 // without TLS.
+// startKafkaMessaging starts Hono's Kafka messaging on the cluster's
+// brokers.
+func (n *Node) startKafkaMessaging() (*kafkaapi.Messaging, error) {
+	cfg := n.cfg
+	k := cfg.Cluster.Kafka
+	tlsCfg, err := kafkaTLS(k)
+	if err != nil {
+		return nil, err
+	}
+	client, how, err := cluster.ClientOpts(k.Brokers, tlsCfg, cluster.SASL{Mechanism: k.SASL.Mechanism, Username: k.SASL.Username,
+		Password: k.SASL.Password}, "ferry-hono", n.log)
+	if err != nil {
+		return nil, fmt.Errorf("cluster.kafka: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(k.StartTimeout))
+	defer cancel()
+	m, err := kafkaapi.Start(ctx, kafkaapi.Options{
+		Client:       client,
+		Topics:       kafkaapi.Topics{Prefix: cfg.Hono.Kafka.TopicPrefix},
+		Commands:     n.cmds,
+		CommandGroup: cfg.Hono.Kafka.CommandGroup,
+		Logger:       n.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster.kafka.brokers (--kafka-brokers): Hono's Kafka messaging on %v (%s): %w", k.Brokers, how, err)
+	}
+	n.closers = append(n.closers, func(context.Context) error { m.Close(); return nil })
+	if cfg.Registry.PostgresDSN == "" {
+		n.log.Info("Kafka messaging with the embedded registry: right for one node; nodes that share the Kafka cluster need --postgres-dsn")
+	}
+	return m, nil
+}
+
 func kafkaTLS(k config.Kafka) (*tls.Config, error) {
 	if !k.TLS {
 		return nil, nil

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferry-iot/ferry/internal/command"
@@ -35,6 +36,11 @@ type Options struct {
 	// Tenant reads a tenant's own settings (its registry record); they
 	// are kept until ForgetTenant. Nil: none.
 	Tenant func(ctx context.Context, tenant string) (Tenant, error)
+	// Kafka, if set, is Hono's Kafka messaging: telemetry and events are
+	// taken once Kafka acknowledged them, and reach the hub's own
+	// subscribers (the northbound AMQP API, MQTT subscribers) besides;
+	// OpenEvents should then be nil, the event log being Kafka's topic.
+	Kafka Producer
 	// Device reads whether a device of a registered tenant exists and is
 	// enabled; the answer is kept until ForgetDevice or ForgetTenant. Nil:
 	// devices are not checked.
@@ -42,6 +48,12 @@ type Options struct {
 	// Now is the clock; nil: time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
+}
+
+// Producer sends a tenant's Hono message to Kafka and calls done once
+// Kafka took it; *kafkaapi.Messaging is one.
+type Producer interface {
+	Produce(tenant string, hm *hub.Message, done func(error))
 }
 
 // Tenant is what a tenant's registry record says about Hono traffic; zero
@@ -104,6 +116,8 @@ type Downstream struct {
 	log     *slog.Logger
 	events  sync.Map // tenants whose default event group is open
 	tenants sync.Map // tenant -> Tenant
+
+	kafkaErrLog atomic.Int64 // unix nanos of the last QoS 0 failure logged
 
 	devMu   sync.Mutex
 	devices map[deviceKey]bool // registered device -> enabled; bounded by maxDevices
@@ -367,6 +381,10 @@ func (d *Downstream) openEvents(tenant string) error {
 // log or a group's queue is full, or the store failed. QoS 0 without an
 // application is dropped (and counted by the hub) without error.
 func (d *Downstream) Publish(tenant string, hm *hub.Message, done func(*Error)) {
+	if d.opts.Kafka != nil {
+		d.publishKafka(tenant, hm, done)
+		return
+	}
 	d.opts.Hub.PublishAsync(tenant, hm, func(res hub.Result) {
 		switch {
 		case res.Err != nil:
@@ -380,6 +398,36 @@ func (d *Downstream) Publish(tenant string, hm *hub.Message, done func(*Error)) 
 			done(nil)
 		}
 	})
+}
+
+// publishKafka produces hm to Kafka: QoS 1 and events are taken once
+// Kafka acknowledged them (503 otherwise, the log naming the topic), QoS 0
+// at once. The hub's subscribers get it as well, without waiting for them.
+func (d *Downstream) publishKafka(tenant string, hm *hub.Message, done func(*Error)) {
+	atMostOnce := hm.QoS == 0
+	d.opts.Kafka.Produce(tenant, hm, func(err error) {
+		if atMostOnce {
+			if err != nil {
+				// One line a second at most: a missing topic fails every
+				// message of a busy tenant.
+				now := time.Now().UnixNano()
+				if last := d.kafkaErrLog.Load(); now-last > int64(time.Second) && d.kafkaErrLog.CompareAndSwap(last, now) {
+					d.log.Warn("QoS 0 message not taken by Kafka", "tenant", tenant, "err", err)
+				}
+			}
+			return
+		}
+		if err != nil {
+			d.log.Error("message not taken by Kafka", "tenant", tenant, "err", err)
+			done(Errorf(503, "the message was not taken by Kafka"))
+			return
+		}
+		done(nil)
+	})
+	if atMostOnce {
+		done(nil)
+	}
+	d.opts.Hub.PublishAsync(tenant, hm, func(hub.Result) {})
 }
 
 // Notify publishes an empty notification event for device: ttd -1 when it
@@ -423,6 +471,14 @@ func (d *Downstream) ConnectionEvent(tenant, device, adapter, remoteID, cause st
 }
 
 func (d *Downstream) publishEvent(tenant string, m *hub.Message) {
+	if d.opts.Kafka != nil {
+		d.publishKafka(tenant, m, func(e *Error) {
+			if e != nil {
+				d.log.Warn("notification event not kept", "tenant", tenant, "err", e)
+			}
+		})
+		return
+	}
 	if err := d.openEvents(tenant); err != nil {
 		d.log.Warn("notification not sent: no event log", "tenant", tenant, "err", err)
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -176,5 +177,72 @@ func TestDeviceCheck(t *testing.T) {
 	d.ForgetTenant("reg")
 	if got := build("reg", "off", ""); got != 0 {
 		t.Fatalf("after the tenant was forgotten: %d, want 0", got)
+	}
+}
+
+// kafka records what is produced and answers with err.
+type kafka struct {
+	mu   sync.Mutex
+	got  []string
+	err  error
+	hold chan struct{} // nil: answer at once
+}
+
+func (k *kafka) Produce(tenant string, hm *hub.Message, done func(error)) {
+	k.mu.Lock()
+	k.got = append(k.got, tenant+" "+hm.Topic)
+	hold, err := k.hold, k.err
+	k.mu.Unlock()
+	if hold != nil {
+		go func() { <-hold; done(err) }()
+		return
+	}
+	done(err)
+}
+
+// TestPublishKafka: with Kafka, QoS 1 and events wait for Kafka's
+// acknowledgement and fail with 503 when it fails; QoS 0 does not wait;
+// notifications go to Kafka too.
+func TestPublishKafka(t *testing.T) {
+	k := &kafka{hold: make(chan struct{})}
+	d := New(Options{Hub: hub.New(hub.Options{}), Kafka: k})
+	publish := func(qos byte) chan *Error {
+		c := make(chan *Error, 1)
+		hm, err := d.Build(&Message{Endpoint: hono.Telemetry, Tenant: "t", Device: "d", Adapter: "hono-test", QoS: qos, Payload: []byte("x")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Publish("t", hm, func(e *Error) { c <- e })
+		return c
+	}
+	q0, q1 := publish(0), publish(1)
+	select {
+	case e := <-q0:
+		if e != nil {
+			t.Fatalf("QoS 0: %v", e)
+		}
+	default:
+		t.Fatal("QoS 0 waited for Kafka")
+	}
+	select {
+	case e := <-q1:
+		t.Fatalf("QoS 1 taken before Kafka acknowledged it: %v", e)
+	default:
+	}
+	close(k.hold)
+	if e := <-q1; e != nil {
+		t.Fatalf("QoS 1 after Kafka's ack: %v", e)
+	}
+	k.mu.Lock()
+	k.hold, k.err = nil, errors.New("topic missing")
+	k.mu.Unlock()
+	if e := <-publish(1); e == nil || e.Status != 503 {
+		t.Fatalf("QoS 1 that Kafka refused: %v, want 503", e)
+	}
+	d.Notify("t", "d", "hono-test", 30)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.got) != 4 || k.got[3] != "t "+hono.HubTopic(hono.Event, "d") {
+		t.Fatalf("produced %v, want three messages and the ttd notification", k.got)
 	}
 }

@@ -106,7 +106,8 @@ type Options struct {
 	// DefaultCommandGroup. All nodes of a cluster share it.
 	CommandGroup string
 	// ResponseTimeout is how long a device has to answer a request/response
-	// command before the application gets a 408. Default 60s.
+	// command without a ttl header (ms) before the application gets a 408.
+	// Default 60s.
 	ResponseTimeout time.Duration
 	// DeliveryTimeout bounds how long a record may wait for Kafka. Default
 	// 30s.
@@ -151,11 +152,11 @@ func Start(ctx context.Context, opts Options) (*Messaging, error) {
 		kgo.UnknownTopicRetries(2),
 	)...)
 	if err != nil {
-		return nil, fmt.Errorf("kafka messaging: %w", err)
+		return nil, err
 	}
-	if err := m.prod.Ping(ctx); err != nil {
+	if err := ping(ctx, m.prod); err != nil {
 		m.prod.Close()
-		return nil, fmt.Errorf("kafka messaging: no broker answers: %w", err)
+		return nil, fmt.Errorf("no Kafka broker answers: %w", err)
 	}
 	if opts.Commands == nil {
 		close(m.done)
@@ -174,13 +175,29 @@ func Start(ctx context.Context, opts Options) (*Messaging, error) {
 	)...)
 	if err != nil {
 		m.prod.Close()
-		return nil, fmt.Errorf("kafka messaging: %w", err)
+		return nil, err
 	}
 	m.stopReplies = opts.Commands.ReceiveMessaging(hono.MessagingKafka, responseSink{m})
 	var cctx context.Context
 	cctx, m.cancel = context.WithCancel(context.Background())
 	go m.consumeCommands(cctx)
 	return m, nil
+}
+
+// ping waits for a broker to answer until ctx ends: Kafka may be starting
+// with the node.
+func ping(ctx context.Context, cl *kgo.Client) error {
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
+		err := cl.Ping(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+	}
 }
 
 // Close stops consuming commands and flushes what is being produced.
@@ -340,7 +357,13 @@ func (m *Messaging) route(ctx context.Context, r *kgo.Record, done func()) {
 			return
 		}
 		if o == command.Accepted {
-			m.opts.Commands.ExpectResponse(cmd, m.opts.ResponseTimeout)
+			timeout := m.opts.ResponseTimeout
+			if v, ok := header(r, HeaderTTL); ok {
+				if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms > 0 {
+					timeout = time.Duration(ms) * time.Millisecond
+				}
+			}
+			m.opts.Commands.ExpectResponse(cmd, timeout)
 			return
 		}
 		status, why := 503, "the device is not connected"
