@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,7 +45,8 @@ type Application struct {
 	Tenants []string
 }
 
-func (a *Application) allows(tenant string) bool {
+// Allows reports whether the application may use tenant's addresses.
+func (a *Application) Allows(tenant string) bool {
 	return slices.Contains(a.Tenants, "*") || slices.Contains(a.Tenants, tenant)
 }
 
@@ -68,6 +70,18 @@ type Options struct {
 	ContainerID string
 	// MaxConnections bounds the application connections; 0: no bound.
 	MaxConnections int
+	// Bridge, if set, serves the links of addresses under BridgePrefix
+	// (the AMQP 1.0 <-> Kafka bridge) for logged-in applications.
+	Bridge Bridge
+}
+
+// BridgePrefix starts the addresses a Bridge serves: kafka/<topic>...
+const BridgePrefix = "kafka/"
+
+// Bridge serves links of the bridge's addresses. It checks what app may
+// reach, and returns an *amqp.Error to refuse the link.
+type Bridge interface {
+	HandleLink(req *amqp.LinkRequest, app *Application) error
 }
 
 // Server serves the northbound API.
@@ -193,6 +207,13 @@ func (s *Server) app(c *amqp.Conn) *Application {
 	return s.apps[id]
 }
 
+// bridged reports whether a link is the bridge's: its address is under
+// BridgePrefix, or it is an anonymous sender link (the bridge's relay
+// with a "to" per message; Hono's own API has no anonymous links).
+func bridged(req *amqp.LinkRequest) bool {
+	return strings.HasPrefix(req.Address, BridgePrefix) || (req.Receiver != nil && req.Address == "" && !req.Dynamic)
+}
+
 // SubscriptionName is the link property naming a receiver's group.
 const SubscriptionName amqp.Symbol = "subscription-name"
 
@@ -202,11 +223,14 @@ func (s *Server) HandleLink(req *amqp.LinkRequest) error {
 	if app == nil {
 		return &amqp.Error{Condition: amqp.CondUnauthorizedAccess, Description: "not logged in"}
 	}
+	if s.opts.Bridge != nil && bridged(req) {
+		return s.opts.Bridge.HandleLink(req, app)
+	}
 	nb, ok := hono.ParseNorthbound(req.Address)
 	if !ok {
 		return &amqp.Error{Condition: amqp.CondNotFound, Description: fmt.Sprintf("no such address %q: use telemetry/<tenant>, event/<tenant>, command/<tenant> or command_response/<tenant>/<reply-id>", req.Address)}
 	}
-	if !app.allows(nb.Tenant) {
+	if !app.Allows(nb.Tenant) {
 		return &amqp.Error{Condition: amqp.CondUnauthorizedAccess, Description: fmt.Sprintf("application %s may not use tenant %s", app.Name, nb.Tenant)}
 	}
 	if (nb.Endpoint == hono.Command || nb.Endpoint == hono.CommandResponse) && s.opts.Commands == nil {
