@@ -202,8 +202,9 @@ func (l *link) failLocked(err error) {
 	}
 }
 
-// close detaches the link and waits for the peer's detach or ctx.
-func (l *link) close(ctx context.Context) error {
+// close detaches the link, with e as the detach's error when not nil,
+// and waits for the peer's detach or ctx.
+func (l *link) close(ctx context.Context, e *Error) error {
 	c := l.s.c
 	c.mu.Lock()
 	select {
@@ -216,7 +217,7 @@ func (l *link) close(ctx context.Context) error {
 		return err
 	default:
 	}
-	l.detachLocked(nil, &LinkError{inner: ErrClosed})
+	l.detachLocked(e, &LinkError{inner: ErrClosed})
 	c.mu.Unlock()
 	select {
 	case <-l.remoteDetached:

@@ -118,7 +118,13 @@ func (r *Receiver) Done() <-chan struct{} { return r.l.detached }
 func (r *Receiver) Err() error { return r.l.doneErr() }
 
 // Close detaches the link (closed=true) and waits for the peer's detach.
-func (r *Receiver) Close(ctx context.Context) error { return r.l.close(ctx) }
+func (r *Receiver) Close(ctx context.Context) error { return r.l.close(ctx, nil) }
+
+// CloseWithError is Close with a condition for the peer, as
+// Sender.CloseWithError.
+func (r *Receiver) CloseWithError(ctx context.Context, e *Error) error {
+	return r.l.close(ctx, e)
+}
 
 // grantInitialLocked gives the peer its first credit once attached.
 func (r *Receiver) grantInitialLocked() {

@@ -113,7 +113,14 @@ func (snd *Sender) CreditAvailable() <-chan struct{} {
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // Close detaches the link (closed=true) and waits for the peer's detach.
-func (snd *Sender) Close(ctx context.Context) error { return snd.l.close(ctx) }
+func (snd *Sender) Close(ctx context.Context) error { return snd.l.close(ctx, nil) }
+
+// CloseWithError is Close with a condition for the peer: a server that
+// accepted a link and finds out later that it cannot serve it (a check
+// too slow for HandleLink) detaches it saying why.
+func (snd *Sender) CloseWithError(ctx context.Context, e *Error) error {
+	return snd.l.close(ctx, e)
+}
 
 // SendOptions modifies one Send.
 type SendOptions struct {

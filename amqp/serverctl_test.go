@@ -1,6 +1,7 @@
 package amqp
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -70,5 +71,62 @@ func TestLinkRequestAttachFields(t *testing.T) {
 	ra := r.RemoteAttach()
 	if ra.SndSettleMode != SenderSettleSettled || ra.Source == nil || ra.Source.DistributionMode != "copy" || ra.Source.Filter != nil {
 		t.Fatalf("remote attach: settle %v, source %+v", ra.SndSettleMode, ra.Source)
+	}
+}
+
+// TestCloseWithError: a server detaches links it accepted with a
+// condition the peer reads, in both roles.
+func TestCloseWithError(t *testing.T) {
+	checkGoroutines(t)
+	cond := &Error{Condition: "io.example:gone", Description: "not any more"}
+	l := startListener(t, newTestBroker(), &ListenerOptions{Handler: HandlerFunc(func(req *LinkRequest) error {
+		go func() {
+			ctx := context.Background()
+			if req.Sender != nil {
+				_ = req.Sender.CloseWithError(ctx, cond)
+			} else {
+				_ = req.Receiver.CloseWithError(ctx, cond)
+			}
+		}()
+		return nil
+	})})
+	ctx := testCtx(t)
+	c := goDial(t, l, nil)
+	s, err := c.NewSession(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		wait func() error
+	}{
+		{"receiver", func() error {
+			r, err := s.NewReceiver(ctx, "q", nil)
+			if err != nil {
+				return err
+			}
+			_, err = r.Receive(ctx, nil)
+			return err
+		}},
+		{"sender", func() error {
+			snd, err := s.NewSender(ctx, "q", nil)
+			if err != nil {
+				return err
+			}
+			for {
+				if err := snd.Send(ctx, &goamqp.Message{Data: [][]byte{[]byte("x")}}, nil); err != nil {
+					return err
+				}
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.wait()
+			var le *goamqp.LinkError
+			if !errors.As(err, &le) || le.RemoteErr == nil || le.RemoteErr.Condition != "io.example:gone" || le.RemoteErr.Description != "not any more" {
+				t.Fatalf("got %v, want a detach with io.example:gone", err)
+			}
+		})
 	}
 }
