@@ -13,8 +13,26 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ferry-iot/ferry/internal/config"
+	"github.com/ferry-iot/ferry/internal/kafkatopics"
 	"github.com/ferry-iot/ferry/internal/northbound/kafkaapi"
 )
+
+// createTopics creates topics on kc, with two partitions each.
+func createTopics(t *testing.T, kc *kfake.Cluster, topics ...string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	res, err := kafkatopics.Create(honoCtx(t), cl, topics, kafkatopics.Spec{Partitions: 2, Replication: 1})
+	if err == nil {
+		err = kafkatopics.Err(res)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
 
 // kcatRead reads count records of topic from its beginning with kcat,
 // formatted with format (kcat -f).
@@ -36,17 +54,8 @@ func TestHonoKafka(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(kc.Close)
-	ctx := honoCtx(t)
 	topics := kafkaapi.Topics{}
-	res, err := kafkaapi.CreateTopics(ctx, []kgo.Opt{kgo.SeedBrokers(kc.ListenAddrs()...)}, topics.All(tenant), 2, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range res {
-		if r.Err != nil {
-			t.Fatal(r.Err)
-		}
-	}
+	createTopics(t, kc, topics.All(tenant)...)
 	n := startFerry(t, func(c *config.Config) {
 		c.Cluster.Kafka.Brokers = kc.ListenAddrs()
 		c.Cluster.Kafka.StartTimeout = config.Duration(20 * time.Second)

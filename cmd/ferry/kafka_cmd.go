@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/ferry-iot/ferry/internal/kafkatopics"
 	"github.com/ferry-iot/ferry/internal/northbound/kafkaapi"
 )
 
@@ -50,7 +51,12 @@ func newKafkaCmd() *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			res, err := kafkaapi.CreateTopics(ctx, []kgo.Opt{kgo.SeedBrokers(brokers...)}, kafkaapi.Topics{Prefix: prefix}.All(tenant), partitions, replication)
+			cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+			if err != nil {
+				return fmt.Errorf("--kafka-brokers %v: %w", brokers, err)
+			}
+			defer cl.Close()
+			res, err := kafkatopics.Create(ctx, cl, kafkaapi.Topics{Prefix: prefix}.All(tenant), kafkatopics.Spec{Partitions: partitions, Replication: replication})
 			if err != nil {
 				return fmt.Errorf("--kafka-brokers %v: %w", brokers, err)
 			}

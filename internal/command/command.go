@@ -140,6 +140,7 @@ type Router struct {
 	// reply addresses (Kafka's command_response topics), by type.
 	others  map[int]*ResponseSink
 	pending map[pendingKey]*time.Timer
+	remote  Remote
 }
 
 type key struct{ tenant, id string }
@@ -151,7 +152,27 @@ type pendingKey struct {
 
 type registration struct {
 	c       Consumer
-	gateway string // "" for the device's own subscription
+	gateway string    // "" for the device's own subscription
+	at      time.Time // when it was made, against other nodes' subscriptions
+}
+
+// Remote reaches the devices subscribed on other nodes of a cluster. A
+// Router consults it when it has no subscription that beats the other
+// nodes', and tells it about its own subscriptions.
+type Remote interface {
+	// Subscribed says this node now holds (up) or no longer holds a
+	// subscription for device id, or, with all, a gateway's subscription
+	// for all its devices. It must not block.
+	Subscribed(tenant, id string, all, up bool)
+	// Device is the most recent device-specific subscription for device
+	// on another node, and when it was made.
+	Device(tenant, device string) (c Consumer, at time.Time, ok bool)
+	// Gateway is a subscription on another node of one of gateways for
+	// all their devices, in the order given.
+	Gateway(tenant string, gateways []string) (c Consumer, gateway string, ok bool)
+	// Respond hands resp to the node its command came from; false when
+	// it came from this node.
+	Respond(resp *Response) bool
 }
 
 // NewRouter returns an empty Router.
@@ -165,41 +186,62 @@ func NewRouter(opts Options) *Router {
 		pending: map[pendingKey]*time.Timer{}}
 }
 
+// SetRemote makes r reach devices on other nodes through remote. Call it
+// before the first subscription.
+func (r *Router) SetRemote(remote Remote) {
+	r.mu.Lock()
+	r.remote = remote
+	r.mu.Unlock()
+}
+
+func (r *Router) subscribed(tenant, id string, all, up bool) {
+	r.mu.Lock()
+	remote := r.remote
+	r.mu.Unlock()
+	if remote != nil {
+		remote.Subscribed(tenant, id, all, up)
+	}
+}
+
 // Subscribe registers c for the commands of device: its own subscription
 // (gateway "") or a gateway's subscription for that one device. The most
-// recent subscription wins. cancel removes it.
+// recent subscription wins, on this node or another. cancel removes it.
 func (r *Router) Subscribe(tenant, device, gateway string, c Consumer) (cancel func()) {
-	reg := &registration{c: c, gateway: gateway}
+	reg := &registration{c: c, gateway: gateway, at: time.Now()}
 	k := key{tenant, device}
 	r.mu.Lock()
 	r.devices[k] = append(r.devices[k], reg)
 	r.mu.Unlock()
+	r.subscribed(tenant, device, false, true)
 	return func() {
 		r.mu.Lock()
-		defer r.mu.Unlock()
 		regs := slices.DeleteFunc(r.devices[k], func(x *registration) bool { return x == reg })
 		if len(regs) == 0 {
 			delete(r.devices, k)
 		} else {
 			r.devices[k] = regs
 		}
+		r.mu.Unlock()
+		r.subscribed(tenant, device, false, false)
 	}
 }
 
 // SubscribeAll registers c, the connection of gateway, for the commands
 // of every device the gateway may act for. cancel removes it.
 func (r *Router) SubscribeAll(tenant, gateway string, c Consumer) (cancel func()) {
-	reg := &registration{c: c, gateway: gateway}
+	reg := &registration{c: c, gateway: gateway, at: time.Now()}
 	k := key{tenant, gateway}
 	r.mu.Lock()
 	r.gateways[k] = reg
 	r.mu.Unlock()
+	r.subscribed(tenant, gateway, true, true)
 	return func() {
 		r.mu.Lock()
-		defer r.mu.Unlock()
 		if r.gateways[k] == reg {
 			delete(r.gateways, k)
 		}
+		r.mu.Unlock()
+		r.subscribed(tenant, gateway, true, false)
 	}
 }
 
@@ -214,9 +256,19 @@ func (r *Router) SetLastGateway(tenant, device, gateway string) {
 }
 
 // Send routes cmd and calls done once with its outcome: Released when no
-// subscription can take it.
+// subscription, on this node or (with a Remote) another, can take it.
 func (r *Router) Send(ctx context.Context, cmd *Command, done func(Outcome)) {
-	reg := r.resolve(ctx, cmd.Tenant, cmd.Device)
+	r.send(ctx, cmd, done, true)
+}
+
+// SendLocal routes cmd to this node's subscriptions only: for a command
+// another node's Remote forwarded here.
+func (r *Router) SendLocal(ctx context.Context, cmd *Command, done func(Outcome)) {
+	r.send(ctx, cmd, done, false)
+}
+
+func (r *Router) send(ctx context.Context, cmd *Command, done func(Outcome), remote bool) {
+	reg := r.resolve(ctx, cmd.Tenant, cmd.Device, remote)
 	if reg == nil {
 		done(Released)
 		return
@@ -225,24 +277,58 @@ func (r *Router) Send(ctx context.Context, cmd *Command, done func(Outcome)) {
 	reg.c.Deliver(cmd, done)
 }
 
-func (r *Router) resolve(ctx context.Context, tenant, device string) *registration {
+// resolve finds the subscription for a command to device: the most recent
+// device-specific one, here or (remote) on another node; else a gateway's
+// for all its devices, here first.
+func (r *Router) resolve(ctx context.Context, tenant, device string, remote bool) *registration {
 	r.mu.Lock()
+	rem := r.remote
+	if !remote {
+		rem = nil
+	}
+	var local *registration
 	if regs := r.devices[key{tenant, device}]; len(regs) > 0 {
-		reg := regs[len(regs)-1]
-		r.mu.Unlock()
-		return reg
+		local = regs[len(regs)-1]
 	}
-	if len(r.gateways) == 0 || r.opts.Via == nil {
-		r.mu.Unlock()
-		return nil
+	r.mu.Unlock()
+	if rem != nil {
+		if c, at, ok := rem.Device(tenant, device); ok && (local == nil || at.After(local.at)) {
+			return &registration{c: c, at: at}
+		}
 	}
+	if local != nil {
+		return local
+	}
+	r.mu.Lock()
+	noGateways := len(r.gateways) == 0 && rem == nil
 	last := r.lastGW[key{tenant, device}]
 	r.mu.Unlock()
+	if noGateways || r.opts.Via == nil {
+		return nil
+	}
 	via, err := r.opts.Via(ctx, tenant, device)
 	if err != nil {
 		r.log.Warn("command not routed: the device's gateways cannot be read", "tenant", tenant, "device", device, "err", err)
 		return nil
 	}
+	if reg := r.resolveGateway(ctx, tenant, device, last, via); reg != nil {
+		return reg
+	}
+	if rem != nil {
+		gws := via
+		if last != "" && !slices.Contains(via, last) {
+			gws = append([]string{last}, via...)
+		}
+		if c, gw, ok := rem.Gateway(tenant, gws); ok {
+			return &registration{c: c, gateway: gw}
+		}
+	}
+	return nil
+}
+
+// resolveGateway finds a local gateway subscription for all devices that
+// may take a command for device.
+func (r *Router) resolveGateway(ctx context.Context, tenant, device, last string, via []string) *registration {
 	// The candidates in order: the last gateway the device used, the
 	// gateways of its via, then (with ActsFor) the other subscribed
 	// gateways of the tenant, by id.
@@ -329,8 +415,21 @@ func (r *Router) ReceiveMessaging(messaging int, s ResponseSink) (cancel func())
 }
 
 // Respond hands a device's response to the application receiving on its
-// reply address, or returns ErrNoConsumer.
+// reply address (through the node its command came from, with a Remote),
+// or returns ErrNoConsumer.
 func (r *Router) Respond(resp *Response) error {
+	r.mu.Lock()
+	remote := r.remote
+	r.mu.Unlock()
+	if remote != nil && remote.Respond(resp) {
+		return nil
+	}
+	return r.RespondLocal(resp)
+}
+
+// RespondLocal hands resp to this node's applications only: for a
+// response another node's Remote forwarded here.
+func (r *Router) RespondLocal(resp *Response) error {
 	r.mu.Lock()
 	pk := pendingKey{resp.Messaging, resp.Tenant, resp.ReplyID, resp.CorrelationID}
 	if t := r.pending[pk]; t != nil {

@@ -136,7 +136,9 @@ func TestDeviceCheck(t *testing.T) {
 	enabled := map[string]bool{"on": true, "off": false}
 	reads := 0
 	d := New(Options{Hub: hub.New(hub.Options{}),
-		Tenant: func(_ context.Context, tenant string) (Tenant, error) { return Tenant{Registered: tenant == "reg"}, nil },
+		Tenant: func(_ context.Context, tenant string) (Tenant, error) {
+			return Tenant{Registered: tenant == "reg"}, nil
+		},
 		Device: func(_ context.Context, _, device string) (bool, bool, error) {
 			reads++
 			en, ok := enabled[device]
