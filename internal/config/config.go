@@ -141,6 +141,11 @@ type HonoKafka struct {
 	// hono.command.<tenant> topics, shared by the nodes. Default
 	// ferry-command-router.
 	CommandGroup string `yaml:"command_group"`
+	// ConsumeCommands (hono.kafka.consume_commands) makes the node a
+	// member of CommandGroup; false leaves the command topics to other
+	// nodes (commands still reach this node's devices through them).
+	// Default true.
+	ConsumeCommands bool `yaml:"consume_commands"`
 }
 
 // Application is one application user (applications[]).
@@ -422,7 +427,7 @@ func Default() Config {
 		AMQP:            AMQP{Addr: "127.0.0.1:5672", AppAddr: "127.0.0.1:15672", MaxConnections: 1000},
 		Hono: Hono{EventRetention: Duration(24 * time.Hour), MaxPayloadSize: 2048,
 			CommandAckTimeout: Duration(time.Second), ConnectionEvents: "none",
-			Kafka: HonoKafka{CommandGroup: "ferry-command-router"}},
+			Kafka: HonoKafka{CommandGroup: "ferry-command-router", ConsumeCommands: true}},
 		Login:   Login{CacheTTL: Duration(30 * time.Second), FailureBurst: 10, FailureInterval: Duration(time.Second)},
 		Store:   Store{Engine: "pebble", Durability: "sync", SyncInterval: Duration(10 * time.Millisecond)},
 		Cluster: Cluster{Kafka: Kafka{Brokers: []string{}, Topic: "ferry.messages", RetainedTopic: "ferry.retained", StartTimeout: Duration(time.Minute)}},

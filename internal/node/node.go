@@ -25,6 +25,7 @@ import (
 	"github.com/ferry-iot/ferry/internal/adapter/mqttadapter"
 	"github.com/ferry-iot/ferry/internal/auth"
 	"github.com/ferry-iot/ferry/internal/cluster"
+	"github.com/ferry-iot/ferry/internal/cmdroute"
 	"github.com/ferry-iot/ferry/internal/command"
 	"github.com/ferry-iot/ferry/internal/config"
 	"github.com/ferry-iot/ferry/internal/hub"
@@ -278,6 +279,11 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 		n.metrics.Register(clusterCollectors(cl)...)
 		n.closers = append(n.closers, func(context.Context) error { cl.Close(); return nil })
 		log.Info("scale-out mode", slog.String("node", cl.NodeID()), slog.Any("kafka", cfg.Cluster.Kafka.Brokers))
+		if n.cmds != nil {
+			if err := n.startCommandRelay(cl.NodeID(), tlsCfg); err != nil {
+				return nil, err
+			}
+		}
 	}
 
 	if err := n.listen(); err != nil {
@@ -814,6 +820,7 @@ func (n *Node) startKafkaMessaging() (*kafkaapi.Messaging, error) {
 		Client:       client,
 		Topics:       kafkaapi.Topics{Prefix: cfg.Hono.Kafka.TopicPrefix},
 		Commands:     n.cmds,
+		SkipCommands: !cfg.Hono.Kafka.ConsumeCommands,
 		CommandGroup: cfg.Hono.Kafka.CommandGroup,
 		Logger:       n.log,
 	})
@@ -825,6 +832,25 @@ func (n *Node) startKafkaMessaging() (*kafkaapi.Messaging, error) {
 		n.log.Info("Kafka messaging with the embedded registry: right for one node; nodes that share the Kafka cluster need --postgres-dsn")
 	}
 	return m, nil
+}
+
+// startCommandRelay routes commands to devices on the other nodes of the
+// cluster.
+func (n *Node) startCommandRelay(nodeID string, tlsCfg *tls.Config) error {
+	k := n.cfg.Cluster.Kafka
+	client, _, err := cluster.ClientOpts(k.Brokers, tlsCfg, cluster.SASL{Mechanism: k.SASL.Mechanism, Username: k.SASL.Username,
+		Password: k.SASL.Password}, "ferry-cmdroute-"+nodeID, n.log)
+	if err != nil {
+		return fmt.Errorf("cluster.kafka: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(k.StartTimeout))
+	defer cancel()
+	r, err := cmdroute.Start(ctx, cmdroute.Options{Client: client, NodeID: nodeID, Router: n.cmds, Logger: n.log})
+	if err != nil {
+		return fmt.Errorf("cluster.kafka.brokers (--kafka-brokers): command routing between nodes: %w", err)
+	}
+	n.closers = append(n.closers, func(context.Context) error { r.Close(); return nil })
+	return nil
 }
 
 func kafkaTLS(k config.Kafka) (*tls.Config, error) {

@@ -102,6 +102,9 @@ type Options struct {
 	// Commands routes consumed commands to devices; nil: commands are not
 	// consumed.
 	Commands *command.Router
+	// SkipCommands leaves the command topics to the other nodes' consumers;
+	// this node still produces the responses of commands it delivers.
+	SkipCommands bool
 	// CommandGroup is the consumer group of the command topics; default
 	// DefaultCommandGroup. All nodes of a cluster share it.
 	CommandGroup string
@@ -162,6 +165,11 @@ func Start(ctx context.Context, opts Options) (*Messaging, error) {
 		close(m.done)
 		return m, nil
 	}
+	m.stopReplies = opts.Commands.ReceiveMessaging(hono.MessagingKafka, responseSink{m})
+	if opts.SkipCommands {
+		close(m.done)
+		return m, nil
+	}
 	m.cmds, err = kgo.NewClient(append(opts.Client,
 		kgo.ConsumerGroup(opts.CommandGroup),
 		kgo.ConsumeRegex(),
@@ -174,10 +182,10 @@ func Start(ctx context.Context, opts Options) (*Messaging, error) {
 		kgo.MetadataMaxAge(10*time.Second), // new tenants' command topics are found soon
 	)...)
 	if err != nil {
+		m.stopReplies()
 		m.prod.Close()
 		return nil, err
 	}
-	m.stopReplies = opts.Commands.ReceiveMessaging(hono.MessagingKafka, responseSink{m})
 	var cctx context.Context
 	cctx, m.cancel = context.WithCancel(context.Background())
 	go m.consumeCommands(cctx)
@@ -202,8 +210,10 @@ func ping(ctx context.Context, cl *kgo.Client) error {
 
 // Close stops consuming commands and flushes what is being produced.
 func (m *Messaging) Close() {
-	if m.cmds != nil {
+	if m.stopReplies != nil {
 		m.stopReplies()
+	}
+	if m.cmds != nil {
 		m.cancel()
 		<-m.done
 		m.cmds.Close()
