@@ -157,6 +157,11 @@ type Application struct {
 	PasswordHash string `yaml:"password_hash"`
 	// Tenants the application may use; "*" for every tenant.
 	Tenants []string `yaml:"tenants"`
+	// KafkaTopics (applications[].kafka_topics) are the Kafka topics the
+	// application may reach through the AMQP-Kafka bridge besides the Hono
+	// topics of its tenants: exact names, or a prefix ending in '*'.
+	// Applications of every tenant ("*") reach every topic. Default none.
+	KafkaTopics []string `yaml:"kafka_topics"`
 }
 
 // Log configures logging.
@@ -560,6 +565,11 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("applications[%d] (%s): password_hash must be a bcrypt hash (ferry app hash-password prints one)", i, a.Name)
 		case len(a.Tenants) == 0:
 			return fmt.Errorf("applications[%d] (%s): tenants must list the tenants it may use, or \"*\"", i, a.Name)
+		}
+		for _, t := range a.KafkaTopics {
+			if t == "" {
+				return fmt.Errorf("applications[%d] (%s): kafka_topics must hold topic names or prefixes ending in *, not an empty name", i, a.Name)
+			}
 		}
 	}
 	if t := c.MQTT.TLS; c.HTTP.TLSAddr != "" && (t.CertFile == "" || t.KeyFile == "") {
