@@ -9,7 +9,9 @@ import (
 
 	"github.com/ferry-iot/ferry/internal/adapter/coapadapter"
 	"github.com/ferry-iot/ferry/internal/adapter/downstream"
+	"github.com/ferry-iot/ferry/internal/cluster"
 	"github.com/ferry-iot/ferry/internal/config"
+	"github.com/ferry-iot/ferry/internal/kafkabridge"
 	"github.com/ferry-iot/ferry/internal/northbound/amqpapi"
 	"github.com/ferry-iot/ferry/internal/registry"
 )
@@ -26,8 +28,38 @@ func (n *Node) startApps() error {
 	}
 	loopback, _ := config.IsLoopback(cfg.AMQP.AppAddr)
 	apps := make([]amqpapi.Application, 0, len(cfg.Applications))
+	appTopics := map[string][]string{}
 	for _, a := range cfg.Applications {
 		apps = append(apps, amqpapi.Application{Name: a.Name, PasswordHash: a.PasswordHash, Tenants: a.Tenants})
+		appTopics[a.Name] = a.KafkaTopics
+	}
+	// The bridge's links are refused (amqp:not-found) without Kafka: the
+	// address kafka/... is then no node of ours.
+	var bridge amqpapi.Bridge
+	if cfg.ScaleOut() {
+		k := cfg.Cluster.Kafka
+		tlsCfg, err := kafkaTLS(k)
+		if err != nil {
+			return err
+		}
+		client, _, err := cluster.ClientOpts(k.Brokers, tlsCfg, cluster.SASL{Mechanism: k.SASL.Mechanism, Username: k.SASL.Username,
+			Password: k.SASL.Password}, "ferry-bridge", n.log)
+		if err != nil {
+			return fmt.Errorf("cluster.kafka: %w", err)
+		}
+		b, err := kafkabridge.New(kafkabridge.Options{
+			Client:          client,
+			HonoTopicPrefix: cfg.Hono.Kafka.TopicPrefix,
+			AppTopics:       appTopics,
+			Reserved:        []string{k.Topic, k.RetainedTopic},
+			Logger:          n.log,
+		})
+		if err != nil {
+			return fmt.Errorf("the AMQP-Kafka bridge: %w", err)
+		}
+		// Closed after the listener (closeListeners), so its links are gone.
+		n.closers = append(n.closers, func(context.Context) error { b.Close(); return nil })
+		bridge = b
 	}
 	n.apps = amqpapi.New(amqpapi.Options{
 		Hub:            n.hub,
@@ -38,6 +70,7 @@ func (n *Node) startApps() error {
 		EventRetention: time.Duration(cfg.Hono.EventRetention),
 		Logger:         n.log,
 		MaxConnections: cfg.AMQP.MaxConnections,
+		Bridge:         bridge,
 	})
 	return n.apps.Serve(n.appLn)
 }
