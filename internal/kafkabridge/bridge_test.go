@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +39,12 @@ type env struct {
 // newEnv seeds topics with partitions each.
 func newEnv(t testing.TB, partitions int, topics ...string) *env {
 	t.Helper()
+	return newEnvWith(t, nil, partitions, topics...)
+}
+
+// newEnvWith is newEnv with the bridge's options changed by mutate.
+func newEnvWith(t testing.TB, mutate func(*Options), partitions int, topics ...string) *env {
+	t.Helper()
 	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(partitions), topics...))
 	if err != nil {
 		t.Fatal(err)
@@ -45,12 +52,16 @@ func newEnv(t testing.TB, partitions int, topics ...string) *env {
 	t.Cleanup(kc.Close)
 	client := []kgo.Opt{kgo.SeedBrokers(kc.ListenAddrs()...)}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	b, err := New(Options{
+	opts := Options{
 		Client:    client,
 		AppTopics: map[string][]string{"acme": {"shared.*", "exact"}},
 		Reserved:  []string{"ferry.messages"},
 		Logger:    log,
-	})
+	}
+	if mutate != nil {
+		mutate(&opts)
+	}
+	b, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -715,5 +726,70 @@ func TestTracker(t *testing.T) {
 				t.Fatalf("point %d, want %d", p, tt.point)
 			}
 		})
+	}
+}
+
+// linkCount is how many links the bridge serves.
+func (b *Bridge) linkCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.links
+}
+
+// TestLinkLimitsAndEnd: links past the bridge's bounds are refused; a
+// connection that closes ends its links, and a consumer's settled
+// offsets are committed on the way out.
+func TestLinkLimitsAndEnd(t *testing.T) {
+	// Registered first, so it runs after the cleanups of the listener,
+	// the bridge and the cluster: every goroutine has exited.
+	base := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for runtime.NumGoroutine() > base {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				t.Fatalf("%d goroutines left, %d before:\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	e := newEnvWith(t, func(o *Options) { o.MaxLinks, o.MaxConsumers = 2, 1 }, 1, "t1")
+	e.produce(records("t1", 3)...)
+	ctx := testCtx(t)
+	c, err := goamqp.Dial(ctx, "amqp://"+e.addr, &goamqp.ConnOptions{SASLType: goamqp.SASLTypePlain("all", "all")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.NewSession(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := receiver(t, s, "kafka/t1/group.id/g6", &goamqp.ReceiverOptions{Credit: 10, RequestedSenderSettleMode: goamqp.SenderSettleModeSettled.Ptr()})
+	if _, err := s.NewReceiver(ctx, "kafka/t1/group.id/g7", nil); linkErr(err) == nil || linkErr(err).Condition != goamqp.ErrCondResourceLimitExceeded {
+		t.Fatalf("a second consumer: %v, want amqp:resource-limit-exceeded", err)
+	}
+	if _, err := s.NewSender(ctx, "kafka/t1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.NewSender(ctx, "kafka/t1", nil); linkErr(err) == nil || linkErr(err).Condition != goamqp.ErrCondResourceLimitExceeded {
+		t.Fatalf("a third link: %v, want amqp:resource-limit-exceeded", err)
+	}
+	for range 3 {
+		if _, err := r.Receive(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for e.bridge.linkCount() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d links still served after their connection closed", e.bridge.linkCount())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := e.committed("g6", "t1", 0); got != 3 {
+		t.Fatalf("committed %d after the connection closed, want 3", got)
 	}
 }
