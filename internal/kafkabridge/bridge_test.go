@@ -793,3 +793,52 @@ func TestLinkLimitsAndEnd(t *testing.T) {
 		t.Fatalf("committed %d after the connection closed, want 3", got)
 	}
 }
+
+// TestConsumeGroupShared: two links of one group share the topic's
+// partitions; between them they get every record, after the group
+// rebalanced from one member to two.
+func TestConsumeGroupShared(t *testing.T) {
+	e := newEnv(t, 2, "t3")
+	e.produce(records("t3", 10)...)
+	s := e.session("all")
+	ctx := testCtx(t)
+	type at struct {
+		link      int
+		partition any
+		offset    any
+	}
+	got := make(chan at, 100)
+	recv := func(link int, r *goamqp.Receiver) {
+		for {
+			m, err := r.Receive(ctx, nil)
+			if err != nil {
+				return
+			}
+			_ = r.AcceptMessage(ctx, m)
+			got <- at{link, m.Annotations[string(AnnotationPartition)], m.Annotations[string(AnnotationOffset)]}
+		}
+	}
+	seen := map[[2]any]bool{}
+	byLink := map[int]int{}
+	waitSeen := func(n int) {
+		t.Helper()
+		for len(seen) < n {
+			select {
+			case a := <-got:
+				seen[[2]any{a.partition, a.offset}] = true
+				byLink[a.link]++
+			case <-ctx.Done():
+				t.Fatalf("%d records seen, want %d", len(seen), n)
+			}
+		}
+	}
+	go recv(1, receiver(t, s, "kafka/t3/group.id/shared", &goamqp.ReceiverOptions{Credit: 5}))
+	waitSeen(10)
+	go recv(2, receiver(t, s, "kafka/t3/group.id/shared", &goamqp.ReceiverOptions{Credit: 5}))
+	// Until the group gave the second link a partition, the first gets
+	// the new records.
+	for i := 10; byLink[2] == 0; i++ {
+		e.produce(&kgo.Record{Topic: "t3", Value: fmt.Appendf(nil, "v%d", i)})
+		waitSeen(i + 1)
+	}
+}
