@@ -23,6 +23,7 @@ const (
 	fetchMaxBytes = 1 << 20
 	startTimeout  = 10 * time.Second
 	commitTimeout = 5 * time.Second
+	fetchBackoff  = time.Second
 )
 
 // consumer serves one link the application receives on. Its goroutines
@@ -304,17 +305,30 @@ func (c *consumer) poll(n int) {
 	fs := c.cl.PollRecords(ctx, n)
 	c.mu.Lock()
 	c.wakePoll = nil
+	failed := false
 	fs.EachError(func(topic string, p int32, err error) {
 		if !errors.Is(err, context.Canceled) && !errors.Is(err, kgo.ErrClientClosed) {
+			failed = true
 			c.b.log.Warn("kafka bridge: fetching", "topic", topic, "partition", p, "err", err)
 		}
 	})
 	fs.EachRecord(func(r *kgo.Record) { c.pending = append(c.pending, r) })
+	idle := len(c.pending) == 0
 	c.mu.Unlock()
 	// Revocations run after this, and drop what they take away from
 	// pending.
 	if c.partition < 0 {
 		c.cl.AllowRebalance()
+	}
+	if failed && idle {
+		// A lasting error (the topic deleted, say) comes back at every
+		// poll: not a loop of warnings.
+		t := time.NewTimer(fetchBackoff)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+		}
 	}
 }
 
