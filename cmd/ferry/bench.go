@@ -115,6 +115,7 @@ func newBenchFanInCmd(o *benchOptions) *cobra.Command {
 
 func newBenchHonoCmd(o *benchOptions) *cobra.Command {
 	h := bench.Hono{}
+	var qos uint8
 	cmd := &cobra.Command{
 		Use:   "hono",
 		Short: "Hono devices (MQTT) -> Ferry -> a northbound AMQP application, or commands back; msgs/s and latency",
@@ -133,6 +134,13 @@ func newBenchHonoCmd(o *benchOptions) *cobra.Command {
 			if h.NoConsumer && h.Mode != "telemetry" {
 				return fmt.Errorf("--no-consumer needs --mode telemetry")
 			}
+			if qos > 1 {
+				return fmt.Errorf("--qos %d: telemetry is QoS 0 or 1", qos)
+			}
+			if len(h.KafkaBrokers) > 0 && h.Mode != "telemetry" && h.Mode != "event" {
+				return fmt.Errorf("--kafka-brokers needs --mode telemetry or event")
+			}
+			h.QoS = qos
 			h.Addr = o.addr
 			name := o.scenario("hono-" + h.Mode)
 			return runAll(o, cmd, h.Run, func(_ int, res bench.HonoResult) []bench.Metric { return res.Metrics(name, "msgs/s") })
@@ -153,6 +161,8 @@ func newBenchHonoCmd(o *benchOptions) *cobra.Command {
 	fl.IntVar(&h.Rate, "rate", 0, "messages per second in all (0: as fast as possible); for latency below saturation")
 	fl.BoolVar(&h.NoConsumer, "no-consumer", false, "publish without an application (the generator's and ingest's rate)")
 	fl.DurationVar(&h.Idle, "idle", 3*time.Second, "silence after which undelivered messages count as lost")
+	fl.Uint8Var(&qos, "qos", 0, "QoS of the devices' telemetry (0 or 1; events are 1)")
+	fl.StringSliceVar(&h.KafkaBrokers, "kafka-brokers", nil, "read hono.telemetry|event.<tenant> from these Kafka brokers instead of the northbound AMQP API (Ferry with --kafka-brokers)")
 	return cmd
 }
 

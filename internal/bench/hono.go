@@ -57,6 +57,12 @@ type Hono struct {
 	// in all (flushed every millisecond), for latency below saturation.
 	Rate int
 	Idle time.Duration
+	// QoS of the devices' telemetry (0 or 1); events are always 1.
+	QoS byte
+	// KafkaBrokers, if set, make the consumer a Kafka client of Hono's
+	// topics (hono.telemetry.<tenant>, hono.event.<tenant>) instead of a
+	// northbound AMQP application: for Ferry with --kafka-brokers.
+	KafkaBrokers []string
 }
 
 // HonoResult is the outcome of one Hono run.
@@ -128,7 +134,7 @@ func (h Hono) dialApp(ctx context.Context) (*amqp.Conn, *amqp.Session, error) {
 }
 
 func (h Hono) runUpstream(ctx context.Context) (HonoResult, error) {
-	qos := byte(0)
+	qos := h.QoS
 	ep := "telemetry"
 	if h.Mode == "event" {
 		qos, ep = 1, "event"
@@ -141,7 +147,19 @@ func (h Hono) runUpstream(ctx context.Context) (HonoResult, error) {
 		latMu     sync.Mutex
 	)
 	recvDone := make(chan error, 1)
-	if !h.NoConsumer {
+	if !h.NoConsumer && len(h.KafkaBrokers) > 0 {
+		stop, err := h.consumeKafka(ctx, ep, total, &received, &last, func(sent int64, now time.Time) {
+			latMu.Lock()
+			if len(latencies) < cap(latencies) {
+				latencies = append(latencies, now.Sub(time.Unix(0, sent)))
+			}
+			latMu.Unlock()
+		}, recvDone)
+		if err != nil {
+			return HonoResult{}, err
+		}
+		defer stop()
+	} else if !h.NoConsumer {
 		c, s, err := h.dialApp(ctx)
 		if err != nil {
 			return HonoResult{}, err

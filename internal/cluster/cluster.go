@@ -62,6 +62,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/ferry-iot/ferry/internal/hub"
+	"github.com/ferry-iot/ferry/internal/kafkatopics"
 )
 
 // Default topic names.
@@ -279,11 +280,11 @@ func (c *Cluster) start(ctx context.Context) error {
 		return fmt.Errorf("cluster: no Kafka broker of %v answers (%s): %w", o.Brokers, connection(o.TLS != nil, o.SASL), err)
 	}
 	createErr := createTopics(ctx, c.prod, o)
-	msgSpans, err := offsets(ctx, c.prod, o.Topic)
+	msgSpans, err := kafkatopics.Offsets(ctx, c.prod, o.Topic)
 	if err != nil {
 		return fmt.Errorf("cluster: topic %s: %w", o.Topic, errors.Join(err, createErr))
 	}
-	retSpans, err := offsets(ctx, c.prod, o.RetainedTopic)
+	retSpans, err := kafkatopics.Offsets(ctx, c.prod, o.RetainedTopic)
 	if err != nil {
 		return fmt.Errorf("cluster: topic %s: %w", o.RetainedTopic, errors.Join(err, createErr))
 	}
@@ -293,7 +294,7 @@ func (c *Cluster) start(ctx context.Context) error {
 	// topic's retention, it skips to the end.
 	at := make(map[int32]kgo.Offset, len(msgSpans))
 	for p, s := range msgSpans {
-		at[p] = kgo.NewOffset().At(s.end)
+		at[p] = kgo.NewOffset().At(s.End)
 	}
 	// No fetch sessions: with them, franz-go v1.22.3's Client.Close races
 	// with an in-flight fetch (the race detector sees it, franz-go#1248's
@@ -316,8 +317,8 @@ func (c *Cluster) start(ctx context.Context) error {
 
 	behind := make(map[int32]int64)
 	for p, s := range retSpans {
-		if s.end > s.start {
-			behind[p] = s.end
+		if s.End > s.Start {
+			behind[p] = s.End
 		}
 	}
 	c.wg.Add(3)
@@ -595,7 +596,7 @@ func (c *Cluster) decode(r *kgo.Record) (decoded, bool) {
 
 // watchPartitions adds partitions added to the messages topic to its
 // consumer, from their start: everything in them is new.
-func (c *Cluster) watchPartitions(known map[int32]span) {
+func (c *Cluster) watchPartitions(known map[int32]kafkatopics.Span) {
 	defer c.wg.Done()
 	t := time.NewTicker(c.opts.partitionCheck)
 	defer t.Stop()
@@ -605,14 +606,14 @@ func (c *Cluster) watchPartitions(known map[int32]span) {
 			return
 		case <-t.C:
 		}
-		parts, err := partitions(c.ctx, c.prod, c.opts.Topic)
+		parts, err := kafkatopics.Partitions(c.ctx, c.prod, c.opts.Topic)
 		if err != nil {
 			continue // the next tick tries again
 		}
 		added := map[int32]kgo.Offset{}
 		for _, p := range parts {
 			if _, ok := known[p]; !ok {
-				known[p] = span{}
+				known[p] = kafkatopics.Span{}
 				added[p] = kgo.NewOffset().AtStart()
 			}
 		}

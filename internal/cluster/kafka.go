@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -52,99 +51,6 @@ func createTopics(ctx context.Context, cl *kgo.Client, o Options) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// span is a partition's offsets: the first record's and the next one's.
-type span struct{ start, end int64 }
-
-// offsets returns the partitions of topic with their offsets, retrying
-// while Kafka answers with retriable errors (a topic just created has no
-// leaders yet) until ctx ends.
-func offsets(ctx context.Context, cl *kgo.Client, topic string) (map[int32]span, error) {
-	backoff := 20 * time.Millisecond
-	for {
-		spans, err := listOffsets(ctx, cl, topic)
-		if err == nil || !kerr.IsRetriable(err) {
-			return spans, err
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("%w (last: %w)", ctx.Err(), err)
-		case <-t.C:
-		}
-		backoff = min(2*backoff, time.Second)
-	}
-}
-
-func listOffsets(ctx context.Context, cl *kgo.Client, topic string) (map[int32]span, error) {
-	parts, err := partitions(ctx, cl, topic)
-	if err != nil {
-		return nil, err
-	}
-	spans := make(map[int32]span, len(parts))
-	for _, ts := range []int64{-2, -1} { // earliest, latest
-		req := kmsg.NewPtrListOffsetsRequest()
-		rt := kmsg.NewListOffsetsRequestTopic()
-		rt.Topic = topic
-		for _, p := range parts {
-			rp := kmsg.NewListOffsetsRequestTopicPartition()
-			rp.Partition = p
-			rp.Timestamp = ts
-			rt.Partitions = append(rt.Partitions, rp)
-		}
-		req.Topics = append(req.Topics, rt)
-		resp, err := req.RequestWith(ctx, cl)
-		if err != nil {
-			return nil, fmt.Errorf("listing offsets of %s: %w", topic, err)
-		}
-		for _, t := range resp.Topics {
-			for _, p := range t.Partitions {
-				if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-					return nil, fmt.Errorf("listing offsets of %s/%d: %w", topic, p.Partition, err)
-				}
-				s := spans[p.Partition]
-				if ts == -2 {
-					s.start = p.Offset
-				} else {
-					s.end = p.Offset
-				}
-				spans[p.Partition] = s
-			}
-		}
-	}
-	if len(spans) != len(parts) {
-		return nil, fmt.Errorf("listing offsets of %s: %d of %d partitions answered: %w", topic, len(spans), len(parts), kerr.LeaderNotAvailable)
-	}
-	return spans, nil
-}
-
-// partitions returns the partition numbers of topic.
-func partitions(ctx context.Context, cl *kgo.Client, topic string) ([]int32, error) {
-	req := kmsg.NewPtrMetadataRequest()
-	rt := kmsg.NewMetadataRequestTopic()
-	rt.Topic = kmsg.StringPtr(topic)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		return nil, fmt.Errorf("metadata of %s: %w", topic, err)
-	}
-	if len(resp.Topics) != 1 {
-		return nil, fmt.Errorf("metadata of %s: %d topics in the answer", topic, len(resp.Topics))
-	}
-	t := resp.Topics[0]
-	if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
-		return nil, fmt.Errorf("metadata of %s: %w", topic, err)
-	}
-	if len(t.Partitions) == 0 {
-		return nil, fmt.Errorf("metadata of %s: no partitions: %w", topic, kerr.LeaderNotAvailable)
-	}
-	out := make([]int32, 0, len(t.Partitions))
-	for _, p := range t.Partitions {
-		out = append(out, p.Partition)
-	}
-	return out, nil
 }
 
 // kafkaLogger hands franz-go's log lines to slog. Its Info level (a line

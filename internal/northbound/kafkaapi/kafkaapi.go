@@ -30,6 +30,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -90,6 +91,11 @@ const (
 // makes when a command could not be delivered.
 const ContentTypeDeliveryFailure = "application/vnd.eclipse-hono-delivery-failure-notification+json"
 
+// MaxBufferedRecords bounds the records waiting for Kafka: past it a QoS 0
+// message is dropped (and counted), and a QoS 1 message or an event waits,
+// holding its device back.
+const MaxBufferedRecords = 50_000
+
 // DefaultCommandGroup is the consumer group of the command topics.
 const DefaultCommandGroup = "ferry-command-router"
 
@@ -128,6 +134,7 @@ type Messaging struct {
 	cancel      context.CancelFunc
 	done        chan struct{}
 	stopReplies func()
+	dropped     atomic.Uint64
 }
 
 // Start connects to Kafka and, with Options.Commands, starts consuming
@@ -153,6 +160,11 @@ func Start(ctx context.Context, opts Options) (*Messaging, error) {
 		// A missing topic fails its records soon, with the topic's name,
 		// instead of holding the device for the delivery timeout.
 		kgo.UnknownTopicRetries(2),
+		// Devices wait for the acknowledgement: no lingering (franz-go's
+		// default 10ms was the whole latency of a QoS 1 message); records
+		// buffered while requests are in flight batch by themselves.
+		kgo.ProducerLinger(0),
+		kgo.MaxBufferedRecords(MaxBufferedRecords),
 	)...)
 	if err != nil {
 		return nil, err
@@ -241,10 +253,21 @@ func (m *Messaging) Produce(tenant string, hm *hub.Message, done func(error)) {
 		topic = m.opts.Topics.Event(tenant)
 	}
 	r := Record(topic, device, hm)
-	m.prod.Produce(context.Background(), r, func(r *kgo.Record, err error) {
+	cb := func(r *kgo.Record, err error) {
+		if errors.Is(err, kgo.ErrMaxBuffered) {
+			m.dropped.Add(1)
+		}
 		done(describe(r.Topic, err))
-	})
+	}
+	if hm.QoS == 0 {
+		m.prod.TryProduce(context.Background(), r, cb) // never holds a device up: at most once
+		return
+	}
+	m.prod.Produce(context.Background(), r, cb)
 }
+
+// Dropped counts the QoS 0 messages dropped because Kafka could not keep up.
+func (m *Messaging) Dropped() uint64 { return m.dropped.Load() }
 
 // describe names the topic of a failed record.
 func describe(topic string, err error) error {

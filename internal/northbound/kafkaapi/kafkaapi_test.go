@@ -17,7 +17,7 @@ import (
 
 // cluster starts a kfake cluster with topics and returns the client
 // options to reach it.
-func cluster(t *testing.T, topics ...string) []kgo.Opt {
+func cluster(t testing.TB, topics ...string) []kgo.Opt {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics...))
 	if err != nil {
@@ -27,7 +27,7 @@ func cluster(t *testing.T, topics ...string) []kgo.Opt {
 	return []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
 }
 
-func start(t *testing.T, opts Options) *Messaging {
+func start(t testing.TB, opts Options) *Messaging {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
