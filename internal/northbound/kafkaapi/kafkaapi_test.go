@@ -2,13 +2,16 @@ package kafkaapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ferry-iot/ferry/internal/command"
 	"github.com/ferry-iot/ferry/internal/hono"
@@ -211,4 +214,70 @@ func TestCommands(t *testing.T) {
 	} else if h := headers(f); h["status"] != "503" || h["content-type"] != ContentTypeDeliveryFailure || h["delivery-failure-notification-metadata[app]"] != "x" {
 		t.Errorf("delivery failure %q with %v", f.Value, h)
 	}
+}
+
+// TestKafkaDown: while the brokers refuse produce requests, QoS 1 messages
+// are not acknowledged (their devices are held back: franz-go's idempotent
+// producer does not give up on a request that may have been written); once
+// the brokers take them again, they and the later ones complete, and every
+// acknowledged message is in the topic.
+func TestKafkaDown(t *testing.T) {
+	topics := Topics{}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics.Telemetry("acme")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	var down atomic.Bool
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if down.Load() {
+			return nil, errors.New("broker down"), true // closes the connection
+		}
+		return nil, nil, false
+	})
+	client := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+	m := start(t, Options{Client: client, Topics: topics, DeliveryTimeout: time.Second})
+	msg := func(payload string) *hub.Message {
+		return &hub.Message{Topic: hono.HubTopic(hono.Telemetry, "d"), Payload: []byte(payload), QoS: 1, Created: time.Now()}
+	}
+	down.Store(true)
+	held := map[string]chan error{}
+	for _, p := range []string{"held-1", "held-2"} {
+		done := make(chan error, 1)
+		m.Produce("acme", msg(p), func(err error) { done <- err })
+		held[p] = done
+	}
+	select {
+	case err := <-held["held-1"]:
+		if err == nil {
+			t.Fatal("acknowledged while the broker was down")
+		}
+		delete(held, "held-1") // refused: the device was told
+	case <-time.After(2 * time.Second): // held back: what a device sees as backpressure
+	}
+	down.Store(false)
+	acked := map[string]bool{}
+	for p, done := range held {
+		select {
+		case err := <-done:
+			if err == nil {
+				acked[p] = true
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s still waiting after the broker came back", p)
+		}
+	}
+	for _, p := range []string{"kept-1", "kept-2"} {
+		if err := produce(t, m, "acme", msg(p)); err != nil {
+			t.Fatalf("%s after the broker came back: %v", p, err)
+		}
+		acked[p] = true
+	}
+	consumeUntil(t, client, topics.Telemetry("acme"), func(recs []*kgo.Record) bool {
+		for _, r := range recs {
+			delete(acked, string(r.Value))
+		}
+		return len(acked) == 0
+	})
 }
