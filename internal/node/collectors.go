@@ -6,6 +6,7 @@ import (
 	"github.com/ferry-iot/ferry/internal/cluster"
 	"github.com/ferry-iot/ferry/internal/hub"
 	"github.com/ferry-iot/ferry/internal/metrics"
+	"github.com/ferry-iot/ferry/internal/northbound/kafkaapi"
 )
 
 // The hub's and the cluster's collectors live here, where both are built,
@@ -81,4 +82,13 @@ func clusterCollectors(c *cluster.Cluster) []prometheus.Collector {
 		}, func() float64 { return float64(f.value(c.Stats())) }))
 	}
 	return cs
+}
+
+// kafkaMessagingCollectors export what Hono's Kafka messaging could not
+// take.
+func kafkaMessagingCollectors(m *kafkaapi.Messaging) []prometheus.Collector {
+	return []prometheus.Collector{prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: metrics.Namespace, Subsystem: "kafka", Name: "qos0_dropped_total",
+		Help: "QoS 0 telemetry dropped because Kafka's producer buffer was full.",
+	}, func() float64 { return float64(m.Dropped()) })}
 }

@@ -828,6 +828,7 @@ func (n *Node) startKafkaMessaging() (*kafkaapi.Messaging, error) {
 		return nil, fmt.Errorf("cluster.kafka.brokers (--kafka-brokers): Hono's Kafka messaging on %v (%s): %w", k.Brokers, how, err)
 	}
 	n.closers = append(n.closers, func(context.Context) error { m.Close(); return nil })
+	n.metrics.Register(kafkaMessagingCollectors(m)...)
 	if cfg.Registry.PostgresDSN == "" {
 		n.log.Info("Kafka messaging with the embedded registry: right for one node; nodes that share the Kafka cluster need --postgres-dsn")
 	}
