@@ -37,8 +37,13 @@ type consumer struct {
 	group     string
 	partition int32 // -1: the group assigns partitions
 	offset    int64 // -1: the group's committed offset
-	conv      converter
-	cl        *kgo.Client
+	// convert makes the message of a record; nil skips the record as
+	// done.
+	convert func(*kgo.Record) *amqp.Message
+	// latest starts a group without committed offsets at the end of the
+	// topic instead of its beginning.
+	latest bool
+	cl     *kgo.Client
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -68,14 +73,35 @@ func (b *Bridge) handleConsume(req *amqp.LinkRequest, app *amqpapi.Application, 
 	if err := b.acquire(true); err != nil {
 		return err
 	}
-	c := &consumer{b: b, snd: req.Sender, topic: topic, group: group, partition: partition, offset: offset, conv: conv,
-		wake: make(chan struct{}, 1), commit: make(chan struct{}, 1), parts: map[int32]*tracker{}}
+	b.startConsumer(&consumer{snd: req.Sender, topic: topic, group: group, partition: partition, offset: offset, convert: conv.message})
+	return nil
+}
+
+// ConsumeLatest serves snd from topic as a member of the Kafka consumer
+// group, as the bridge's consumer links are served, except where a group
+// without committed offsets starts: at the end of the topic, committed
+// as soon as the group assigns a partition, so that the group resumes
+// from there even if its first link ends before any record. convert
+// makes the message of a record; nil skips the record (done, committed).
+// The link counts as one of the bridge's consumers; a missing topic ends
+// it after its attach.
+func (b *Bridge) ConsumeLatest(snd *amqp.Sender, topic, group string, convert func(*kgo.Record) *amqp.Message) error {
+	if err := b.acquire(true); err != nil {
+		return err
+	}
+	b.startConsumer(&consumer{snd: snd, topic: topic, group: group, partition: -1, offset: -1, convert: convert, latest: true})
+	return nil
+}
+
+// startConsumer runs c, which acquire counted.
+func (b *Bridge) startConsumer(c *consumer) {
+	c.b = b
+	c.wake, c.commit, c.parts = make(chan struct{}, 1), make(chan struct{}, 1), map[int32]*tracker{}
 	c.ctx, c.cancel = context.WithCancel(b.ctx)
 	// After the outcomes of everything sent: the final commit sees them.
 	c.snd.OnDetach(c.cancel)
 	c.snd.OnReady(c.signal)
 	go c.run()
-	return nil
 }
 
 // filters reads the partition and offset filters: -1 for absent ones.
@@ -153,26 +179,33 @@ func (c *consumer) start() error {
 	if err != nil {
 		return err
 	}
+	reset := kgo.NewOffset().AtStart()
+	if c.latest {
+		reset = kgo.NewOffset().AtEnd()
+	}
 	opts := append(slices.Clone(c.b.opts.Client),
 		kgo.FetchMaxBytes(fetchMaxBytes), kgo.FetchMaxPartitionBytes(fetchMaxBytes),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		kgo.ConsumeResetOffset(reset))
 	if c.partition < 0 {
 		opts = append(opts, kgo.ConsumerGroup(c.group), kgo.ConsumeTopics(c.topic),
 			kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll(),
 			kgo.OnPartitionsRevoked(c.revoked), kgo.OnPartitionsLost(c.lost))
+		if c.latest {
+			opts = append(opts, kgo.OnPartitionsAssigned(c.assigned))
+		}
 	} else {
 		if c.partition >= n {
 			return &amqp.Error{Condition: CondPartitionNotExists, Description: fmt.Sprintf("Kafka topic %s has %d partitions, no %d", c.topic, n, c.partition)}
 		}
 		at := kgo.NewOffset().At(c.offset)
 		if c.offset < 0 {
-			committed, err := c.committed(ctx)
+			committed, err := c.committed(ctx, c.b.prod, []int32{c.partition})
 			if err != nil {
 				return err
 			}
 			at = kgo.NewOffset().AtStart()
-			if committed >= 0 {
-				at = kgo.NewOffset().At(committed)
+			if off, ok := committed[c.partition]; ok {
+				at = kgo.NewOffset().At(off)
 			}
 		}
 		opts = append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{c.topic: {c.partition: at}}))
@@ -205,26 +238,26 @@ func (c *consumer) partitions(ctx context.Context) (int32, error) {
 	return int32(len(resp.Topics[0].Partitions)), nil
 }
 
-// committed is the group's committed offset of the link's partition, -1
-// for none.
-func (c *consumer) committed(ctx context.Context) (int64, error) {
+// committed is the group's committed offsets of the topic's partitions
+// ps; those without one are missing.
+func (c *consumer) committed(ctx context.Context, cl *kgo.Client, ps []int32) (map[int32]int64, error) {
 	req := kmsg.NewPtrOffsetFetchRequest()
 	req.Group = c.group
 	t := kmsg.NewOffsetFetchRequestTopic()
 	t.Topic = c.topic
-	t.Partitions = []int32{c.partition}
+	t.Partitions = ps
 	req.Topics = append(req.Topics, t)
-	resp, err := req.RequestWith(ctx, c.b.prod)
+	resp, err := req.RequestWith(ctx, cl)
 	if err == nil {
 		err = kerr.ErrorForCode(resp.ErrorCode)
 	}
 	if err != nil {
-		return 0, &amqp.Error{Condition: amqp.CondInternalError, Description: fmt.Sprintf("the committed offset of group %s: %v", c.group, err)}
+		return nil, &amqp.Error{Condition: amqp.CondInternalError, Description: fmt.Sprintf("the committed offsets of group %s: %v", c.group, err)}
 	}
 	topics := resp.Topics
 	if len(resp.Groups) > 0 {
 		if err := kerr.ErrorForCode(resp.Groups[0].ErrorCode); err != nil {
-			return 0, &amqp.Error{Condition: amqp.CondInternalError, Description: fmt.Sprintf("the committed offset of group %s: %v", c.group, err)}
+			return nil, &amqp.Error{Condition: amqp.CondInternalError, Description: fmt.Sprintf("the committed offsets of group %s: %v", c.group, err)}
 		}
 		for _, gt := range resp.Groups[0].Topics {
 			t := kmsg.NewOffsetFetchResponseTopic()
@@ -237,14 +270,101 @@ func (c *consumer) committed(ctx context.Context) (int64, error) {
 			topics = append(topics, t)
 		}
 	}
+	offsets := map[int32]int64{}
 	for _, t := range topics {
 		for _, p := range t.Partitions {
-			if t.Topic == c.topic && p.Partition == c.partition && p.ErrorCode == 0 {
-				return p.Offset, nil
+			if t.Topic == c.topic && slices.Contains(ps, p.Partition) && p.ErrorCode == 0 && p.Offset >= 0 {
+				offsets[p.Partition] = p.Offset
 			}
 		}
 	}
-	return -1, nil
+	return offsets, nil
+}
+
+// assigned commits the end of the topic for the assigned partitions the
+// group has no offsets for (a latest consumer's new group). It runs
+// before the client fetches the group's offsets, so the client starts
+// from what it committed. Without the commit, records produced before
+// the first one the group consumes would be skipped again by every
+// later member, and nobody could tell when the group starts to count.
+func (c *consumer) assigned(ctx context.Context, cl *kgo.Client, added map[string][]int32) {
+	ps := added[c.topic]
+	if len(ps) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	committed, err := c.committed(ctx, cl, ps)
+	if err != nil {
+		c.b.log.Warn("kafka bridge: a new group's start not committed", "topic", c.topic, "group", c.group, "err", err)
+		return
+	}
+	var missing []int32
+	for _, p := range ps {
+		if _, ok := committed[p]; !ok {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	ends, err := c.ends(ctx, cl, missing)
+	if err == nil {
+		err = c.commitMember(ctx, cl, ends)
+	}
+	if err != nil && ctx.Err() == nil {
+		c.b.log.Warn("kafka bridge: a new group's start not committed", "topic", c.topic, "group", c.group, "err", err)
+	}
+}
+
+// ends lists the end offsets of the topic's partitions ps.
+func (c *consumer) ends(ctx context.Context, cl *kgo.Client, ps []int32) (map[int32]int64, error) {
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.ReplicaID = -1
+	t := kmsg.NewListOffsetsRequestTopic()
+	t.Topic = c.topic
+	for _, p := range ps {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = p, -1, -1
+		t.Partitions = append(t.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, t)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	ends := map[int32]int64{}
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+				return nil, fmt.Errorf("partition %d: %w", rp.Partition, err)
+			}
+			ends[rp.Partition] = rp.Offset
+		}
+	}
+	return ends, nil
+}
+
+// commitMember commits offsets in the client's current generation of the
+// group, outside franz-go's commit path, which waits for what is running
+// the callback.
+func (c *consumer) commitMember(ctx context.Context, cl *kgo.Client, offsets map[int32]int64) error {
+	member, generation := cl.GroupMetadata()
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Group, req.MemberID, req.Generation = c.group, member, generation
+	t := kmsg.NewOffsetCommitRequestTopic()
+	t.Topic, t.TopicID = c.topic, c.topicID
+	for p, at := range offsets {
+		rp := kmsg.NewOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset, rp.LeaderEpoch = p, at, -1
+		t.Partitions = append(t.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, t)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return err
+	}
+	return commitErr(resp)
 }
 
 // signal wakes the pump: credit came (OnReady), a message was settled or
@@ -348,8 +468,20 @@ func (c *consumer) flush() bool {
 			t = &tracker{}
 			c.parts[r.Partition] = t
 		}
-		ok, err := c.snd.TrySend(c.conv.message(r), nil, c.outcome(t, r))
+		m := c.convert(r)
+		var ok bool
+		var err error
+		if m != nil {
+			ok, err = c.snd.TrySend(m, nil, c.outcome(t, r))
+		}
 		switch {
+		case m == nil:
+			if q == &c.pending {
+				t.sent(r.Offset)
+			}
+			if t.done(r.Offset) {
+				c.commitSoon()
+			}
 		case err != nil && c.snd.Err() != nil:
 			c.cancel() // the link ended; OnDetach would say so soon
 			return true
@@ -413,11 +545,16 @@ func (c *consumer) outcome(t *tracker, r *kgo.Record) func(error) {
 		c.mu.Unlock()
 		c.signal()
 		if advanced {
-			select {
-			case c.commit <- struct{}{}:
-			default:
-			}
+			c.commitSoon()
 		}
+	}
+}
+
+// commitSoon wakes commitLoop: a commit point advanced.
+func (c *consumer) commitSoon() {
+	select {
+	case c.commit <- struct{}{}:
+	default:
 	}
 }
 
