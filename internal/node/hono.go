@@ -13,6 +13,7 @@ import (
 	"github.com/ferry-iot/ferry/internal/config"
 	"github.com/ferry-iot/ferry/internal/kafkabridge"
 	"github.com/ferry-iot/ferry/internal/northbound/amqpapi"
+	"github.com/ferry-iot/ferry/internal/northbound/kafkaapi"
 	"github.com/ferry-iot/ferry/internal/registry"
 )
 
@@ -36,6 +37,9 @@ func (n *Node) startApps() error {
 	// The bridge's links are refused (amqp:not-found) without Kafka: the
 	// address kafka/... is then no node of ours.
 	var bridge amqpapi.Bridge
+	// With Kafka, devices' telemetry and events are in Hono's topics, not
+	// in the hub: the bridge serves Hono's links from there as well.
+	var source amqpapi.KafkaSource
 	if cfg.ScaleOut() {
 		k := cfg.Cluster.Kafka
 		tlsCfg, err := kafkaTLS(k)
@@ -59,7 +63,7 @@ func (n *Node) startApps() error {
 		}
 		// Closed after the listener (closeListeners), so its links are gone.
 		n.closers = append(n.closers, func(context.Context) error { b.Close(); return nil })
-		bridge = b
+		bridge, source = b, b
 	}
 	n.apps = amqpapi.New(amqpapi.Options{
 		Hub:            n.hub,
@@ -71,6 +75,8 @@ func (n *Node) startApps() error {
 		Logger:         n.log,
 		MaxConnections: cfg.AMQP.MaxConnections,
 		Bridge:         bridge,
+		Kafka:          source,
+		KafkaTopics:    kafkaapi.Topics{Prefix: cfg.Hono.Kafka.TopicPrefix},
 	})
 	return n.apps.Serve(n.appLn)
 }

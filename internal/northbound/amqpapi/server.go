@@ -14,6 +14,20 @@
 // stays there until the group's member settled it (accepted or rejected;
 // released and modified send it again), and a group nobody receives for
 // keeps its events for the retention time.
+//
+// With Hono's Kafka messaging (Options.Kafka), telemetry and events are
+// not in the hub but in the tenant's Kafka topics, and the links are served
+// from there, whichever node the devices are connected to: a group is a
+// Kafka consumer group shared by all nodes (KafkaGroup), each link one of
+// its members. Its members share the topic's partitions, as Kafka
+// consumers of one group do, rather than taking turns with each message.
+// A new group starts at the end of the topic; a known one resumes at its
+// committed offsets, which settlement moves up to the first message not
+// settled yet (accepted and rejected are done, released and modified go
+// out again; the messages of a presettled link are done once sent). The
+// topic is the event log: the groups' backlogs are not bounded by
+// EventRetention but by the topic's retention. A record whose ttl passed
+// is not sent.
 package amqpapi
 
 import (
@@ -33,6 +47,7 @@ import (
 	"github.com/ferry-iot/ferry/internal/command"
 	"github.com/ferry-iot/ferry/internal/hono"
 	"github.com/ferry-iot/ferry/internal/hub"
+	"github.com/ferry-iot/ferry/internal/northbound/kafkaapi"
 )
 
 // Application is an application user: it logs in with SASL PLAIN and may
@@ -73,6 +88,10 @@ type Options struct {
 	// Bridge, if set, serves the links of addresses under BridgePrefix
 	// (the AMQP 1.0 <-> Kafka bridge) for logged-in applications.
 	Bridge Bridge
+	// Kafka, if set, serves the telemetry and event links from the
+	// tenants' Kafka topics (named by KafkaTopics) instead of the hub.
+	Kafka       KafkaSource
+	KafkaTopics kafkaapi.Topics
 }
 
 // BridgePrefix starts the addresses a Bridge serves: kafka/<topic>...
@@ -239,6 +258,9 @@ func (s *Server) HandleLink(req *amqp.LinkRequest) error {
 	switch {
 	case req.Sender != nil && (nb.Endpoint == hono.Telemetry || nb.Endpoint == hono.Event):
 		name, _ := req.Attach.Properties[SubscriptionName].(string)
+		if s.opts.Kafka != nil {
+			return s.joinKafka(nb.Tenant, nb.Endpoint, name, req.Sender)
+		}
 		return s.join(nb.Tenant, nb.Endpoint, name, req.Sender)
 	case req.Sender != nil && nb.Endpoint == hono.CommandResponse:
 		// Until the link ends.
