@@ -272,19 +272,9 @@ func (a *Adapter) upstream(w mux.ResponseWriter, r *mux.Message, rt route, path 
 	}
 	var ttd time.Duration
 	if s, ok := q["hono-ttd"]; ok {
-		secs, err := strconv.ParseInt(s, 10, 32)
-		if err != nil || secs < -1 {
-			reply(w, codes.BadRequest, "hono-ttd must be a number of seconds")
+		if ttd, derr = a.opts.Downstream.TTD(dm, s, a.opts.MaxTTD); derr != nil {
+			fail(w, derr)
 			return
-		}
-		maxTTD := a.opts.MaxTTD
-		if ts, _ := a.opts.Downstream.Settings(tenant).For(hono.AdapterCoAP); ts.MaxTTD > 0 {
-			maxTTD = ts.MaxTTD
-		}
-		if secs > 0 {
-			ttd = min(time.Duration(secs)*time.Second, maxTTD)
-			eff := int64(ttd / time.Second)
-			dm.TTD = &eff
 		}
 	}
 	hm, derr := a.opts.Downstream.Build(dm)

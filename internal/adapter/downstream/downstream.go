@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -358,6 +359,28 @@ func (d *Downstream) Build(m *Message) (*hub.Message, *Error) {
 		d.opts.Commands.SetLastGateway(m.Tenant, m.Device, m.Gateway)
 	}
 	return hm, nil
+}
+
+// TTD reads a device's hono-ttd (seconds; -1 and 0 mean it does not wait)
+// and caps it by the max-ttd of the tenant's entry for adapter, else by
+// fallback. It sets m.TTD when the device waits and returns how long; a
+// malformed value is a 400.
+func (d *Downstream) TTD(m *Message, value string, fallback time.Duration) (time.Duration, *Error) {
+	secs, err := strconv.ParseInt(value, 10, 32)
+	if err != nil || secs < -1 {
+		return 0, Errorf(400, "hono-ttd must be a number of seconds")
+	}
+	if secs <= 0 {
+		return 0, nil
+	}
+	limit := fallback
+	if ts, _ := d.Settings(m.Tenant).For(m.Adapter); ts.MaxTTD > 0 {
+		limit = ts.MaxTTD
+	}
+	ttd := min(time.Duration(secs)*time.Second, limit)
+	eff := int64(ttd / time.Second)
+	m.TTD = &eff
+	return ttd, nil
 }
 
 // openEvents opens a tenant's default event group once per process.

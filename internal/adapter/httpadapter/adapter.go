@@ -280,19 +280,10 @@ func (a *Adapter) upstream(w http.ResponseWriter, r *http.Request, segs []string
 	}
 	var ttd time.Duration
 	if s := param(r, "hono-ttd"); s != "" {
-		secs, err := strconv.ParseInt(s, 10, 32)
-		if err != nil || secs < -1 {
-			problem(w, http.StatusBadRequest, "hono-ttd must be a number of seconds")
+		var derr *downstream.Error
+		if ttd, derr = a.opts.Downstream.TTD(dm, s, a.opts.MaxTTD); derr != nil {
+			fail(w, derr)
 			return
-		}
-		maxTTD := a.opts.MaxTTD
-		if ts, _ := a.opts.Downstream.Settings(tenant).For(hono.AdapterHTTP); ts.MaxTTD > 0 {
-			maxTTD = ts.MaxTTD
-		}
-		if secs > 0 {
-			ttd = min(time.Duration(secs)*time.Second, maxTTD)
-			eff := int64(ttd / time.Second)
-			dm.TTD = &eff
 		}
 	}
 	hm, derr := a.opts.Downstream.Build(dm)
