@@ -28,6 +28,11 @@
 // leaves the rest to the group (at least once). Kafka is fetched only
 // while the link has credit.
 //
+// The northbound API's telemetry and event links, with Hono's Kafka
+// messaging, are consumer links too (Bridge.ConsumeLatest): the same
+// consumer with amqpapi's record conversion, whose new groups start at the
+// end of the topic. They count against MaxConsumers.
+//
 // # Caveats
 //
 // Errors only Kafka can tell (a missing topic, an unknown partition) end
