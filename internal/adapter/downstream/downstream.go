@@ -38,9 +38,9 @@ type Options struct {
 	// are kept until ForgetTenant. Nil: none.
 	Tenant func(ctx context.Context, tenant string) (Tenant, error)
 	// Kafka, if set, is Hono's Kafka messaging: telemetry and events are
-	// taken once Kafka acknowledged them, and reach the hub's own
-	// subscribers (the northbound AMQP API, MQTT subscribers) besides;
-	// OpenEvents should then be nil, the event log being Kafka's topic.
+	// taken once Kafka acknowledged them and go to Kafka only (the
+	// northbound AMQP API reads Hono's topics then); OpenEvents should be
+	// nil, the event log being Kafka's topic.
 	Kafka Producer
 	// Device reads whether a device of a registered tenant exists and is
 	// enabled; the answer is kept until ForgetDevice or ForgetTenant. Nil:
@@ -425,7 +425,7 @@ func (d *Downstream) Publish(tenant string, hm *hub.Message, done func(*Error)) 
 
 // publishKafka produces hm to Kafka: QoS 1 and events are taken once
 // Kafka acknowledged them (503 otherwise, the log naming the topic), QoS 0
-// at once. The hub's subscribers get it as well, without waiting for them.
+// at once. The hub does not get it: the northbound API reads Kafka then.
 func (d *Downstream) publishKafka(tenant string, hm *hub.Message, done func(*Error)) {
 	atMostOnce := hm.QoS == 0
 	d.opts.Kafka.Produce(tenant, hm, func(err error) {
@@ -450,7 +450,6 @@ func (d *Downstream) publishKafka(tenant string, hm *hub.Message, done func(*Err
 	if atMostOnce {
 		done(nil)
 	}
-	d.opts.Hub.PublishAsync(tenant, hm, func(hub.Result) {})
 }
 
 // Notify publishes an empty notification event for device: ttd -1 when it
