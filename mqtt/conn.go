@@ -81,6 +81,27 @@ type ReleaseHandler interface {
 	Released(c *Conn, p *packet.Publish, done func())
 }
 
+// QoS2SessionHandler is implemented by a Handler whose sessions outlive
+// their connections. The packet identifiers of inbound QoS 2 messages that
+// were handed to Publish and not yet released by the client's PUBREL are
+// session state [MQTT-4.3.3-9]: a client that reconnects sends such a
+// PUBLISH again with DUP, and it must not be handed over a second time.
+// Without this interface they live as long as the connection.
+type QoS2SessionHandler interface {
+	// InboundQoS2 returns those identifiers of c's session. It is called
+	// after Open (or OpenSession) when the session is present, before any
+	// packet of the client is read.
+	InboundQoS2(c *Conn) []uint16
+	// AwaitRelease records id before its message goes to Publish (or
+	// PublishAsync): a handler that stores it durably makes the
+	// guarantee hold across restarts too.
+	AwaitRelease(c *Conn, id uint16)
+	// Released forgets id: the client released it (PUBREL), or the
+	// message was refused, so that the client's next use of id is a new
+	// message.
+	ReleasedInbound(c *Conn, id uint16)
+}
+
 // SessionOpener is implemented by a Handler whose Open can fail, e.g.
 // because a persistent session or a will cannot be stored: OpenSession is
 // called instead of Open, and a code other than Success is written as the

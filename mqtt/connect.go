@@ -126,6 +126,16 @@ func (c *Conn) handshake() error {
 		// [MQTT-3.2.2-2] (3.1.1: [MQTT-3.2.2-1]).
 		present = false
 	}
+	if present && s.hooks.qos2 != nil {
+		if ids := s.hooks.qos2.InboundQoS2(c); len(ids) > 0 {
+			c.mu.Lock()
+			c.awaitRel = make(map[uint16]struct{}, len(ids))
+			for _, id := range ids {
+				c.awaitRel[id] = struct{}{}
+			}
+			c.mu.Unlock()
+		}
+	}
 	ack := packet.Connack{SessionPresent: present, Properties: res.Properties}
 	if c.version == packet.V5 {
 		mergeConnackProperties(&ack.Properties, &props)

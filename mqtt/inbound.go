@@ -125,13 +125,17 @@ func (c *Conn) handle(h packet.Header, body []byte) error {
 		}
 		code := packet.Success
 		c.mu.Lock()
-		if _, ok := c.awaitRel[p.PacketID]; ok {
+		_, awaited := c.awaitRel[p.PacketID]
+		if awaited {
 			delete(c.awaitRel, p.PacketID)
 		} else if c.version == packet.V5 {
 			code = packet.PacketIdentifierNotFound
 		}
 		c.appendAckLocked(hdrPubcomp, p.PacketID, code)
 		c.mu.Unlock()
+		if awaited && c.srv.hooks.qos2 != nil {
+			c.srv.hooks.qos2.ReleasedInbound(c, p.PacketID)
+		}
 	case packet.TypePubcomp:
 		var p packet.Pubcomp
 		if err := p.Decode(h.Flags, body, c.version); err != nil {
@@ -294,14 +298,18 @@ func (c *Conn) handlePublish(h packet.Header, body []byte) error {
 	}
 	if c.srv.hooks.async == nil {
 		c.mu.Unlock()
+		c.awaitRelease(first, p.PacketID)
 		code, withhold := c.ackCode(c.srv.Handler.Publish(c, p))
+		c.mu.Lock()
+		forgot := c.refusedLocked(first, p.PacketID, code)
+		if !withhold {
+			c.appendAckLocked(first, p.PacketID, code)
+		}
+		c.mu.Unlock()
+		c.forgetRelease(forgot, p.PacketID)
 		if withhold {
 			return c.fail(code, errNotAccepted)
 		}
-		c.mu.Lock()
-		c.refusedLocked(first, p.PacketID, code)
-		c.appendAckLocked(first, p.PacketID, code)
-		c.mu.Unlock()
 		return nil
 	}
 	a := &pendingAck{first: first, id: p.PacketID}
@@ -310,8 +318,24 @@ func (c *Conn) handlePublish(h packet.Header, body []byte) error {
 		c.pendingQoS1++
 	}
 	c.mu.Unlock()
+	c.awaitRelease(first, p.PacketID)
 	c.srv.hooks.async.PublishAsync(c, p, func(code packet.ReasonCode) { c.completeAck(a, code) })
 	return nil
+}
+
+// awaitRelease tells a QoS2SessionHandler of an inbound QoS 2 id about to
+// be handed over.
+func (c *Conn) awaitRelease(first byte, id uint16) {
+	if first == hdrPubrec && c.srv.hooks.qos2 != nil {
+		c.srv.hooks.qos2.AwaitRelease(c, id)
+	}
+}
+
+// forgetRelease tells a QoS2SessionHandler that id was forgotten.
+func (c *Conn) forgetRelease(forgot bool, id uint16) {
+	if forgot && c.srv.hooks.qos2 != nil {
+		c.srv.hooks.qos2.ReleasedInbound(c, id)
+	}
 }
 
 // pendingAck is the acknowledgement of an inbound QoS 1/2 message.
@@ -334,11 +358,13 @@ func (c *Conn) ackPendingLocked(id uint16) bool {
 }
 
 // refusedLocked forgets the id of a refused QoS 2 message: a retry is a
-// new message. c.mu must be held.
-func (c *Conn) refusedLocked(first byte, id uint16, code packet.ReasonCode) {
+// new message. It reports whether it did. c.mu must be held.
+func (c *Conn) refusedLocked(first byte, id uint16, code packet.ReasonCode) bool {
 	if first == hdrPubrec && code.IsError() {
 		delete(c.awaitRel, id)
+		return true
 	}
+	return false
 }
 
 // completeAck records the handler's code for the asynchronously handled a
@@ -347,7 +373,7 @@ func (c *Conn) completeAck(a *pendingAck, code packet.ReasonCode) {
 	c.mu.Lock()
 	a.code, a.withhold = c.ackCode(code)
 	a.done = true
-	c.refusedLocked(a.first, a.id, a.code)
+	forgot := c.refusedLocked(a.first, a.id, a.code)
 	n := 0
 	withheld := false
 	for ; n < len(c.pendingAcks) && c.pendingAcks[n].done; n++ {
@@ -368,6 +394,7 @@ func (c *Conn) completeAck(a *pendingAck, code packet.ReasonCode) {
 		c.pendingAcks = nil
 	}
 	c.mu.Unlock()
+	c.forgetRelease(forgot, a.id)
 	if withheld {
 		c.closeWith(packet.UnspecifiedError, &DisconnectError{Code: packet.UnspecifiedError, Err: errNotAccepted})
 	}

@@ -349,6 +349,7 @@ type hooks struct {
 	async     AsyncPublishHandler
 	auth      AuthHandler
 	opener    SessionOpener
+	qos2      QoS2SessionHandler
 }
 
 func newHooks(h Handler) hooks {
@@ -358,5 +359,6 @@ func newHooks(h Handler) hooks {
 	k.async, _ = h.(AsyncPublishHandler)
 	k.auth, _ = h.(AuthHandler)
 	k.opener, _ = h.(SessionOpener)
+	k.qos2, _ = h.(QoS2SessionHandler)
 	return k
 }

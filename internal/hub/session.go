@@ -54,7 +54,11 @@ type Session struct {
 	expiry     time.Duration // of a recovered session
 	willStored bool          // the store holds a will of this session
 	loaded     bool          // the store's queue was read in (recovered sessions)
-	appending  bool          // the append goroutine runs
+	// inbound are the client's QoS 2 ids awaiting PUBREL (inbound.go);
+	// inboundLoaded says a durable session read them from the store.
+	inbound       map[uint16]struct{}
+	inboundLoaded bool
+	appending     bool // the append goroutine runs
 	// The state of a durable session only, set before durable: most
 	// sessions of a large fleet are not durable and do without it.
 	*durableState

@@ -67,12 +67,10 @@ var brokers = []struct {
 	start func(t *testing.T) string
 	// qos2Once: the broker keeps the inbound QoS 2 packet identifiers
 	// awaiting PUBREL across connections, so a resent PUBLISH is not
-	// forwarded again. Ferry's mqtt.Server keeps them per connection
-	// (Conn.awaitRel) and nothing reloads them on a resumed session,
-	// although internal/store has PutInbound for it: a known issue.
+	// forwarded again.
 	qos2Once bool
 }{
-	{"ferry", func(t *testing.T) string { return startFerry(t, "").addr }, false},
+	{"ferry", func(t *testing.T) string { return startFerry(t, "").addr }, true},
 	{"mosquitto", func(t *testing.T) string { return startMosquitto(t, "") }, true},
 }
 
