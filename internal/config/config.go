@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/ferry-iot/ferry/mqtt/topic"
 )
 
 // DefaultTenant is the tenant of connections when authentication is off.
@@ -66,6 +68,92 @@ type Config struct {
 	Cluster Cluster `yaml:"cluster"`
 	// ShutdownTimeout (shutdown_timeout) bounds a clean shutdown. Default 5s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// Bridges (bridges[]) connect Ferry to other MQTT brokers, as
+	// Mosquitto's bridges do (docs/bridges.md). Default none.
+	Bridges []Bridge `yaml:"bridges"`
+}
+
+// Bridge is one connection to a remote broker (bridges[]).
+type Bridge struct {
+	// Name identifies the bridge in logs, metrics and the data directory
+	// (data_dir/bridges/<name>). Required, unique.
+	Name string `yaml:"name"`
+	// Address is the remote broker: tcp://host:port or tls://host:port.
+	Address string `yaml:"address"`
+	// ClientID is the bridge's client identifier at the remote broker.
+	// Default ferry-bridge-<name>.
+	ClientID string    `yaml:"client_id"`
+	Username string    `yaml:"username"`
+	Password string    `yaml:"password"`
+	TLS      BridgeTLS `yaml:"tls"`
+	// CleanStart discards the remote session at the bridge's first
+	// connection. Default false: the remote keeps the bridge's
+	// subscriptions and queued messages while Ferry is away.
+	CleanStart bool `yaml:"clean_start"`
+	// KeepAlive is the MQTT keep alive towards the remote. Default 60s.
+	KeepAlive Duration `yaml:"keep_alive"`
+	// Protocol is mqttv311 or mqttv5. Default mqttv5.
+	Protocol string `yaml:"protocol"`
+	// Tenant is the local tenant the bridge publishes to and subscribes
+	// in. Default DEFAULT_TENANT.
+	Tenant string `yaml:"tenant"`
+	// Topics are the forwarding rules, as Mosquitto's topic lines.
+	Topics []BridgeTopic `yaml:"topics"`
+}
+
+// BridgeTLS configures TLS towards the remote broker (tls:// addresses).
+type BridgeTLS struct {
+	// CAFile holds PEM CAs of the remote's certificate (empty: the system's).
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a client certificate, if the remote asks for one.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// InsecureSkipVerify accepts any certificate of the remote: tests only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// BridgeTopic is one forwarding rule, Mosquitto's
+// "topic pattern direction qos local-prefix remote-prefix": the local topic
+// is LocalPrefix+Pattern, the remote one RemotePrefix+Pattern.
+type BridgeTopic struct {
+	// Pattern is a topic filter; empty means the prefixes are the topics.
+	Pattern string `yaml:"pattern"`
+	// Direction is in (remote to local), out (local to remote) or both.
+	// Default out.
+	Direction string `yaml:"direction"`
+	// QoS is the most a forwarded message keeps: 0, 1 or 2. Default 0.
+	QoS          byte   `yaml:"qos"`
+	LocalPrefix  string `yaml:"local_prefix"`
+	RemotePrefix string `yaml:"remote_prefix"`
+}
+
+// Bridge protocols (bridges[].protocol).
+const (
+	BridgeMQTTv311 = "mqttv311"
+	BridgeMQTTv5   = "mqttv5"
+)
+
+// WithDefaults returns b with the defaults of unset keys filled in.
+func (b Bridge) WithDefaults() Bridge {
+	if b.ClientID == "" {
+		b.ClientID = "ferry-bridge-" + b.Name
+	}
+	if b.KeepAlive == 0 {
+		b.KeepAlive = Duration(60 * time.Second)
+	}
+	if b.Protocol == "" {
+		b.Protocol = BridgeMQTTv5
+	}
+	if b.Tenant == "" {
+		b.Tenant = DefaultTenant
+	}
+	b.Topics = append([]BridgeTopic(nil), b.Topics...)
+	for i := range b.Topics {
+		if b.Topics[i].Direction == "" {
+			b.Topics[i].Direction = "out"
+		}
+	}
+	return b
 }
 
 // AMQP configures the AMQP 1.0 listeners.
@@ -435,6 +523,7 @@ func Default() Config {
 			Kafka: HonoKafka{CommandGroup: "ferry-command-router", ConsumeCommands: true}},
 		Login:   Login{CacheTTL: Duration(30 * time.Second), FailureBurst: 10, FailureInterval: Duration(time.Second)},
 		Store:   Store{Engine: "pebble", Durability: "sync", SyncInterval: Duration(10 * time.Millisecond)},
+		Bridges: []Bridge{},
 		Cluster: Cluster{Kafka: Kafka{Brokers: []string{}, Topic: "ferry.messages", RetainedTopic: "ferry.retained", StartTimeout: Duration(time.Minute)}},
 		MQTT: MQTT{
 			Addr:                  "127.0.0.1:1883",
@@ -636,7 +725,71 @@ func (c *Config) Validate() error {
 	case c.ShutdownTimeout <= 0:
 		return errors.New("shutdown_timeout must be positive")
 	}
+	if err := c.validateBridges(); err != nil {
+		return err
+	}
 	return c.validateCluster()
+}
+
+func (c *Config) validateBridges() error {
+	names := map[string]bool{}
+	for i, b := range c.Bridges {
+		key := fmt.Sprintf("bridges[%d]", i)
+		b = b.WithDefaults()
+		switch {
+		case b.Name == "":
+			return fmt.Errorf("%s.name must be set", key)
+		case strings.ContainsAny(b.Name, "/\\+#") || b.Name == "." || b.Name == "..":
+			return fmt.Errorf("%s.name: %q must not contain / \\ + # (it names a directory and a topic)", key, b.Name)
+		case names[b.Name]:
+			return fmt.Errorf("%s.name: %q is the name of an earlier bridge", key, b.Name)
+		}
+		names[b.Name] = true
+		u, err := url.Parse(b.Address)
+		if err != nil || (u.Scheme != "tcp" && u.Scheme != "tls") || u.Host == "" {
+			return fmt.Errorf("%s.address: %q is not tcp://host:port or tls://host:port", key, b.Address)
+		}
+		switch {
+		case b.Protocol != BridgeMQTTv311 && b.Protocol != BridgeMQTTv5:
+			return fmt.Errorf("%s.protocol: %q is not mqttv311 or mqttv5", key, b.Protocol)
+		case b.KeepAlive < Duration(time.Second) || b.KeepAlive > Duration(65535*time.Second):
+			return fmt.Errorf("%s.keep_alive: %s is outside 1s..65535s", key, time.Duration(b.KeepAlive))
+		case (b.TLS.CertFile == "") != (b.TLS.KeyFile == ""):
+			return fmt.Errorf("%s.tls: cert_file and key_file go together", key)
+		case u.Scheme != "tls" && (b.TLS != BridgeTLS{}):
+			return fmt.Errorf("%s.tls needs a tls:// address", key)
+		case len(b.Topics) == 0:
+			return fmt.Errorf("%s.topics must hold at least one rule", key)
+		}
+		for j, t := range b.Topics {
+			if err := validateBridgeTopic(t); err != nil {
+				return fmt.Errorf("%s.topics[%d].%w", key, j, err)
+			}
+		}
+	}
+	return nil
+}
+
+func validateBridgeTopic(t BridgeTopic) error {
+	switch {
+	case t.Direction != "in" && t.Direction != "out" && t.Direction != "both":
+		return fmt.Errorf("direction: %q is not in, out or both", t.Direction)
+	case t.QoS > 2:
+		return fmt.Errorf("qos: %d is not 0, 1 or 2", t.QoS)
+	case strings.ContainsAny(t.LocalPrefix, "+#"):
+		return fmt.Errorf("local_prefix: %q must not hold wildcards", t.LocalPrefix)
+	case strings.ContainsAny(t.RemotePrefix, "+#"):
+		return fmt.Errorf("remote_prefix: %q must not hold wildcards", t.RemotePrefix)
+	case t.Pattern == "" && (t.LocalPrefix == "" || t.RemotePrefix == ""):
+		return errors.New("pattern: empty needs local_prefix and remote_prefix (they are then the topics)")
+	}
+	if err := topic.ValidateFilter(t.LocalPrefix + t.Pattern); err != nil {
+		return fmt.Errorf("pattern: local_prefix+pattern %q: %w", t.LocalPrefix+t.Pattern, err)
+	}
+	if err := topic.ValidateFilter(t.RemotePrefix + t.Pattern); err != nil {
+		return fmt.Errorf("pattern: remote_prefix+pattern %q: %w", t.RemotePrefix+t.Pattern, err)
+	}
+	return nil
 }
 
 // listener is a listen address with the config key and flag that set it.
@@ -719,6 +872,12 @@ func (c *Config) YAML() ([]byte, error) {
 	shown.Registry.PostgresDSN = redactDSN(shown.Registry.PostgresDSN)
 	if shown.Cluster.Kafka.SASL.Password != "" {
 		shown.Cluster.Kafka.SASL.Password = "********"
+	}
+	shown.Bridges = append([]Bridge(nil), shown.Bridges...)
+	for i := range shown.Bridges {
+		if shown.Bridges[i].Password != "" {
+			shown.Bridges[i].Password = "********"
+		}
 	}
 	return yaml.Marshal(&shown)
 }
