@@ -252,6 +252,9 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 		return nil, err
 	}
 	n.metrics.Register(&hubCollector{hub: n.hub})
+	if err := n.startBridges(); err != nil { // bridges.go
+		return nil, err
+	}
 	if cfg.ScaleOut() {
 		// Before the listeners: a node is ready once it holds the
 		// cluster's retained messages.
