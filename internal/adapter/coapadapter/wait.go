@@ -3,6 +3,7 @@ package coapadapter
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"mime"
 	"strings"
 	"sync"
@@ -143,6 +144,8 @@ func (a *Adapter) answerLater(wr waitRequest) {
 		case <-a.ctx.Done():
 			return
 		case <-wr.cc.Done():
+			// A command that comes now is released.
+			a.log.Warn("CoAP connection ended while the device waited for a command", "remote", wr.cc.RemoteAddr())
 			return
 		}
 		ctx, cancel := context.WithCancel(a.ctx)
@@ -164,7 +167,11 @@ func (a *Adapter) answerLater(wr waitRequest) {
 		}
 		err := wr.cc.WriteMessage(m)
 		if err != nil {
-			a.log.Debug("CoAP response to a waiting request not delivered", "remote", wr.cc.RemoteAddr(), "err", err)
+			level := slog.LevelDebug
+			if p != nil {
+				level = slog.LevelWarn // a command is released for it
+			}
+			a.log.Log(ctx, level, "CoAP response to a waiting request not delivered", "remote", wr.cc.RemoteAddr(), "err", err)
 		}
 		if p == nil {
 			return
