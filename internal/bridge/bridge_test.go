@@ -14,7 +14,7 @@ func TestRemoteTopic(t *testing.T) {
 	}
 	b := &Bridge{out: out}
 	for _, c := range []struct {
-		topic, want string
+		topic, want  string
 		qos, wantQoS byte
 		drop         bool
 	}{
