@@ -167,3 +167,47 @@ func TestYAMLHidesSecrets(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateBridges(t *testing.T) {
+	ok := Bridge{Name: "cloud", Address: "tcp://broker:1883", Topics: []BridgeTopic{{Pattern: "sensors/#", Direction: "out", QoS: 1}}}
+	for _, tc := range []struct {
+		name   string
+		mutate func(b *Bridge)
+		want   string // "" valid; else a part of the error
+	}{
+		{"valid", func(*Bridge) {}, ""},
+		{"tls address with a CA", func(b *Bridge) { b.Address = "tls://broker:8883"; b.TLS.CAFile = "ca.pem" }, ""},
+		{"no name", func(b *Bridge) { b.Name = "" }, "bridges[0].name"},
+		{"name with a slash", func(b *Bridge) { b.Name = "a/b" }, "bridges[0].name"},
+		{"bad scheme", func(b *Bridge) { b.Address = "http://broker" }, "bridges[0].address"},
+		{"bad protocol", func(b *Bridge) { b.Protocol = "mqttv31" }, "bridges[0].protocol"},
+		{"tls on tcp", func(b *Bridge) { b.TLS.CAFile = "ca.pem" }, "bridges[0].tls"},
+		{"cert without key", func(b *Bridge) { b.Address = "tls://broker:8883"; b.TLS.CertFile = "c.pem" }, "bridges[0].tls"},
+		{"no topics", func(b *Bridge) { b.Topics = nil }, "bridges[0].topics"},
+		{"bad direction", func(b *Bridge) { b.Topics[0].Direction = "sideways" }, "bridges[0].topics[0].direction"},
+		{"qos 3", func(b *Bridge) { b.Topics[0].QoS = 3 }, "bridges[0].topics[0].qos"},
+		{"wildcard prefix", func(b *Bridge) { b.Topics[0].LocalPrefix = "a/+/" }, "bridges[0].topics[0].local_prefix"},
+		{"empty pattern without prefixes", func(b *Bridge) { b.Topics[0].Pattern = "" }, "bridges[0].topics[0].pattern"},
+		{"bad filter", func(b *Bridge) { b.Topics[0].Pattern = "a/#/b" }, "bridges[0].topics[0].pattern"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := ok
+			b.Topics = append([]BridgeTopic(nil), ok.Topics...)
+			tc.mutate(&b)
+			cfg := Default()
+			cfg.Bridges = []Bridge{b}
+			err := cfg.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("unexpected error: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error = %v, want one naming %q", err, tc.want)
+			}
+		})
+	}
+	cfg := Default()
+	cfg.Bridges = []Bridge{ok, ok}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "bridges[1].name") {
+		t.Errorf("two bridges of one name: %v", err)
+	}
+}
