@@ -25,7 +25,9 @@ func BenchmarkPublish(b *testing.B) {
 		start func(testing.TB) string
 	}{
 		{"ferry", func(t testing.TB) string { return startFerry(t, "").addr }},
-		{"mosquitto", func(t testing.TB) string { return startMosquitto(t, "max_inflight_messages 0\nmax_queued_messages 0\n") }},
+		{"mosquitto", func(t testing.TB) string {
+			return startMosquitto(t, "max_inflight_messages 0\nmax_queued_messages 0\n")
+		}},
 	}
 	for _, br := range brokers {
 		addr := br.start(b)
