@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -275,4 +276,38 @@ func TestBridgeNoLoop(t *testing.T) {
 		t.Errorf("b got %s %q again", p.Topic, p.Payload)
 	case <-time.After(time.Second):
 	}
+}
+
+// TestBridgeObservability: a bridge's state and counts are in /metrics
+// and, as Mosquitto publishes them, under $SYS/broker/connection/<name>/.
+func TestBridgeObservability(t *testing.T) {
+	b := startFerry(t)
+	a := startFerry(t, bridgeTo(b.MQTTAddr().String(), config.BridgeTopic{Pattern: "obs/#", Direction: "out", QoS: 1}),
+		func(c *config.Config) { c.MQTT.SysInterval = config.Duration(time.Second) })
+	bSub, bGot := pahoGo(t, b.MQTTAddr().String(), "obs-sub")
+	subscribe(t, bSub, 0, paho.SubscribeOptions{Topic: "obs/#", QoS: 1})
+	aPub, _ := pahoGo(t, a.MQTTAddr().String(), "obs-pub")
+	publish(t, aPub, &paho.Publish{Topic: "obs/1", QoS: 1, Payload: []byte("x")})
+	select {
+	case <-bGot:
+	case <-time.After(20 * time.Second):
+		t.Fatal("nothing forwarded")
+	}
+	base := "http://" + a.HTTPAddr().String()
+	waitFor(t, "the bridge's metrics", func() bool {
+		_, m := httpGet(t, base+"/metrics")
+		return strings.Contains(m, `ferry_bridge_connected{bridge="remote"} 1`) &&
+			strings.Contains(m, `ferry_bridge_forwarded_total{bridge="remote",direction="out"} 1`)
+	})
+	sys, sysGot := pahoGo(t, a.MQTTAddr().String(), "obs-sys")
+	subscribe(t, sys, 0, paho.SubscribeOptions{Topic: "$SYS/broker/connection/remote/#", QoS: 0})
+	seen := map[string]string{}
+	waitFor(t, "the bridge's $SYS topics", func() bool {
+		select {
+		case p := <-sysGot:
+			seen[p.Topic] = string(p.Payload)
+		case <-time.After(100 * time.Millisecond):
+		}
+		return seen["$SYS/broker/connection/remote/state"] == "1" && seen["$SYS/broker/connection/remote/forwarded/out"] == "1"
+	})
 }

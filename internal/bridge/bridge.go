@@ -558,6 +558,9 @@ func match(rules []rule, name string) (rule, bool) {
 // Name returns the bridge's name.
 func (b *Bridge) Name() string { return b.cfg.Name }
 
+// Tenant is the local tenant the bridge works in.
+func (b *Bridge) Tenant() string { return b.cfg.Tenant }
+
 // Stats returns the bridge's counters.
 func (b *Bridge) Stats() Stats {
 	st := Stats{

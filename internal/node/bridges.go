@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ferry-iot/ferry/internal/bridge"
 	"github.com/ferry-iot/ferry/internal/metrics"
+	"github.com/ferry-iot/ferry/internal/systopics"
 )
 
 // startBridges starts the configured bridges once the hub has recovered,
@@ -40,7 +42,34 @@ func (n *Node) startBridges() error {
 		bridges = append(bridges, b)
 	}
 	n.metrics.Register(&bridgeCollector{bridges: bridges})
+	n.bridges = bridges
 	return nil
+}
+
+// bridgeSysTopics are the bridges' figures of a tenant under
+// $SYS/broker/connection/<name>/, as Mosquitto publishes a bridge's state
+// (1 connected, 0 not) there.
+func (n *Node) bridgeSysTopics(tenant string) []systopics.Topic {
+	var ts []systopics.Topic
+	for _, b := range n.bridges {
+		if b.Tenant() != tenant {
+			continue
+		}
+		st := b.Stats()
+		state := "0"
+		if st.Connected {
+			state = "1"
+		}
+		base := "connection/" + st.Name + "/"
+		ts = append(ts,
+			systopics.Topic{Name: base + "state", Value: state},
+			systopics.Topic{Name: base + "reconnects", Value: strconv.FormatUint(st.Reconnects, 10)},
+			systopics.Topic{Name: base + "forwarded/in", Value: strconv.FormatUint(st.ForwardedIn, 10)},
+			systopics.Topic{Name: base + "forwarded/out", Value: strconv.FormatUint(st.ForwardedOut, 10)},
+			systopics.Topic{Name: base + "dropped", Value: strconv.FormatUint(st.Dropped, 10)},
+			systopics.Topic{Name: base + "queued", Value: strconv.Itoa(st.Queued)})
+	}
+	return ts
 }
 
 // bridgeCollector reads the bridges' counters at scrape time.

@@ -24,6 +24,7 @@ import (
 	"github.com/ferry-iot/ferry/internal/adapter/httpadapter"
 	"github.com/ferry-iot/ferry/internal/adapter/mqttadapter"
 	"github.com/ferry-iot/ferry/internal/auth"
+	"github.com/ferry-iot/ferry/internal/bridge"
 	"github.com/ferry-iot/ferry/internal/cluster"
 	"github.com/ferry-iot/ferry/internal/cmdroute"
 	"github.com/ferry-iot/ferry/internal/command"
@@ -86,6 +87,7 @@ type Node struct {
 	wsNetLn    net.Listener
 	httpLn     net.Listener // nil when http.addr is off
 	httpsLn    net.Listener // nil when http.tls_addr is off; n.http serves both
+	bridges    []*bridge.Bridge
 	ready      atomic.Bool
 	// stopBackground ends the background tasks ($SYS); background waits
 	// for them.
@@ -381,6 +383,9 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 	n.stopBackground = cancel
 	if cfg.MQTT.SysInterval > 0 {
 		sys := &systopics.Publisher{Hub: n.hub, Interval: time.Duration(cfg.MQTT.SysInterval), Version: Version}
+		if len(n.bridges) > 0 {
+			sys.Extra = n.bridgeSysTopics
+		}
 		n.background.Go(func() { sys.Run(bgCtx) })
 	}
 	n.ready.Store(true)

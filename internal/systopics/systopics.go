@@ -24,9 +24,15 @@ type Publisher struct {
 	Start time.Time
 	// Now is the clock, for tests. If nil, time.Now.
 	Now func() time.Time
+	// Extra, if set, returns more figures of a tenant, published under
+	// $SYS/broker/ beside the hub's (a bridge's connection state, say).
+	Extra func(tenant string) []Topic
 
 	seen map[string]bool // tenants published at least once; owned by Run
 }
+
+// Topic is one figure: its topic under $SYS/broker/ and its value.
+type Topic struct{ Name, Value string }
 
 // Run publishes at once and then every Interval until ctx ends.
 func (p *Publisher) Run(ctx context.Context) {
@@ -89,10 +95,7 @@ func (p *Publisher) publishTenant(tenant string) {
 	p.seen[tenant] = true
 	uptime := int64(now().Sub(p.Start) / time.Second)
 	st := p.Hub.TenantStats(tenant)
-	for _, kv := range []struct {
-		topic string
-		value string
-	}{
+	topics := []Topic{
 		{"version", "ferry " + p.Version},
 		{"uptime", strconv.FormatInt(uptime, 10) + " seconds"},
 		{"clients/connected", strconv.FormatInt(st.Connected, 10)},
@@ -107,10 +110,14 @@ func (p *Publisher) publishTenant(tenant string) {
 		{"bytes/sent", strconv.FormatUint(st.BytesSent, 10)},
 		{"retained messages/count", strconv.Itoa(st.Retained)},
 		{"subscriptions/count", strconv.Itoa(st.Subscripts)},
-	} {
+	}
+	if p.Extra != nil {
+		topics = append(topics, p.Extra(tenant)...)
+	}
+	for _, kv := range topics {
 		p.Hub.Publish(tenant, &hub.Message{
-			Topic:   "$SYS/broker/" + kv.topic,
-			Payload: []byte(kv.value),
+			Topic:   "$SYS/broker/" + kv.Name,
+			Payload: []byte(kv.Value),
 			Retain:  true,
 		})
 	}
