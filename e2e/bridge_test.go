@@ -153,6 +153,14 @@ func TestBridgeMosquitto(t *testing.T) {
 // TestBridgeMosquittoOutage stops and restarts the remote broker while
 // QoS 1 messages flow out: every message Ferry acknowledged arrives.
 func TestBridgeMosquittoOutage(t *testing.T) {
+	for _, qos := range []byte{1, 2} {
+		t.Run(fmt.Sprintf("qos%d", qos), func(t *testing.T) { testBridgeOutage(t, qos) })
+	}
+}
+
+// testBridgeOutage: every message acknowledged locally at qos reaches the
+// remote across its restart; at QoS 2, exactly once.
+func testBridgeOutage(t *testing.T, qos byte) {
 	m := startMosquittoBroker(t)
 	var mu sync.Mutex
 	arrived := map[string]int{}
@@ -163,7 +171,7 @@ func TestBridgeMosquittoOutage(t *testing.T) {
 	// Mosquitto 2.0.11 came back without this MQTT 5 client's session
 	// (CONNACK session present 0) though it kept the bridge's.
 	sub, err := client.Connect(ctx, client.Options{
-		Server: "tcp://" + m.addr, ClientID: "outage-sub", Version: packet.V311,
+		Server: "tcp://" + m.addr, ClientID: fmt.Sprintf("outage-sub-%d", qos), Version: packet.V311,
 		Reconnect: true, MaxBackoff: 200 * time.Millisecond,
 		OnMessage: func(msg *client.Message) {
 			mu.Lock()
@@ -175,11 +183,11 @@ func TestBridgeMosquittoOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sub.Close() })
-	if _, err := sub.Subscribe(ctx, &packet.Subscribe{Subscriptions: []packet.Subscription{{Filter: "site/#", QoS: 1}}}); err != nil {
+	if _, err := sub.Subscribe(ctx, &packet.Subscribe{Subscriptions: []packet.Subscription{{Filter: "site/#", QoS: qos}}}); err != nil {
 		t.Fatal(err)
 	}
 
-	n := startFerry(t, bridgeTo(m.addr, config.BridgeTopic{Pattern: "load/#", Direction: "out", QoS: 1, RemotePrefix: "site/"}))
+	n := startFerry(t, bridgeTo(m.addr, config.BridgeTopic{Pattern: "load/#", Direction: "out", QoS: qos, RemotePrefix: "site/"}))
 	pub, err := client.Connect(ctx, client.Options{Server: "tcp://" + n.MQTTAddr().String(), ClientID: "outage-pub"})
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +198,7 @@ func TestBridgeMosquittoOutage(t *testing.T) {
 		t.Helper()
 		for range count {
 			p := "m" + strconv.Itoa(len(acked))
-			if err := pub.Publish(ctx, &client.Message{Topic: "load/x", QoS: 1, Payload: []byte(p)}); err != nil {
+			if err := pub.Publish(ctx, &client.Message{Topic: "load/x", QoS: qos, Payload: []byte(p)}); err != nil {
 				t.Fatalf("publish %s: %v", p, err)
 			}
 			acked = append(acked, p)
@@ -219,6 +227,15 @@ func TestBridgeMosquittoOutage(t *testing.T) {
 			t.Fatalf("%d of %d acknowledged messages never reached the remote, e.g. %v (hub: %+v)", len(missing), len(acked), missing[:min(5, len(missing))], n.Hub().Stats())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	if qos == 2 {
+		mu.Lock()
+		defer mu.Unlock()
+		for p, k := range arrived {
+			if k != 1 {
+				t.Errorf("QoS 2 message %s arrived %d times", p, k)
+			}
+		}
 	}
 }
 
