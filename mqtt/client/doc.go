@@ -82,8 +82,9 @@
 // QoS 2 identifiers. MemoryStore, the default, carries them across
 // reconnections; FileStore across restarts: a process that starts again
 // with the same directory, client identifier and Clean Start false sends
-// again what the previous one left unacknowledged. Clean Start true empties
-// the Store.
+// again what the previous one left unacknowledged; package
+// mqtt/client/pebblestore does the same in a Pebble database, for many
+// messages in flight. Clean Start true empties the Store.
 //
 // # Goroutines
 //

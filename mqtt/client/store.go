@@ -206,7 +206,7 @@ func (s *FileStore) Load() ([]Stored, []uint16, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		m, err := decodeStored(b)
+		m, err := DecodeStored(b)
 		if err != nil {
 			return nil, nil, fmt.Errorf("mqtt client: file store %s: %w", filepath.Join(s.dir, name), err)
 		}
@@ -217,7 +217,28 @@ func (s *FileStore) Load() ([]Stored, []uint16, error) {
 	return out, in, nil
 }
 
-func decodeStored(b []byte) (Stored, error) {
+// EncodeStored is the binary form of m that FileStore writes, for other
+// Store implementations: a magic, Seq, a flags byte, then the PUBLISH
+// encoded as MQTT 5 whatever the connection's version, so that its
+// properties are kept (without Dup and topic alias, which belong to one
+// connection).
+func EncodeStored(m Stored) ([]byte, error) {
+	b := make([]byte, 0, len(fileMagic)+9+len(m.Publish.Payload)+len(m.Publish.Topic)+16)
+	b = append(b, fileMagic...)
+	b = binary.BigEndian.AppendUint64(b, m.Seq)
+	var flags byte
+	if m.Released {
+		flags = 1
+	}
+	b = append(b, flags)
+	p := *m.Publish
+	p.Dup = false
+	p.Properties.TopicAlias = nil
+	return p.Append(b, packet.V5)
+}
+
+// DecodeStored reads what EncodeStored wrote.
+func DecodeStored(b []byte) (Stored, error) {
 	if len(b) < len(fileMagic)+9 || !bytes.HasPrefix(b, []byte(fileMagic)) {
 		return Stored{}, errors.New("not a stored message")
 	}
@@ -242,21 +263,11 @@ func decodeStored(b []byte) (Stored, error) {
 
 // PutOutgoing implements Store.
 func (s *FileStore) PutOutgoing(m Stored) error {
-	b := make([]byte, 0, len(fileMagic)+9+len(m.Publish.Payload)+len(m.Publish.Topic)+16)
-	b = append(b, fileMagic...)
-	b = binary.BigEndian.AppendUint64(b, m.Seq)
-	var flags byte
-	if m.Released {
-		flags = 1
-	}
-	b = append(b, flags)
-	p := *m.Publish
-	p.Dup = false
-	p.Properties.TopicAlias = nil
-	b, err := p.Append(b, packet.V5)
+	b, err := EncodeStored(m)
 	if err != nil {
 		return err
 	}
+	p := m.Publish
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.write("out-"+strconv.Itoa(int(p.PacketID)), b)
