@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"net"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/ferry-iot/ferry/internal/config"
+	"github.com/ferry-iot/ferry/internal/node"
 	"github.com/ferry-iot/ferry/mqtt/client"
 	"github.com/ferry-iot/ferry/mqtt/packet"
 )
@@ -326,5 +328,73 @@ func TestBridgeObservability(t *testing.T) {
 		case <-time.After(100 * time.Millisecond):
 		}
 		return seen["$SYS/broker/connection/remote/state"] == "1" && seen["$SYS/broker/connection/remote/forwarded/out"] == "1"
+	})
+}
+
+// TestBridgeLocalRestart: messages acknowledged locally while the remote
+// is away wait in Ferry's store, survive a restart of Ferry, and reach
+// the remote once it is back.
+func TestBridgeLocalRestart(t *testing.T) {
+	m := startMosquittoBroker(t)
+	var mu sync.Mutex
+	arrived := map[string]int{}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	sub, err := client.Connect(ctx, client.Options{
+		Server: "tcp://" + m.addr, ClientID: "restart-sub", Version: packet.V311,
+		Reconnect: true, MaxBackoff: 200 * time.Millisecond,
+		OnMessage: func(msg *client.Message) {
+			mu.Lock()
+			arrived[string(msg.Payload)]++
+			mu.Unlock()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Close() })
+	if _, err := sub.Subscribe(ctx, &packet.Subscribe{Subscriptions: []packet.Subscription{{Filter: "site/#", QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	m.stop()
+
+	cfg := config.Default()
+	cfg.MQTT.Addr, cfg.AMQP.AppAddr, cfg.AMQP.Addr, cfg.HTTP.Addr = "127.0.0.1:0", "", "", ""
+	cfg.MQTT.SysInterval = 0
+	cfg.DataDir = t.TempDir()
+	bridgeTo(m.addr, config.BridgeTopic{Pattern: "load/#", Direction: "out", QoS: 1, RemotePrefix: "site/"})(&cfg)
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelError}))
+	first, err := node.Start(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := client.Connect(ctx, client.Options{Server: "tcp://" + first.MQTTAddr().String(), ClientID: "restart-pub", CleanStart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	for i := range n {
+		if err := pub.Publish(ctx, &client.Message{Topic: "load/x", QoS: 1, Payload: []byte(strconv.Itoa(i))}); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	pub.Close()
+	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+	if err := first.Shutdown(sctx); err != nil {
+		t.Logf("first shutdown: %v", err)
+	}
+	scancel()
+
+	startNode(t, cfg) // the same data directory
+	m.start()
+	waitFor(t, "every message at the remote", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for i := range n {
+			if arrived[strconv.Itoa(i)] == 0 {
+				return false
+			}
+		}
+		return true
 	})
 }
