@@ -54,6 +54,9 @@ type Conn struct {
 	err            error // set once, before done is closed
 	closeReceived  chan struct{}
 	remoteClose    *Error // the error in the peer's close; set before closeReceived is closed
+	// closeAnswered: the peer's close answered ours, so the end is our
+	// Close, not the peer's decision (EndedCleanly); reader goroutine only.
+	closeAnswered bool
 
 	socketClosed sync.Once
 
@@ -482,7 +485,11 @@ func (c *Conn) readFrames(buf *[]byte) {
 		}
 		select {
 		case <-c.closeReceived:
-			c.shutdown(&ConnError{RemoteErr: c.remoteClose})
+			if c.closeAnswered && c.remoteClose == nil {
+				c.shutdown(&ConnError{inner: ErrClosed})
+			} else {
+				c.shutdown(&ConnError{RemoteErr: c.remoteClose})
+			}
 			return
 		case <-c.done:
 			return
@@ -649,6 +656,7 @@ func (c *Conn) handleClose(b *frame.Close) {
 	default:
 		close(c.closeReceived)
 	}
+	c.closeAnswered = c.closeSent
 	c.sendCloseLocked(nil)
 	// The reader shuts the connection down once dispatch has released mu.
 	c.remoteClose = b.Error

@@ -73,7 +73,10 @@ func (e *SessionError) Unwrap() error {
 // locally.
 type LinkError struct {
 	RemoteErr *Error
-	inner     error
+	// Closed reports that the peer's detach closed the link (closed=true)
+	// rather than suspending it.
+	Closed bool
+	inner  error
 }
 
 func (e *LinkError) Error() string {
@@ -91,6 +94,27 @@ func (e *LinkError) Unwrap() error {
 		return e.RemoteErr
 	}
 	return e.inner
+}
+
+// EndedCleanly reports whether err, the Err of a Sender, Receiver,
+// Session or Conn, says that the peer ended it on purpose and without an
+// error condition: a detach with closed=true, or an end or close without
+// error (which end the session's or connection's links with that error).
+// It is false for a detach that only suspends the link (closed=false), for
+// any condition the peer sent, and for every end that was not the peer's
+// decision: a lost socket, an idle time-out, a protocol violation, a local
+// Close. Services that act on how a peer left (a last will, say) need to
+// tell these apart.
+func EndedCleanly(err error) bool {
+	switch e := err.(type) {
+	case *LinkError:
+		return e.RemoteErr == nil && e.inner == nil && e.Closed
+	case *SessionError:
+		return e.RemoteErr == nil && e.inner == nil
+	case *ConnError:
+		return e.RemoteErr == nil && e.inner == nil
+	}
+	return false
 }
 
 // protoError is a violation by the peer, carrying the condition we send

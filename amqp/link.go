@@ -144,7 +144,7 @@ func (l *link) handleDetach(d *frame.Detach) {
 	s := l.s
 	close(l.remoteDetached)
 	delete(s.remoteLinks, l.remoteHandle)
-	err := &LinkError{RemoteErr: d.Error}
+	err := &LinkError{RemoteErr: d.Error, Closed: d.Closed}
 	if !l.detachSent {
 		l.detachSent = true
 		_ = s.c.w.frame(frame.TypeAMQP, s.channel, &frame.Detach{Handle: l.handle, Closed: d.Closed})
