@@ -12,6 +12,7 @@ import (
 	"github.com/ferry-iot/ferry/internal/cluster"
 	"github.com/ferry-iot/ferry/internal/config"
 	"github.com/ferry-iot/ferry/internal/kafkabridge"
+	"github.com/ferry-iot/ferry/internal/lastwill"
 	"github.com/ferry-iot/ferry/internal/northbound/amqpapi"
 	"github.com/ferry-iot/ferry/internal/northbound/kafkaapi"
 	"github.com/ferry-iot/ferry/internal/registry"
@@ -77,6 +78,7 @@ func (n *Node) startApps() error {
 		Bridge:         bridge,
 		Kafka:          source,
 		KafkaTopics:    kafkaapi.Topics{Prefix: cfg.Hono.Kafka.TopicPrefix},
+		Wills:          lastwill.New(n.hub, n.log),
 	})
 	return n.apps.Serve(n.appLn)
 }

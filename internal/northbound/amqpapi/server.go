@@ -28,6 +28,37 @@
 // topic is the event log: the groups' backlogs are not bounded by
 // EventRetention but by the topic's retention. A record whose ttl passed
 // is not sent.
+//
+// # Last wills for AMQP clients
+//
+// At address $lwt (LWTAddress) any logged-in application attaches a
+// sender link named after its client id (EnMasse's convention: the link
+// name is the identity) and sends its will, which Ferry publishes on the
+// hub, so that MQTT subscribers of its topic get it, when the client is
+// lost:
+//
+//   - a will message has subject "will" (or none), to = the MQTT topic,
+//     the payload as data (or an amqp-value string or binary), and the
+//     message annotations x-opt-retain-message (bool), x-opt-mqtt-qos
+//     (0-2; without it, durable means 1, else 0) and x-opt-will-delay (the
+//     delay in seconds; default 0). It is accepted once stored, rejected
+//     (amqp:invalid-field) when malformed;
+//   - the latest will replaces the earlier one; subject "will-clear", or a
+//     will with neither to nor a body, removes it;
+//   - a detach without error and with closed=true, or a connection close
+//     without error, deletes the will; a detach or close with an error, a
+//     detach that only suspends the link (closed=false), an idle time-out
+//     or a lost socket publishes it, after its delay unless a link of the
+//     same client id attaches to $lwt first (whose will then counts). A
+//     second link of a client id still attached takes over: the first is
+//     detached with amqp:link:stolen and has no say any more;
+//   - the will is published in the application's tenant: the first of its
+//     tenants, or DEFAULT_TENANT for an application of every tenant ("*":
+//     admin, anonymous logins);
+//   - wills are kept in the data directory (package lastwill: a hub session
+//     "$lwt/<client-id>" per client). When Ferry stops, the wills of the
+//     clients attached then stay: after the restart each is published
+//     after its delay unless its client attaches again first.
 package amqpapi
 
 import (
@@ -47,6 +78,7 @@ import (
 	"github.com/ferry-iot/ferry/internal/command"
 	"github.com/ferry-iot/ferry/internal/hono"
 	"github.com/ferry-iot/ferry/internal/hub"
+	"github.com/ferry-iot/ferry/internal/lastwill"
 	"github.com/ferry-iot/ferry/internal/northbound/kafkaapi"
 )
 
@@ -92,6 +124,8 @@ type Options struct {
 	// tenants' Kafka topics (named by KafkaTopics) instead of the hub.
 	Kafka       KafkaSource
 	KafkaTopics kafkaapi.Topics
+	// Wills, if set, serves the last-will address $lwt (LWTAddress).
+	Wills *lastwill.Service
 }
 
 // BridgePrefix starts the addresses a Bridge serves: kafka/<topic>...
@@ -241,6 +275,9 @@ func (s *Server) HandleLink(req *amqp.LinkRequest) error {
 	app := s.app(req.Conn)
 	if app == nil {
 		return &amqp.Error{Condition: amqp.CondUnauthorizedAccess, Description: "not logged in"}
+	}
+	if req.Address == LWTAddress {
+		return s.handleLWT(req, app)
 	}
 	if s.opts.Bridge != nil && bridged(req) {
 		return s.opts.Bridge.HandleLink(req, app)
