@@ -206,6 +206,18 @@ func (l *link) failLocked(err error) {
 // and waits for the peer's detach or ctx.
 func (l *link) close(ctx context.Context, e *Error) error {
 	c := l.s.c
+	// A link the Handler accepted is answered after HandleLink returns: a
+	// close called meanwhile (from a goroutine the Handler started) must
+	// not put the detach on the wire before the attach, which the peer
+	// would take for a detach of a link it does not know.
+	select {
+	case <-l.attached:
+	case <-l.detached:
+	case <-c.done:
+	case <-l.s.ended:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	c.mu.Lock()
 	select {
 	case <-l.detached:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	goamqp "github.com/Azure/go-amqp"
 )
@@ -80,14 +81,21 @@ func TestCloseWithError(t *testing.T) {
 	checkGoroutines(t)
 	cond := &Error{Condition: "io.example:gone", Description: "not any more"}
 	l := startListener(t, newTestBroker(), &ListenerOptions{Handler: HandlerFunc(func(req *LinkRequest) error {
+		called := make(chan struct{})
 		go func() {
 			ctx := context.Background()
+			close(called)
 			if req.Sender != nil {
 				_ = req.Sender.CloseWithError(ctx, cond)
 			} else {
 				_ = req.Receiver.CloseWithError(ctx, cond)
 			}
 		}()
+		// The close is under way before the attach is answered: its
+		// detach must still follow the attach on the wire (go-amqp
+		// refuses a detach of a handle it does not know).
+		<-called
+		time.Sleep(20 * time.Millisecond) // widens the race, not readiness
 		return nil
 	})})
 	ctx := testCtx(t)
