@@ -190,6 +190,10 @@ const (
 	CondDetachForced          = frame.CondDetachForced
 )
 
+// Integer is any AMQP integer value as an int64 (see frame.Integer), for
+// annotations, properties and filters whose integer type varies by client.
+func Integer(v any) (int64, bool) { return frame.Integer(v) }
+
 // Message sections and delivery states, re-exported from the codec.
 type (
 	Properties    = frame.Properties

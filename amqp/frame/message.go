@@ -26,6 +26,46 @@ const (
 // annotations, message annotations and the footer.
 type Annotations map[any]any
 
+// Get looks key up as a symbol, the spec's type for annotation keys, or
+// as a string, which lax clients send.
+func (a Annotations) Get(key encoding.Symbol) (any, bool) {
+	if v, ok := a[key]; ok {
+		return v, true
+	}
+	v, ok := a[string(key)]
+	return v, ok
+}
+
+// Integer is any AMQP integer value as an int64 (and a Go int, which a
+// message built in Go may hold); false for other types and ulongs past
+// int64.
+func Integer(v any) (int64, bool) {
+	switch n := v.(type) {
+	case int8:
+		return int64(n), true
+	case int16:
+		return int64(n), true
+	case int32:
+		return int64(n), true
+	case int64:
+		return n, true
+	case int:
+		return int64(n), true
+	case uint8:
+		return int64(n), true
+	case uint16:
+		return int64(n), true
+	case uint32:
+		return int64(n), true
+	case uint64:
+		if n > 1<<63-1 {
+			return 0, false
+		}
+		return int64(n), true
+	}
+	return 0, false
+}
+
 // Message is an AMQP message (part 3, section 3.2): the optional sections
 // in wire order, then the body, which is one of Data, Sequence or Value.
 type Message struct {

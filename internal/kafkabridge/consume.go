@@ -110,14 +110,14 @@ func filters(f map[amqp.Symbol]any) (partition int32, offset int64, err error) {
 	pv, hasP := filterValue(f, FilterPartition)
 	ov, hasO := filterValue(f, FilterOffset)
 	if hasP {
-		n, ok := integer(pv)
+		n, ok := amqp.Integer(pv)
 		if !ok || n < 0 || n > 1<<31-1 {
 			return 0, 0, &amqp.Error{Condition: CondWrongPartitionFilter, Description: fmt.Sprintf("%s must be a partition number (int), not %v", FilterPartition, pv)}
 		}
 		partition = int32(n)
 	}
 	if hasO {
-		n, ok := integer(ov)
+		n, ok := amqp.Integer(ov)
 		if !ok || n < 0 {
 			return 0, 0, &amqp.Error{Condition: CondWrongOffsetFilter, Description: fmt.Sprintf("%s must be an offset (long, not negative), not %v", FilterOffset, ov)}
 		}

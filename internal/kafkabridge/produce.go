@@ -128,7 +128,7 @@ func asError(err error) *amqp.Error {
 // routing applies the message's x-opt-bridge.partition and
 // x-opt-bridge.key annotations.
 func routing(m *amqp.Message, rec *kgo.Record) *amqp.Error {
-	if v, ok := annotation(m.MessageAnnotations, AnnotationKey); ok {
+	if v, ok := m.MessageAnnotations.Get(AnnotationKey); ok {
 		switch k := v.(type) {
 		case string:
 			rec.Key = []byte(k)
@@ -138,8 +138,8 @@ func routing(m *amqp.Message, rec *kgo.Record) *amqp.Error {
 			return &amqp.Error{Condition: amqp.CondInvalidField, Description: fmt.Sprintf("%s must be a string, not %T", AnnotationKey, v)}
 		}
 	}
-	if v, ok := annotation(m.MessageAnnotations, AnnotationPartition); ok {
-		n, ok := integer(v)
+	if v, ok := m.MessageAnnotations.Get(AnnotationPartition); ok {
+		n, ok := amqp.Integer(v)
 		if !ok || n < 0 || n > 1<<31-1 {
 			return &amqp.Error{Condition: amqp.CondInvalidField, Description: fmt.Sprintf("%s must be a partition number (int), not %v", AnnotationPartition, v)}
 		}
@@ -147,43 +147,6 @@ func routing(m *amqp.Message, rec *kgo.Record) *amqp.Error {
 		rec.Context = manualPartition
 	}
 	return nil
-}
-
-// annotation looks key up as a symbol (the spec's type for annotation
-// keys), or as a string from lax clients.
-func annotation(a amqp.Annotations, key amqp.Symbol) (any, bool) {
-	if v, ok := a[key]; ok {
-		return v, true
-	}
-	v, ok := a[string(key)]
-	return v, ok
-}
-
-// integer is any AMQP integer as int64; false for other types and
-// ulongs past int64.
-func integer(v any) (int64, bool) {
-	switch n := v.(type) {
-	case int8:
-		return int64(n), true
-	case int16:
-		return int64(n), true
-	case int32:
-		return int64(n), true
-	case int64:
-		return n, true
-	case uint8:
-		return int64(n), true
-	case uint16:
-		return int64(n), true
-	case uint32:
-		return int64(n), true
-	case uint64:
-		if n > 1<<63-1 {
-			return 0, false
-		}
-		return int64(n), true
-	}
-	return 0, false
 }
 
 // manualPartition marks records whose partition the message chose: the

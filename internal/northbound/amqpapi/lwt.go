@@ -150,14 +150,14 @@ func parseWill(m *amqp.Message, clientID string) (*hub.Message, time.Duration, e
 	if m.Header != nil && m.Header.Durable {
 		w.QoS = 1
 	}
-	if v, ok := annotation(m, AnnotationMQTTQoS); ok {
-		q, ok := integer(v)
+	if v, ok := m.MessageAnnotations.Get(AnnotationMQTTQoS); ok {
+		q, ok := amqp.Integer(v)
 		if !ok || q < 0 || q > 2 {
 			return nil, 0, fmt.Errorf("%s must be 0, 1 or 2, not %v", AnnotationMQTTQoS, v)
 		}
 		w.QoS = byte(q)
 	}
-	if v, ok := annotation(m, AnnotationRetainMessage); ok {
+	if v, ok := m.MessageAnnotations.Get(AnnotationRetainMessage); ok {
 		b, ok := v.(bool)
 		if !ok {
 			return nil, 0, fmt.Errorf("%s must be a boolean, not %T", AnnotationRetainMessage, v)
@@ -165,50 +165,12 @@ func parseWill(m *amqp.Message, clientID string) (*hub.Message, time.Duration, e
 		w.Retain = b
 	}
 	var delay time.Duration
-	if v, ok := annotation(m, AnnotationWillDelay); ok {
-		sec, ok := integer(v)
+	if v, ok := m.MessageAnnotations.Get(AnnotationWillDelay); ok {
+		sec, ok := amqp.Integer(v)
 		if !ok || sec < 0 || sec > math.MaxInt64/int64(time.Second) {
 			return nil, 0, fmt.Errorf("%s must be a number of seconds, not %v", AnnotationWillDelay, v)
 		}
 		delay = time.Duration(sec) * time.Second
 	}
 	return w, delay, nil
-}
-
-// annotation looks a message annotation up by its symbol key (or, from
-// lax clients, a string key).
-func annotation(m *amqp.Message, k amqp.Symbol) (any, bool) {
-	if v, ok := m.MessageAnnotations[k]; ok {
-		return v, true
-	}
-	v, ok := m.MessageAnnotations[string(k)]
-	return v, ok
-}
-
-// integer is the value of any AMQP integer type.
-func integer(v any) (int64, bool) {
-	switch n := v.(type) {
-	case int8:
-		return int64(n), true
-	case int16:
-		return int64(n), true
-	case int32:
-		return int64(n), true
-	case int64:
-		return n, true
-	case uint8:
-		return int64(n), true
-	case uint16:
-		return int64(n), true
-	case uint32:
-		return int64(n), true
-	case uint64:
-		if n > math.MaxInt64 {
-			return 0, false
-		}
-		return int64(n), true
-	case int:
-		return int64(n), true
-	}
-	return 0, false
 }
