@@ -276,7 +276,7 @@ func (c *Cluster) start(ctx context.Context) error {
 	}
 	// Kafka may still be starting: try until ctx ends, then say why the
 	// last try failed (TLS, SASL), which the requests below would not.
-	if err := ping(ctx, c.prod); err != nil {
+	if err := kafkatopics.Ping(ctx, c.prod); err != nil {
 		return fmt.Errorf("cluster: no Kafka broker of %v answers (%s): %w", o.Brokers, connection(o.TLS != nil, o.SASL), err)
 	}
 	createErr := createTopics(ctx, c.prod, o)
@@ -331,26 +331,6 @@ func (c *Cluster) start(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("cluster: reading retained messages from %s: %w", o.RetainedTopic, ctx.Err())
-	}
-}
-
-// ping waits until a broker answers, or ctx ends; then it returns the last
-// failure.
-func ping(ctx context.Context, cl *kgo.Client) error {
-	backoff := 100 * time.Millisecond
-	for {
-		err := cl.Ping(ctx)
-		if err == nil {
-			return nil
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		case <-t.C:
-		}
-		backoff = min(2*backoff, 2*time.Second)
 	}
 }
 

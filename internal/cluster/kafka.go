@@ -3,54 +3,29 @@ package cluster
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
-)
 
-// Kafka administration with plain protocol requests (kmsg): kadm is not a
-// dependency of the module.
+	"github.com/ferry-iot/ferry/internal/kafkatopics"
+)
 
 // createTopics creates the messages topic and the compacted retained topic.
 // A topic that exists is left as it is. Other failures (such as a missing
 // CREATE permission on topics an operator made) are only returned for the
 // caller to report if the topics then turn out to be missing.
 func createTopics(ctx context.Context, cl *kgo.Client, o Options) error {
-	req := kmsg.NewPtrCreateTopicsRequest()
-	req.TimeoutMillis = 30000
-	for _, name := range []string{o.Topic, o.RetainedTopic} {
-		t := kmsg.NewCreateTopicsRequestTopic()
-		t.Topic = name
-		t.NumPartitions = -1 // the broker's default (Kafka 2.4+)
-		if o.Partitions > 0 {
-			t.NumPartitions = o.Partitions
-		}
-		t.ReplicationFactor = -1
-		if o.ReplicationFactor > 0 {
-			t.ReplicationFactor = o.ReplicationFactor
-		}
-		if name == o.RetainedTopic {
-			c := kmsg.NewCreateTopicsRequestTopicConfig()
-			c.Name = "cleanup.policy"
-			c.Value = kmsg.StringPtr("compact")
-			t.Configs = append(t.Configs, c)
-		}
-		req.Topics = append(req.Topics, t)
-	}
-	resp, err := req.RequestWith(ctx, cl)
+	spec := kafkatopics.Spec{Partitions: o.Partitions, Replication: o.ReplicationFactor}
+	res, err := kafkatopics.Create(ctx, cl, []string{o.Topic}, spec)
 	if err != nil {
-		return fmt.Errorf("creating topics: %w", err)
+		return err
 	}
-	var errs []error
-	for _, t := range resp.Topics {
-		if err := kerr.ErrorForCode(t.ErrorCode); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-			errs = append(errs, fmt.Errorf("creating topic %s: %w", t.Topic, err))
-		}
+	errs := kafkatopics.Err(res)
+	spec.Configs = map[string]string{"cleanup.policy": "compact"}
+	if res, err = kafkatopics.Create(ctx, cl, []string{o.RetainedTopic}, spec); err != nil {
+		return errors.Join(errs, err)
 	}
-	return errors.Join(errs...)
+	return errors.Join(errs, kafkatopics.Err(res))
 }
 
 // kafkaLogger hands franz-go's log lines to slog. Its Info level (a line

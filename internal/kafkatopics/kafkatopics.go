@@ -1,6 +1,7 @@
-// Package kafkatopics creates Kafka topics with plain protocol requests
-// (kmsg; kadm is not a dependency of the module), for the CLI and for the
-// internal topics nodes create at start.
+// Package kafkatopics is the Kafka administration Ferry needs, with plain
+// protocol requests (kmsg; kadm is not a dependency of the module):
+// waiting for brokers, creating topics (for the CLI and for the internal
+// topics nodes create at start), and reading partition offsets.
 package kafkatopics
 
 import (
@@ -177,4 +178,22 @@ func Partitions(ctx context.Context, cl *kgo.Client, topic string) ([]int32, err
 		out = append(out, p.Partition)
 	}
 	return out, nil
+}
+
+// Ping waits for a broker to answer until ctx ends, since Kafka may be
+// starting with the node, and returns the last failure then.
+func Ping(ctx context.Context, cl *kgo.Client) error {
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
+		err := cl.Ping(ctx)
+		if err == nil {
+			return nil
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
 }

@@ -39,6 +39,7 @@ import (
 	"github.com/ferry-iot/ferry/internal/command"
 	"github.com/ferry-iot/ferry/internal/hono"
 	"github.com/ferry-iot/ferry/internal/hub"
+	"github.com/ferry-iot/ferry/internal/kafkatopics"
 )
 
 // Topics names a tenant's Hono topics, under an optional prefix for
@@ -169,7 +170,7 @@ func Start(ctx context.Context, opts Options) (*Messaging, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := ping(ctx, m.prod); err != nil {
+	if err := kafkatopics.Ping(ctx, m.prod); err != nil {
 		m.prod.Close()
 		return nil, fmt.Errorf("no Kafka broker answers: %w", err)
 	}
@@ -202,22 +203,6 @@ func Start(ctx context.Context, opts Options) (*Messaging, error) {
 	cctx, m.cancel = context.WithCancel(context.Background())
 	go m.consumeCommands(cctx)
 	return m, nil
-}
-
-// ping waits for a broker to answer until ctx ends: Kafka may be starting
-// with the node.
-func ping(ctx context.Context, cl *kgo.Client) error {
-	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
-		err := cl.Ping(ctx)
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(backoff):
-		}
-	}
 }
 
 // Close stops consuming commands and flushes what is being produced.
