@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 
 	"net"
 	"os"
@@ -160,25 +161,34 @@ func TestBridgeMosquittoOutage(t *testing.T) {
 	}
 }
 
-// testBridgeOutage: every message acknowledged locally at qos reaches the
-// remote across its restart; at QoS 2, exactly once.
-func testBridgeOutage(t *testing.T, qos byte) {
-	m := startMosquittoBroker(t)
-	var mu sync.Mutex
-	arrived := map[string]int{}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	// The remote subscriber's session outlives the restart: what Mosquitto
-	// took from the bridge while it was away waits for it there. In 3.1.1:
-	// Mosquitto 2.0.11 came back without this MQTT 5 client's session
-	// (CONNACK session present 0) though it kept the bridge's.
+// remoteCounter counts, by payload, the messages a subscriber of site/#
+// at the remote broker gets.
+type remoteCounter struct {
+	mu      sync.Mutex
+	arrived map[string]int
+}
+
+func (r *remoteCounter) counts() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.arrived)
+}
+
+// countAtRemote subscribes to site/# at the broker at addr with a session
+// that outlives the broker's restart: what Mosquitto took from the bridge
+// while the subscriber was away waits for it there. In 3.1.1: Mosquitto
+// 2.0.11 came back without an MQTT 5 client's session (CONNACK session
+// present 0) though it kept the bridge's.
+func countAtRemote(t *testing.T, ctx context.Context, addr, id string, qos byte) *remoteCounter {
+	t.Helper()
+	r := &remoteCounter{arrived: map[string]int{}}
 	sub, err := client.Connect(ctx, client.Options{
-		Server: "tcp://" + m.addr, ClientID: fmt.Sprintf("outage-sub-%d", qos), Version: packet.V311,
+		Server: "tcp://" + addr, ClientID: id, Version: packet.V311,
 		Reconnect: true, MaxBackoff: 200 * time.Millisecond,
 		OnMessage: func(msg *client.Message) {
-			mu.Lock()
-			arrived[string(msg.Payload)]++
-			mu.Unlock()
+			r.mu.Lock()
+			r.arrived[string(msg.Payload)]++
+			r.mu.Unlock()
 		},
 	})
 	if err != nil {
@@ -188,6 +198,16 @@ func testBridgeOutage(t *testing.T, qos byte) {
 	if _, err := sub.Subscribe(ctx, &packet.Subscribe{Subscriptions: []packet.Subscription{{Filter: "site/#", QoS: qos}}}); err != nil {
 		t.Fatal(err)
 	}
+	return r
+}
+
+// testBridgeOutage: every message acknowledged locally at qos reaches the
+// remote across its restart; at QoS 2, exactly once.
+func testBridgeOutage(t *testing.T, qos byte) {
+	m := startMosquittoBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	remote := countAtRemote(t, ctx, m.addr, fmt.Sprintf("outage-sub-%d", qos), qos)
 
 	n := startFerry(t, bridgeTo(m.addr, config.BridgeTopic{Pattern: "load/#", Direction: "out", QoS: qos, RemotePrefix: "site/"}))
 	pub, err := client.Connect(ctx, client.Options{Server: "tcp://" + n.MQTTAddr().String(), ClientID: "outage-pub"})
@@ -214,14 +234,13 @@ func testBridgeOutage(t *testing.T, qos byte) {
 
 	deadline := time.Now().Add(45 * time.Second)
 	for {
-		mu.Lock()
+		arrived := remote.counts()
 		var missing []string
 		for _, p := range acked {
 			if arrived[p] == 0 {
 				missing = append(missing, p)
 			}
 		}
-		mu.Unlock()
 		if len(missing) == 0 {
 			break
 		}
@@ -231,9 +250,7 @@ func testBridgeOutage(t *testing.T, qos byte) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if qos == 2 {
-		mu.Lock()
-		defer mu.Unlock()
-		for p, k := range arrived {
+		for p, k := range remote.counts() {
 			if k != 1 {
 				t.Errorf("QoS 2 message %s arrived %d times", p, k)
 			}
@@ -336,26 +353,9 @@ func TestBridgeObservability(t *testing.T) {
 // the remote once it is back.
 func TestBridgeLocalRestart(t *testing.T) {
 	m := startMosquittoBroker(t)
-	var mu sync.Mutex
-	arrived := map[string]int{}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
-	sub, err := client.Connect(ctx, client.Options{
-		Server: "tcp://" + m.addr, ClientID: "restart-sub", Version: packet.V311,
-		Reconnect: true, MaxBackoff: 200 * time.Millisecond,
-		OnMessage: func(msg *client.Message) {
-			mu.Lock()
-			arrived[string(msg.Payload)]++
-			mu.Unlock()
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sub.Close() })
-	if _, err := sub.Subscribe(ctx, &packet.Subscribe{Subscriptions: []packet.Subscription{{Filter: "site/#", QoS: 1}}}); err != nil {
-		t.Fatal(err)
-	}
+	remote := countAtRemote(t, ctx, m.addr, "restart-sub", 1)
 	m.stop()
 
 	cfg := config.Default()
@@ -388,8 +388,7 @@ func TestBridgeLocalRestart(t *testing.T) {
 	startNode(t, cfg) // the same data directory
 	m.start()
 	waitFor(t, "every message at the remote", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
+		arrived := remote.counts()
 		for i := range n {
 			if arrived[strconv.Itoa(i)] == 0 {
 				return false
