@@ -120,7 +120,7 @@ type Downstream struct {
 
 	kafkaErrLog atomic.Int64 // unix nanos of the last QoS 0 failure logged
 
-	devMu   sync.Mutex
+	devMu   sync.RWMutex // read by every message of a registered tenant
 	devices map[deviceKey]bool // registered device -> enabled; bounded by maxDevices
 }
 
@@ -248,9 +248,9 @@ func (d *Downstream) checkDevice(ts Tenant, tenant, device string) *Error {
 		return nil
 	}
 	k := deviceKey{tenant, device}
-	d.devMu.Lock()
+	d.devMu.RLock()
 	enabled, known := d.devices[k]
-	d.devMu.Unlock()
+	d.devMu.RUnlock()
 	if !known {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		found, en, err := d.opts.Device(ctx, tenant, device)
