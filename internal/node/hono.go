@@ -9,7 +9,6 @@ import (
 
 	"github.com/ferry-iot/ferry/internal/adapter/coapadapter"
 	"github.com/ferry-iot/ferry/internal/adapter/downstream"
-	"github.com/ferry-iot/ferry/internal/cluster"
 	"github.com/ferry-iot/ferry/internal/config"
 	"github.com/ferry-iot/ferry/internal/kafkabridge"
 	"github.com/ferry-iot/ferry/internal/lastwill"
@@ -43,14 +42,9 @@ func (n *Node) startApps() error {
 	var source amqpapi.KafkaSource
 	if cfg.ScaleOut() {
 		k := cfg.Cluster.Kafka
-		tlsCfg, err := kafkaTLS(k)
+		client, _, err := n.kafkaClient("ferry-bridge")
 		if err != nil {
 			return err
-		}
-		client, _, err := cluster.ClientOpts(k.Brokers, tlsCfg, cluster.SASL{Mechanism: k.SASL.Mechanism, Username: k.SASL.Username,
-			Password: k.SASL.Password}, "ferry-bridge", n.log)
-		if err != nil {
-			return fmt.Errorf("cluster.kafka: %w", err)
 		}
 		b, err := kafkabridge.New(kafkabridge.Options{
 			Client:          client,

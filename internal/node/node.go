@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/ferry-iot/ferry/internal/adapter/amqpadapter"
 	"github.com/ferry-iot/ferry/internal/adapter/coapadapter"
 	"github.com/ferry-iot/ferry/internal/adapter/downstream"
@@ -285,7 +287,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 		n.closers = append(n.closers, func(context.Context) error { cl.Close(); return nil })
 		log.Info("scale-out mode", slog.String("node", cl.NodeID()), slog.Any("kafka", cfg.Cluster.Kafka.Brokers))
 		if n.cmds != nil {
-			if err := n.startCommandRelay(cl.NodeID(), tlsCfg); err != nil {
+			if err := n.startCommandRelay(cl.NodeID()); err != nil {
 				return nil, err
 			}
 		}
@@ -813,14 +815,9 @@ func offIfZero(d time.Duration) time.Duration {
 func (n *Node) startKafkaMessaging() (*kafkaapi.Messaging, error) {
 	cfg := n.cfg
 	k := cfg.Cluster.Kafka
-	tlsCfg, err := kafkaTLS(k)
+	client, how, err := n.kafkaClient("ferry-hono")
 	if err != nil {
 		return nil, err
-	}
-	client, how, err := cluster.ClientOpts(k.Brokers, tlsCfg, cluster.SASL{Mechanism: k.SASL.Mechanism, Username: k.SASL.Username,
-		Password: k.SASL.Password}, "ferry-hono", n.log)
-	if err != nil {
-		return nil, fmt.Errorf("cluster.kafka: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(k.StartTimeout))
 	defer cancel()
@@ -845,12 +842,11 @@ func (n *Node) startKafkaMessaging() (*kafkaapi.Messaging, error) {
 
 // startCommandRelay routes commands to devices on the other nodes of the
 // cluster.
-func (n *Node) startCommandRelay(nodeID string, tlsCfg *tls.Config) error {
+func (n *Node) startCommandRelay(nodeID string) error {
 	k := n.cfg.Cluster.Kafka
-	client, _, err := cluster.ClientOpts(k.Brokers, tlsCfg, cluster.SASL{Mechanism: k.SASL.Mechanism, Username: k.SASL.Username,
-		Password: k.SASL.Password}, "ferry-cmdroute-"+nodeID, n.log)
+	client, _, err := n.kafkaClient("ferry-cmdroute-" + nodeID)
 	if err != nil {
-		return fmt.Errorf("cluster.kafka: %w", err)
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(k.StartTimeout))
 	defer cancel()
@@ -860,6 +856,23 @@ func (n *Node) startCommandRelay(nodeID string, tlsCfg *tls.Config) error {
 	}
 	n.closers = append(n.closers, func(context.Context) error { r.Close(); return nil })
 	return nil
+}
+
+// kafkaClient is the franz-go connection options of a Kafka client of the
+// node named clientID, on the cluster's brokers, TLS and SASL, and how it
+// connects, for errors.
+func (n *Node) kafkaClient(clientID string) ([]kgo.Opt, string, error) {
+	k := n.cfg.Cluster.Kafka
+	tlsCfg, err := kafkaTLS(k)
+	if err != nil {
+		return nil, "", err
+	}
+	opts, how, err := cluster.ClientOpts(k.Brokers, tlsCfg, cluster.SASL{Mechanism: k.SASL.Mechanism, Username: k.SASL.Username,
+		Password: k.SASL.Password}, clientID, n.log)
+	if err != nil {
+		return nil, "", fmt.Errorf("cluster.kafka: %w", err)
+	}
+	return opts, how, nil
 }
 
 func kafkaTLS(k config.Kafka) (*tls.Config, error) {
