@@ -120,7 +120,7 @@ type Downstream struct {
 
 	kafkaErrLog atomic.Int64 // unix nanos of the last QoS 0 failure logged
 
-	devMu   sync.RWMutex // read by every message of a registered tenant
+	devMu   sync.RWMutex       // read by every message of a registered tenant
 	devices map[deviceKey]bool // registered device -> enabled; bounded by maxDevices
 }
 
