@@ -64,6 +64,7 @@ type serveFlags struct {
 	mqttAddr       string
 	httpAddr       string
 	pprof          bool
+	console        bool
 	mqttsAddr      string
 	tlsCert        string
 	tlsKey         string
@@ -134,6 +135,7 @@ func newServeCmd() *cobra.Command {
 	fl.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8080", "HTTP address of Hono's HTTP device adapter, the registry API, /metrics, /healthz and /readyz (empty: off)")
 	fl.StringVar(&f.httpsAddr, "https-addr", "", "the same over TLS, e.g. 127.0.0.1:8443 (needs --tls-cert, --tls-key; devices may log in with client certificates)")
 	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on --http-addr")
+	fl.BoolVar(&f.console, "console", true, "serve the web console under /console/ on --http-addr (docs/console.md)")
 	fl.StringVar(&f.dataDir, "data-dir", "./ferry-data", "data directory of the embedded mode")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
@@ -181,6 +183,7 @@ func loadConfig(fl *pflag.FlagSet, f *serveFlags) (config.Config, error) {
 	set("admin-password", func() { cfg.AdminPassword = f.adminPassword })
 	set("auth", func() { cfg.Auth = f.auth })
 	set("pprof", func() { cfg.HTTP.Pprof = f.pprof })
+	set("console", func() { cfg.HTTP.Console = f.console })
 	set("log-level", func() { cfg.Log.Level = f.logLevel })
 	set("log-format", func() { cfg.Log.Format = f.logFormat })
 	set("allow-anonymous", func() { cfg.AllowAnonymous = f.allowAnonymous })

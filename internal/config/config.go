@@ -387,6 +387,9 @@ type HTTP struct {
 	TLSAddr string `yaml:"tls_addr"`
 	// Pprof (http.pprof) serves Go's profiler under /debug/pprof/. Default false.
 	Pprof bool `yaml:"pprof"`
+	// Console (http.console, --console) serves the web console under
+	// /console/ (docs/console.md). Default true.
+	Console bool `yaml:"console"`
 }
 
 // MQTT configures the MQTT listener and the limits of its connections.
@@ -516,7 +519,7 @@ func Default() Config {
 		DataDir:         "./ferry-data",
 		Log:             Log{Level: "info", Format: "text"},
 		ShutdownTimeout: Duration(5 * time.Second),
-		HTTP:            HTTP{Addr: "127.0.0.1:8080"},
+		HTTP:            HTTP{Addr: "127.0.0.1:8080", Console: true},
 		AMQP:            AMQP{Addr: "127.0.0.1:5672", AppAddr: "127.0.0.1:15672", MaxConnections: 1000},
 		Hono: Hono{EventRetention: Duration(24 * time.Hour), MaxPayloadSize: 2048,
 			CommandAckTimeout: Duration(time.Second), ConnectionEvents: "none",

@@ -474,6 +474,9 @@ func (n *Node) listen() error {
 			}).Wrap(mux)
 		}
 		n.http = newHTTPServer(h)
+		if err := n.mountConsole(mux); err != nil { // console.go
+			return err
+		}
 	}
 	return nil
 }
