@@ -229,7 +229,7 @@ func (o *Operator) Process(in *Input, now int64) {
 	case query.Session:
 		ok = o.session(ks, t, vals, outOfOrder, now)
 	case query.CountWindow:
-		ok = o.count(ks, t, vals, now)
+		o.count(ks, t, vals, now) // no watermark: windows close by rows
 		return
 	}
 	if !ok {
@@ -536,13 +536,13 @@ func (o *Operator) session(ks *keyState, t int64, vals []fields.Value, outOfOrde
 	return true
 }
 
-func (o *Operator) count(ks *keyState, t int64, vals []fields.Value, now int64) bool {
+func (o *Operator) count(ks *keyState, t int64, vals []fields.Value, now int64) {
 	var w *window
 	if len(ks.windows) > 0 {
 		w = ks.windows[0]
 	} else if w = o.newWindow(ks, t, t+1); w == nil {
 		o.drop(ks, ReasonMaxWindows)
-		return false
+		return
 	}
 	w.start, w.end = min(w.start, t), max(w.end, t+1)
 	o.update(w, t, vals, false)
@@ -553,7 +553,6 @@ func (o *Operator) count(ks *keyState, t int64, vals []fields.Value, now int64) 
 		o.emitWindow(ks, w, true, now)
 		o.removeWindow(ks, 0)
 	}
-	return true
 }
 
 func (o *Operator) removeWindow(ks *keyState, i int) {
