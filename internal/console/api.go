@@ -174,7 +174,7 @@ func matches(q string, fields ...string) bool {
 // clientInfos returns the connected clients of the tenants, merged with
 // their hub sessions.
 func (c *Console) clientInfos(tenants []string, q string) []ClientInfo {
-	var out []ClientInfo
+	out := []ClientInfo{}
 	if c.opts.Clients == nil {
 		return out
 	}
@@ -266,7 +266,7 @@ func (c *Console) listSessions(w http.ResponseWriter, r *http.Request, s *sessio
 		return
 	}
 	q := strings.ToLower(r.URL.Query().Get("q"))
-	var all []SessionInfo
+	all := []SessionInfo{}
 	for _, t := range tenants {
 		for _, hs := range c.opts.Hub.Sessions(t, hono.HubPrefix) {
 			if !matches(q, hs.ClientID) {

@@ -171,7 +171,7 @@ func (c *Console) routes() *http.ServeMux {
 	mux.HandleFunc("GET /console", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/console/", http.StatusMovedPermanently)
 	})
-	mux.Handle("GET /console/", c.staticHandler())
+	mux.Handle("/console/", c.staticHandler())
 
 	mux.HandleFunc("POST /console/api/login", c.login)
 	mux.HandleFunc("POST /console/api/logout", c.logout)

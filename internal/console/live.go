@@ -89,7 +89,7 @@ type counters struct {
 // read gathers the registry into counters.
 func read(g prometheus.Gatherer, now time.Time) (counters, error) {
 	mfs, err := g.Gather()
-	c := counters{at: now, drops: map[string]float64{}}
+	c := counters{at: now, drops: map[string]float64{}, conns: []ConnCount{}}
 	if err != nil && len(mfs) == 0 {
 		return c, err
 	}
@@ -250,7 +250,7 @@ func (s *sampler) watch(ctx context.Context) ([]Snapshot, chan Snapshot) {
 		s.running = true
 		s.wg.Go(func() { s.run(ctx) })
 	}
-	return slices.Clone(s.history), ch
+	return append([]Snapshot{}, s.history...), ch
 }
 
 func (s *sampler) unwatch(ch chan Snapshot) {

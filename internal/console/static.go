@@ -26,6 +26,11 @@ func staticFiles() fs.FS {
 func (c *Console) staticHandler() http.Handler {
 	files := http.StripPrefix("/console/", http.FileServerFS(c.static))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
 		h := w.Header()
 		// uPlot sets style attributes on its elements: style-src needs
 		// 'unsafe-inline'; scripts do not.

@@ -1,0 +1,161 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/ferry-iot/ferry/internal/config"
+	"github.com/ferry-iot/ferry/mqtt/client"
+	"github.com/ferry-iot/ferry/mqtt/packet"
+)
+
+// TestConsoleBrowser drives the web console in headless Chromium (Debian's
+// chromium, through chromedp) against a running Ferry: it logs in, sees
+// the connection count change when an MQTT device connects, creates a
+// tenant and a device and sets its password, watches a message arrive in
+// the topic inspector, disables the device and sees it disconnected. The
+// overview's screenshot is left in the test's artifact directory: run with
+// `go test -run TestConsoleBrowser -artifacts -outputdir DIR ./e2e/` to keep
+// it (DIR/TestConsoleBrowser/overview.png; without -artifacts it goes
+// with the test's temporary directory).
+func TestConsoleBrowser(t *testing.T) {
+	chromium := requirePeer(t, "chromium", "chromium")
+	const adminPassword = "console-test-admin"
+	n := startFerry(t, func(c *config.Config) {
+		c.Auth = true
+		c.AdminPassword = adminPassword
+	})
+	base := "http://" + n.HTTPAddr().String() + "/console/"
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.WindowSize(1400, 1100),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-gpu", true),
+	)
+	if os.Geteuid() == 0 {
+		opts = append(opts, chromedp.NoSandbox) // Chromium's sandbox refuses root
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	browser, cancelBrowser := chromedp.NewContext(allocCtx)
+	defer cancelBrowser()
+
+	// The first action starts the browser, whose life is that of its
+	// context: no timeout on it; each later step has its own.
+	if err := chromedp.Do(browser, chromedp.Navigate(base)); err != nil {
+		t.Fatalf("starting chromium (%s) and opening %s: %v", chromium, base, err)
+	}
+	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(browser, 20*time.Second)
+		defer cancel()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	// until waits for a JavaScript condition on the page.
+	until := func(what, expr string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(browser, 20*time.Second)
+		defer cancel()
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+			t.Fatalf("waiting for %s (%s): %v", what, expr, err)
+		}
+	}
+	text := func(sel string) string {
+		return fmt.Sprintf("((document.querySelector(%s)||{}).textContent||'')", strconv.Quote(sel))
+	}
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+
+	step("log in",
+		chromedp.WaitVisible(css("#login-password")),
+		chromedp.SendKeys(css("#login-password"), adminPassword),
+		chromedp.Click(css("#login-submit")),
+		chromedp.WaitVisible(css("#app")),
+	)
+	until("the overview's first sample", text("#stat-connections")+" === '0'")
+
+	step("create tenant acme",
+		chromedp.Click(css("#nav-registry")),
+		chromedp.WaitVisible(css("#tenant-new-id")),
+		chromedp.SendKeys(css("#tenant-new-id"), "acme"),
+		chromedp.Click(css("#tenant-create")),
+		chromedp.WaitVisible(css(`#tenants-table tr[data-tenant="acme"]`)),
+	)
+	until("tenant acme selected", "document.querySelector('#tenant-select').value === 'acme'")
+	step("create device dev-1 and set its password",
+		chromedp.SendKeys(css("#device-new-id"), "dev-1"),
+		chromedp.Click(css("#device-create")),
+		chromedp.WaitVisible(css(`#devices-table tr[data-device="dev-1"]`)),
+		chromedp.SetValue(css("#cred-device"), "dev-1"),
+		chromedp.SendKeys(css("#cred-authid"), "sensor-1"),
+		chromedp.SendKeys(css("#cred-password"), "device-secret"),
+		chromedp.Click(css("#cred-set")),
+	)
+	until("the credentials shown", text("#cred-list")+".includes('sensor-1')")
+
+	// The device connects: the overview counts it.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dev, err := client.Connect(ctx, client.Options{
+		Server: "tcp://" + n.MQTTAddr().String(), ClientID: "console-dev", Version: packet.V5, CleanStart: true,
+		Username: "sensor-1@acme", Password: []byte("device-secret"),
+	})
+	if err != nil {
+		t.Fatalf("device login: %v", err)
+	}
+	defer dev.Close()
+	step("open the overview", chromedp.Click(css("#nav-overview")))
+	until("one connection on the overview", text("#stat-connections")+" === '1'")
+	step("see the client",
+		chromedp.Click(css("#nav-clients")),
+		chromedp.WaitVisible(css(`#clients-table tr[data-client="console-dev"]`)),
+	)
+
+	// The topic inspector shows what the device publishes.
+	step("watch sensors/# in the inspector",
+		chromedp.Click(css("#nav-inspector")),
+		chromedp.WaitVisible(css("#inspect-filter")),
+		chromedp.SetValue(css("#inspect-filter"), "sensors/#"),
+		chromedp.Click(css("#inspect-start")),
+	)
+	until("the inspector subscribed", text("#inspect-state")+".startsWith('watching sensors/#')")
+	if err := dev.Publish(ctx, &client.Message{Topic: "sensors/kitchen/temp", Payload: []byte("21.5"), QoS: 1}); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	until("the message in the inspector", text("#inspect-messages")+".includes('sensors/kitchen/temp') && "+
+		text("#inspect-messages")+".includes('21.5')")
+
+	// Disabling the device closes its connection.
+	step("disable dev-1",
+		chromedp.Click(css("#nav-registry")),
+		chromedp.WaitVisible(css(`#devices-table tr[data-device="dev-1"] button.toggle`)),
+		chromedp.Click(css(`#devices-table tr[data-device="dev-1"] button.toggle`)),
+	)
+	until("dev-1 shown disabled", text(`#devices-table tr[data-device="dev-1"]`)+".includes('disabled')")
+	select {
+	case <-dev.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the disabled device is still connected")
+	}
+	step("back to the overview", chromedp.Click(css("#nav-overview")))
+	until("no connection on the overview", text("#stat-connections")+" === '0'")
+
+	shot, err := chromedp.Run(browser, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	path := filepath.Join(t.ArtifactDir(), "overview.png")
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("overview screenshot: %s", path)
+}

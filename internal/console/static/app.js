@@ -1,0 +1,565 @@
+// Ferry's web console: plain JavaScript, no build step. It talks to
+// /console/api/ (docs/console.md) with the session cookie, and sends the
+// session's CSRF token with every change.
+"use strict";
+
+const API = "/console/api";
+const WINDOW = 600; // samples kept in the plots: ten minutes at one per second
+
+const state = {
+  me: null,
+  tenant: "",
+  view: "overview",
+  live: null,      // EventSource of /live
+  inspect: null,   // EventSource of /inspect
+  analytics: null, // EventSource of an analytics stream
+  plots: {},
+};
+
+const $ = (sel) => document.querySelector(sel);
+
+// el builds an element; text goes in as text, never as HTML.
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (k.startsWith("data-")) e.setAttribute(k, v);
+    else e[k] = v;
+  }
+  for (const c of children) {
+    if (c !== null && c !== undefined) e.append(c instanceof Node ? c : String(c));
+  }
+  return e;
+}
+
+function flash(msg) {
+  $("#flash").textContent = msg || "";
+}
+
+class APIError extends Error {
+  constructor(status, msg) { super(msg); this.status = status; }
+}
+
+// call sends one API request; body, if any, goes as JSON.
+async function call(method, path, body) {
+  const headers = {};
+  if (method !== "GET") headers["X-CSRF-Token"] = state.me ? state.me.csrf : "";
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const resp = await fetch(API + path, {
+    method, headers, credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (resp.status === 401 && path !== "/login") {
+    showLogin();
+    throw new APIError(401, "logged out");
+  }
+  const text = await resp.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (e) { data = text; }
+  if (!resp.ok) {
+    throw new APIError(resp.status, (data && data.error) || resp.statusText);
+  }
+  return data;
+}
+
+const enc = encodeURIComponent;
+
+// ---- login
+
+function showLogin() {
+  stopStreams();
+  state.me = null;
+  $("#app").hidden = true;
+  $("#login").hidden = false;
+  $("#login-password").focus();
+}
+
+async function start() {
+  try {
+    state.me = await call("GET", "/me");
+  } catch (e) {
+    if (e.status !== 401) $("#login-error").textContent = e.message;
+    showLogin();
+    return;
+  }
+  enter();
+}
+
+$("#login-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("#login-error").textContent = "";
+  try {
+    state.me = await call("POST", "/login", { user: $("#login-user").value, password: $("#login-password").value });
+    $("#login-password").value = "";
+    enter();
+  } catch (e) {
+    $("#login-error").textContent = e.message;
+  }
+});
+
+$("#logout").addEventListener("click", async () => {
+  try { await call("POST", "/logout"); } catch (e) { /* logged out anyway */ }
+  showLogin();
+});
+
+async function enter() {
+  $("#login").hidden = true;
+  $("#app").hidden = false;
+  const me = state.me;
+  $("#whoami").textContent = me.user + (me.all_tenants ? "" : " (" + (me.tenants || []).join(", ") + ")");
+  document.querySelectorAll(".hubwide").forEach((e) => { e.hidden = !me.all_tenants; });
+  $("#hubwide-note").hidden = me.all_tenants;
+  await loadTenants();
+  startLive();
+  checkAnalytics();
+  show(location.hash.slice(1) || "overview");
+}
+
+// ---- navigation and the tenant
+
+document.querySelectorAll("header nav button").forEach((b) => {
+  b.addEventListener("click", () => { location.hash = b.dataset.view; });
+});
+window.addEventListener("hashchange", () => show(location.hash.slice(1)));
+
+function show(view) {
+  if (!$("#view-" + view)) view = "overview";
+  state.view = view;
+  document.querySelectorAll(".view").forEach((v) => { v.hidden = v.id !== "view-" + view; });
+  document.querySelectorAll("header nav button").forEach((b) => b.classList.toggle("active", b.dataset.view === view));
+  flash("");
+  const load = { clients: loadClients, sessions: loadSessions, retained: loadRetained, registry: loadRegistry, analytics: loadQueries }[view];
+  if (load) load().catch((e) => flash(e.message));
+  if (view === "overview") Object.values(state.plots).forEach((p) => p.resize());
+}
+
+// loadTenants fills the tenant selector: the registry's tenants the user
+// sees and the default tenant of anonymous clients.
+async function loadTenants() {
+  let ids = [];
+  try {
+    const res = await call("GET", "/v1/tenants?pageSize=200");
+    ids = (res.result || []).map((t) => t.id);
+  } catch (e) {
+    if (e.status !== 404) flash("tenants: " + e.message); // 404: none yet
+  }
+  const me = state.me;
+  const allowed = (t) => me.all_tenants || (me.tenants || []).includes(t);
+  if (allowed(me.default_tenant) && !ids.includes(me.default_tenant)) ids.unshift(me.default_tenant);
+  if (!me.all_tenants) for (const t of me.tenants || []) if (!ids.includes(t)) ids.push(t);
+  const sel = $("#tenant-select");
+  const keep = state.tenant;
+  sel.replaceChildren(...ids.map((id) => el("option", { value: id, textContent: id })));
+  state.tenant = ids.includes(keep) ? keep : (ids[0] || "");
+  sel.value = state.tenant;
+  document.querySelectorAll(".current-tenant").forEach((e) => { e.textContent = state.tenant; });
+  return ids;
+}
+
+$("#tenant-select").addEventListener("change", (ev) => {
+  state.tenant = ev.target.value;
+  document.querySelectorAll(".current-tenant").forEach((e) => { e.textContent = state.tenant; });
+  stopInspect();
+  checkAnalytics();
+  show(state.view);
+});
+
+// ---- overview: live figures over SSE, plotted with uPlot
+
+// LivePlot is a time series plot whose series appear as they are first
+// seen (a new protocol, tenant or drop reason).
+class LivePlot {
+  constructor(id, title, unit) {
+    this.box = document.getElementById(id);
+    this.title = title;
+    this.unit = unit;
+    this.names = [];
+    this.xs = [];
+    this.ys = [];
+    this.plot = null;
+  }
+  push(t, values) {
+    let rebuild = !this.plot;
+    for (const name of Object.keys(values)) {
+      if (!this.names.includes(name)) {
+        this.names.push(name);
+        this.ys.push(this.xs.map(() => null));
+        rebuild = true;
+      }
+    }
+    this.xs.push(t / 1000);
+    this.names.forEach((n, i) => this.ys[i].push(n in values ? values[n] : null));
+    if (this.xs.length > WINDOW) {
+      this.xs.shift();
+      this.ys.forEach((y) => y.shift());
+    }
+    if (rebuild) this.build(); else this.plot.setData([this.xs, ...this.ys]);
+  }
+  build() {
+    if (this.plot) this.plot.destroy();
+    const unit = this.unit;
+    const colors = ["#1f6feb", "#e8590c", "#2e7d32", "#9c36b5", "#c0392b", "#0b7285", "#5c940d", "#862e9c"];
+    this.plot = new uPlot({
+      title: this.title,
+      width: this.width(),
+      height: 200,
+      series: [{}, ...this.names.map((n, i) => ({ label: n, stroke: colors[i % colors.length], width: 1.5, spanGaps: false,
+        value: (u, v) => (v === null || v === undefined ? "–" : fmt(v) + unit) }))],
+      axes: [{}, { size: 60, values: (u, vs) => vs.map((v) => fmt(v)) }],
+      scales: { y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+      legend: { live: true },
+    }, [this.xs, ...this.ys], this.box);
+  }
+  width() { return Math.max(300, this.box.clientWidth - 16); }
+  resize() { if (this.plot) this.plot.setSize({ width: this.width(), height: 200 }); }
+}
+
+function fmt(v) {
+  if (v === null || v === undefined) return "–";
+  if (Math.abs(v) >= 1e6) return (v / 1e6).toFixed(1) + "M";
+  if (Math.abs(v) >= 1e4) return (v / 1e3).toFixed(1) + "k";
+  if (Number.isInteger(v)) return String(v);
+  return v.toFixed(Math.abs(v) < 10 ? 2 : 1);
+}
+
+window.addEventListener("resize", () => Object.values(state.plots).forEach((p) => p.resize()));
+
+function plots() {
+  if (!state.plots.protocol) {
+    state.plots = {
+      protocol: new LivePlot("plot-protocol", "Connections by protocol", ""),
+      tenant: new LivePlot("plot-tenant", "Connections by tenant", ""),
+      messages: new LivePlot("plot-messages", "Messages per second", "/s"),
+      drops: new LivePlot("plot-drops", "Drops per second, by reason", "/s"),
+      queue: new LivePlot("plot-queue", "Queued deliveries", ""),
+      store: new LivePlot("plot-store", "Store write latency", " ms"),
+    };
+  }
+  return state.plots;
+}
+
+function sample(s) {
+  const p = plots();
+  const byProto = {}, byTenant = {};
+  let total = 0;
+  for (const c of s.conns || []) {
+    byProto[c.protocol] = (byProto[c.protocol] || 0) + c.n;
+    byTenant[c.tenant] = (byTenant[c.tenant] || 0) + c.n;
+    total += c.n;
+  }
+  // A protocol or tenant seen before and gone now is a zero, not a gap.
+  for (const n of p.protocol.names) if (!(n in byProto)) byProto[n] = 0;
+  for (const n of p.tenant.names) if (!(n in byTenant)) byTenant[n] = 0;
+  if (Object.keys(byProto).length === 0) byProto.mqtt = 0;
+  p.protocol.push(s.t, byProto);
+  p.tenant.push(s.t, byTenant);
+  $("#stat-connections").textContent = String(total);
+  const h = s.hub;
+  if (!h) return;
+  p.messages.push(s.t, { in: h.in_per_s, out: h.out_per_s });
+  p.drops.push(s.t, h.drops_per_s || {});
+  p.queue.push(s.t, { queued: h.queued });
+  p.store.push(s.t, { mean: h.store_mean_ms, p99: h.store_p99_ms });
+  $("#stat-in").textContent = fmt(h.in_per_s);
+  $("#stat-out").textContent = fmt(h.out_per_s);
+  $("#stat-queued").textContent = fmt(h.queued);
+  $("#stat-sessions").textContent = fmt(h.sessions);
+  $("#stat-subscriptions").textContent = fmt(h.subscriptions);
+  $("#stat-retained").textContent = fmt(h.retained);
+}
+
+function startLive() {
+  if (state.live) state.live.close();
+  const es = new EventSource(API + "/live");
+  es.addEventListener("history", (ev) => JSON.parse(ev.data).forEach(sample));
+  es.addEventListener("sample", (ev) => sample(JSON.parse(ev.data)));
+  es.onerror = () => {
+    // EventSource reconnects by itself; a lost login shows as 401 on /me.
+    if (es.readyState === EventSource.CLOSED) call("GET", "/me").then(startLive, () => {});
+  };
+  state.live = es;
+}
+
+function stopStreams() {
+  if (state.live) { state.live.close(); state.live = null; }
+  stopInspect();
+  stopAnalytics();
+}
+
+// ---- clients and sessions
+
+async function loadClients() {
+  const q = $("#clients-search").value.trim();
+  const res = await call("GET", "/clients?q=" + enc(q));
+  $("#clients-total").textContent = res.total + " connected";
+  $("#clients-table tbody").replaceChildren(...res.clients.map((c) => el("tr", { "data-client": c.client_id },
+    el("td", {}, c.tenant), el("td", { class: "mono" }, c.client_id), el("td", {}, c.device || "–"),
+    el("td", {}, c.protocol + " " + c.version), el("td", { class: "mono" }, c.remote_addr),
+    el("td", {}, c.num_subscriptions), el("td", {}, c.inflight), el("td", {}, c.queued + c.session_queued),
+    el("td", {}, el("button", { onclick: () => clientDetails(c.tenant, c.client_id) }, "Details")))));
+}
+
+async function clientDetails(tenant, id) {
+  const c = await call("GET", "/clients/" + enc(tenant) + "/" + enc(id));
+  const box = $("#client-details");
+  const rows = [["tenant", c.tenant], ["client id", c.client_id], ["device", c.device || "–"], ["user", c.user || "–"],
+    ["protocol", c.protocol + " " + c.version + (c.tls ? " over TLS" : "")], ["address", c.remote_addr],
+    ["connected", c.connected_at ? new Date(c.connected_at).toLocaleString() : "–"],
+    ["session", (c.durable ? "persistent" : "clean") + ", " + c.session_queued + " queued in the session"],
+    ["in flight", c.inflight], ["queued for the socket", c.queued], ["dropped (too large)", c.dropped]];
+  box.replaceChildren(
+    el("h2", {}, "Client " + c.client_id),
+    el("table", {}, el("tbody", {}, ...rows.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, v))))),
+    el("h3", {}, "Subscriptions"),
+    el("ul", {}, ...(c.subscriptions || []).map((s) => el("li", { class: "mono" }, s.filter + "  (QoS " + s.qos + ")"))),
+    el("button", { class: "danger", id: "client-kick", onclick: async () => {
+      if (!confirm("Disconnect " + c.client_id + "?")) return;
+      try { await call("POST", "/clients/" + enc(tenant) + "/" + enc(id) + "/kick"); box.hidden = true; loadClients(); }
+      catch (e) { flash(e.message); }
+    } }, "Kick"));
+  box.hidden = false;
+}
+
+$("#clients-refresh").addEventListener("click", () => loadClients().catch((e) => flash(e.message)));
+$("#clients-search").addEventListener("input", () => loadClients().catch((e) => flash(e.message)));
+
+async function loadSessions() {
+  const res = await call("GET", "/sessions?q=" + enc($("#sessions-search").value.trim()));
+  $("#sessions-total").textContent = res.total + " sessions";
+  $("#sessions-table tbody").replaceChildren(...res.sessions.map((s) => el("tr", {},
+    el("td", {}, s.tenant), el("td", { class: "mono" }, s.client_id), el("td", {}, s.online ? "yes" : "no"),
+    el("td", {}, s.durable ? "yes" : "no"), el("td", {}, s.queued),
+    el("td", { class: "mono" }, s.subscriptions.map((x) => x.filter + " q" + x.qos).join(", ") || "–"))));
+}
+$("#sessions-refresh").addEventListener("click", () => loadSessions().catch((e) => flash(e.message)));
+$("#sessions-search").addEventListener("input", () => loadSessions().catch((e) => flash(e.message)));
+
+// ---- retained messages
+
+function payloadText(m) {
+  if (m.payload_base64) return "base64: " + m.payload_base64;
+  return (m.payload || "") + (m.truncated ? " …" : "");
+}
+
+async function loadRetained() {
+  const res = await call("GET", "/retained?tenant=" + enc(state.tenant) + "&filter=" + enc($("#retained-filter").value));
+  $("#retained-total").textContent = res.retained.length + (res.more ? "+" : "") + " retained in " + res.tenant;
+  $("#retained-table tbody").replaceChildren(...res.retained.map((m) => el("tr", { "data-topic": m.topic },
+    el("td", { class: "mono" }, m.topic), el("td", {}, m.qos), el("td", {}, m.size),
+    el("td", { class: "payload mono" }, payloadText(m)),
+    el("td", {}, el("button", { class: "danger", onclick: async () => {
+      if (!confirm("Delete the retained message of " + m.topic + "?")) return;
+      try { await call("DELETE", "/retained?tenant=" + enc(state.tenant) + "&topic=" + enc(m.topic)); loadRetained(); }
+      catch (e) { flash(e.message); }
+    } }, "Delete")))));
+}
+$("#retained-refresh").addEventListener("click", () => loadRetained().catch((e) => flash(e.message)));
+
+// ---- registry: tenants, devices, credentials over the /v1 API
+
+const enabled = (o) => o.enabled !== false;
+
+function stateCell(on) {
+  return el("td", { class: on ? "state-enabled" : "state-disabled" }, on ? "enabled" : "disabled");
+}
+
+async function loadRegistry() {
+  let tenants = [];
+  try { tenants = (await call("GET", "/v1/tenants?pageSize=200")).result || []; }
+  catch (e) { if (e.status !== 404) throw e; }
+  $("#tenants-table tbody").replaceChildren(...tenants.map((t) => el("tr", { "data-tenant": t.id },
+    el("td", {}, t.id), stateCell(enabled(t)),
+    el("td", {}, el("button", { class: "toggle", onclick: () => toggle("/v1/tenants/" + enc(t.id)).then(loadRegistry, (e) => flash(e.message)) },
+      enabled(t) ? "Disable" : "Enable")))));
+  await loadDevices();
+}
+
+async function loadDevices() {
+  let devices = [];
+  if (state.tenant) {
+    try { devices = (await call("GET", "/v1/devices/" + enc(state.tenant) + "?pageSize=200")).result || []; }
+    catch (e) { if (e.status !== 404) throw e; }
+  }
+  $("#devices-table tbody").replaceChildren(...devices.map((d) => el("tr", { "data-device": d.id },
+    el("td", { class: "mono" }, d.id), stateCell(enabled(d)),
+    el("td", {},
+      el("button", { class: "toggle", onclick: () => toggle("/v1/devices/" + enc(state.tenant) + "/" + enc(d.id)).then(loadDevices, (e) => flash(e.message)) },
+        enabled(d) ? "Disable" : "Enable"),
+      " ",
+      el("button", { onclick: () => showCredentials(d.id) }, "Credentials")))));
+}
+
+// toggle flips the enabled flag of a tenant or device: read, change, write
+// back with If-Match so that a concurrent change is not overwritten.
+async function toggle(path) {
+  const resp = await fetch(API + path, { credentials: "same-origin" });
+  if (!resp.ok) throw new APIError(resp.status, "reading " + path + ": " + resp.statusText);
+  const etag = resp.headers.get("ETag");
+  const obj = await resp.json();
+  obj.enabled = !enabled(obj);
+  const headers = { "Content-Type": "application/json", "X-CSRF-Token": state.me.csrf };
+  if (etag) headers["If-Match"] = etag;
+  const put = await fetch(API + path, { method: "PUT", headers, credentials: "same-origin", body: JSON.stringify(obj) });
+  if (!put.ok) {
+    const err = await put.json().catch(() => ({}));
+    throw new APIError(put.status, err.error || put.statusText);
+  }
+}
+
+async function showCredentials(device) {
+  $("#cred-device").value = device;
+  try {
+    const creds = await call("GET", "/v1/credentials/" + enc(state.tenant) + "/" + enc(device));
+    $("#cred-list").textContent = JSON.stringify(creds, null, 2);
+  } catch (e) {
+    $("#cred-list").textContent = e.status === 404 ? "no credentials" : e.message;
+  }
+}
+
+$("#tenant-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const id = $("#tenant-new-id").value.trim();
+  try {
+    await call("POST", "/v1/tenants/" + enc(id), {});
+    $("#tenant-new-id").value = "";
+    await loadTenants();
+    state.tenant = id;
+    $("#tenant-select").value = id;
+    document.querySelectorAll(".current-tenant").forEach((e) => { e.textContent = id; });
+    await loadRegistry();
+  } catch (e) { flash(e.message); }
+});
+
+$("#device-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const id = $("#device-new-id").value.trim();
+  try {
+    await call("POST", "/v1/devices/" + enc(state.tenant) + "/" + enc(id), {});
+    $("#device-new-id").value = "";
+    $("#cred-device").value = id;
+    await loadDevices();
+  } catch (e) { flash(e.message); }
+});
+
+$("#cred-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const device = $("#cred-device").value.trim();
+  const body = [{ type: "hashed-password", "auth-id": $("#cred-authid").value.trim(),
+    secrets: [{ "pwd-plain": $("#cred-password").value }] }];
+  try {
+    await call("PUT", "/v1/credentials/" + enc(state.tenant) + "/" + enc(device), body);
+    $("#cred-password").value = "";
+    await showCredentials(device);
+  } catch (e) { flash(e.message); }
+});
+
+// ---- topic inspector
+
+$("#inspect-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  stopInspect();
+  const filter = $("#inspect-filter").value;
+  const es = new EventSource(API + "/inspect?tenant=" + enc(state.tenant) + "&filter=" + enc(filter));
+  const list = $("#inspect-messages");
+  $("#inspect-state").textContent = "connecting…";
+  es.addEventListener("subscribed", (e) => {
+    const s = JSON.parse(e.data);
+    $("#inspect-state").textContent = "watching " + s.filter + " in " + s.tenant;
+  });
+  es.addEventListener("message", (e) => {
+    const m = JSON.parse(e.data);
+    list.prepend(el("li", {},
+      el("span", { class: "topic mono" }, m.topic),
+      el("span", { class: "meta" }, new Date(m.time).toLocaleTimeString() + " · QoS " + m.qos + (m.retain ? " · retained" : "") + " · " + m.size + " B"),
+      el("span", { class: "body mono" }, payloadText(m))));
+    while (list.children.length > 500) list.lastChild.remove();
+  });
+  es.addEventListener("dropped", (e) => { $("#inspect-dropped").textContent = String(JSON.parse(e.data).dropped); });
+  es.onerror = () => {
+    if (es.readyState === EventSource.CLOSED) $("#inspect-state").textContent = "stopped (refused: check the filter)";
+  };
+  state.inspect = es;
+  $("#inspect-stop").disabled = false;
+});
+
+function stopInspect() {
+  if (state.inspect) { state.inspect.close(); state.inspect = null; $("#inspect-state").textContent = "stopped"; }
+  $("#inspect-stop").disabled = true;
+}
+$("#inspect-stop").addEventListener("click", stopInspect);
+$("#inspect-clear").addEventListener("click", () => { $("#inspect-messages").replaceChildren(); $("#inspect-dropped").textContent = "0"; });
+
+// ---- analytics (issue #17's API, when this node has it)
+
+const analyticsBase = () => "/v1/analytics/" + enc(state.tenant) + "/queries";
+
+function listOf(res, key) {
+  if (Array.isArray(res)) return res;
+  return (res && (res[key] || res.result)) || [];
+}
+
+// checkAnalytics shows the panel when the node answers for the tenant's
+// queries and hides it on 404 (no analytics here).
+async function checkAnalytics() {
+  try {
+    const qs = listOf(await call("GET", analyticsBase()), "queries");
+    $("#nav-analytics").hidden = qs.length === 0;
+    return qs;
+  } catch (e) {
+    $("#nav-analytics").hidden = true;
+    return [];
+  }
+}
+
+async function loadQueries() {
+  const qs = await checkAnalytics();
+  $("#analytics-query").replaceChildren(...qs.map((q) => {
+    const name = typeof q === "string" ? q : q.name;
+    return el("option", { value: name, textContent: name });
+  }));
+}
+
+function stopAnalytics() {
+  if (state.analytics) { state.analytics.close(); state.analytics = null; }
+}
+
+const rowMeta = ["query", "window_start", "window_end", "revision", "late", "dropped", "id", "key"];
+
+function analyticsRows(rows) {
+  if (rows.length === 0) return;
+  const cols = Object.keys(rows[0]);
+  $("#analytics-table thead").replaceChildren(el("tr", {}, ...cols.map((c) => el("th", {}, c))));
+  const body = $("#analytics-table tbody");
+  for (const r of rows) {
+    body.prepend(el("tr", {}, ...cols.map((c) => el("td", { class: "mono" }, typeof r[c] === "object" ? JSON.stringify(r[c]) : r[c]))));
+  }
+  while (body.children.length > 200) body.lastChild.remove();
+  const plot = state.plots.analytics || (state.plots.analytics = new LivePlot("plot-analytics", "Latest aggregates", ""));
+  for (const r of rows) {
+    const values = {};
+    for (const [k, v] of Object.entries(r)) if (typeof v === "number" && !rowMeta.includes(k)) values[k] = v;
+    const t = Date.parse(r.window_end || r.window_start) || Date.now();
+    plot.push(t, values);
+  }
+}
+
+$("#analytics-show").addEventListener("click", async () => {
+  stopAnalytics();
+  const name = $("#analytics-query").value;
+  if (!name) return;
+  const key = $("#analytics-key").value.trim();
+  const base = analyticsBase() + "/" + enc(name);
+  $("#analytics-table tbody").replaceChildren();
+  try {
+    analyticsRows(listOf(await call("GET", base + "/latest?key=" + enc(key)), "rows"));
+  } catch (e) { flash(e.message); return; }
+  const es = new EventSource(API + base + "/stream?key=" + enc(key));
+  es.onmessage = (e) => {
+    const data = JSON.parse(e.data);
+    analyticsRows(Array.isArray(data) ? data : [data]);
+  };
+  state.analytics = es;
+});
+
+start();
