@@ -188,6 +188,7 @@ const (
 	CondDecodeError           = frame.CondDecodeError
 	CondPreconditionFailed    = frame.CondPreconditionFailed
 	CondDetachForced          = frame.CondDetachForced
+	CondNotImplemented        = frame.CondNotImplemented
 )
 
 // Integer is any AMQP integer value as an int64 (see frame.Integer), for

@@ -162,7 +162,7 @@ func TestHonoRefusals(t *testing.T) {
 	if !errors.As(err, &le) || le.Condition != goamqp.ErrCondUnauthorizedAccess {
 		t.Fatalf("telemetry/B for an application of tenant A: %v, want a detach with amqp:unauthorized-access", err)
 	}
-	_, err = s.NewReceiver(honoCtx(t), "nowhere/A", nil)
+	_, err = s.NewReceiver(honoCtx(t), "command_response/A", nil)
 	if !errors.As(err, &le) || le.Condition != goamqp.ErrCondNotFound {
 		t.Fatalf("an unknown address: %v, want a detach with amqp:not-found", err)
 	}

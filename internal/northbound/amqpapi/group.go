@@ -18,6 +18,10 @@ type groupKey struct {
 	tenant string
 	ep     hono.Endpoint
 	name   string
+	// topic marks the group of a topic link (topics.go): its session
+	// subscribes to the link's MQTT topic filter, not to ep's hub topics,
+	// and name is the session's own (ep is unused).
+	topic bool
 }
 
 // group is the receivers of one address sharing a subscription name, and
@@ -26,6 +30,10 @@ type group struct {
 	srv  *Server
 	key  groupKey
 	sess *hub.Session
+	// filter and durable describe a topic link's group: the filter its
+	// session subscribes to, and whether the session outlives its links.
+	filter  string
+	durable bool
 
 	mu      sync.Mutex
 	members []*member
@@ -49,6 +57,9 @@ type member struct {
 // sessionID is the hub client id of a group's session. MQTT clients cannot
 // take it: the MQTT adapter refuses client ids under hono.HubPrefix.
 func (k groupKey) sessionID() string {
+	if k.topic {
+		return hono.HubPrefix + "amqp/" + k.name
+	}
 	name := k.name
 	if name == "" {
 		name = "$default"
@@ -79,13 +90,35 @@ func makeGroupSession(s *hub.Session, ep hono.Endpoint, retention time.Duration)
 // join adds snd to its group, creating the group (and its hub session)
 // for the first member.
 func (s *Server) join(tenant string, ep hono.Endpoint, name string, snd *amqp.Sender) error {
-	k := groupKey{tenant, ep, name}
+	k := groupKey{tenant: tenant, ep: ep, name: name}
+	err := s.joinGroup(&group{srv: s, key: k}, snd, ep != hono.Event, func(sess *hub.Session) ([]hub.Delivery, error) {
+		return nil, makeGroupSession(sess, ep, s.opts.EventRetention)
+	})
+	if err != nil {
+		return fmt.Errorf("opening the %s group %q: %w", ep, name, err)
+	}
+	return nil
+}
+
+// errOtherFilter refuses a topic link whose group is attached already
+// with another filter.
+var errOtherFilter = errors.New("attached already with another source address")
+
+// joinGroup adds snd to the group of fresh's key, or to fresh itself when
+// there is none yet: then its hub session is opened (clean: without what
+// an earlier session of its id left), prepared by setup and attached, and
+// the retained messages setup returns go out first.
+func (s *Server) joinGroup(fresh *group, snd *amqp.Sender, clean bool, setup func(*hub.Session) ([]hub.Delivery, error)) error {
+	k := fresh.key
 	s.mu.Lock()
 	g := s.groups[k]
-	fresh := g == nil
-	if fresh {
-		g = &group{srv: s, key: k}
+	isNew := g == nil
+	if isNew {
+		g = fresh
 		s.groups[k] = g
+	} else if g.filter != fresh.filter {
+		s.mu.Unlock()
+		return errOtherFilter
 	}
 	m := &member{g: g, snd: snd}
 	g.mu.Lock()
@@ -94,19 +127,25 @@ func (s *Server) join(tenant string, ep hono.Endpoint, name string, snd *amqp.Se
 	s.mu.Unlock()
 
 	snd.OnReady(g.resume)
-	if fresh {
+	if isNew {
 		s.sessMu.Lock()
-		sess, _ := s.opts.Hub.Open(tenant, k.sessionID(), ep != hono.Event)
-		if err := makeGroupSession(sess, ep, s.opts.EventRetention); err != nil {
-			sess.Detach(hub.Departure{})
+		sess, _ := s.opts.Hub.Open(k.tenant, k.sessionID(), clean)
+		retained, err := setup(sess)
+		if err != nil {
+			var keep time.Duration
+			if k.topic {
+				keep = g.expiry() // a durable link's backlog stays
+			}
+			sess.Detach(hub.Departure{Expiry: keep})
 			s.sessMu.Unlock()
 			s.leave(m)
-			return fmt.Errorf("opening the %s group %q: %w", ep, name, err)
+			return err
 		}
 		g.mu.Lock()
 		g.sess = sess
 		g.mu.Unlock()
 		sess.Attach(g)
+		sess.DeliverRetained(retained)
 		s.sessMu.Unlock()
 	} else {
 		g.resume()
@@ -157,13 +196,43 @@ func (s *Server) leave(m *member) {
 		}
 		return
 	}
-	dep := hub.Departure{Unacked: unacked}
-	if g.key.ep == hono.Event {
-		dep.Expiry = s.opts.EventRetention
+	dep := hub.Departure{Unacked: unacked, Expiry: g.expiry()}
+	if g.key.topic && unsubscribed(m.snd.Err()) {
+		dep.Expiry = 0
 	}
 	s.sessMu.Lock()
 	defer s.sessMu.Unlock()
 	sess.Detach(dep)
+}
+
+// unsubscribed reports whether a topic link ended with the peer's
+// detach closing it (closed=true, no error): as for JMS durable
+// subscribers on Artemis or Qpid, that ends a durable subscription, while
+// a suspending detach (closed=false) or a closed connection keeps it.
+func unsubscribed(err error) bool {
+	var le *amqp.LinkError
+	return errors.As(err, &le) && le.Closed && le.RemoteErr == nil
+}
+
+// expiry is how long the group's session outlives its last member: an
+// event group's the retention time, a durable topic link's for ever.
+func (g *group) expiry() time.Duration {
+	switch {
+	case g.key.topic && g.durable:
+		return hub.Forever
+	case !g.key.topic && g.key.ep == hono.Event:
+		return g.srv.opts.EventRetention
+	}
+	return 0
+}
+
+// redelivers reports whether what a member released goes out again:
+// events, and a topic link's QoS 1 and 2 messages.
+func (g *group) redelivers(d hub.Delivery) bool {
+	if g.key.topic {
+		return d.QoS > 0
+	}
+	return g.key.ep == hono.Event
 }
 
 // Deliver implements hub.Sink: it hands d to the next member with credit.
@@ -210,7 +279,13 @@ func (g *group) sendLocked(d hub.Delivery) bool {
 	if n == 0 {
 		return false
 	}
-	payload, err := encoded(d.Message)
+	var payload []byte
+	var err error
+	if g.key.topic {
+		payload, err = topicMessage(d).AppendTo(nil)
+	} else {
+		payload, err = encoded(d.Message)
+	}
 	if err != nil {
 		g.srv.log.Warn("message not encodable for AMQP: dropped", "tenant", g.key.tenant, "err", err)
 		g.settled(d)
@@ -249,12 +324,12 @@ func (g *group) outcome(d hub.Delivery, err error) {
 			return
 		}
 	}
-	if g.key.ep != hono.Event {
+	if !g.redelivers(d) {
 		return // telemetry is at most once past the consumer's credit
 	}
 	d.Dup = true
 	g.mu.Lock()
-	if _, ok := g.inflight[d.Seq]; !ok || g.gone {
+	if _, ok := g.inflight[d.Seq]; (!ok && d.Seq != 0) || g.gone {
 		g.mu.Unlock()
 		// The last member left: d went back to the session with the
 		// rest of the backlog.

@@ -59,6 +59,19 @@
 //     "$lwt/<client-id>" per client). When Ferry stops, the wills of the
 //     clients attached then stay: after the restart each is published
 //     after its delay unless its client attaches again first.
+//
+// # MQTT topics
+//
+// Any other address (topics.go) is the MQTT topic of that name in the
+// application's tenant: receivers subscribe to a topic filter (wildcards
+// allowed), retained messages first, each message with to = its topic and
+// the annotations x-opt-mqtt-qos and x-opt-retain-message; senders publish
+// to a topic, retained when x-opt-retain-message says so. A receiver whose
+// source is durable (durability configuration or unsettled-state, expiry
+// policy never) is a persistent session named by container-id and link
+// name: it keeps QoS 1/2 messages while the client is away, until a detach
+// with closed=true ends it. A topic link is a group of its own (groupKey
+// topic), so it shares the groups' delivery and redelivery.
 package amqpapi
 
 import (
@@ -284,7 +297,10 @@ func (s *Server) HandleLink(req *amqp.LinkRequest) error {
 	}
 	nb, ok := hono.ParseNorthbound(req.Address)
 	if !ok {
-		return &amqp.Error{Condition: amqp.CondNotFound, Description: fmt.Sprintf("no such address %q: use telemetry/<tenant>, event/<tenant>, command/<tenant> or command_response/<tenant>/<reply-id>", req.Address)}
+		if req.Dynamic || honoAddress(req.Address) || (req.Address == "" && req.Sender != nil) {
+			return &amqp.Error{Condition: amqp.CondNotFound, Description: fmt.Sprintf("no such address %q: use telemetry/<tenant>, event/<tenant>, command/<tenant>, command_response/<tenant>/<reply-id> or an MQTT topic", req.Address)}
+		}
+		return s.handleTopic(req, app)
 	}
 	if !app.Allows(nb.Tenant) {
 		return &amqp.Error{Condition: amqp.CondUnauthorizedAccess, Description: fmt.Sprintf("application %s may not use tenant %s", app.Name, nb.Tenant)}

@@ -1,0 +1,272 @@
+package amqpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferry-iot/ferry/amqp"
+	"github.com/ferry-iot/ferry/amqp/frame"
+	"github.com/ferry-iot/ferry/internal/hono"
+	"github.com/ferry-iot/ferry/internal/hub"
+	"github.com/ferry-iot/ferry/mqtt/topic"
+)
+
+// honoAddress reports whether addr belongs to Hono's API (its first
+// segment names one of Hono's endpoints), so that a malformed Hono address
+// is refused instead of being taken for an MQTT topic.
+func honoAddress(addr string) bool {
+	first, _, _ := strings.Cut(addr, "/")
+	switch first {
+	case "telemetry", "event", "command", "command_response", "control":
+		return true
+	}
+	return false
+}
+
+// topicLinks numbers the hub sessions of non-durable topic links.
+var topicLinks atomic.Uint64
+
+// handleTopic serves a link whose address is an MQTT topic (a receiver's
+// source may be a filter with wildcards) in app's tenant: what EnMasse's
+// subscription service gave AMQP clients.
+func (s *Server) handleTopic(req *amqp.LinkRequest, app *Application) error {
+	tenant := willTenant(app)
+	if req.Receiver != nil {
+		to := req.Address
+		if to != "" {
+			if err := publishable(to); err != nil {
+				return &amqp.Error{Condition: amqp.CondInvalidField, Description: err.Error()}
+			}
+		}
+		s.members.Add(1)
+		go func() {
+			defer s.members.Done()
+			s.servePublisher(tenant, to, req.Conn.ContainerID(), req.Receiver)
+		}()
+		return nil
+	}
+	filter := req.Address
+	if err := topic.ValidateFilter(filter); err != nil {
+		return &amqp.Error{Condition: amqp.CondInvalidField, Description: fmt.Sprintf("source address %q is no MQTT topic filter: %v", filter, err)}
+	}
+	if strings.HasPrefix(filter, "$share/") {
+		return &amqp.Error{Condition: amqp.CondNotImplemented, Description: "shared subscriptions are MQTT's; AMQP receivers share a Hono address by subscription-name"}
+	}
+	if hono.Reserved(filter) {
+		return &amqp.Error{Condition: amqp.CondUnauthorizedAccess, Description: fmt.Sprintf("%q is Ferry's own", filter)}
+	}
+	src := req.Attach.Source
+	durable := src != nil && src.Durable != frame.DurabilityNone && src.ExpiryPolicy == frame.ExpiryNever
+	var name string
+	if durable {
+		if req.Conn.ContainerID() == "" || req.Attach.Name == "" {
+			return &amqp.Error{Condition: amqp.CondInvalidField, Description: "a durable subscription needs a container-id and a link name"}
+		}
+		name = req.Conn.ContainerID() + "/" + req.Attach.Name
+	} else {
+		name = "link-" + strconv.FormatUint(topicLinks.Add(1), 10)
+	}
+	g := &group{srv: s, key: groupKey{tenant: tenant, name: name, topic: true}, filter: filter, durable: durable}
+	err := s.joinGroup(g, req.Sender, !durable, func(sess *hub.Session) ([]hub.Delivery, error) {
+		return subscribeTopic(sess, filter, durable)
+	})
+	switch {
+	case errors.Is(err, errOtherFilter):
+		return &amqp.Error{Condition: amqp.CondNotAllowed, Description: fmt.Sprintf("subscription %q is attached already with another source address", req.Attach.Name)}
+	case errors.Is(err, hub.ErrTooManySubscriptions):
+		return &amqp.Error{Condition: amqp.CondResourceLimitExceeded, Description: err.Error()}
+	case err != nil:
+		s.log.Error("topic link refused: subscription not stored", "tenant", tenant, "filter", filter, "err", err)
+		return &amqp.Error{Condition: amqp.CondInternalError, Description: "subscription not stored"}
+	}
+	return nil
+}
+
+// subscribeTopic prepares a topic link's session: a durable one is kept in
+// the store and, when it comes back, keeps its backlog and gets retained
+// messages only if its filter is new; a previous filter is dropped.
+func subscribeTopic(sess *hub.Session, filter string, durable bool) ([]hub.Delivery, error) {
+	var handling byte // retained messages on every attach
+	if durable {
+		if err := sess.MakeDurable(hub.Forever); err != nil {
+			return nil, err
+		}
+		handling = 1
+		for _, sub := range sess.Subscriptions() {
+			if sub.Filter != filter {
+				sess.Unsubscribe(sub.Filter)
+			}
+		}
+	}
+	return sess.Subscribe(hub.Subscription{Filter: filter, QoS: 2, RetainHandling: handling})
+}
+
+// publishable checks a topic an AMQP client sends to.
+func publishable(to string) error {
+	if err := topic.ValidateName(to); err != nil {
+		return fmt.Errorf("%q is no MQTT topic name: %w", to, err)
+	}
+	if strings.HasPrefix(to, "$") {
+		return fmt.Errorf("%q is the server's: topics starting with $ take no messages", to)
+	}
+	return nil
+}
+
+// servePublisher publishes what a sender link to a topic (or, with to "",
+// to the anonymous relay: each message's to) sends, and settles each
+// message once the hub took it: accepted when every copy is kept,
+// rejected when it cannot be (a full queue, a store failure).
+func (s *Server) servePublisher(tenant, to, origin string, rcv *amqp.Receiver) {
+	ctx := context.Background()
+	for {
+		d, err := rcv.Receive(ctx)
+		if err != nil {
+			return
+		}
+		m, err := topicPublish(&d.Message, to, origin)
+		if err != nil {
+			_ = d.Reject(ctx, &amqp.Error{Condition: amqp.CondInvalidField, Description: err.Error()})
+			continue
+		}
+		s.opts.Hub.PublishAsync(tenant, m, func(res hub.Result) {
+			switch {
+			case res.Err != nil:
+				s.log.Error("message from AMQP not stored", "tenant", tenant, "topic", m.Topic, "err", res.Err)
+				_ = d.Reject(ctx, &amqp.Error{Condition: amqp.CondInternalError, Description: "not stored"})
+			case res.Lost > 0 && m.QoS > 0:
+				_ = d.Reject(ctx, &amqp.Error{Condition: amqp.CondResourceLimitExceeded, Description: "a subscriber's queue is full"})
+			case res.RetainRefused:
+				_ = d.Reject(ctx, &amqp.Error{Condition: amqp.CondResourceLimitExceeded, Description: "delivered, but not retained: the tenant holds the most retained messages it may"})
+			default:
+				_ = d.Accept(ctx)
+			}
+		})
+	}
+}
+
+// topicPublish turns an AMQP message for a topic into a hub message, as
+// EnMasse's gateway did (protocols.md 2.3): the topic is the link's
+// address or the message's to, x-opt-mqtt-qos the QoS (without it, a
+// durable message is QoS 1, others QoS 0), x-opt-retain-message the
+// retain flag.
+func topicPublish(am *amqp.Message, to, origin string) (*hub.Message, error) {
+	p := am.Properties
+	if p == nil {
+		p = &amqp.Properties{}
+	}
+	if to == "" {
+		if err := publishable(p.To); err != nil {
+			return nil, fmt.Errorf("to: %w", err)
+		}
+		to = p.To
+	}
+	payload, err := body(am)
+	if err != nil {
+		return nil, err
+	}
+	m := &hub.Message{Topic: to, Payload: payload, ContentType: string(p.ContentType), ResponseTopic: p.ReplyTo, Origin: origin, Created: time.Now()}
+	if am.Header != nil {
+		if am.Header.Durable {
+			m.QoS = 1
+		}
+		if am.Header.TTL > 0 {
+			m.Expiry = m.Created.Add(am.Header.TTL)
+		}
+	}
+	if !p.AbsoluteExpiryTime.IsZero() && (m.Expiry.IsZero() || p.AbsoluteExpiryTime.Before(m.Expiry)) {
+		m.Expiry = p.AbsoluteExpiryTime
+	}
+	if v, ok := am.MessageAnnotations.Get(AnnotationMQTTQoS); ok {
+		q, ok := amqp.Integer(v)
+		if !ok || q < 0 || q > 2 {
+			return nil, fmt.Errorf("%s must be 0, 1 or 2, not %v", AnnotationMQTTQoS, v)
+		}
+		m.QoS = byte(q)
+	}
+	if v, ok := am.MessageAnnotations.Get(AnnotationRetainMessage); ok {
+		b, ok := v.(bool)
+		if !ok {
+			return nil, fmt.Errorf("%s must be a boolean, not %T", AnnotationRetainMessage, v)
+		}
+		m.Retain = b
+	}
+	switch c := p.CorrelationID.(type) {
+	case []byte:
+		m.CorrelationData = c
+	case string:
+		m.CorrelationData = []byte(c)
+	}
+	for k, v := range am.ApplicationProperties {
+		if sv, ok := v.(string); ok {
+			m.UserProperties = append(m.UserProperties, hub.UserProperty{Key: k, Value: sv})
+		}
+	}
+	return m, nil
+}
+
+// body is a message's payload: its data sections, or an amqp-value string
+// or binary.
+func body(am *amqp.Message) ([]byte, error) {
+	switch {
+	case len(am.Data) == 1:
+		return am.Data[0], nil
+	case len(am.Data) > 1:
+		var b []byte
+		for _, d := range am.Data {
+			b = append(b, d...)
+		}
+		return b, nil
+	case am.Value != nil:
+		switch v := am.Value.(type) {
+		case string:
+			return []byte(v), nil
+		case []byte:
+			return v, nil
+		}
+		return nil, fmt.Errorf("an amqp-value body must be a string or binary, not %T", am.Value)
+	case len(am.Sequence) > 0:
+		return nil, errors.New("an amqp-sequence body has no MQTT payload: send data")
+	}
+	return nil, nil
+}
+
+// topicMessage is a hub delivery as a topic link's receiver gets it:
+// to = the topic, the QoS and retain flag as annotations, durable when
+// QoS > 0, MQTT 5's properties in their AMQP places.
+func topicMessage(d hub.Delivery) *amqp.Message {
+	m := d.Message
+	am := &amqp.Message{
+		Header: &amqp.MessageHeader{Durable: d.QoS > 0, Priority: 4},
+		MessageAnnotations: amqp.Annotations{
+			AnnotationMQTTQoS:       int32(d.QoS),
+			AnnotationRetainMessage: d.Retain,
+		},
+		Properties: &amqp.Properties{To: m.Topic, ReplyTo: m.ResponseTopic, ContentType: amqp.Symbol(m.ContentType), CreationTime: m.Created},
+		Data:       [][]byte{m.Payload},
+	}
+	if d.Dup {
+		am.Header.DeliveryCount = 1
+	}
+	if !m.Expiry.IsZero() {
+		ttl := time.Until(m.Expiry)
+		if ttl <= 0 {
+			ttl = time.Millisecond
+		}
+		am.Header.TTL = ttl
+	}
+	if len(m.CorrelationData) > 0 {
+		am.Properties.CorrelationID = m.CorrelationData
+	}
+	if len(m.UserProperties) > 0 {
+		am.ApplicationProperties = make(map[string]any, len(m.UserProperties))
+		for _, u := range m.UserProperties {
+			am.ApplicationProperties[u.Key] = u.Value
+		}
+	}
+	return am
+}
