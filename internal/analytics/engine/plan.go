@@ -49,6 +49,7 @@ type Plan struct {
 	timeSlot      int // -1: arrival time
 	where         func([]fields.Value) fields.Value
 	needExt       bool
+	needTopic     bool
 
 	args    []argCount // one per distinct aggregated field
 	aggs    []agg
@@ -144,8 +145,11 @@ func Compile(spec *query.Spec) (*Plan, error) {
 				}
 				paths = append(paths, path)
 			}
-			if f.Kind == query.FieldDeviceExt {
+			switch f.Kind {
+			case query.FieldDeviceExt:
 				p.needExt = true
+			case query.FieldTopic:
+				p.needTopic = true
 			}
 		}
 	}
@@ -460,6 +464,9 @@ func cmpFloat(a, b float64) int {
 // DeviceSharded reports whether the query's key is the device, so that
 // messages may be spread over several operators by device.
 func (p *Plan) DeviceSharded() bool { return p.deviceSharded }
+
+// NeedsTopic reports whether the query reads topic levels.
+func (p *Plan) NeedsTopic() bool { return p.needTopic }
 
 // NeedsExt reports whether the query reads device.ext fields.
 func (p *Plan) NeedsExt() bool { return p.needExt }

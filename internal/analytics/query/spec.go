@@ -120,6 +120,22 @@ const (
 // ParseSpec reads a YAML (or JSON) query document and validates it.
 // defaultTenant applies when the document names none.
 func ParseSpec(data []byte, defaultTenant string) (*Spec, error) {
+	s, err := DecodeSpec(data)
+	if err != nil {
+		return nil, err
+	}
+	if s.Tenant == "" {
+		s.Tenant = defaultTenant
+	}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// DecodeSpec reads a YAML (or JSON) query document without validating
+// it; unknown keys are errors.
+func DecodeSpec(data []byte) (*Spec, error) {
 	var s Spec
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -128,12 +144,6 @@ func ParseSpec(data []byte, defaultTenant string) (*Spec, error) {
 			return nil, errors.New("empty query document")
 		}
 		return nil, fmt.Errorf("query document: %w", err)
-	}
-	if s.Tenant == "" {
-		s.Tenant = defaultTenant
-	}
-	if err := s.Validate(); err != nil {
-		return nil, err
 	}
 	return &s, nil
 }

@@ -1,0 +1,258 @@
+package analytics
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ferry-iot/ferry/internal/analytics/engine"
+	"github.com/ferry-iot/ferry/internal/analytics/fields"
+	"github.com/ferry-iot/ferry/internal/analytics/query"
+	"github.com/ferry-iot/ferry/internal/hono"
+	"github.com/ferry-iot/ferry/internal/hub"
+)
+
+// HubTopicPrefix starts the hub topics of the AMQP outputs: the rows of
+// address analytics/<tenant>/<name> travel on $analytics/<name> in the
+// tenant, where the northbound AMQP API takes them.
+const HubTopicPrefix = "$analytics/"
+
+// ContentType is the content type of rows.
+const ContentType = "application/json"
+
+// outputs hands a query's rows to its destinations. emit runs on the
+// shard goroutines; the SSE subscribers and the latest rows are guarded
+// by mu.
+type outputs struct {
+	r         *running
+	mqtt      []query.MQTTOutput
+	amqpTopic []string
+	prom      *promSeries
+
+	mu      sync.Mutex
+	latest  map[string][]byte // user key -> last row's JSON
+	subs    map[*Subscriber]struct{}
+	closed  bool
+	dropped atomic.Int64 // SSE rows a slow subscriber missed
+	failed  atomic.Int64 // MQTT/AMQP rows the hub did not take
+}
+
+func newOutputs(r *running) *outputs {
+	o := &outputs{r: r, latest: map[string][]byte{}, subs: map[*Subscriber]struct{}{}}
+	for _, out := range r.spec.Outputs {
+		switch {
+		case out.MQTT != nil:
+			o.mqtt = append(o.mqtt, *out.MQTT)
+		case out.AMQP != "":
+			o.amqpTopic = append(o.amqpTopic, HubTopicPrefix+out.AMQP[strings.LastIndexByte(out.AMQP, '/')+1:])
+		case out.Prometheus != nil:
+			o.prom = newPromSeries(r.plan, out.Prometheus)
+		}
+	}
+	return o
+}
+
+func (o *outputs) describe() []string {
+	var d []string
+	for _, m := range o.mqtt {
+		s := "mqtt " + m.Topic
+		if m.Retain {
+			s += " (retained)"
+		}
+		d = append(d, s)
+	}
+	for _, out := range o.r.spec.Outputs {
+		if out.AMQP != "" {
+			d = append(d, "amqp "+out.AMQP)
+		}
+		if out.Kafka != "" {
+			d = append(d, "kafka "+out.Kafka+" (not sent: the Kafka output needs the scale-out mode)")
+		}
+	}
+	if o.prom != nil {
+		d = append(d, "prometheus "+o.prom.name)
+	}
+	return append(d, "sse /stream and /latest")
+}
+
+// UserKey is how /latest?key= names a row's key: its values joined by
+// commas.
+func UserKey(key string) string { return strings.ReplaceAll(key, "\x1f", ",") }
+
+// emit publishes one row (engine.Operator's emit function).
+func (o *outputs) emit(row *engine.Row) {
+	b := row.AppendJSON(make([]byte, 0, 256))
+	r := o.r
+	h := r.svc.opts.Hub
+	now := r.svc.opts.Now()
+	for _, m := range o.mqtt {
+		msg := &hub.Message{Topic: expand(m.Topic, row), Payload: b, QoS: m.QoS, Retain: m.Retain,
+			ContentType: ContentType, Origin: r.sessID, Created: now}
+		o.publish(h, msg)
+	}
+	if len(o.amqpTopic) > 0 {
+		props := []hub.Property{{Key: hono.PropTenantID, Value: r.spec.Tenant}, {Key: "query", Value: r.spec.Name},
+			{Key: "window_start", Value: engine.FormatTime(row.Start)}}
+		if v, ok := row.Value("device_id"); ok && v.Kind == fields.String {
+			props = append(props, hub.Property{Key: hono.PropDeviceID, Value: v.Str})
+		}
+		for _, t := range o.amqpTopic {
+			o.publish(h, &hub.Message{Topic: t, Payload: b, ContentType: ContentType, Origin: r.sessID, Created: now, Properties: props})
+		}
+	}
+	if o.prom != nil {
+		o.prom.set(row)
+	}
+	key := UserKey(row.Key)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, ok := o.latest[key]; !ok && len(o.latest) >= r.spec.MaxKeys {
+		for k := range o.latest { // full: forget one
+			delete(o.latest, k)
+			break
+		}
+	}
+	o.latest[key] = b
+	for s := range o.subs {
+		select {
+		case s.C <- b:
+		default:
+			o.dropped.Add(1)
+			s.Missed.Add(1)
+		}
+	}
+}
+
+func (o *outputs) publish(h *hub.Hub, m *hub.Message) {
+	if m.QoS == 0 && !m.Retain {
+		if res := h.Publish(o.r.spec.Tenant, m); res.Err != nil {
+			o.failed.Add(1)
+		}
+		return
+	}
+	// A retained or QoS 1 row waits for the store; the shard goes on.
+	h.PublishAsync(o.r.spec.Tenant, m, func(res hub.Result) {
+		if res.Err != nil {
+			o.failed.Add(1)
+		}
+	})
+}
+
+// expand fills a topic template's {column} and {query} from row.
+func expand(tmpl string, row *engine.Row) string {
+	if !strings.Contains(tmpl, "{") {
+		return tmpl
+	}
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(tmpl, '{')
+		if i < 0 {
+			b.WriteString(tmpl)
+			return b.String()
+		}
+		j := strings.IndexByte(tmpl[i:], '}')
+		b.WriteString(tmpl[:i])
+		v, _ := row.Value(tmpl[i+1 : i+j])
+		b.WriteString(levelText(v))
+		tmpl = tmpl[i+j+1:]
+	}
+}
+
+// levelText is a value as a topic level: wildcards and separators are
+// replaced, so that a key cannot change the topic's shape.
+func levelText(v fields.Value) string {
+	var s string
+	switch v.Kind {
+	case fields.String:
+		s = v.Str
+	case fields.Number:
+		s = strconv.FormatFloat(v.Num, 'f', -1, 64)
+	case fields.Bool:
+		s = map[bool]string{true: "true", false: "false"}[v.Num != 0]
+	default:
+		s = "null"
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '/' || r == '+' || r == '#' || r == 0 {
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// Subscriber receives a query's rows as they are emitted (SSE).
+type Subscriber struct {
+	C chan []byte
+	// Missed counts rows that found C full.
+	Missed atomic.Int64
+	o      *outputs
+}
+
+// Subscribe returns a subscriber to a query's rows, with the latest row
+// of each key; Cancel ends it. C is closed when the query stops.
+func (s *Service) Subscribe(tenant, name string, buffer int) (*Subscriber, [][]byte, error) {
+	r, err := s.get(tenant, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	o := r.outputs
+	sub := &Subscriber{C: make(chan []byte, buffer), o: o}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return nil, nil, ErrNotFound
+	}
+	o.subs[sub] = struct{}{}
+	latest := make([][]byte, 0, len(o.latest))
+	for _, b := range o.latest {
+		latest = append(latest, b)
+	}
+	return sub, latest, nil
+}
+
+// Cancel ends the subscription.
+func (sub *Subscriber) Cancel() {
+	o := sub.o
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, ok := o.subs[sub]; ok {
+		delete(o.subs, sub)
+		close(sub.C)
+	}
+}
+
+// Latest returns the last row of a key (its values joined by commas), or
+// with key "" of every key.
+func (s *Service) Latest(tenant, name, key string) ([][]byte, error) {
+	r, err := s.get(tenant, name)
+	if err != nil {
+		return nil, err
+	}
+	o := r.outputs
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if key != "" {
+		b, ok := o.latest[key]
+		if !ok {
+			return nil, nil
+		}
+		return [][]byte{b}, nil
+	}
+	out := make([][]byte, 0, len(o.latest))
+	for _, b := range o.latest {
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// close ends every subscription.
+func (o *outputs) close() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.closed = true
+	for s := range o.subs {
+		delete(o.subs, s)
+		close(s.C)
+	}
+}
