@@ -28,12 +28,12 @@ type Checkpoints struct {
 
 // OpenCheckpoints opens (creating) the database in dir.
 func OpenCheckpoints(dir string, log *slog.Logger) (*Checkpoints, error) {
-	db, err := pebble.Open(dir, &pebble.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("analytics checkpoints in %s: %w", dir, err)
-	}
 	if log == nil {
 		log = slog.Default()
+	}
+	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{log}})
+	if err != nil {
+		return nil, fmt.Errorf("analytics checkpoints in %s: %w", dir, err)
 	}
 	return &Checkpoints{db: db, log: log}, nil
 }
@@ -144,4 +144,24 @@ func (c *Checkpoints) DeleteState(tenant, name string) {
 	if err := c.db.Delete(stateKey(tenant, name), pebble.Sync); err != nil {
 		c.log.Warn("analytics checkpoint not deleted", "tenant", tenant, "query", name, "err", err)
 	}
+}
+
+// pebbleLogger sends Pebble's log lines to slog: informational ones at
+// debug level (Pebble reports every WAL and compaction).
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "analytics-pebble")
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "analytics-pebble")
+}
+
+// Fatalf is called on unrecoverable corruption; Pebble expects it not to
+// return.
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg, "component", "analytics-pebble")
+	panic("pebble: " + msg)
 }

@@ -211,6 +211,17 @@ func (s *Service) Subscribe(tenant, name string, buffer int) (*Subscriber, [][]b
 	return sub, latest, nil
 }
 
+// Subscribers is the number of readers of a query's rows (SSE streams).
+func (s *Service) Subscribers(tenant, name string) int {
+	r, err := s.get(tenant, name)
+	if err != nil {
+		return 0
+	}
+	r.outputs.mu.Lock()
+	defer r.outputs.mu.Unlock()
+	return len(r.outputs.subs)
+}
+
 // Cancel ends the subscription.
 func (sub *Subscriber) Cancel() {
 	o := sub.o

@@ -71,6 +71,8 @@ type Config struct {
 	// Bridges (bridges[]) connect Ferry to other MQTT brokers, as
 	// Mosquitto's bridges do (docs/bridges.md). Default none.
 	Bridges []Bridge `yaml:"bridges"`
+	// Analytics configures the built-in streaming analytics.
+	Analytics Analytics `yaml:"analytics"`
 }
 
 // Bridge is one connection to a remote broker (bridges[]).

@@ -25,6 +25,7 @@ import (
 	"github.com/ferry-iot/ferry/internal/adapter/downstream"
 	"github.com/ferry-iot/ferry/internal/adapter/httpadapter"
 	"github.com/ferry-iot/ferry/internal/adapter/mqttadapter"
+	"github.com/ferry-iot/ferry/internal/analytics"
 	"github.com/ferry-iot/ferry/internal/auth"
 	"github.com/ferry-iot/ferry/internal/bridge"
 	"github.com/ferry-iot/ferry/internal/cluster"
@@ -90,6 +91,7 @@ type Node struct {
 	httpLn     net.Listener // nil when http.addr is off
 	httpsLn    net.Listener // nil when http.tls_addr is off; n.http serves both
 	bridges    []*bridge.Bridge
+	analytics  *analytics.Service // analytics.go
 	ready      atomic.Bool
 	// stopBackground ends the background tasks ($SYS); background waits
 	// for them.
@@ -257,6 +259,9 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 	}
 	n.metrics.Register(&hubCollector{hub: n.hub})
 	if err := n.startBridges(); err != nil { // bridges.go
+		return nil, err
+	}
+	if err := n.startAnalytics(); err != nil { // analytics.go
 		return nil, err
 	}
 	if cfg.ScaleOut() {
@@ -445,6 +450,9 @@ func (n *Node) listen() error {
 	if cfg.HTTP.Addr != "" || cfg.HTTP.TLSAddr != "" {
 		mux := n.opsMux(&n.ready)
 		if err := n.mountRegistry(mux); err != nil {
+			return err
+		}
+		if err := n.mountAnalytics(mux); err != nil {
 			return err
 		}
 		if cfg.HTTP.Addr != "" {

@@ -144,3 +144,18 @@ outputs:
 		}
 	}
 }
+
+func TestWindowString(t *testing.T) {
+	for sql, want := range map[string]string{
+		"TUMBLE(10s)": "TUMBLE(10s)", "HOP(5m, 1m)": "HOP(5m, 1m)", "SESSION(90m)": "SESSION(1h30m)",
+		"TUMBLE(2h)": "TUMBLE(2h)", "COUNT(7)": "COUNT(7)", "TUMBLE(500ms)": "TUMBLE(500ms)",
+	} {
+		q, err := Parse("SELECT count(*) FROM telemetry GROUP BY " + sql)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := q.Window.String(); got != want {
+			t.Errorf("%s = %s, want %s", sql, got, want)
+		}
+	}
+}

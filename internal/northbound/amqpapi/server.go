@@ -292,6 +292,9 @@ func (s *Server) HandleLink(req *amqp.LinkRequest) error {
 	if req.Address == LWTAddress {
 		return s.handleLWT(req, app)
 	}
+	if strings.HasPrefix(req.Address, AnalyticsPrefix) {
+		return s.handleAnalytics(req, app) // analytics.go
+	}
 	if s.opts.Bridge != nil && bridged(req) {
 		return s.opts.Bridge.HandleLink(req, app)
 	}

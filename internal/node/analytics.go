@@ -1,0 +1,83 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/ferry-iot/ferry/internal/analytics"
+	"github.com/ferry-iot/ferry/internal/analytics/query"
+	"github.com/ferry-iot/ferry/internal/config"
+)
+
+// startAnalytics starts the analytics service: the queries applied
+// through the API before (kept in data_dir/analytics with the Pebble
+// store), then those of the configuration file, which replace stored ones
+// of the same name.
+func (n *Node) startAnalytics() error {
+	cfg := n.cfg
+	specs := make([]*query.Spec, 0, len(cfg.Analytics.Queries))
+	for i, doc := range cfg.Analytics.Queries {
+		raw, err := yaml.Marshal(&doc)
+		if err != nil {
+			return fmt.Errorf("analytics.queries[%d]: %w", i, err)
+		}
+		spec, err := query.ParseSpec(raw, config.DefaultTenant)
+		if err != nil {
+			return fmt.Errorf("analytics.queries[%d] (line %d): %w", i, doc.Line, err)
+		}
+		specs = append(specs, spec)
+	}
+	opts := analytics.Options{
+		Hub:                n.hub,
+		CheckpointInterval: time.Duration(cfg.Analytics.CheckpointInterval),
+		Logger:             n.log,
+		Ext: func(ctx context.Context, tenant, device string) (map[string]any, error) {
+			d, _, err := n.registry.GetDevice(ctx, tenant, device)
+			if err != nil {
+				return nil, err
+			}
+			return d.Ext, nil
+		},
+	}
+	if cfg.Store.Engine == "pebble" {
+		cp, err := analytics.OpenCheckpoints(filepath.Join(cfg.DataDir, "analytics"), n.log)
+		if err != nil {
+			return err
+		}
+		n.closers = append(n.closers, func(context.Context) error { return cp.Close() })
+		opts.Checkpoints = cp
+	}
+	svc := analytics.New(opts)
+	n.closers = append(n.closers, svc.Close)
+	n.analytics = svc
+	n.metrics.Register(svc.Collector())
+	if err := svc.RestoreSpecs(); err != nil {
+		return fmt.Errorf("analytics: stored queries: %w", err)
+	}
+	for _, spec := range specs {
+		if _, err := svc.Apply(spec, false); err != nil {
+			return fmt.Errorf("analytics query %s: %w", spec.Name, err)
+		}
+		n.hub.AddTenant(spec.Tenant)
+	}
+	return nil
+}
+
+// mountAnalytics serves the analytics API under /v1/analytics/, with the
+// registry API's admin password.
+func (n *Node) mountAnalytics(mux *http.ServeMux) error {
+	pw, err := n.adminPassword()
+	if err != nil {
+		return fmt.Errorf("admin password (--admin-password): %w", err)
+	}
+	mux.Handle("/v1/analytics/", n.analytics.Handler(analytics.APIOptions{AdminPassword: pw, Logger: n.log}))
+	return nil
+}
+
+// Analytics is the node's analytics service.
+func (n *Node) Analytics() *analytics.Service { return n.analytics }
