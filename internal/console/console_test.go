@@ -653,3 +653,35 @@ func TestStatic(t *testing.T) {
 		t.Errorf("POST /console/: %d", rec.Code)
 	}
 }
+
+func TestProxy(t *testing.T) {
+	var got *http.Request
+	upstream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Write([]byte("event: row\ndata: {}\n\n"))
+	})
+	c := New(Options{Hub: hub.New(hub.Options{}), Upstream: upstream, AdminPassword: adminPW,
+		Users: []User{{Name: "app", PasswordHash: hash(t, "app-pw"), Tenants: []string{"a/b"}}}})
+	defer c.Close()
+	req := httptest.NewRequest(http.MethodGet, "/console/api/v1/analytics/a%2Fb/queries/q1/stream?key=dev-1", nil)
+	req.SetBasicAuth("app", "app-pw")
+	req.AddCookie(&http.Cookie{Name: CookieName, Value: "x"})
+	rec := httptest.NewRecorder()
+	c.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK || got == nil {
+		t.Fatalf("proxied stream: %d %s", rec.Code, rec.Body)
+	}
+	if got.URL.EscapedPath() != "/v1/analytics/a%2Fb/queries/q1/stream" || got.URL.RawQuery != "key=dev-1" {
+		t.Errorf("upstream got %s ? %s", got.URL.EscapedPath(), got.URL.RawQuery)
+	}
+	if user, pw, _ := got.BasicAuth(); user != AdminUser || pw != adminPW {
+		t.Errorf("upstream credentials %s:%s, want admin's", user, pw)
+	}
+	if got.Header.Get("Cookie") != "" {
+		t.Error("the console's cookie reached the upstream")
+	}
+	if !strings.Contains(rec.Body.String(), "event: row") {
+		t.Errorf("body %q", rec.Body)
+	}
+}

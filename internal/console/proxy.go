@@ -25,7 +25,8 @@ func (c *Console) proxy(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	rest := strings.TrimPrefix(r.URL.Path, "/console/api")
-	parts := strings.Split(strings.TrimPrefix(rest, "/v1/"), "/")
+	// Split the escaped path: a tenant id may hold an escaped slash.
+	parts := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/console/api/v1/"), "/")
 	switch {
 	case rest == "/v1/openapi.yaml":
 	case len(parts) == 1 && parts[0] == "tenants":

@@ -13,7 +13,8 @@ const state = {
   live: null,      // EventSource of /live
   inspect: null,   // EventSource of /inspect
   analytics: null, // EventSource of an analytics stream
-  plots: {},
+  plots: {},         // the overview's LivePlots
+  analyticsPlot: null,
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -524,21 +525,31 @@ function stopAnalytics() {
   if (state.analytics) { state.analytics.close(); state.analytics = null; }
 }
 
-const rowMeta = ["query", "window_start", "window_end", "revision", "late", "dropped", "id", "key"];
+const rowMeta = ["query", "window_start", "window_end", "revision", "late", "dropped", "id"];
 
-function analyticsRows(rows) {
+// keyOf is the key of an analytics row: its string fields that are not
+// the row's bookkeeping (the device, or what the query groups by).
+function keyOf(r) {
+  return Object.entries(r).filter(([k, v]) => typeof v === "string" && !rowMeta.includes(k)).map(([, v]) => v).join("/");
+}
+
+function analyticsRows(rows, key) {
+  rows = rows.filter((r) => !key || Object.values(r).includes(key));
   if (rows.length === 0) return;
   const cols = Object.keys(rows[0]);
-  $("#analytics-table thead").replaceChildren(el("tr", {}, ...cols.map((c) => el("th", {}, c))));
+  if ($("#analytics-table thead").children.length === 0) {
+    $("#analytics-table thead").replaceChildren(el("tr", {}, ...cols.map((c) => el("th", {}, c))));
+  }
   const body = $("#analytics-table tbody");
   for (const r of rows) {
     body.prepend(el("tr", {}, ...cols.map((c) => el("td", { class: "mono" }, typeof r[c] === "object" ? JSON.stringify(r[c]) : r[c]))));
   }
   while (body.children.length > 200) body.lastChild.remove();
-  const plot = state.plots.analytics || (state.plots.analytics = new LivePlot("plot-analytics", "Latest aggregates", ""));
+  const plot = state.analyticsPlot || (state.analyticsPlot = new LivePlot("plot-analytics", "Aggregates per window", ""));
   for (const r of rows) {
     const values = {};
-    for (const [k, v] of Object.entries(r)) if (typeof v === "number" && !rowMeta.includes(k)) values[k] = v;
+    const prefix = key ? "" : keyOf(r) + " ";
+    for (const [k, v] of Object.entries(r)) if (typeof v === "number" && !rowMeta.includes(k)) values[prefix + k] = v;
     const t = Date.parse(r.window_end || r.window_start) || Date.now();
     plot.push(t, values);
   }
@@ -550,15 +561,20 @@ $("#analytics-show").addEventListener("click", async () => {
   if (!name) return;
   const key = $("#analytics-key").value.trim();
   const base = analyticsBase() + "/" + enc(name);
+  $("#analytics-table thead").replaceChildren();
   $("#analytics-table tbody").replaceChildren();
+  if (state.analyticsPlot && state.analyticsPlot.plot) state.analyticsPlot.plot.destroy();
+  state.analyticsPlot = null;
   try {
-    analyticsRows(listOf(await call("GET", base + "/latest?key=" + enc(key)), "rows"));
-  } catch (e) { flash(e.message); return; }
-  const es = new EventSource(API + base + "/stream?key=" + enc(key));
-  es.onmessage = (e) => {
-    const data = JSON.parse(e.data);
-    analyticsRows(Array.isArray(data) ? data : [data]);
-  };
+    // latest answers one row for a key, a list for every key.
+    const res = await call("GET", base + "/latest" + (key ? "?key=" + enc(key) : ""));
+    analyticsRows(Array.isArray(res) ? res : [res], key);
+  } catch (e) {
+    if (e.status !== 404) { flash(e.message); return; } // 404: no row yet
+  }
+  // The stream sends every key's rows as "row" events, the latest of each first.
+  const es = new EventSource(API + base + "/stream");
+  es.addEventListener("row", (e) => analyticsRows([JSON.parse(e.data)], key));
   state.analytics = es;
 });
 
