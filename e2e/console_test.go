@@ -3,6 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/ferry-iot/ferry/internal/config"
+	"github.com/ferry-iot/ferry/internal/node"
 	"github.com/ferry-iot/ferry/mqtt/client"
 	"github.com/ferry-iot/ferry/mqtt/packet"
 )
@@ -23,8 +27,9 @@ import (
 // the topic inspector, disables the device and sees it disconnected. The
 // overview's screenshot is left in the test's artifact directory: run with
 // `go test -run TestConsoleBrowser -artifacts -outputdir DIR ./e2e/` to keep
-// it (DIR/TestConsoleBrowser/overview.png; without -artifacts it goes
-// with the test's temporary directory).
+// it (overview.png, and inspector.png and registry.png, in a directory
+// under DIR/_artifacts/; without -artifacts it goes with the test's
+// temporary directory).
 func TestConsoleBrowser(t *testing.T) {
 	chromium := requirePeer(t, "chromium", "chromium")
 	const adminPassword = "console-test-admin"
@@ -74,6 +79,20 @@ func TestConsoleBrowser(t *testing.T) {
 		return fmt.Sprintf("((document.querySelector(%s)||{}).textContent||'')", strconv.Quote(sel))
 	}
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	// screenshot leaves a picture of the page in the artifact directory,
+	// for a person to look at.
+	screenshot := func(name string) {
+		t.Helper()
+		shot, err := chromedp.Run(browser, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		path := filepath.Join(t.ArtifactDir(), name+".png")
+		if err := os.WriteFile(path, shot, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s screenshot: %s", name, path)
+	}
 
 	step("log in",
 		chromedp.WaitVisible(css("#login-password")),
@@ -133,6 +152,7 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	until("the message in the inspector", text("#inspect-messages")+".includes('sensors/kitchen/temp') && "+
 		text("#inspect-messages")+".includes('21.5')")
+	screenshot("inspector")
 
 	// Disabling the device closes its connection.
 	step("disable dev-1",
@@ -141,6 +161,7 @@ func TestConsoleBrowser(t *testing.T) {
 		chromedp.Click(css(`#devices-table tr[data-device="dev-1"] button.toggle`)),
 	)
 	until("dev-1 shown disabled", text(`#devices-table tr[data-device="dev-1"]`)+".includes('disabled')")
+	screenshot("registry")
 	select {
 	case <-dev.Done():
 	case <-time.After(20 * time.Second):
@@ -149,13 +170,65 @@ func TestConsoleBrowser(t *testing.T) {
 	step("back to the overview", chromedp.Click(css("#nav-overview")))
 	until("no connection on the overview", text("#stat-connections")+" === '0'")
 
-	shot, err := chromedp.Run(browser, chromedp.FullScreenshot(100))
+	screenshot("overview")
+}
+
+// TestConsoleShutdown checks that open event streams (live figures, topic
+// inspector) do not hold up a node's shutdown, and that --console=false
+// turns the console off alone.
+func TestConsoleShutdown(t *testing.T) {
+	cfg := config.Default()
+	cfg.MQTT.Addr, cfg.HTTP.Addr, cfg.AMQP.Addr, cfg.AMQP.AppAddr = "127.0.0.1:0", "127.0.0.1:0", "", ""
+	cfg.MQTT.SysInterval = 0
+	cfg.DataDir = t.TempDir()
+	cfg.AdminPassword = "pw"
+	n, err := node.Start(cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	path := filepath.Join(t.ArtifactDir(), "overview.png")
-	if err := os.WriteFile(path, shot, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("overview screenshot: %s", path)
+	base := "http://" + n.HTTPAddr().String()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var bodies []io.ReadCloser
+	for _, path := range []string{"/console/api/live", "/console/api/inspect?filter=%23"} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth("admin", "pw")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s", path, resp.Status)
+		}
+		bodies = append(bodies, resp.Body)
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	start := time.Now()
+	if err := n.Shutdown(sctx); err != nil {
+		t.Fatalf("shutdown with open console streams: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("shutdown took %v", d)
+	}
+	for _, b := range bodies {
+		// The streams ended with the server.
+		if _, err := io.Copy(io.Discard, b); err != nil {
+			t.Logf("stream: %v", err)
+		}
+		b.Close()
+	}
+
+	off := startFerry(t, func(c *config.Config) { c.HTTP.Console = false })
+	resp, err := http.Get("http://" + off.HTTPAddr().String() + "/console/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET /console/ with the console off: %s", resp.Status)
+	}
 }
