@@ -25,7 +25,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(append([]*cobra.Command{newServeCmd(), newVersionCmd(), newBenchCmd(), newAppCmd(), newKafkaCmd(), newClientsCmd()}, newRegistryCmds()...)...)
+	root.AddCommand(append([]*cobra.Command{newServeCmd(), newVersionCmd(), newBenchCmd(), newAppCmd(), newKafkaCmd(), newClientsCmd(), newQueryCmd()}, newRegistryCmds()...)...)
 	return root
 }
 
