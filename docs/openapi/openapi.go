@@ -10,3 +10,9 @@ import _ "embed"
 //
 //go:embed registry-v1.yaml
 var RegistryV1 []byte
+
+// ConsoleV1 is the OpenAPI 3 document of the web console's API
+// (console-v1.yaml).
+//
+//go:embed console-v1.yaml
+var ConsoleV1 []byte

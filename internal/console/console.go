@@ -42,6 +42,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ferry-iot/ferry/docs/openapi"
 	"github.com/ferry-iot/ferry/internal/adapter/mqttadapter"
 	"github.com/ferry-iot/ferry/internal/auth"
 	"github.com/ferry-iot/ferry/internal/hub"
@@ -173,6 +174,10 @@ func (c *Console) routes() *http.ServeMux {
 	})
 	mux.Handle("/console/", c.staticHandler())
 
+	mux.HandleFunc("GET /console/api/openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(openapi.ConsoleV1)
+	})
 	mux.HandleFunc("POST /console/api/login", c.login)
 	mux.HandleFunc("POST /console/api/logout", c.logout)
 	api := func(pattern string, h func(http.ResponseWriter, *http.Request, *session)) {

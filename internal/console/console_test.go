@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/ferry-iot/ferry/internal/adapter/mqttadapter"
@@ -683,5 +684,30 @@ func TestProxy(t *testing.T) {
 	}
 	if !strings.Contains(rec.Body.String(), "event: row") {
 		t.Errorf("body %q", rec.Body)
+	}
+}
+
+// TestOpenAPI checks that the OpenAPI document parses and names every
+// route of the API.
+func TestOpenAPI(t *testing.T) {
+	e := newEnv(t)
+	rec := e.do(http.MethodGet, "/console/api/openapi.yaml", "", nil)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /console/api/openapi.yaml: %d", rec.Code)
+	}
+	var doc struct {
+		Paths map[string]map[string]any `yaml:"paths"`
+	}
+	if err := yaml.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, route := range []string{"POST /console/api/login", "POST /console/api/logout", "GET /console/api/me",
+		"GET /console/api/clients", "GET /console/api/clients/{tenant}/{client}", "POST /console/api/clients/{tenant}/{client}/kick",
+		"GET /console/api/sessions", "GET /console/api/retained", "DELETE /console/api/retained", "GET /console/api/live",
+		"GET /console/api/inspect", "GET /console/api/v1/{path}", "PUT /console/api/v1/{path}"} {
+		method, path, _ := strings.Cut(route, " ")
+		if _, ok := doc.Paths[path][strings.ToLower(method)]; !ok {
+			t.Errorf("console-v1.yaml lacks %s", route)
+		}
 	}
 }
