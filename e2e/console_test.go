@@ -48,7 +48,11 @@ func TestConsoleBrowser(t *testing.T) {
 	if os.Geteuid() == 0 {
 		opts = append(opts, chromedp.NoSandbox) // Chromium's sandbox refuses root
 	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	// The browser's whole life is bounded, so that a hung Chromium fails
+	// the test instead of holding it until go test's timeout.
+	life, cancelLife := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancelLife()
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(life, opts...)
 	defer cancelAlloc()
 	browser, cancelBrowser := chromedp.NewContext(allocCtx)
 	defer cancelBrowser()
