@@ -14,9 +14,11 @@ import (
 )
 
 // HubTopicPrefix starts the hub topics of the AMQP outputs: the rows of
-// address analytics/<tenant>/<name> travel on $analytics/<name> in the
-// tenant, where the northbound AMQP API takes them.
-const HubTopicPrefix = "$analytics/"
+// address analytics/<tenant>/<name> travel on $hono/analytics/<name> in
+// the tenant, where the northbound AMQP API takes them. MQTT clients can
+// neither publish nor subscribe under hono.HubPrefix, so no client can
+// forge rows there.
+const HubTopicPrefix = hono.HubPrefix + "analytics/"
 
 // ContentType is the content type of rows.
 const ContentType = "application/json"

@@ -278,8 +278,10 @@ type extEntry struct {
 	fetched time.Time
 }
 
-// SessionPrefix starts the hub client ids of queries' sessions.
-const SessionPrefix = "$analytics/"
+// SessionPrefix starts the hub client ids of queries' sessions. It is
+// under hono.HubPrefix, which MQTT clients may not take, so that no client
+// can take a query's session over.
+const SessionPrefix = hono.HubPrefix + "analytics-query/"
 
 func (s *Service) start(spec *query.Spec, plan *engine.Plan) (*running, error) {
 	r := &running{svc: s, spec: spec, plan: plan, started: s.opts.Now(),

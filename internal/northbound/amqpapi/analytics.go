@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/ferry-iot/ferry/amqp"
+	"github.com/ferry-iot/ferry/internal/hono"
 	"github.com/ferry-iot/ferry/internal/hub"
 )
 
@@ -17,7 +18,7 @@ const AnalyticsPrefix = "analytics/"
 // analyticsTopic is where internal/analytics publishes the rows of
 // analytics/<tenant>/<name> in the tenant (its HubTopicPrefix; this
 // package does not import the analytics engine).
-func analyticsTopic(name string) string { return "$analytics/" + name }
+func analyticsTopic(name string) string { return hono.HubPrefix + "analytics/" + name }
 
 // analyticsLinks numbers the hub sessions of analytics links.
 var analyticsLinks atomic.Uint64
@@ -37,7 +38,7 @@ func (s *Server) handleAnalytics(req *amqp.LinkRequest, app *Application) error 
 	if req.Sender == nil {
 		return &amqp.Error{Condition: amqp.CondNotFound, Description: fmt.Sprintf("address %q only sends", req.Address)}
 	}
-	sess, _ := s.opts.Hub.Open(tenant, fmt.Sprintf("$analytics-link/%d", analyticsLinks.Add(1)), true)
+	sess, _ := s.opts.Hub.Open(tenant, fmt.Sprintf("%sanalytics-link/%d", hono.HubPrefix, analyticsLinks.Add(1)), true)
 	sess.Attach(analyticsSink{req.Sender})
 	if _, err := sess.Subscribe(hub.Subscription{Filter: analyticsTopic(name), RetainHandling: 2}); err != nil {
 		sess.Detach(hub.Departure{})
