@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,6 +159,36 @@ func TestConsoleBrowser(t *testing.T) {
 		text("#inspect-messages")+".includes('21.5')")
 	screenshot("inspector")
 
+	// An analytics query of the tenant: the panel shows up, with the row of
+	// the device's window.
+	applyConsoleQuery(t, n.HTTPAddr().String(), adminPassword)
+	step("open the analytics panel",
+		chromedp.Click(css("#nav-overview")),
+		chromedp.WaitVisible(css("#nav-analytics")),
+		chromedp.Click(css("#nav-analytics")),
+		chromedp.WaitVisible(css("#analytics-key")),
+	)
+	until("the query listed", "[...document.querySelectorAll('#analytics-query option')].some(o => o.value === 'temp')")
+	step("show dev-1's rows",
+		chromedp.SetValue(css("#analytics-query"), "temp"),
+		chromedp.SendKeys(css("#analytics-key"), "dev-1"),
+		chromedp.Click(css("#analytics-show")),
+	)
+	// One reading in a past window, and one 30 s later that closes it.
+	t0 := time.Now().Add(-time.Minute).Truncate(10 * time.Second)
+	for _, r := range []struct {
+		at   time.Time
+		temp float64
+	}{{t0, 21.5}, {t0.Add(30 * time.Second), 0}} {
+		payload := fmt.Sprintf(`{"ts":%d,"temp":%g}`, r.at.UnixMilli(), r.temp)
+		if err := dev.Publish(ctx, &client.Message{Topic: "telemetry", Payload: []byte(payload), QoS: 1}); err != nil {
+			t.Fatalf("telemetry: %v", err)
+		}
+	}
+	until("dev-1's row in the analytics panel", text("#analytics-table tbody")+".includes('dev-1') && "+
+		text("#analytics-table tbody")+".includes('21.5')")
+	screenshot("analytics")
+
 	// Disabling the device closes its connection.
 	step("disable dev-1",
 		chromedp.Click(css("#nav-registry")),
@@ -234,5 +265,34 @@ func TestConsoleShutdown(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("GET /console/ with the console off: %s", resp.Status)
+	}
+}
+
+// applyConsoleQuery applies the analytics query "temp" of tenant acme
+// through the node's analytics API (issue #17): the average temperature of
+// each device per 10 s window of the devices' own time stamps.
+func applyConsoleQuery(t *testing.T, httpAddr, adminPassword string) {
+	t.Helper()
+	doc := `sql: |
+  SELECT device_id, avg(temp) AS avg, count(*) AS n
+  FROM telemetry
+  WHERE temp IS NOT NULL
+  GROUP BY device_id, TUMBLE(10s)
+  TIME BY ts
+`
+	req, err := http.NewRequest(http.MethodPut, "http://"+httpAddr+"/v1/analytics/acme/queries/temp", strings.NewReader(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("admin", adminPassword)
+	req.Header.Set("Content-Type", "application/yaml")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		t.Fatalf("PUT the analytics query: %s %s", resp.Status, b)
 	}
 }

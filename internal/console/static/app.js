@@ -15,6 +15,7 @@ const state = {
   analytics: null, // EventSource of an analytics stream
   plots: {},         // the overview's LivePlots
   analyticsPlot: null,
+  analyticsSeen: new Set(),
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -130,6 +131,7 @@ function show(view) {
   document.querySelectorAll(".view").forEach((v) => { v.hidden = v.id !== "view-" + view; });
   document.querySelectorAll("header nav button").forEach((b) => b.classList.toggle("active", b.dataset.view === view));
   flash("");
+  checkAnalytics(); // queries come and go: the panel shows while the tenant has some
   const load = { clients: loadClients, sessions: loadSessions, retained: loadRetained, registry: loadRegistry, analytics: loadQueries }[view];
   if (load) load().catch((e) => flash(e.message));
   if (view === "overview") Object.values(state.plots).forEach((p) => p.resize());
@@ -208,7 +210,15 @@ class LivePlot {
       series: [{}, ...this.names.map((n, i) => ({ label: n, stroke: colors[i % colors.length], width: 1.5, spanGaps: false,
         value: (u, v) => (v === null || v === undefined ? "–" : fmt(v) + unit) }))],
       axes: [{}, { size: 60, values: (u, vs) => vs.map((v) => fmt(v)) }],
-      scales: { y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+      scales: {
+        // One sample has no time range of its own (uPlot would span years):
+        // a minute around it.
+        x: { time: true, range: (u, min, max) => {
+          const xs = u.data[0];
+          return xs.length > 0 && xs[0] === xs[xs.length - 1] ? [xs[0] - 60, xs[0] + 60] : [min, max];
+        } },
+        y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] },
+      },
       legend: { live: true },
     }, [this.xs, ...this.ys], this.box);
   }
@@ -525,7 +535,7 @@ function stopAnalytics() {
   if (state.analytics) { state.analytics.close(); state.analytics = null; }
 }
 
-const rowMeta = ["query", "window_start", "window_end", "revision", "late", "dropped", "id"];
+const rowMeta = ["query", "window_start", "window_end", "revision", "final", "late", "dropped", "parse_errors", "id"];
 
 // keyOf is the key of an analytics row: its string fields that are not
 // the row's bookkeeping (the device, or what the query groups by).
@@ -534,7 +544,11 @@ function keyOf(r) {
 }
 
 function analyticsRows(rows, key) {
-  rows = rows.filter((r) => !key || Object.values(r).includes(key));
+  // /latest and the stream's first rows may be the same: a row is its id
+  // and revision.
+  const seen = state.analyticsSeen;
+  rows = rows.filter((r) => (!key || Object.values(r).includes(key)) && !seen.has(r.id + "/" + r.revision));
+  rows.forEach((r) => seen.add(r.id + "/" + r.revision));
   if (rows.length === 0) return;
   const cols = Object.keys(rows[0]);
   if ($("#analytics-table thead").children.length === 0) {
@@ -565,6 +579,7 @@ $("#analytics-show").addEventListener("click", async () => {
   $("#analytics-table tbody").replaceChildren();
   if (state.analyticsPlot && state.analyticsPlot.plot) state.analyticsPlot.plot.destroy();
   state.analyticsPlot = null;
+  state.analyticsSeen = new Set();
   try {
     // latest answers one row for a key, a list for every key.
     const res = await call("GET", base + "/latest" + (key ? "?key=" + enc(key) : ""));
