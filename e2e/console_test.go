@@ -25,10 +25,11 @@ import (
 // chromium, through chromedp) against a running Ferry: it logs in, sees
 // the connection count change when an MQTT device connects, creates a
 // tenant and a device and sets its password, watches a message arrive in
-// the topic inspector, disables the device and sees it disconnected. The
+// the topic inspector, sees an analytics row of the device, disables the
+// device and sees it disconnected. The
 // overview's screenshot is left in the test's artifact directory: run with
 // `go test -run TestConsoleBrowser -artifacts -outputdir DIR ./e2e/` to keep
-// it (overview.png, and inspector.png and registry.png, in a directory
+// it (overview.png, and inspector.png, analytics.png and registry.png, in a directory
 // under DIR/_artifacts/; without -artifacts it goes with the test's
 // temporary directory).
 func TestConsoleBrowser(t *testing.T) {
