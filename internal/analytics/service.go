@@ -433,6 +433,14 @@ func (r *running) Deliver(d hub.Delivery) bool {
 	return true
 }
 
+// A shard that found fewer than batchPause messages queued waits
+// batchWait before reading again, so that under load it takes messages
+// in batches (a queue of 16384 holds 8 ms at 2M messages/s).
+const (
+	batchPause = 256
+	batchWait  = time.Millisecond
+)
+
 // extRefresh is how long a device's registry ext is used before it is
 // read again.
 const extRefresh = 30 * time.Second
@@ -444,6 +452,8 @@ func (sh *shard) run() {
 	defer r.wg.Done()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
+	pause := time.NewTimer(batchWait)
+	defer pause.Stop()
 	var in engine.Input
 	for {
 		select {
@@ -451,8 +461,19 @@ func (sh *shard) run() {
 			now := r.svc.opts.Now()
 			sh.process(m, &in, now)
 			// Drain what is queued before looking at the timers.
-			for range len(sh.ch) {
+			n := len(sh.ch)
+			for range n {
 				sh.process(<-sh.ch, &in, now)
+			}
+			if n < batchPause {
+				// Let messages gather: woken for each one, the goroutine
+				// costs the router more in wake-ups than in work.
+				pause.Reset(batchWait)
+				select {
+				case <-pause.C:
+				case <-r.ctx.Done():
+					return
+				}
 			}
 		case <-tick.C:
 			sh.op.Tick(r.svc.opts.Now().UnixMilli())
