@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/ferry-iot/ferry/internal/config"
 	"github.com/ferry-iot/ferry/internal/node"
@@ -35,9 +36,14 @@ import (
 func TestConsoleBrowser(t *testing.T) {
 	chromium := requirePeer(t, "chromium", "chromium")
 	const adminPassword = "console-test-admin"
+	appHash, err := bcrypt.GenerateFromPassword([]byte("app-secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
 	n := startFerry(t, func(c *config.Config) {
 		c.Auth = true
 		c.AdminPassword = adminPassword
+		c.Applications = []config.Application{{Name: "acme-app", PasswordHash: string(appHash), Tenants: []string{"acme"}}}
 	})
 	base := "http://" + n.HTTPAddr().String() + "/console/"
 
@@ -207,6 +213,19 @@ func TestConsoleBrowser(t *testing.T) {
 	until("no connection on the overview", text("#stat-connections")+" === '0'")
 
 	screenshot("overview")
+
+	// An application user sees its tenant only, without the hub-wide
+	// figures.
+	step("log out and in as application acme-app",
+		chromedp.Click(css("#logout")),
+		chromedp.WaitVisible(css("#login-user")),
+		chromedp.SetValue(css("#login-user"), "acme-app"),
+		chromedp.SendKeys(css("#login-password"), "app-secret"),
+		chromedp.Click(css("#login-submit")),
+		chromedp.WaitVisible(css("#app")),
+	)
+	until("acme-app's tenants", "[...document.querySelectorAll('#tenant-select option')].map(o => o.value).join() === 'acme'")
+	until("no hub-wide figures", "document.querySelector('#plot-messages').hidden && !document.querySelector('#hubwide-note').hidden")
 }
 
 // TestConsoleShutdown checks that open event streams (live figures, topic
