@@ -14,6 +14,10 @@ type Error = frame.Error
 // ErrClosed is wrapped by errors that report a local close.
 var ErrClosed = errors.New("amqp: closed")
 
+// ErrAuth is wrapped by the error of Dial when the server refused the SASL
+// login (a sasl-outcome other than ok).
+var ErrAuth = errors.New("amqp: authentication failed")
+
 // ErrLimit is wrapped by the errors of NewSession, NewSender and
 // NewReceiver when the connection has reached a limit: MaxSessions,
 // MaxLinks, or every channel or link handle the peer accepts in use.

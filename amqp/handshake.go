@@ -202,7 +202,7 @@ func (c *Conn) clientSASL(context.Context) (stateFunc, error) {
 			}
 		case *frame.SASLOutcome:
 			if b.Code != frame.SASLOK {
-				return nil, &ConnError{inner: fmt.Errorf("amqp: SASL %s failed with code %d", c.cfg.saslMech, b.Code)}
+				return nil, &ConnError{inner: fmt.Errorf("%w: SASL %s failed with code %d", ErrAuth, c.cfg.saslMech, b.Code)}
 			}
 			return c.clientAMQP, nil
 		default:

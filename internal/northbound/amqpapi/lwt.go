@@ -4,24 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/ferry-iot/ferry/amqp"
 	"github.com/ferry-iot/ferry/amqp/frame"
+	"github.com/ferry-iot/ferry/internal/amqpmqtt"
 	"github.com/ferry-iot/ferry/internal/hub"
 	"github.com/ferry-iot/ferry/mqtt/topic"
 )
 
 // LWTAddress is the address of the last-will service.
 const LWTAddress = "$lwt"
-
-// Annotations of a will message (protocols.md 2.3, 2.4); WillDelay is ours.
-const (
-	AnnotationRetainMessage amqp.Symbol = "x-opt-retain-message"
-	AnnotationMQTTQoS       amqp.Symbol = "x-opt-mqtt-qos"
-	AnnotationWillDelay     amqp.Symbol = "x-opt-will-delay"
-)
 
 // defaultWillTenant is the tenant of the wills of applications of every
 // tenant, Hono's default tenant.
@@ -114,21 +107,9 @@ func parseWill(m *amqp.Message, clientID string) (*hub.Message, time.Duration, e
 	if p := m.Properties; p != nil {
 		to, subject, ct = p.To, p.Subject, p.ContentType
 	}
-	var payload []byte
-	switch {
-	case len(m.Data) > 0:
-		for _, b := range m.Data {
-			payload = append(payload, b...)
-		}
-	case m.Value != nil:
-		switch v := m.Value.(type) {
-		case string:
-			payload = []byte(v)
-		case []byte:
-			payload = v
-		default:
-			return nil, 0, fmt.Errorf("an amqp-value body must be a string or binary, not %T", v)
-		}
+	payload, err := amqpmqtt.Payload(m)
+	if err != nil {
+		return nil, 0, err
 	}
 	switch subject {
 	case "will-clear":
@@ -146,31 +127,18 @@ func parseWill(m *amqp.Message, clientID string) (*hub.Message, time.Duration, e
 	if err := topic.ValidateName(to); err != nil {
 		return nil, 0, fmt.Errorf("to is no topic name: %w", err)
 	}
-	w := &hub.Message{Topic: to, Payload: payload, ContentType: string(ct), Origin: clientID, Created: time.Now()}
-	if m.Header != nil && m.Header.Durable {
-		w.QoS = 1
+	qos, err := amqpmqtt.QoS(m)
+	if err != nil {
+		return nil, 0, err
 	}
-	if v, ok := m.MessageAnnotations.Get(AnnotationMQTTQoS); ok {
-		q, ok := amqp.Integer(v)
-		if !ok || q < 0 || q > 2 {
-			return nil, 0, fmt.Errorf("%s must be 0, 1 or 2, not %v", AnnotationMQTTQoS, v)
-		}
-		w.QoS = byte(q)
+	retain, err := amqpmqtt.Retain(m)
+	if err != nil {
+		return nil, 0, err
 	}
-	if v, ok := m.MessageAnnotations.Get(AnnotationRetainMessage); ok {
-		b, ok := v.(bool)
-		if !ok {
-			return nil, 0, fmt.Errorf("%s must be a boolean, not %T", AnnotationRetainMessage, v)
-		}
-		w.Retain = b
+	delay, err := amqpmqtt.WillDelay(m)
+	if err != nil {
+		return nil, 0, err
 	}
-	var delay time.Duration
-	if v, ok := m.MessageAnnotations.Get(AnnotationWillDelay); ok {
-		sec, ok := amqp.Integer(v)
-		if !ok || sec < 0 || sec > math.MaxInt64/int64(time.Second) {
-			return nil, 0, fmt.Errorf("%s must be a number of seconds, not %v", AnnotationWillDelay, v)
-		}
-		delay = time.Duration(sec) * time.Second
-	}
+	w := &hub.Message{Topic: to, Payload: payload, QoS: qos, Retain: retain, ContentType: string(ct), Origin: clientID, Created: time.Now()}
 	return w, delay, nil
 }

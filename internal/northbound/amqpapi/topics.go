@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferry-iot/ferry/amqp"
 	"github.com/ferry-iot/ferry/amqp/frame"
+	"github.com/ferry-iot/ferry/internal/amqpmqtt"
 	"github.com/ferry-iot/ferry/internal/hono"
 	"github.com/ferry-iot/ferry/internal/hub"
 	"github.com/ferry-iot/ferry/mqtt/topic"
@@ -165,35 +166,24 @@ func topicPublish(am *amqp.Message, to, origin string) (*hub.Message, error) {
 		}
 		to = p.To
 	}
-	payload, err := body(am)
+	payload, err := amqpmqtt.Payload(am)
 	if err != nil {
 		return nil, err
 	}
-	m := &hub.Message{Topic: to, Payload: payload, ContentType: string(p.ContentType), ResponseTopic: p.ReplyTo, Origin: origin, Created: time.Now()}
-	if am.Header != nil {
-		if am.Header.Durable {
-			m.QoS = 1
-		}
-		if am.Header.TTL > 0 {
-			m.Expiry = m.Created.Add(am.Header.TTL)
-		}
+	qos, err := amqpmqtt.QoS(am)
+	if err != nil {
+		return nil, err
+	}
+	retain, err := amqpmqtt.Retain(am)
+	if err != nil {
+		return nil, err
+	}
+	m := &hub.Message{Topic: to, Payload: payload, QoS: qos, Retain: retain, ContentType: string(p.ContentType), ResponseTopic: p.ReplyTo, Origin: origin, Created: time.Now()}
+	if am.Header != nil && am.Header.TTL > 0 {
+		m.Expiry = m.Created.Add(am.Header.TTL)
 	}
 	if !p.AbsoluteExpiryTime.IsZero() && (m.Expiry.IsZero() || p.AbsoluteExpiryTime.Before(m.Expiry)) {
 		m.Expiry = p.AbsoluteExpiryTime
-	}
-	if v, ok := am.MessageAnnotations.Get(AnnotationMQTTQoS); ok {
-		q, ok := amqp.Integer(v)
-		if !ok || q < 0 || q > 2 {
-			return nil, fmt.Errorf("%s must be 0, 1 or 2, not %v", AnnotationMQTTQoS, v)
-		}
-		m.QoS = byte(q)
-	}
-	if v, ok := am.MessageAnnotations.Get(AnnotationRetainMessage); ok {
-		b, ok := v.(bool)
-		if !ok {
-			return nil, fmt.Errorf("%s must be a boolean, not %T", AnnotationRetainMessage, v)
-		}
-		m.Retain = b
 	}
 	switch c := p.CorrelationID.(type) {
 	case []byte:
@@ -209,45 +199,16 @@ func topicPublish(am *amqp.Message, to, origin string) (*hub.Message, error) {
 	return m, nil
 }
 
-// body is a message's payload: its data sections, or an amqp-value string
-// or binary.
-func body(am *amqp.Message) ([]byte, error) {
-	switch {
-	case len(am.Data) == 1:
-		return am.Data[0], nil
-	case len(am.Data) > 1:
-		var b []byte
-		for _, d := range am.Data {
-			b = append(b, d...)
-		}
-		return b, nil
-	case am.Value != nil:
-		switch v := am.Value.(type) {
-		case string:
-			return []byte(v), nil
-		case []byte:
-			return v, nil
-		}
-		return nil, fmt.Errorf("an amqp-value body must be a string or binary, not %T", am.Value)
-	case len(am.Sequence) > 0:
-		return nil, errors.New("an amqp-sequence body has no MQTT payload: send data")
-	}
-	return nil, nil
-}
-
 // topicMessage is a hub delivery as a topic link's receiver gets it:
 // to = the topic, the QoS and retain flag as annotations, durable when
 // QoS > 0, MQTT 5's properties in their AMQP places.
 func topicMessage(d hub.Delivery) *amqp.Message {
 	m := d.Message
 	am := &amqp.Message{
-		Header: &amqp.MessageHeader{Durable: d.QoS > 0, Priority: 4},
-		MessageAnnotations: amqp.Annotations{
-			AnnotationMQTTQoS:       int32(d.QoS),
-			AnnotationRetainMessage: d.Retain,
-		},
-		Properties: &amqp.Properties{To: m.Topic, ReplyTo: m.ResponseTopic, ContentType: amqp.Symbol(m.ContentType), CreationTime: m.Created},
-		Data:       [][]byte{m.Payload},
+		Header:             &amqp.MessageHeader{Durable: d.QoS > 0, Priority: 4},
+		MessageAnnotations: amqpmqtt.Annotations(d.QoS, d.Retain),
+		Properties:         &amqp.Properties{To: m.Topic, ReplyTo: m.ResponseTopic, ContentType: amqp.Symbol(m.ContentType), CreationTime: m.Created},
+		Data:               [][]byte{m.Payload},
 	}
 	if d.Dup {
 		am.Header.DeliveryCount = 1

@@ -1,0 +1,308 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/ferry-iot/ferry/amqp"
+	"github.com/ferry-iot/ferry/mqtt"
+	"github.com/ferry-iot/ferry/mqtt/packet"
+)
+
+// LWTAddress is the network's last-will service (protocols.md 2.2).
+const LWTAddress = "$lwt"
+
+// client is one MQTT client and its connection to the network.
+type client struct {
+	g         *Gateway
+	c         *mqtt.Conn
+	keepAlive time.Duration
+	user      string
+	password  string
+	will      *amqp.Message
+	willDelay time.Duration
+
+	// Set by open, immutable afterwards.
+	conn   *amqp.Conn
+	sess   *amqp.Session
+	ctx    context.Context // ends when the client leaves or the network goes
+	cancel context.CancelFunc
+	pubs   chan pubRequest
+	// window holds a token per message from the network on its way to
+	// the client (Options.Window).
+	window chan struct{}
+	// willLink is the $lwt link holding the will at the network; nil
+	// without a will, or when the gateway keeps it (localWill).
+	willLink  *amqp.Sender
+	localWill bool
+	wg        sync.WaitGroup
+
+	mu       sync.Mutex
+	subs     map[string]*subscription // by filter
+	inflight map[*packet.Publish]*amqp.Delivery
+}
+
+// pubRequest is a PUBLISH on its way to the network; done is nil for QoS 0.
+type pubRequest struct {
+	msg   *amqp.Message
+	topic string
+	qos   byte
+	done  func(packet.ReasonCode)
+}
+
+// open connects to the network, leaves the will with its last-will
+// service and starts the publisher.
+func (cl *client) open() packet.ReasonCode {
+	g := cl.g
+	opts := &amqp.ConnOptions{ContainerID: cl.c.ClientID(), TLSConfig: g.opts.TLS, Logger: g.log}
+	if cl.keepAlive > 0 {
+		// MQTT's keep-alive becomes the AMQP idle time-out (2.3), with
+		// MQTT's one and a half grace.
+		opts.IdleTimeout = cl.keepAlive * 3 / 2
+	}
+	switch {
+	case g.netURL.User != nil:
+	case g.opts.ForwardCredentials && cl.user != "":
+		opts.SASL, opts.Username, opts.Password = amqp.SASLPlain, cl.user, cl.password
+	default:
+		opts.SASL = amqp.SASLAnonymous
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.opts.DialTimeout)
+	defer cancel()
+	conn, err := amqp.Dial(ctx, g.opts.Network, opts)
+	if err != nil {
+		g.log.Warn("client refused: no connection to the AMQP network", "client", cl.c.ClientID(), "err", err)
+		return dialCode(err)
+	}
+	sess, err := conn.NewSession(ctx, nil)
+	if err != nil {
+		conn.Close()
+		g.log.Warn("client refused: no AMQP session", "client", cl.c.ClientID(), "err", err)
+		return packet.ServerUnavailable
+	}
+	cl.conn, cl.sess = conn, sess
+	cl.ctx, cl.cancel = context.WithCancel(context.Background())
+	cl.pubs = make(chan pubRequest, 64)
+	cl.window = make(chan struct{}, g.opts.Window)
+	cl.subs = map[string]*subscription{}
+	cl.inflight = map[*packet.Publish]*amqp.Delivery{}
+	if cl.will != nil {
+		if code := cl.leaveWill(ctx); code != packet.Success {
+			cl.cancel()
+			conn.Close()
+			cl.conn = nil // not opened: Disconnected has nothing to do
+			return code
+		}
+	}
+	cl.wg.Add(2)
+	go cl.publisher()
+	go cl.watchNetwork()
+	return packet.Success
+}
+
+// leaveWill hands the will to the network's last-will service and waits
+// for it to be accepted (2.4, step 1).
+func (cl *client) leaveWill(ctx context.Context) packet.ReasonCode {
+	snd, err := cl.sess.NewSender(ctx, LWTAddress, &amqp.SenderOptions{Name: cl.c.ClientID()})
+	if err != nil {
+		var le *amqp.LinkError
+		if errors.As(err, &le) && le.RemoteErr != nil && le.RemoteErr.Condition == amqp.CondNotFound {
+			cl.g.log.Info("the AMQP network has no last-will service: the gateway keeps the will", "client", cl.c.ClientID())
+			cl.localWill = true
+			return packet.Success
+		}
+		cl.g.log.Warn("client refused: its will was not taken", "client", cl.c.ClientID(), "err", err)
+		return packet.UnspecifiedError
+	}
+	if err := snd.Send(ctx, cl.will, nil); err != nil {
+		cl.g.log.Warn("client refused: its will was not accepted", "client", cl.c.ClientID(), "err", err)
+		return packet.UnspecifiedError
+	}
+	cl.willLink = snd
+	return packet.Success
+}
+
+// watchNetwork disconnects the client when its network connection ends.
+func (cl *client) watchNetwork() {
+	defer cl.wg.Done()
+	select {
+	case <-cl.ctx.Done():
+	case <-cl.conn.Done():
+		cl.g.log.Warn("AMQP network connection lost: disconnecting the client", "client", cl.c.ClientID(), "err", cl.conn.Err())
+		cl.cancel()
+		cl.c.CloseWithReason(packet.ServerBusy, "the AMQP network connection was lost")
+	}
+}
+
+// enqueue hands a PUBLISH to the publisher; it waits while the queue is
+// full, which holds up the client's reads: back-pressure.
+func (cl *client) enqueue(r pubRequest) {
+	select {
+	case cl.pubs <- r:
+	case <-cl.ctx.Done():
+		if r.done != nil {
+			cl.abort(r, "the client is leaving")
+		}
+	}
+}
+
+// abort ends a QoS 1 or 2 PUBLISH whose fate is unknown (the network
+// connection or link ended before its outcome): the client is
+// disconnected without an acknowledgement and sends it again.
+func (cl *client) abort(r pubRequest, why string) {
+	cl.c.CloseWithReason(packet.ServerBusy, why)
+	r.done(packet.UnspecifiedError)
+}
+
+// refuse ends a QoS 1 or 2 PUBLISH with code. A 3.1.1 client has no
+// negative acknowledgement: it is disconnected first, so that it gets no
+// PUBACK and sends the message again.
+func (cl *client) refuse(r pubRequest, code packet.ReasonCode) {
+	cl.g.counter.refused.Add(1)
+	if cl.c.Version() != packet.V5 {
+		cl.c.Close(code)
+	}
+	r.done(code)
+}
+
+// publisher sends the client's messages in order, on one sender link per
+// topic address (two for QoS 2's settle mode).
+func (cl *client) publisher() {
+	defer cl.wg.Done()
+	links := newSenderCache(cl.g.opts.MaxSenders)
+	defer links.closeAll()
+	for {
+		var r pubRequest
+		select {
+		case r = <-cl.pubs:
+		case <-cl.ctx.Done():
+			// What is still queued was never acknowledged: the client
+			// sends it again.
+			return
+		}
+		addr, second := cl.g.opts.Addresses.topic(r.topic), r.qos == 2
+		snd, err := links.get(addr, second, func() (*amqp.Sender, error) { return cl.newSender(addr, second) })
+		if err != nil {
+			code := packet.UnspecifiedError
+			var le *amqp.LinkError
+			if errors.As(err, &le) && le.RemoteErr != nil {
+				code = conditionCode(le.RemoteErr.Condition)
+			}
+			cl.g.log.Info("publish refused: no link to its address", "client", cl.c.ClientID(), "topic", r.topic, "err", err)
+			if r.done != nil {
+				cl.refuse(r, code)
+			} else {
+				cl.g.counter.refused.Add(1)
+			}
+			continue
+		}
+		if r.done == nil {
+			if err := snd.Send(cl.ctx, r.msg, &amqp.SendOptions{Settled: true}); err != nil {
+				links.drop(snd)
+				continue
+			}
+			cl.g.counter.published.Add(1)
+			continue
+		}
+		cl.sendAsync(snd, r, links)
+	}
+}
+
+// sendAsync sends a QoS 1 or 2 message without waiting for its outcome,
+// waiting for credit if there is none.
+func (cl *client) sendAsync(snd *amqp.Sender, r pubRequest, links *senderCache) {
+	done := func(err error) {
+		switch {
+		case err == nil:
+			cl.g.counter.published.Add(1)
+			r.done(packet.Success)
+		case isOutcome(err):
+			cl.refuse(r, outcomeCode(err))
+		default:
+			cl.abort(r, "the AMQP link of the topic ended")
+		}
+	}
+	for {
+		ok, err := snd.TrySend(r.msg, nil, done)
+		if err != nil {
+			links.drop(snd)
+			cl.abort(r, "the AMQP link of the topic ended")
+			return
+		}
+		if ok {
+			return
+		}
+		select {
+		case <-snd.CreditAvailable():
+		case <-snd.Done():
+		case <-cl.ctx.Done():
+			cl.abort(r, "the client is leaving")
+			return
+		}
+	}
+}
+
+func isOutcome(err error) bool {
+	var oe *amqp.OutcomeError
+	return errors.As(err, &oe)
+}
+
+// newSender attaches a sender to addr: settle mode first for QoS 0 and 1,
+// second for QoS 2 (2.3).
+func (cl *client) newSender(addr string, second bool) (*amqp.Sender, error) {
+	ctx, cancel := context.WithTimeout(cl.ctx, cl.g.opts.DialTimeout)
+	defer cancel()
+	mode := amqp.ReceiverSettleFirst
+	if second {
+		mode = amqp.ReceiverSettleSecond
+	}
+	return cl.sess.NewSender(ctx, addr, &amqp.SenderOptions{ReceiverSettleMode: &mode})
+}
+
+// close ends the client's connection to the network. clean: the client
+// sent DISCONNECT 0x00, so its will is dropped; otherwise it is published.
+func (cl *client) close(clean bool) {
+	cl.cancel()
+	cl.wg.Wait()
+	cl.mu.Lock()
+	subs := cl.subs
+	cl.subs = nil
+	cl.mu.Unlock()
+	for _, s := range subs {
+		s.stop()
+	}
+	ctx, cancel := closeCtx()
+	defer cancel()
+	switch {
+	case cl.willLink != nil && clean:
+		_ = cl.willLink.Close(ctx)
+	case cl.willLink != nil:
+		_ = cl.willLink.CloseWithError(ctx, &amqp.Error{Condition: amqp.CondDetachForced, Description: "the MQTT client was lost"})
+	case cl.localWill && !clean:
+		cl.publishLocalWill(ctx)
+	}
+	cl.conn.Close()
+}
+
+// publishLocalWill publishes the will itself, for a network without a
+// last-will service, after the will delay.
+func (cl *client) publishLocalWill(ctx context.Context) {
+	if cl.willDelay > 0 {
+		// Not kept anywhere: a later connection of the client does not
+		// cancel it, and a gateway restart loses it.
+		cl.g.log.Info("the will delay is not honoured without the network's last-will service", "client", cl.c.ClientID())
+	}
+	to := ""
+	if cl.will.Properties != nil {
+		to = cl.will.Properties.To
+	}
+	snd, err := cl.sess.NewSender(ctx, cl.g.opts.Addresses.topic(to), nil)
+	if err == nil {
+		err = snd.Send(ctx, cl.will, nil)
+	}
+	if err != nil {
+		cl.g.log.Warn("will not published", "client", cl.c.ClientID(), "err", err)
+	}
+}
