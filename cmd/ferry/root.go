@@ -25,7 +25,16 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(append([]*cobra.Command{newServeCmd(), newVersionCmd(), newBenchCmd(), newAppCmd(), newKafkaCmd(), newClientsCmd(), newQueryCmd()}, newRegistryCmds()...)...)
+	root.AddCommand(append([]*cobra.Command{
+		newServeCmd(),
+		newVersionCmd(),
+		newBenchCmd(),
+		newAppCmd(),
+		newKafkaCmd(),
+		newClientsCmd(),
+		newQueryCmd(),
+		newGatewayCmd(),
+	}, newRegistryCmds()...)...)
 	return root
 }
 

@@ -73,6 +73,34 @@ type Config struct {
 	Bridges []Bridge `yaml:"bridges"`
 	// Analytics configures the built-in streaming analytics.
 	Analytics Analytics `yaml:"analytics"`
+	// Gateway configures `ferry gateway` (docs/gateway.md), which serves
+	// MQTT clients (on mqtt.addr, with mqtt's limits) on an external AMQP
+	// 1.0 network instead of running the hub.
+	Gateway Gateway `yaml:"gateway"`
+}
+
+// Gateway configures the MQTT gateway onto an AMQP 1.0 network.
+type Gateway struct {
+	// AMQPNetwork (gateway.amqp_network, --amqp-network) is the network:
+	// amqp://[user:password@]host:port or amqps://...
+	AMQPNetwork string `yaml:"amqp_network"`
+	// Addresses (gateway.addresses, --amqp-network-addresses) maps topics
+	// to addresses: mqtt (verbatim; EnMasse, Ferry) or rabbitmq
+	// (/topic/a.b). Default mqtt.
+	Addresses string `yaml:"addresses"`
+	// CAFile (gateway.ca_file, --amqp-network-ca) verifies an amqps://
+	// network's certificate; empty: the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// ForwardCredentials (gateway.forward_credentials,
+	// --forward-credentials) logs each MQTT client in to the network with
+	// its own user name and password when amqp_network names no user.
+	ForwardCredentials bool `yaml:"forward_credentials"`
+	// Window (gateway.window) bounds the messages from the network on
+	// their way to one client, unacknowledged. Default 100.
+	Window int `yaml:"window"`
+	// HTTPAddr (gateway.http_addr, --http-addr) serves /metrics and
+	// /healthz; empty: off.
+	HTTPAddr string `yaml:"http_addr"`
 }
 
 // Bridge is one connection to a remote broker (bridges[]).

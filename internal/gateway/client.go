@@ -38,6 +38,9 @@ type client struct {
 	willLink  *amqp.Sender
 	localWill bool
 	wg        sync.WaitGroup
+	// published is closed when the publisher ends: pubs was closed and
+	// drained, or the network went.
+	published chan struct{}
 
 	mu       sync.Mutex
 	subs     map[string]*subscription // by filter
@@ -96,8 +99,9 @@ func (cl *client) open() packet.ReasonCode {
 			return code
 		}
 	}
-	cl.wg.Add(2)
+	cl.published = make(chan struct{})
 	go cl.publisher()
+	cl.wg.Add(1)
 	go cl.watchNetwork()
 	return packet.Success
 }
@@ -137,7 +141,8 @@ func (cl *client) watchNetwork() {
 }
 
 // enqueue hands a PUBLISH to the publisher; it waits while the queue is
-// full, which holds up the client's reads: back-pressure.
+// full, which holds up the client's reads: back-pressure. It runs on the
+// client's reader, so never after Disconnected, which closes the queue.
 func (cl *client) enqueue(r pubRequest) {
 	select {
 	case cl.pubs <- r:
@@ -170,7 +175,7 @@ func (cl *client) refuse(r pubRequest, code packet.ReasonCode) {
 // publisher sends the client's messages in order, on one sender link per
 // topic address (two for QoS 2's settle mode).
 func (cl *client) publisher() {
-	defer cl.wg.Done()
+	defer close(cl.published)
 	links := newSenderCache(cl.g.opts.MaxSenders)
 	defer links.closeAll()
 	for {
@@ -178,23 +183,29 @@ func (cl *client) publisher() {
 		select {
 		case r = <-cl.pubs:
 		case <-cl.ctx.Done():
-			// What is still queued was never acknowledged: the client
-			// sends it again.
+			// The network went: what is still queued at QoS 1 and 2
+			// was never acknowledged, the client sends it again.
 			return
+		}
+		if r.msg == nil {
+			return // the queue was closed and is drained
 		}
 		addr, second := cl.g.opts.Addresses.topic(r.topic), r.qos == 2
 		snd, err := links.get(addr, second, func() (*amqp.Sender, error) { return cl.newSender(addr, second) })
 		if err != nil {
-			code := packet.UnspecifiedError
 			var le *amqp.LinkError
-			if errors.As(err, &le) && le.RemoteErr != nil {
-				code = conditionCode(le.RemoteErr.Condition)
-			}
-			cl.g.log.Info("publish refused: no link to its address", "client", cl.c.ClientID(), "topic", r.topic, "err", err)
-			if r.done != nil {
-				cl.refuse(r, code)
-			} else {
+			refused := errors.As(err, &le) && le.RemoteErr != nil
+			switch {
+			case r.done == nil:
 				cl.g.counter.refused.Add(1)
+			case refused:
+				// The network refused the address: the message's fate
+				// is known.
+				cl.g.log.Info("publish refused: the AMQP network refused its address", "client", cl.c.ClientID(), "topic", r.topic, "err", err)
+				cl.refuse(r, conditionCode(le.RemoteErr.Condition))
+			default:
+				// No answer (the connection is going): unknown.
+				cl.abort(r, "no AMQP link to the topic")
 			}
 			continue
 		}
@@ -264,7 +275,15 @@ func (cl *client) newSender(addr string, second bool) (*amqp.Sender, error) {
 // close ends the client's connection to the network. clean: the client
 // sent DISCONNECT 0x00, so its will is dropped; otherwise it is published.
 func (cl *client) close(clean bool) {
+	// QoS 0 messages the client sent last are still queued: they go out
+	// first, within a bound.
+	close(cl.pubs)
+	select {
+	case <-cl.published:
+	case <-time.After(5 * time.Second):
+	}
 	cl.cancel()
+	<-cl.published
 	cl.wg.Wait()
 	cl.mu.Lock()
 	subs := cl.subs

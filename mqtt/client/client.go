@@ -598,11 +598,16 @@ func (c *Client) PublishAsync(ctx context.Context, m *Message) (*Token, error) {
 		return nil, fmt.Errorf("mqtt client: store: %w", err)
 	}
 	if c.cn != nil {
-		if err := c.sendPublish(c.cn, p, false); err != nil {
+		switch err := c.sendPublish(c.cn, p, false); {
+		case err == nil:
+			om.sent = true
+		case errors.Is(err, ErrConnectionLost):
+			// The connection ended and its successor is not there yet:
+			// the message waits for it, as between connections.
+		default:
 			c.store.DeleteOutgoing(id)
 			return nil, err
 		}
-		om.sent = true
 	}
 	c.inflight[id] = om
 	c.peak = max(c.peak, len(c.inflight))
