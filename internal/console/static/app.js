@@ -5,6 +5,7 @@
 
 const API = "/console/api";
 const WINDOW = 600; // samples kept in the plots: ten minutes at one per second
+const MAX_TENANT_SERIES = 8;
 
 const state = {
   me: null,
@@ -258,6 +259,14 @@ function sample(s) {
     byProto[c.protocol] = (byProto[c.protocol] || 0) + c.n;
     byTenant[c.tenant] = (byTenant[c.tenant] || 0) + c.n;
     total += c.n;
+  }
+  // A plot of thousands of tenants says nothing: the largest ones, and
+  // the rest added up.
+  const tenants = Object.entries(byTenant).sort((a, b) => b[1] - a[1]);
+  if (tenants.length > MAX_TENANT_SERIES) {
+    const others = tenants.slice(MAX_TENANT_SERIES - 1).reduce((sum, [, n]) => sum + n, 0);
+    for (const [t] of tenants.slice(MAX_TENANT_SERIES - 1)) delete byTenant[t];
+    byTenant["(others)"] = others;
   }
   // A protocol or tenant seen before and gone now is a zero, not a gap.
   for (const n of p.protocol.names) if (!(n in byProto)) byProto[n] = 0;
