@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,8 +66,30 @@ func TestConsoleBrowser(t *testing.T) {
 	browser, cancelBrowser := chromedp.NewContext(allocCtx)
 	defer cancelBrowser()
 
-	// The first action starts the browser, whose life is that of its
-	// context: no timeout on it; each later step has its own.
+	// Console starts the browser, whose life is that of its context (no
+	// timeout on it; each step has its own), and collects the page's
+	// errors: an uncaught exception, console.error, a blocked resource
+	// (Content-Security-Policy) fails the test.
+	var pageErrs struct {
+		sync.Mutex
+		list []string
+	}
+	messages := chromedp.Console(browser)
+	consoleDone := make(chan struct{})
+	go func() {
+		defer close(consoleDone)
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.IsException() || (m.Type == chromedp.ConsoleError && m.Source != "network") {
+				pageErrs.Lock()
+				pageErrs.list = append(pageErrs.list, fmt.Sprintf("%s (%s:%d)", m, m.URL, m.Line))
+				pageErrs.Unlock()
+			}
+		}
+	}()
+	defer func() { cancelBrowser(); <-consoleDone }()
 	if err := chromedp.Do(browser, chromedp.Navigate(base)); err != nil {
 		t.Fatalf("starting chromium (%s) and opening %s: %v", chromium, base, err)
 	}
@@ -226,6 +249,12 @@ func TestConsoleBrowser(t *testing.T) {
 	)
 	until("acme-app's tenants", "[...document.querySelectorAll('#tenant-select option')].map(o => o.value).join() === 'acme'")
 	until("no hub-wide figures", "document.querySelector('#plot-messages').hidden && !document.querySelector('#hubwide-note').hidden")
+
+	pageErrs.Lock()
+	defer pageErrs.Unlock()
+	for _, e := range pageErrs.list {
+		t.Errorf("page error: %s", e)
+	}
 }
 
 // TestConsoleShutdown checks that open event streams (live figures, topic
