@@ -110,7 +110,7 @@ var (
 		"Windows (HOP: panes) an analytics query holds open.", []string{"tenant", "query"}, nil)
 	descOutputLost = prometheus.NewDesc("ferry_analytics_output_lost_total",
 		"Rows an output did not take, by output: sse (a slow stream reader), hub (MQTT/AMQP publish failed), "+
-			"prometheus (past max_series).", []string{"tenant", "query", "output"}, nil)
+			"kafka (producer buffer full or send failed), prometheus (past max_series).", []string{"tenant", "query", "output"}, nil)
 )
 
 // Collector returns the Prometheus collector of every query's counters
@@ -143,6 +143,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		o := r.outputs
 		counter(descOutputLost, o.dropped.Load(), "sse")
 		counter(descOutputLost, o.failed.Load(), "hub")
+		if len(o.kafka) > 0 {
+			counter(descOutputLost, o.kafkaFailed.Load(), "kafka")
+		}
 		if o.prom != nil {
 			counter(descOutputLost, o.prom.overflow.Load(), "prometheus")
 			o.prom.collect(ch)

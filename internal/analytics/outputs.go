@@ -30,6 +30,7 @@ type outputs struct {
 	r         *running
 	mqtt      []query.MQTTOutput
 	amqpTopic []string
+	kafka     []string
 	prom      *promSeries
 
 	mu      sync.Mutex
@@ -38,6 +39,8 @@ type outputs struct {
 	closed  bool
 	dropped atomic.Int64 // SSE rows a slow subscriber missed
 	failed  atomic.Int64 // MQTT/AMQP rows the hub did not take
+
+	kafkaFailed atomic.Int64 // Kafka rows not produced
 }
 
 func newOutputs(r *running) *outputs {
@@ -48,6 +51,8 @@ func newOutputs(r *running) *outputs {
 			o.mqtt = append(o.mqtt, *out.MQTT)
 		case out.AMQP != "":
 			o.amqpTopic = append(o.amqpTopic, HubTopicPrefix+out.AMQP[strings.LastIndexByte(out.AMQP, '/')+1:])
+		case out.Kafka != "":
+			o.kafka = append(o.kafka, out.Kafka)
 		case out.Prometheus != nil:
 			o.prom = newPromSeries(r.plan, out.Prometheus)
 		}
@@ -69,7 +74,7 @@ func (o *outputs) describe() []string {
 			d = append(d, "amqp "+out.AMQP)
 		}
 		if out.Kafka != "" {
-			d = append(d, "kafka "+out.Kafka+" (not sent: the Kafka output needs the scale-out mode)")
+			d = append(d, "kafka "+out.Kafka)
 		}
 	}
 	if o.prom != nil {
@@ -102,6 +107,9 @@ func (o *outputs) emit(row *engine.Row) {
 		for _, t := range o.amqpTopic {
 			o.publish(h, &hub.Message{Topic: t, Payload: b, ContentType: ContentType, Origin: r.sessID, Created: now, Properties: props})
 		}
+	}
+	if len(o.kafka) > 0 {
+		o.produce(row, b)
 	}
 	if o.prom != nil {
 		o.prom.set(row)

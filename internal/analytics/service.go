@@ -47,6 +47,9 @@ type Options struct {
 	Hub *hub.Hub
 	// Ext reads a device's registry ext for device.ext.<k>; nil: none.
 	Ext func(ctx context.Context, tenant, device string) (map[string]any, error)
+	// Kafka, if set, sends the rows of Kafka outputs; without it a query
+	// with one is refused.
+	Kafka KafkaProducer
 	// Checkpoints, if set, keeps query state and applied queries.
 	Checkpoints *Checkpoints
 	// CheckpointInterval is the period of state checkpoints. Default 10s.
@@ -106,6 +109,11 @@ func (s *Service) Apply(spec *query.Spec, persist bool) (created bool, err error
 	plan, err := engine.Compile(spec)
 	if err != nil {
 		return false, fmt.Errorf("sql %w", err)
+	}
+	for i, o := range spec.Outputs {
+		if o.Kafka != "" && s.opts.Kafka == nil {
+			return false, fmt.Errorf("outputs[%d].kafka: no Kafka cluster configured (analytics.kafka_brokers, or --kafka-brokers)", i)
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -216,26 +224,19 @@ func (s *Service) RestoreSpecs() error {
 	return nil
 }
 
-// Close stops every query, writing a last checkpoint of each.
+// Close stops every query, writing a last checkpoint of each while ctx
+// lasts. It returns once every query's goroutines are gone, so that the
+// checkpoint store may be closed after it.
 func (s *Service) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
 	qs := s.queries
 	s.queries = map[queryKey]*running{}
 	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for _, r := range qs {
-			r.stop(true)
-		}
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	for _, r := range qs {
+		r.stop(ctx.Err() == nil)
 	}
+	return ctx.Err()
 }
 
 // running is one started query.

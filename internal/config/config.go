@@ -577,7 +577,7 @@ func Default() Config {
 			WebSocket:             WebSocket{Path: "/mqtt"},
 			SysInterval:           Duration(10 * time.Second),
 		},
-		Analytics: Analytics{CheckpointInterval: Duration(10 * time.Second), Queries: []yaml.Node{}},
+		Analytics: Analytics{CheckpointInterval: Duration(10 * time.Second), KafkaBrokers: []string{}, Queries: []yaml.Node{}},
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/ferry-iot/ferry/internal/analytics"
@@ -52,6 +53,12 @@ func (n *Node) startAnalytics() error {
 		n.closers = append(n.closers, func(context.Context) error { return cp.Close() })
 		opts.Checkpoints = cp
 	}
+	if err := n.analyticsKafka(&opts); err != nil {
+		return err
+	}
+	if cfg.ScaleOut() && len(specs) > 0 {
+		n.log.Warn("analytics with Kafka messaging: Hono telemetry and events go to Kafka only, so queries FROM telemetry or event see none; FROM mqtt works")
+	}
 	svc := analytics.New(opts)
 	n.closers = append(n.closers, svc.Close)
 	n.analytics = svc
@@ -65,6 +72,35 @@ func (n *Node) startAnalytics() error {
 		}
 		n.hub.AddTenant(spec.Tenant)
 	}
+	return nil
+}
+
+// analyticsKafka sets the producer of the queries' kafka outputs:
+// analytics.kafka_brokers, else the cluster's brokers, else none.
+func (n *Node) analyticsKafka(opts *analytics.Options) error {
+	var kopts []kgo.Opt
+	switch {
+	case len(n.cfg.Analytics.KafkaBrokers) > 0:
+		kopts = []kgo.Opt{kgo.SeedBrokers(n.cfg.Analytics.KafkaBrokers...), kgo.ClientID("ferry-analytics")}
+	case n.cfg.ScaleOut():
+		var err error
+		if kopts, _, err = n.kafkaClient("ferry-analytics"); err != nil {
+			return err
+		}
+	default:
+		return nil
+	}
+	kopts = append(kopts, kgo.AllowAutoTopicCreation(), kgo.MaxBufferedRecords(100_000))
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		return fmt.Errorf("analytics.kafka_brokers: %w", err)
+	}
+	n.closers = append(n.closers, func(ctx context.Context) error {
+		err := cl.Flush(ctx)
+		cl.Close()
+		return err
+	})
+	opts.Kafka = cl
 	return nil
 }
 

@@ -220,6 +220,9 @@ func (s *Spec) Validate() error {
 		}
 		if o.Kafka != "" {
 			n++
+			if strings.ContainsAny(o.Kafka, "/ {}") || len(o.Kafka) > 249 {
+				return fmt.Errorf("outputs[%d].kafka: %q is not a Kafka topic name", i, o.Kafka)
+			}
 		}
 		if o.Prometheus != nil {
 			n++
