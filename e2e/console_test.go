@@ -90,6 +90,15 @@ func TestConsoleBrowser(t *testing.T) {
 		}
 	}()
 	defer func() { cancelBrowser(); <-consoleDone }()
+	// pageErrors lists the page's errors so far, for a failure's message.
+	pageErrors := func() string {
+		pageErrs.Lock()
+		defer pageErrs.Unlock()
+		if len(pageErrs.list) == 0 {
+			return ""
+		}
+		return "\npage errors:\n  " + strings.Join(pageErrs.list, "\n  ")
+	}
 	if err := chromedp.Do(browser, chromedp.Navigate(base)); err != nil {
 		t.Fatalf("starting chromium (%s) and opening %s: %v", chromium, base, err)
 	}
@@ -98,7 +107,7 @@ func TestConsoleBrowser(t *testing.T) {
 		ctx, cancel := context.WithTimeout(browser, 20*time.Second)
 		defer cancel()
 		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
+			t.Fatalf("%s: %v%s", what, err, pageErrors())
 		}
 	}
 	// until waits for a JavaScript condition on the page.
@@ -107,7 +116,7 @@ func TestConsoleBrowser(t *testing.T) {
 		ctx, cancel := context.WithTimeout(browser, 20*time.Second)
 		defer cancel()
 		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
-			t.Fatalf("waiting for %s (%s): %v", what, expr, err)
+			t.Fatalf("waiting for %s (%s): %v%s", what, expr, err, pageErrors())
 		}
 	}
 	text := func(sel string) string {
@@ -248,12 +257,11 @@ func TestConsoleBrowser(t *testing.T) {
 		chromedp.WaitVisible(css("#app")),
 	)
 	until("acme-app's tenants", "[...document.querySelectorAll('#tenant-select option')].map(o => o.value).join() === 'acme'")
-	until("no hub-wide figures", "document.querySelector('#plot-messages').hidden && !document.querySelector('#hubwide-note').hidden")
+	until("its tenant's figures, no hub-wide ones", "document.querySelector('#plot-store').hidden && "+
+		"!document.querySelector('#hubwide-note').hidden && "+text("#label-in")+" === 'published/s'")
 
-	pageErrs.Lock()
-	defer pageErrs.Unlock()
-	for _, e := range pageErrs.list {
-		t.Errorf("page error: %s", e)
+	if errs := pageErrors(); errs != "" {
+		t.Error(errs)
 	}
 }
 

@@ -26,8 +26,9 @@
 // # Caveats
 //
 //   - Sessions live in memory: a restart logs everybody out.
-//   - Hub-wide figures (message rates, drops, store latency) have no tenant
-//     label; an application user sees the connections of its tenants only.
+//   - Hub-wide figures (client message rates, store latency) have no
+//     tenant label; an application user sees its tenants' connections and
+//     their hub figures (published, sent, dropped, queued) only.
 //   - A topic inspector is a hub session (client ID under $hono/console/)
 //     with a QoS 0 subscription; it drops, and counts, what the browser
 //     does not read in time.
@@ -150,7 +151,11 @@ func New(opts Options) *Console {
 		ctx:        ctx,
 		cancel:     cancel,
 	}
-	c.live = newSampler(opts.Metrics, opts.Interval, opts.History, opts.Now)
+	var tenants func() map[string]hub.Stats
+	if opts.Hub != nil {
+		tenants = hubTenants(opts.Hub)
+	}
+	c.live = newSampler(opts.Metrics, tenants, opts.Interval, opts.History, opts.Now)
 	c.static = staticFiles()
 	c.mux = c.routes()
 	return c

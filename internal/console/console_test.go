@@ -343,9 +343,10 @@ func TestTenantScoping(t *testing.T) {
 		t.Fatalf("retained of app: %s", rec.Body)
 	}
 	// Live figures: the user's tenants' connections, no hub-wide figures.
-	snap := view(snapshot(counters{}, counters{at: time.Unix(1, 0), conns: []ConnCount{{"acme", "mqtt", 1}, {"other", "mqtt", 1}}}),
+	snap := view(snapshot(counters{}, counters{at: time.Unix(1, 0), conns: []ConnCount{{"acme", "mqtt", 1}, {"other", "mqtt", 1}},
+		tenants: map[string]hub.Stats{"acme": {Published: 1}, "other": {Published: 2}}}),
 		&session{tenants: []string{"acme"}})
-	if snap.Hub != nil || len(snap.Conns) != 1 || snap.Conns[0].Tenant != "acme" {
+	if snap.Hub != nil || len(snap.Conns) != 1 || snap.Conns[0].Tenant != "acme" || len(snap.Tenants) != 1 || snap.Tenants[0].Tenant != "acme" {
 		t.Fatalf("view of app: %+v", snap)
 	}
 }
@@ -578,6 +579,7 @@ func TestInspectSinkDrops(t *testing.T) {
 
 func TestLive(t *testing.T) {
 	e := newEnv(t)
+	e.hub.AddTenant("acme")
 	srv := httptest.NewServer(e.c.Handler())
 	defer srv.Close()
 	resp := stream(t, srv, "/console/api/live")
@@ -592,6 +594,9 @@ func TestLive(t *testing.T) {
 		}
 		if s.Hub == nil || len(s.Conns) != 2 {
 			t.Fatalf("sample %s: want hub-wide figures and two tenants' connections", data)
+		}
+		if len(s.Tenants) == 0 {
+			t.Fatalf("sample %s: no tenant figures", data)
 		}
 		samples++
 		return samples == 2
@@ -630,6 +635,18 @@ func TestSnapshot(t *testing.T) {
 	}
 	if s := snapshot(cur, cur); s.Hub.StoreMeanMs != nil || s.Hub.StoreP99Ms != nil {
 		t.Fatal("latency without writes: want null")
+	}
+
+	// Tenants' figures: rates since the last sample, or since nothing for
+	// a tenant new since.
+	var drops [hub.NumDropReasons]uint64
+	drops[hub.DropExpired] = 4
+	prev.tenants = map[string]hub.Stats{"b": {Published: 10, Sent: 10}}
+	cur.tenants = map[string]hub.Stats{"b": {Published: 14, Sent: 20, Queued: 3, Drops: drops}, "a": {Published: 2}}
+	ts := snapshot(prev, cur).Tenants
+	if len(ts) != 2 || ts[0].Tenant != "a" || ts[0].PublishedPerSec != 1 || ts[1].PublishedPerSec != 2 || ts[1].SentPerSec != 5 ||
+		ts[1].Queued != 3 || ts[1].DropsPerSec["expired"] != 2 {
+		t.Fatalf("tenants %+v", ts)
 	}
 }
 

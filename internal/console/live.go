@@ -6,11 +6,14 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/ferry-iot/ferry/internal/hub"
 )
 
 // The live figures of the overview are read from the node's Prometheus
@@ -43,6 +46,24 @@ type Snapshot struct {
 	// Hub holds the hub-wide figures; absent for a user of some tenants
 	// only, since they have no tenant label.
 	Hub *HubFigures `json:"hub,omitempty"`
+	// Tenants are the hub's figures of each tenant (the ones its $SYS
+	// topics publish), sorted by tenant.
+	Tenants []TenantFigures `json:"tenants"`
+}
+
+// TenantFigures are one tenant's figures in a sample; rates are per second
+// over the last interval. Published counts every message routed in the
+// tenant (wills and Ferry's own included), Sent the deliveries handed to
+// connections.
+type TenantFigures struct {
+	Tenant           string             `json:"tenant"`
+	PublishedPerSec  float64            `json:"published_per_s"`
+	SentPerSec       float64            `json:"sent_per_s"`
+	DropsPerSec      map[string]float64 `json:"drops_per_s"`
+	Queued           int                `json:"queued"`
+	Sessions         int64              `json:"sessions"`
+	Subscriptions    int                `json:"subscriptions"`
+	RetainedMessages int                `json:"retained"`
 }
 
 // ConnCount is the number of open connections of a tenant over a
@@ -84,6 +105,7 @@ type counters struct {
 	conns             []ConnCount
 	queued, storedB   float64
 	sessions, subs, r float64
+	tenants           map[string]hub.Stats
 }
 
 // read gathers the registry into counters.
@@ -178,7 +200,33 @@ func snapshot(prev, cur counters) Snapshot {
 			h.StoreP99Ms = &p
 		}
 	}
-	return Snapshot{T: cur.at.UnixMilli(), Conns: cur.conns, Hub: h}
+	snap := Snapshot{T: cur.at.UnixMilli(), Conns: cur.conns, Hub: h, Tenants: []TenantFigures{}}
+	for name, st := range cur.tenants {
+		was := prev.tenants[name] // zero for a tenant new since
+		tf := TenantFigures{Tenant: name,
+			PublishedPerSec: rate(float64(was.Published), float64(st.Published)),
+			SentPerSec:      rate(float64(was.Sent), float64(st.Sent)),
+			DropsPerSec:     map[string]float64{},
+			Queued:          st.Queued, Sessions: st.Sessions, Subscriptions: st.Subscripts, RetainedMessages: st.Retained,
+		}
+		for r := range hub.NumDropReasons {
+			tf.DropsPerSec[r.String()] = rate(float64(was.Drops[r]), float64(st.Drops[r]))
+		}
+		snap.Tenants = append(snap.Tenants, tf)
+	}
+	slices.SortFunc(snap.Tenants, func(a, b TenantFigures) int { return strings.Compare(a.Tenant, b.Tenant) })
+	return snap
+}
+
+// hubTenants reads the figures of every tenant of h.
+func hubTenants(h *hub.Hub) func() map[string]hub.Stats {
+	return func() map[string]hub.Stats {
+		out := map[string]hub.Stats{}
+		for _, name := range h.Tenants() {
+			out[name] = h.TenantStats(name)
+		}
+		return out
+	}
 }
 
 // quantile estimates the q-quantile of the observations between two
@@ -211,10 +259,15 @@ func view(snap Snapshot, s *session) Snapshot {
 	if s.admin() {
 		return snap
 	}
-	out := Snapshot{T: snap.T, Conns: []ConnCount{}}
+	out := Snapshot{T: snap.T, Conns: []ConnCount{}, Tenants: []TenantFigures{}}
 	for _, cc := range snap.Conns {
 		if s.allows(cc.Tenant) {
 			out.Conns = append(out.Conns, cc)
+		}
+	}
+	for _, tf := range snap.Tenants {
+		if s.allows(tf.Tenant) {
+			out.Tenants = append(out.Tenants, tf)
 		}
 	}
 	return out
@@ -223,6 +276,7 @@ func view(snap Snapshot, s *session) Snapshot {
 // sampler gathers the live figures while somebody watches.
 type sampler struct {
 	gather   prometheus.Gatherer
+	tenants  func() map[string]hub.Stats // nil: no tenant figures
 	interval time.Duration
 	max      int
 	now      func() time.Time
@@ -234,8 +288,17 @@ type sampler struct {
 	running  bool
 }
 
-func newSampler(g prometheus.Gatherer, interval time.Duration, max int, now func() time.Time) *sampler {
-	return &sampler{gather: g, interval: interval, max: max, now: now, watchers: make(map[chan Snapshot]struct{})}
+func newSampler(g prometheus.Gatherer, tenants func() map[string]hub.Stats, interval time.Duration, max int, now func() time.Time) *sampler {
+	return &sampler{gather: g, tenants: tenants, interval: interval, max: max, now: now, watchers: make(map[chan Snapshot]struct{})}
+}
+
+// read gathers the registry and the tenants' figures.
+func (s *sampler) read() (counters, error) {
+	c, err := read(s.gather, s.now())
+	if s.tenants != nil {
+		c.tenants = s.tenants()
+	}
+	return c, err
 }
 
 // watch returns the samples kept so far and a channel of the next ones,
@@ -263,7 +326,7 @@ func (s *sampler) unwatch(ch chan Snapshot) {
 func (s *sampler) run(ctx context.Context) {
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
-	prev, err := read(s.gather, s.now())
+	prev, err := s.read()
 	for {
 		select {
 		case <-ctx.Done():
@@ -273,7 +336,7 @@ func (s *sampler) run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		cur, cerr := read(s.gather, s.now())
+		cur, cerr := s.read()
 		s.mu.Lock()
 		if len(s.watchers) == 0 {
 			s.running = false

@@ -243,6 +243,7 @@ function plots() {
       protocol: new LivePlot("plot-protocol", "Connections by protocol", ""),
       tenant: new LivePlot("plot-tenant", "Connections by tenant", ""),
       messages: new LivePlot("plot-messages", "Messages per second", "/s"),
+      tenantMessages: new LivePlot("plot-tenant-messages", "Messages published per second, by tenant", "/s"),
       drops: new LivePlot("plot-drops", "Drops per second, by reason", "/s"),
       queue: new LivePlot("plot-queue", "Queued deliveries", ""),
       store: new LivePlot("plot-store", "Store write latency", " ms"),
@@ -251,36 +252,64 @@ function plots() {
   return state.plots;
 }
 
+// largest keeps the largest MAX_TENANT_SERIES - 1 entries of values and adds
+// up the rest as "(others)": a plot of thousands of tenants says nothing.
+function largest(values) {
+  const entries = Object.entries(values).sort((a, b) => b[1] - a[1]);
+  if (entries.length <= MAX_TENANT_SERIES) return values;
+  const out = Object.fromEntries(entries.slice(0, MAX_TENANT_SERIES - 1));
+  out["(others)"] = entries.slice(MAX_TENANT_SERIES - 1).reduce((sum, [, n]) => sum + n, 0);
+  return out;
+}
+
+// zeroFill makes a series seen before and gone now a zero, not a gap.
+function zeroFill(plot, values) {
+  for (const n of plot.names) if (!(n in values)) values[n] = 0;
+  return values;
+}
+
+// tenantSums adds up the figures of the tenants a user sees, for users of
+// some tenants only, who get no hub-wide figures.
+function tenantSums(tenants) {
+  const h = { in_per_s: 0, out_per_s: 0, drops_per_s: {}, queued: 0, sessions: 0, subscriptions: 0, retained: 0 };
+  for (const t of tenants) {
+    h.in_per_s += t.published_per_s;
+    h.out_per_s += t.sent_per_s;
+    for (const [r, v] of Object.entries(t.drops_per_s)) h.drops_per_s[r] = (h.drops_per_s[r] || 0) + v;
+    h.queued += t.queued;
+    h.sessions += t.sessions;
+    h.subscriptions += t.subscriptions;
+    h.retained += t.retained;
+  }
+  return h;
+}
+
 function sample(s) {
   const p = plots();
-  const byProto = {}, byTenant = {};
+  const byProto = {}, byTenant = {}, published = {};
   let total = 0;
   for (const c of s.conns || []) {
     byProto[c.protocol] = (byProto[c.protocol] || 0) + c.n;
     byTenant[c.tenant] = (byTenant[c.tenant] || 0) + c.n;
     total += c.n;
   }
-  // A plot of thousands of tenants says nothing: the largest ones, and
-  // the rest added up.
-  const tenants = Object.entries(byTenant).sort((a, b) => b[1] - a[1]);
-  if (tenants.length > MAX_TENANT_SERIES) {
-    const others = tenants.slice(MAX_TENANT_SERIES - 1).reduce((sum, [, n]) => sum + n, 0);
-    for (const [t] of tenants.slice(MAX_TENANT_SERIES - 1)) delete byTenant[t];
-    byTenant["(others)"] = others;
-  }
-  // A protocol or tenant seen before and gone now is a zero, not a gap.
-  for (const n of p.protocol.names) if (!(n in byProto)) byProto[n] = 0;
-  for (const n of p.tenant.names) if (!(n in byTenant)) byTenant[n] = 0;
+  for (const t of s.tenants || []) published[t.tenant] = t.published_per_s;
+  zeroFill(p.protocol, byProto);
   if (Object.keys(byProto).length === 0) byProto.mqtt = 0;
   p.protocol.push(s.t, byProto);
-  p.tenant.push(s.t, byTenant);
+  p.tenant.push(s.t, zeroFill(p.tenant, largest(byTenant)));
+  p.tenantMessages.push(s.t, zeroFill(p.tenantMessages, largest(published)));
   $("#stat-connections").textContent = String(total);
-  const h = s.hub;
-  if (!h) return;
-  p.messages.push(s.t, { in: h.in_per_s, out: h.out_per_s });
+  // Users of every tenant get the hub's own figures: the messages clients
+  // sent and received, and the store. Others get their tenants' sums.
+  const h = s.hub || tenantSums(s.tenants || []);
+  const [inName, outName] = s.hub ? ["in", "out"] : ["published", "sent"];
+  p.messages.push(s.t, { [inName]: h.in_per_s, [outName]: h.out_per_s });
   p.drops.push(s.t, h.drops_per_s || {});
   p.queue.push(s.t, { queued: h.queued });
-  p.store.push(s.t, { mean: h.store_mean_ms, p99: h.store_p99_ms });
+  if (s.hub) p.store.push(s.t, { mean: h.store_mean_ms, p99: h.store_p99_ms });
+  $("#label-in").textContent = s.hub ? "messages in/s" : "published/s";
+  $("#label-out").textContent = s.hub ? "messages out/s" : "sent/s";
   $("#stat-in").textContent = fmt(h.in_per_s);
   $("#stat-out").textContent = fmt(h.out_per_s);
   $("#stat-queued").textContent = fmt(h.queued);
