@@ -1,9 +1,9 @@
 package console
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 )
@@ -52,17 +52,14 @@ func (c *Console) proxy(w http.ResponseWriter, r *http.Request, s *session) {
 		writeError(w, http.StatusNotFound, "no such resource: "+rest)
 		return
 	}
-	c.forward(w, r, rest)
+	c.forward(w, r, rest, strings.TrimPrefix(r.URL.EscapedPath(), "/console/api"))
 }
 
-// forward serves r as path on the upstream, as user admin.
-func (c *Console) forward(w http.ResponseWriter, r *http.Request, path string) {
+// forward serves r as path (rawPath escaped) on the upstream, as user
+// admin.
+func (c *Console) forward(w http.ResponseWriter, r *http.Request, path, rawPath string) {
 	r2 := r.Clone(r.Context())
-	r2.URL.Path = path
-	r2.URL.RawPath = ""
-	if raw := r.URL.EscapedPath(); strings.HasPrefix(raw, "/console/api/") {
-		r2.URL.RawPath = strings.TrimPrefix(raw, "/console/api")
-	}
+	r2.URL.Path, r2.URL.RawPath = path, rawPath
 	r2.RequestURI = r2.URL.RequestURI()
 	// The console's own credentials stay here.
 	r2.Header.Del("Cookie")
@@ -77,17 +74,17 @@ func (c *Console) forward(w http.ResponseWriter, r *http.Request, path string) {
 func (c *Console) scopedTenants(w http.ResponseWriter, r *http.Request, s *session) {
 	result := []json.RawMessage{}
 	for _, t := range s.tenants {
-		rec := httptest.NewRecorder()
+		rec := &recorder{header: http.Header{}}
 		get, err := http.NewRequestWithContext(r.Context(), http.MethodGet, "/v1/tenants/"+url.PathEscape(t), nil)
 		if err != nil {
 			continue
 		}
-		c.forward(rec, get, "/v1/tenants/"+url.PathEscape(t))
-		if rec.Code != http.StatusOK {
+		c.forward(rec, get, "/v1/tenants/"+t, "/v1/tenants/"+url.PathEscape(t))
+		if rec.code != http.StatusOK {
 			continue // not in the registry (yet)
 		}
 		var entry map[string]any
-		if json.Unmarshal(rec.Body.Bytes(), &entry) != nil {
+		if json.Unmarshal(rec.body.Bytes(), &entry) != nil {
 			continue
 		}
 		entry["id"] = t
@@ -95,4 +92,25 @@ func (c *Console) scopedTenants(w http.ResponseWriter, r *http.Request, s *sessi
 		result = append(result, b)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"total": len(result), "result": result})
+}
+
+// recorder is the ResponseWriter of a request the console makes of the
+// upstream for itself.
+type recorder struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (w *recorder) Header() http.Header { return w.header }
+
+func (w *recorder) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+}
+
+func (w *recorder) Write(b []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return w.body.Write(b)
 }
