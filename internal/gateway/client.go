@@ -25,8 +25,10 @@ type client struct {
 	willDelay time.Duration
 
 	// Set by open, immutable afterwards.
-	conn   *amqp.Conn
-	sess   *amqp.Session
+	conn *amqp.Conn
+	sess *amqp.Session
+	// qos2 is the session of the QoS 2 senders; owned by the publisher.
+	qos2   *amqp.Session
 	ctx    context.Context // ends when the client leaves or the network goes
 	cancel context.CancelFunc
 	pubs   chan pubRequest
@@ -91,7 +93,11 @@ func (cl *client) open() packet.ReasonCode {
 	cl.window = make(chan struct{}, g.opts.Window)
 	cl.subs = map[string]*subscription{}
 	cl.inflight = map[*packet.Publish]*amqp.Delivery{}
-	if cl.will != nil {
+	if cl.will != nil && g.opts.Addresses == AddressesRabbitMQ {
+		// RabbitMQ has no last-will service; a link to $lwt would
+		// reach a queue of that name.
+		cl.localWill = true
+	} else if cl.will != nil {
 		if code := cl.leaveWill(ctx); code != packet.Success {
 			cl.cancel()
 			conn.Close()
@@ -148,7 +154,7 @@ func (cl *client) enqueue(r pubRequest) {
 	case cl.pubs <- r:
 	case <-cl.ctx.Done():
 		if r.done != nil {
-			cl.abort(r, "the client is leaving")
+			cl.abort(r, "the client is leaving", nil)
 		}
 	}
 }
@@ -156,7 +162,10 @@ func (cl *client) enqueue(r pubRequest) {
 // abort ends a QoS 1 or 2 PUBLISH whose fate is unknown (the network
 // connection or link ended before its outcome): the client is
 // disconnected without an acknowledgement and sends it again.
-func (cl *client) abort(r pubRequest, why string) {
+func (cl *client) abort(r pubRequest, why string, err error) {
+	if err != nil {
+		cl.g.log.Info("client disconnected: "+why, "client", cl.c.ClientID(), "err", err)
+	}
 	cl.c.CloseWithReason(packet.ServerBusy, why)
 	r.done(packet.UnspecifiedError)
 }
@@ -205,7 +214,7 @@ func (cl *client) publisher() {
 				cl.refuse(r, conditionCode(le.RemoteErr.Condition))
 			default:
 				// No answer (the connection is going): unknown.
-				cl.abort(r, "no AMQP link to the topic")
+				cl.abort(r, "no AMQP link to the topic", err)
 			}
 			continue
 		}
@@ -232,14 +241,14 @@ func (cl *client) sendAsync(snd *amqp.Sender, r pubRequest, links *senderCache) 
 		case isOutcome(err):
 			cl.refuse(r, outcomeCode(err))
 		default:
-			cl.abort(r, "the AMQP link of the topic ended")
+			cl.abort(r, "the AMQP link of the topic ended", err)
 		}
 	}
 	for {
 		ok, err := snd.TrySend(r.msg, nil, done)
 		if err != nil {
 			links.drop(snd)
-			cl.abort(r, "the AMQP link of the topic ended")
+			cl.abort(r, "the AMQP link of the topic ended", err)
 			return
 		}
 		if ok {
@@ -249,7 +258,7 @@ func (cl *client) sendAsync(snd *amqp.Sender, r pubRequest, links *senderCache) 
 		case <-snd.CreditAvailable():
 		case <-snd.Done():
 		case <-cl.ctx.Done():
-			cl.abort(r, "the client is leaving")
+			cl.abort(r, "the client is leaving", nil)
 			return
 		}
 	}
@@ -261,15 +270,60 @@ func isOutcome(err error) bool {
 }
 
 // newSender attaches a sender to addr: settle mode first for QoS 0 and 1,
-// second for QoS 2 (2.3).
+// second for QoS 2 (2.3). QoS 2 links have a session of their own: a
+// network without mode second (RabbitMQ 3 ends the session with
+// amqp:not-implemented) takes the subscriptions' session with it
+// otherwise. On such a network QoS 2 goes in mode first, at least once.
 func (cl *client) newSender(addr string, second bool) (*amqp.Sender, error) {
 	ctx, cancel := context.WithTimeout(cl.ctx, cl.g.opts.DialTimeout)
 	defer cancel()
-	mode := amqp.ReceiverSettleFirst
-	if second {
-		mode = amqp.ReceiverSettleSecond
+	if second && !cl.g.noSecond.Load() {
+		snd, err := cl.secondSender(ctx, addr)
+		if !notImplemented(err) {
+			return snd, err
+		}
+		if !cl.g.noSecond.Swap(true) {
+			cl.g.log.Info("the AMQP network does not take receiver-settle-mode second: QoS 2 messages go at least once", "err", err)
+		}
 	}
+	mode := amqp.ReceiverSettleFirst
 	return cl.sess.NewSender(ctx, addr, &amqp.SenderOptions{ReceiverSettleMode: &mode})
+}
+
+// secondSender attaches a sender in receiver-settle-mode second on the
+// QoS 2 session, beginning it first if need be.
+func (cl *client) secondSender(ctx context.Context, addr string) (*amqp.Sender, error) {
+	if cl.qos2 == nil {
+		s, err := cl.conn.NewSession(ctx, nil)
+		if err != nil {
+			return nil, err
+		}
+		cl.qos2 = s
+	}
+	mode := amqp.ReceiverSettleSecond
+	snd, err := cl.qos2.NewSender(ctx, addr, &amqp.SenderOptions{ReceiverSettleMode: &mode})
+	if err != nil {
+		select {
+		case <-cl.qos2.Done():
+			cl.qos2 = nil
+		default:
+		}
+	}
+	return snd, err
+}
+
+// notImplemented reports whether the network refused a link or session
+// as amqp:not-implemented.
+func notImplemented(err error) bool {
+	var le *amqp.LinkError
+	var se *amqp.SessionError
+	switch {
+	case errors.As(err, &le) && le.RemoteErr != nil:
+		return le.RemoteErr.Condition == amqp.CondNotImplemented
+	case errors.As(err, &se) && se.RemoteErr != nil:
+		return se.RemoteErr.Condition == amqp.CondNotImplemented
+	}
+	return false
 }
 
 // close ends the client's connection to the network. clean: the client

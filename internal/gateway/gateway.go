@@ -82,10 +82,12 @@ type Stats struct {
 
 // Gateway is an mqtt.Handler: serve it with an mqtt.Server.
 type Gateway struct {
-	opts    Options
-	log     *slog.Logger
-	netURL  *url.URL
-	counter struct {
+	opts   Options
+	log    *slog.Logger
+	netURL *url.URL
+	// noSecond: the network refused receiver-settle-mode second.
+	noSecond atomic.Bool
+	counter  struct {
 		connections, published, delivered, refused, dropped, unroutable atomic.Int64
 	}
 }
