@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/ferry-iot/ferry/internal/config"
 	"github.com/ferry-iot/ferry/internal/gateway"
@@ -250,4 +251,35 @@ func pahoConnectErr(t *testing.T, addr string, cp *paho.Connect) (*paho.Client, 
 
 func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// TestGatewayLogin: the gateway logs in to the network with SASL PLAIN,
+// as the URL's user or, with forwarded credentials, as each client's; a
+// login the network refuses is CONNACK 0x86 Bad user name or password.
+func TestGatewayLogin(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("gw-secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := startFerry(t, func(c *config.Config) {
+		c.Applications = []config.Application{{Name: "gw", PasswordHash: string(hash), Tenants: []string{config.DefaultTenant}}}
+	})
+	ok := startGateway(t, "amqp://gw:gw-secret@"+n.AppAddr().String())
+	cl, _ := pahoGo(t, ok.Addr().String(), "logged-in")
+	if r, err := cl.Publish(ctx5(t), &paho.Publish{Topic: "login/ok", QoS: 1, Payload: []byte("x")}); err != nil || r.ReasonCode != 0 {
+		t.Fatalf("publish as gw: %v %v", r, err)
+	}
+	bad := startGateway(t, "amqp://gw:wrong@"+n.AppAddr().String())
+	if _, ack, _ := pahoConnectErr(t, bad.Addr().String(), &paho.Connect{ClientID: "bad", CleanStart: true, KeepAlive: 30}); ack == nil || ack.ReasonCode != 0x86 {
+		t.Fatalf("a wrong network password: CONNACK %v, want 0x86", ack)
+	}
+	fwd := startGateway(t, "amqp://"+n.AppAddr().String(), func(c *config.Config) { c.Gateway.ForwardCredentials = true })
+	if _, ack, _ := pahoConnectErr(t, fwd.Addr().String(), &paho.Connect{ClientID: "fwd", CleanStart: true, KeepAlive: 30,
+		UsernameFlag: true, Username: "gw", PasswordFlag: true, Password: []byte("gw-secret")}); ack == nil || ack.ReasonCode != 0 {
+		t.Fatalf("forwarded credentials: CONNACK %v, want success", ack)
+	}
+	if _, ack, _ := pahoConnectErr(t, fwd.Addr().String(), &paho.Connect{ClientID: "fwd-bad", CleanStart: true, KeepAlive: 30,
+		UsernameFlag: true, Username: "gw", PasswordFlag: true, Password: []byte("nope")}); ack == nil || ack.ReasonCode != 0x86 {
+		t.Fatalf("forwarded wrong credentials: CONNACK %v, want 0x86", ack)
+	}
 }
