@@ -259,7 +259,8 @@ func (c *Console) kickClient(w http.ResponseWriter, r *http.Request, s *session)
 }
 
 // listSessions: GET /console/api/sessions?tenant=&q=&limit=, connected or
-// not; the hub's internal sessions are left out.
+// not, whose client ID or a subscription's filter contains q; the hub's
+// internal sessions are left out.
 func (c *Console) listSessions(w http.ResponseWriter, r *http.Request, s *session) {
 	tenants, ok := scope(w, r, s)
 	if !ok {
@@ -269,7 +270,11 @@ func (c *Console) listSessions(w http.ResponseWriter, r *http.Request, s *sessio
 	all := []SessionInfo{}
 	for _, t := range tenants {
 		for _, hs := range c.opts.Hub.Sessions(t, hono.HubPrefix) {
-			if !matches(q, hs.ClientID) {
+			fields := []string{hs.ClientID}
+			for _, sub := range hs.Subscriptions {
+				fields = append(fields, sub.Filter)
+			}
+			if !matches(q, fields...) {
 				continue
 			}
 			all = append(all, SessionInfo{Tenant: hs.Tenant, ClientID: hs.ClientID, Online: hs.Online,

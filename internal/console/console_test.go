@@ -468,6 +468,10 @@ func TestClientsAndSessions(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &sessions); err != nil || len(sessions.Sessions) != 2 || sessions.Sessions[1].ClientID != "offline" {
 		t.Fatalf("sessions: %s", rec.Body)
 	}
+	rec = e.do(http.MethodGet, "/console/api/sessions?q=cmd/", "", as)
+	if err := json.Unmarshal(rec.Body.Bytes(), &sessions); err != nil || len(sessions.Sessions) != 1 || sessions.Sessions[0].ClientID != "a-1" {
+		t.Fatalf("sessions subscribed to cmd/: %s", rec.Body)
+	}
 	if rec := e.do(http.MethodPost, "/console/api/clients/acme/none/kick", "", withBasic(AdminUser, adminPW, "x")); rec.Code != http.StatusNotFound {
 		t.Errorf("kick of an unknown client: %d", rec.Code)
 	}

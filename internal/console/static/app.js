@@ -6,6 +6,7 @@
 const API = "/console/api";
 const WINDOW = 600; // samples kept in the plots: ten minutes at one per second
 const MAX_TENANT_SERIES = 8;
+const REFRESH_MS = 3000; // period of the clients' and sessions' lists
 
 const state = {
   me: null,
@@ -17,6 +18,7 @@ const state = {
   plots: {},         // the overview's LivePlots
   analyticsPlot: null,
   analyticsSeen: new Set(),
+  refresh: 0,        // interval that reloads the clients or sessions
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -135,6 +137,10 @@ function show(view) {
   checkAnalytics(); // queries come and go: the panel shows while the tenant has some
   const load = { clients: loadClients, sessions: loadSessions, retained: loadRetained, registry: loadRegistry, analytics: loadQueries }[view];
   if (load) load().catch((e) => flash(e.message));
+  // Who is connected changes all the time: those lists follow.
+  clearInterval(state.refresh);
+  const follow = { clients: loadClients, sessions: loadSessions }[view];
+  if (follow) state.refresh = setInterval(() => { if (!document.hidden) follow().catch(() => {}); }, REFRESH_MS);
   if (view === "overview") Object.values(state.plots).forEach((p) => p.resize());
 }
 
@@ -331,6 +337,7 @@ function startLive() {
 }
 
 function stopStreams() {
+  clearInterval(state.refresh);
   if (state.live) { state.live.close(); state.live = null; }
   stopInspect();
   stopAnalytics();
