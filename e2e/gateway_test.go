@@ -2,14 +2,18 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	goamqp "github.com/Azure/go-amqp"
 	"github.com/eclipse/paho.golang/paho"
 	"golang.org/x/crypto/bcrypt"
 
@@ -281,5 +285,50 @@ func TestGatewayLogin(t *testing.T) {
 	if _, ack, _ := pahoConnectErr(t, fwd.Addr().String(), &paho.Connect{ClientID: "fwd-bad", CleanStart: true, KeepAlive: 30,
 		UsernameFlag: true, Username: "gw", PasswordFlag: true, Password: []byte("nope")}); ack == nil || ack.ReasonCode != 0x86 {
 		t.Fatalf("forwarded wrong credentials: CONNACK %v, want 0x86", ack)
+	}
+}
+
+// TestGatewayTLS: the gateway reaches the network over amqps://, checking
+// its certificate against --amqp-network-ca; the network is Ferry's
+// northbound listener over TLS (--amqps-app-addr), which go-amqp reads
+// over TLS too.
+func TestGatewayTLS(t *testing.T) {
+	pki := newTestPKI(t)
+	n := startFerry(t, func(c *config.Config) {
+		c.AMQP.AppTLSAddr = "127.0.0.1:0"
+		c.MQTT.TLS.CertFile, c.MQTT.TLS.KeyFile = pki.ServerCert, pki.ServerKey
+	})
+	pem, err := os.ReadFile(pki.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	conn, err := goamqp.Dial(honoCtx(t), "amqps://"+n.AppTLSAddr().String(), &goamqp.ConnOptions{SASLType: goamqp.SASLTypeAnonymous(), TLSConfig: &tls.Config{RootCAs: roots}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	s, err := conn.NewSession(honoCtx(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := receiver(t, s, "secure/#", "", 10)
+
+	if _, err := gateway.Start(config.Config{Gateway: config.Gateway{AMQPNetwork: "amqps://" + n.AppTLSAddr().String(), CAFile: "/nonexistent"}}, testLogger(t)); err == nil {
+		t.Fatal("a gateway with a missing CA file started")
+	}
+	g := startGateway(t, "amqps://"+n.AppTLSAddr().String(), func(c *config.Config) { c.Gateway.CAFile = pki.CA })
+	cl, _ := pahoGo(t, g.Addr().String(), "tls-publisher")
+	if r, err := cl.Publish(ctx5(t), &paho.Publish{Topic: "secure/a", QoS: 1, Payload: []byte("sealed")}); err != nil || r.ReasonCode != 0 {
+		t.Fatalf("publish through the gateway over TLS: %v %v", r, err)
+	}
+	if m := receiveAMQP(t, r); string(m.GetData()) != "sealed" {
+		t.Fatalf("got %q", m.GetData())
+	}
+	// Without the CA the network's certificate is not trusted.
+	untrusted := startGateway(t, "amqps://"+n.AppTLSAddr().String())
+	if _, ack, _ := pahoConnectErr(t, untrusted.Addr().String(), &paho.Connect{ClientID: "untrusted", CleanStart: true, KeepAlive: 30}); ack == nil || ack.ReasonCode != 0x88 {
+		t.Fatalf("an untrusted network certificate: CONNACK %v, want 0x88", ack)
 	}
 }

@@ -92,6 +92,7 @@ type serveFlags struct {
 	nodeID         string
 	kafkaPassword  string
 	amqpAppAddr    string
+	amqpsAppAddr   string
 	amqpAddr       string
 	amqpsAddr      string
 	httpsAddr      string
@@ -133,6 +134,7 @@ func newServeCmd() *cobra.Command {
 	fl.StringVar(&f.amqpsAddr, "amqps-addr", "", "AMQP 1.0 over TLS listen address of devices, e.g. 127.0.0.1:5671 (needs --tls-cert, --tls-key; SASL EXTERNAL with client certificates)")
 	fl.StringVar(&f.amqpAddr, "amqp-addr", "127.0.0.1:5672", "AMQP 1.0 listen address of devices (Hono's AMQP adapter; empty: off)")
 	fl.StringVar(&f.amqpAppAddr, "amqp-app-addr", "127.0.0.1:15672", "northbound AMQP 1.0 listen address of applications (Hono's telemetry/event/command addresses; empty: off)")
+	fl.StringVar(&f.amqpsAppAddr, "amqps-app-addr", "", "the northbound AMQP 1.0 listener over TLS, e.g. 127.0.0.1:15671 (needs --tls-cert, --tls-key)")
 	fl.StringVar(&f.mqttsAddr, "mqtts-addr", "", "MQTT over TLS listen address, e.g. 127.0.0.1:8883 (needs --tls-cert, --tls-key)")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate chain of the TLS listener")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of the TLS listener")
@@ -179,6 +181,7 @@ func loadConfig(fl *pflag.FlagSet, f *serveFlags) (config.Config, error) {
 	set("http-addr", func() { cfg.HTTP.Addr = f.httpAddr })
 	set("mqtts-addr", func() { cfg.MQTT.TLS.Addr = f.mqttsAddr })
 	set("amqp-app-addr", func() { cfg.AMQP.AppAddr = f.amqpAppAddr })
+	set("amqps-app-addr", func() { cfg.AMQP.AppTLSAddr = f.amqpsAppAddr })
 	set("amqp-addr", func() { cfg.AMQP.Addr = f.amqpAddr })
 	set("amqps-addr", func() { cfg.AMQP.TLSAddr = f.amqpsAddr })
 	set("https-addr", func() { cfg.HTTP.TLSAddr = f.httpsAddr })

@@ -202,6 +202,11 @@ type AMQP struct {
 	// command_response/ addresses. Empty disables it. Default
 	// 127.0.0.1:15672.
 	AppAddr string `yaml:"app_addr"`
+	// AppTLSAddr (amqp.app_tls_addr, --amqps-app-addr) is the northbound
+	// listener over TLS, with the certificate and key of mqtt.tls
+	// (--tls-cert, --tls-key). Empty disables it. Default empty (Hono's
+	// port is 15671).
+	AppTLSAddr string `yaml:"app_tls_addr"`
 	// MaxConnections (amqp.max_connections) bounds the application
 	// connections open at once; one more is closed after its open with
 	// amqp:resource-limit-exceeded. Default 1000.
@@ -698,6 +703,9 @@ func (c *Config) Validate() error {
 	if t := c.MQTT.TLS; c.HTTP.TLSAddr != "" && (t.CertFile == "" || t.KeyFile == "") {
 		return errors.New("http.tls_addr (--https-addr) needs mqtt.tls.cert_file (--tls-cert) and mqtt.tls.key_file (--tls-key)")
 	}
+	if t := c.MQTT.TLS; c.AMQP.AppTLSAddr != "" && (t.CertFile == "" || t.KeyFile == "") {
+		return errors.New("amqp.app_tls_addr (--amqps-app-addr) needs mqtt.tls.cert_file (--tls-cert) and mqtt.tls.key_file (--tls-key)")
+	}
 	if t := c.MQTT.TLS; c.AMQP.TLSAddr != "" && (t.CertFile == "" || t.KeyFile == "") {
 		return errors.New("amqp.tls_addr (--amqps-addr) needs mqtt.tls.cert_file (--tls-cert) and mqtt.tls.key_file (--tls-key)")
 	}
@@ -837,6 +845,7 @@ func (c *Config) listeners() []listener {
 		{"mqtt.tls.addr", "--mqtts-addr", c.MQTT.TLS.Addr},
 		{"mqtt.websocket.addr", "--ws-addr", c.MQTT.WebSocket.Addr},
 		{"amqp.app_addr", "--amqp-app-addr", c.AMQP.AppAddr},
+		{"amqp.app_tls_addr", "--amqps-app-addr", c.AMQP.AppTLSAddr},
 		{"amqp.addr", "--amqp-addr", c.AMQP.Addr},
 		{"amqp.tls_addr", "--amqps-addr", c.AMQP.TLSAddr},
 		{"http.addr", "--http-addr", c.HTTP.Addr}, // Hono's HTTP adapter takes devices there

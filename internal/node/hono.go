@@ -74,7 +74,15 @@ func (n *Node) startApps() error {
 		KafkaTopics:    kafkaapi.Topics{Prefix: cfg.Hono.Kafka.TopicPrefix},
 		Wills:          lastwill.New(n.hub, n.log),
 	})
-	return n.apps.Serve(n.appLn)
+	if n.appLn != nil {
+		if err := n.apps.Serve(n.appLn); err != nil {
+			return err
+		}
+	}
+	if n.appTLSLn != nil {
+		return n.apps.ServeTLS(n.appTLSLn, n.appTLS)
+	}
+	return nil
 }
 
 // honoTenant reads a tenant's Hono settings from its registry record: the

@@ -68,7 +68,11 @@ type Node struct {
 
 	mqttLn net.Listener
 	appLn  net.Listener // northbound AMQP; nil when off
-	devLn  net.Listener // AMQP device adapter; nil when off
+	// appTLSLn is the northbound AMQP listener over TLS (appTLS its
+	// configuration); nil when off.
+	appTLSLn net.Listener
+	appTLS   *tls.Config
+	devLn    net.Listener // AMQP device adapter; nil when off
 	// devTLSLn is the AMQP device adapter over TLS (devTLS its
 	// configuration); nil when off.
 	devTLSLn net.Listener
@@ -362,11 +366,16 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 			attrs = append(attrs, slog.String("amqps", n.devTLSLn.Addr().String()))
 		}
 	}
-	if n.appLn != nil {
+	if n.appLn != nil || n.appTLSLn != nil {
 		if err := n.startApps(); err != nil {
 			return nil, err
 		}
-		attrs = append(attrs, slog.String("amqp_apps", n.appLn.Addr().String()))
+		if n.appLn != nil {
+			attrs = append(attrs, slog.String("amqp_apps", n.appLn.Addr().String()))
+		}
+		if n.appTLSLn != nil {
+			attrs = append(attrs, slog.String("amqps_apps", n.appTLSLn.Addr().String()))
+		}
 	}
 	if n.tlsLn != nil {
 		serve("mqtts listener", func() error { return n.mqtt.Serve(n.tlsLn) })
@@ -425,6 +434,14 @@ func (n *Node) listen() error {
 	if cfg.AMQP.AppAddr != "" && !cfg.Hono.Disabled {
 		if n.appLn, err = net.Listen("tcp", cfg.AMQP.AppAddr); err != nil {
 			return fmt.Errorf("northbound AMQP listener (--amqp-app-addr): %w", err)
+		}
+	}
+	if t := cfg.MQTT.TLS; cfg.AMQP.AppTLSAddr != "" && !cfg.Hono.Disabled {
+		if n.appTLS, err = transport.ServerTLS(t.CertFile, t.KeyFile, "", false, false); err != nil {
+			return fmt.Errorf("amqp.app_tls_addr with mqtt.tls (--tls-cert, --tls-key): %w", err)
+		}
+		if n.appTLSLn, err = net.Listen("tcp", cfg.AMQP.AppTLSAddr); err != nil {
+			return fmt.Errorf("northbound AMQP TLS listener (--amqps-app-addr): %w", err)
 		}
 	}
 	if t := cfg.MQTT.TLS; t.Addr != "" {
@@ -656,7 +673,7 @@ func (n *Node) closeListeners() {
 	if n.coap != nil {
 		n.coap.Close()
 	}
-	for _, l := range []net.Listener{n.mqttLn, n.appLn, n.devLn, n.devTLSLn, n.tlsLn, n.wsNetLn, n.httpLn, n.httpsLn} {
+	for _, l := range []net.Listener{n.mqttLn, n.appLn, n.appTLSLn, n.devLn, n.devTLSLn, n.tlsLn, n.wsNetLn, n.httpLn, n.httpsLn} {
 		if l != nil {
 			l.Close()
 		}
@@ -729,6 +746,15 @@ func (n *Node) AMQPAddr() net.Addr {
 		return nil
 	}
 	return n.devLn.Addr()
+}
+
+// AppTLSAddr is the address of the northbound AMQP listener over TLS, nil
+// when it is off.
+func (n *Node) AppTLSAddr() net.Addr {
+	if n.appTLSLn == nil {
+		return nil
+	}
+	return n.appTLSLn.Addr()
 }
 
 // AppAddr is the address of the northbound AMQP listener, nil when it is

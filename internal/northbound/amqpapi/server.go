@@ -76,6 +76,7 @@ package amqpapi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -158,7 +159,7 @@ type Server struct {
 
 	mu     sync.Mutex
 	groups map[groupKey]*group
-	ln     *amqp.Listener
+	lns    []*amqp.Listener
 	// sessMu orders the opening of a group's hub session after the
 	// detach of the previous group of the same name.
 	sessMu sync.Mutex
@@ -196,7 +197,13 @@ func New(opts Options) *Server {
 const anonymousApp = "\x00anonymous"
 
 // Serve accepts application connections on ln until Close.
-func (s *Server) Serve(ln net.Listener) error {
+func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, nil) }
+
+// ServeTLS is Serve with TLS (direct, or the AMQP TLS protocol header).
+// Applications log in as on a plain listener; a server may serve both.
+func (s *Server) ServeTLS(ln net.Listener, cfg *tls.Config) error { return s.serve(ln, cfg) }
+
+func (s *Server) serve(ln net.Listener, tlsCfg *tls.Config) error {
 	mechs := []amqp.Symbol{amqp.SASLPlain}
 	if s.opts.Anonymous {
 		mechs = append(mechs, amqp.SASLAnonymous)
@@ -209,37 +216,41 @@ func (s *Server) Serve(ln net.Listener) error {
 		Logger:         s.log,
 		Credit:         100,
 		MaxConnections: s.opts.MaxConnections,
+		TLSConfig:      tlsCfg,
 	})
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
-	s.ln = l
+	s.lns = append(s.lns, l)
 	s.mu.Unlock()
 	return nil
 }
 
-// Addr is the listen address, once Serve ran.
+// Addr is the address of the first listener served, once Serve ran.
 func (s *Server) Addr() net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ln == nil {
+	if len(s.lns) == 0 {
 		return nil
 	}
-	return s.ln.Addr()
+	return s.lns[0].Addr()
 }
 
 // Close stops the listener and closes every application connection; the
 // groups' hub sessions are detached (event groups keep their events).
 func (s *Server) Close() error {
 	s.mu.Lock()
-	l := s.ln
-	s.ln = nil
+	lns := s.lns
+	s.lns = nil
 	s.mu.Unlock()
-	if l == nil {
+	if len(lns) == 0 {
 		return nil
 	}
-	err := l.Close()
+	var err error
+	for _, l := range lns {
+		err = errors.Join(err, l.Close())
+	}
 	s.members.Wait()
 	return err
 }
