@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -520,7 +521,7 @@ func stream(t *testing.T, srv *httptest.Server, target string) *http.Response {
 func TestInspect(t *testing.T) {
 	e := newEnv(t)
 	srv := httptest.NewServer(e.c.Handler())
-	defer srv.Close()
+	t.Cleanup(srv.Close) // after the streams' bodies are closed
 	e.hub.Publish("acme", &hub.Message{Topic: "s/retained", Payload: []byte("old"), Retain: true})
 	resp := stream(t, srv, "/console/api/inspect?tenant=acme&filter=s/%23")
 	var got []InspectedMessage
@@ -585,7 +586,7 @@ func TestLive(t *testing.T) {
 	e := newEnv(t)
 	e.hub.AddTenant("acme")
 	srv := httptest.NewServer(e.c.Handler())
-	defer srv.Close()
+	t.Cleanup(srv.Close) // after the streams' bodies are closed
 	resp := stream(t, srv, "/console/api/live")
 	samples := 0
 	events(t, resp.Body, func(event, data string) bool {
@@ -731,4 +732,33 @@ func TestOpenAPI(t *testing.T) {
 			t.Errorf("console-v1.yaml lacks %s", route)
 		}
 	}
+}
+
+// TestInspectManyRetained: a filter that matches more retained messages
+// than an answer holds gets the first maxList and the number left out.
+func TestInspectManyRetained(t *testing.T) {
+	e := newEnv(t)
+	srv := httptest.NewServer(e.c.Handler())
+	t.Cleanup(srv.Close)
+	for i := range maxList + 2 {
+		e.hub.Publish("acme", &hub.Message{Topic: fmt.Sprintf("r/%d", i), Payload: []byte("x"), Retain: true})
+	}
+	resp := stream(t, srv, "/console/api/inspect?tenant=acme&filter=r/%23")
+	n := 0
+	events(t, resp.Body, func(event, data string) bool {
+		switch event {
+		case "message":
+			n++
+		case "retained_more":
+			if data != `{"more":2}` {
+				t.Errorf("retained_more %s", data)
+			}
+			return true
+		}
+		return false
+	})
+	if n != maxList {
+		t.Fatalf("%d retained messages shown, want %d", n, maxList)
+	}
+	resp.Body.Close()
 }

@@ -54,8 +54,9 @@ type InspectedMessage struct {
 
 // inspect: GET /console/api/inspect?tenant=&filter=, an event stream of
 // the messages published in tenant on topics matching filter: a
-// "message" event each, the retained ones first, and a "dropped" event
-// with the running count of those the browser was too slow for. Shared
+// "message" event each, the retained ones first (at most maxList, then a
+// "retained_more" event), and a "dropped" event with the running count of
+// those the browser was too slow for. Shared
 // subscriptions are refused: the inspector would take messages from the
 // group's members.
 func (c *Console) inspect(w http.ResponseWriter, r *http.Request, s *session) {
@@ -102,7 +103,22 @@ func (c *Console) inspect(w http.ResponseWriter, r *http.Request, s *session) {
 	if es.send("subscribed", map[string]string{"tenant": tenant, "filter": filter}) != nil {
 		return
 	}
-	sess.DeliverRetained(retained)
+	// The retained messages come first, from the subscription's answer
+	// rather than through the buffer, which they could fill: at most
+	// maxList of them, then the number left out.
+	now := time.Now()
+	for i, d := range retained {
+		if i == maxList {
+			if es.send("retained_more", map[string]int{"more": len(retained) - maxList}) != nil {
+				return
+			}
+			break
+		}
+		ev := InspectedMessage{Topic: d.Message.Topic, Retain: true, Time: now, Message: shown(d.Message)}
+		if es.send("message", ev) != nil {
+			return
+		}
+	}
 
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()

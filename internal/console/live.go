@@ -283,13 +283,19 @@ type sampler struct {
 	wg       sync.WaitGroup // the sampling goroutine
 
 	mu       sync.Mutex
-	history  []Snapshot
-	watchers map[chan Snapshot]struct{}
+	history  []Snapshot // trimmed
+	watchers map[chan sample]struct{}
 	running  bool
 }
 
+// sample is one sample in full, for users of some tenants, and trimmed
+// (trim.go), for users of every tenant.
+type sample struct {
+	full, kept Snapshot
+}
+
 func newSampler(g prometheus.Gatherer, tenants func() map[string]hub.Stats, interval time.Duration, max int, now func() time.Time) *sampler {
-	return &sampler{gather: g, tenants: tenants, interval: interval, max: max, now: now, watchers: make(map[chan Snapshot]struct{})}
+	return &sampler{gather: g, tenants: tenants, interval: interval, max: max, now: now, watchers: make(map[chan sample]struct{})}
 }
 
 // read gathers the registry and the tenants' figures.
@@ -301,13 +307,13 @@ func (s *sampler) read() (counters, error) {
 	return c, err
 }
 
-// watch returns the samples kept so far and a channel of the next ones,
-// starting the sampling goroutine if it is not running; unwatch ends the
-// watch. A watcher that does not keep up misses samples.
-func (s *sampler) watch(ctx context.Context) ([]Snapshot, chan Snapshot) {
+// watch returns the samples kept so far (trimmed) and a channel of the
+// next ones, starting the sampling goroutine if it is not running; unwatch
+// ends the watch. A watcher that does not keep up misses samples.
+func (s *sampler) watch(ctx context.Context) ([]Snapshot, chan sample) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ch := make(chan Snapshot, 8)
+	ch := make(chan sample, 8)
 	s.watchers[ch] = struct{}{}
 	if !s.running && ctx.Err() == nil {
 		s.running = true
@@ -316,7 +322,7 @@ func (s *sampler) watch(ctx context.Context) ([]Snapshot, chan Snapshot) {
 	return append([]Snapshot{}, s.history...), ch
 }
 
-func (s *sampler) unwatch(ch chan Snapshot) {
+func (s *sampler) unwatch(ch chan sample) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.watchers, ch)
@@ -344,8 +350,9 @@ func (s *sampler) run(ctx context.Context) {
 			return
 		}
 		if err == nil && cerr == nil {
-			snap := snapshot(prev, cur)
-			s.history = append(s.history, snap)
+			full := snapshot(prev, cur)
+			snap := sample{full: full, kept: trim(full, maxTenantsKept)}
+			s.history = append(s.history, snap.kept)
 			if len(s.history) > s.max {
 				s.history = slices.Delete(s.history, 0, len(s.history)-s.max)
 			}
@@ -366,7 +373,8 @@ func (s *sampler) wait() { s.wg.Wait() }
 
 // streamLive: GET /console/api/live, an event stream: one "history"
 // event (the samples kept, oldest first), then a "sample" event per
-// interval.
+// interval. Users of every tenant get the busiest tenants (trim.go);
+// others get theirs, out of the full sample.
 func (c *Console) streamLive(w http.ResponseWriter, r *http.Request, s *session) {
 	if c.opts.Metrics == nil {
 		writeError(w, http.StatusNotFound, "no metrics on this node")
@@ -395,7 +403,11 @@ func (c *Console) streamLive(w http.ResponseWriter, r *http.Request, s *session)
 		case <-c.ctx.Done():
 			return
 		case snap := <-ch:
-			if es.send("sample", view(snap, s)) != nil {
+			out := snap.kept
+			if !s.admin() {
+				out = trim(view(snap.full, s), maxTenantsKept)
+			}
+			if es.send("sample", out) != nil {
 				return
 			}
 		}

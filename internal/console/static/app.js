@@ -6,6 +6,7 @@
 const API = "/console/api";
 const WINDOW = 600; // samples kept in the plots: ten minutes at one per second
 const MAX_TENANT_SERIES = 8;
+const OTHERS = "(others)"; // the tenants a sample adds up
 const REFRESH_MS = 3000; // period of the clients' and sessions' lists
 
 const state = {
@@ -260,11 +261,13 @@ function plots() {
 
 // largest keeps the largest MAX_TENANT_SERIES - 1 entries of values and adds
 // up the rest as "(others)": a plot of thousands of tenants says nothing.
+// Ferry itself sends the busiest tenants only, the rest as "(others)".
 function largest(values) {
-  const entries = Object.entries(values).sort((a, b) => b[1] - a[1]);
-  if (entries.length <= MAX_TENANT_SERIES) return values;
+  const rest = values[OTHERS] || 0;
+  const entries = Object.entries(values).filter(([k]) => k !== OTHERS).sort((a, b) => b[1] - a[1]);
+  if (entries.length + (OTHERS in values ? 1 : 0) <= MAX_TENANT_SERIES) return values;
   const out = Object.fromEntries(entries.slice(0, MAX_TENANT_SERIES - 1));
-  out["(others)"] = entries.slice(MAX_TENANT_SERIES - 1).reduce((sum, [, n]) => sum + n, 0);
+  out[OTHERS] = entries.slice(MAX_TENANT_SERIES - 1).reduce((sum, [, n]) => sum + n, rest);
   return out;
 }
 
@@ -532,6 +535,9 @@ $("#inspect-form").addEventListener("submit", (ev) => {
     while (list.children.length > 500) list.lastChild.remove();
   });
   es.addEventListener("dropped", (e) => { $("#inspect-dropped").textContent = String(JSON.parse(e.data).dropped); });
+  es.addEventListener("retained_more", (e) => {
+    $("#inspect-state").textContent += " (" + JSON.parse(e.data).more + " more retained messages not shown)";
+  });
   es.onerror = () => {
     if (es.readyState === EventSource.CLOSED) $("#inspect-state").textContent = "stopped (refused: check the filter)";
   };
