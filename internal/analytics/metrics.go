@@ -108,6 +108,8 @@ var (
 		"Keys an analytics query holds.", []string{"tenant", "query"}, nil)
 	descWindows = prometheus.NewDesc("ferry_analytics_open_windows",
 		"Windows (HOP: panes) an analytics query holds open.", []string{"tenant", "query"}, nil)
+	descCheckpoints = prometheus.NewDesc("ferry_analytics_checkpoints_total",
+		"Checkpoints of an analytics query's state written since it started.", []string{"tenant", "query"}, nil)
 	descOutputLost = prometheus.NewDesc("ferry_analytics_output_lost_total",
 		"Rows an output did not take, by output: sse (a slow stream reader), hub (MQTT/AMQP publish failed), "+
 			"kafka (producer buffer full or send failed), prometheus (past max_series).", []string{"tenant", "query", "output"}, nil)
@@ -135,6 +137,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descLate, st.Late)
 		counter(descParse, st.ParseErrors)
 		counter(descFiltered, st.Filtered)
+		counter(descCheckpoints, r.checkpoints.Load())
 		for reason, n := range st.Dropped {
 			counter(descDropped, n, reason)
 		}

@@ -26,6 +26,7 @@ package analytics
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -123,7 +124,11 @@ func (s *Service) Apply(spec *query.Spec, persist bool) (created bool, err error
 	k := queryKey{spec.Tenant, spec.Name}
 	old := s.queries[k]
 	if old != nil {
-		old.stop(old.spec.SQL == spec.SQL)
+		mode := stopDiscard
+		if old.spec.SQL == spec.SQL {
+			mode = stopKeep // only the outputs or limits change
+		}
+		old.stop(mode)
 		delete(s.queries, k)
 	}
 	if cp := s.opts.Checkpoints; cp != nil {
@@ -152,7 +157,7 @@ func (s *Service) Delete(tenant, name string) error {
 	if r == nil {
 		return ErrNotFound
 	}
-	r.stop(false)
+	r.stop(stopDiscard)
 	delete(s.queries, queryKey{tenant, name})
 	if cp := s.opts.Checkpoints; cp != nil {
 		cp.DeleteSpec(tenant, name)
@@ -234,7 +239,11 @@ func (s *Service) Close(ctx context.Context) error {
 	s.queries = map[queryKey]*running{}
 	s.mu.Unlock()
 	for _, r := range qs {
-		r.stop(ctx.Err() == nil)
+		mode := stopKeep
+		if ctx.Err() != nil {
+			mode = stopAbort
+		}
+		r.stop(mode)
 	}
 	return ctx.Err()
 }
@@ -248,12 +257,19 @@ type running struct {
 	limits  engine.Limits
 	started time.Time
 	sessID  string
-	sess    *hub.Session
+	sess    atomic.Pointer[hub.Session]
 	shards  []*shard
 	outputs *outputs
+	// durable: the query reads events through a durable hub session, so
+	// that what it has not checkpointed is replayed after a crash.
+	durable bool
+	// refused says Deliver refused a delivery (durable queries, full
+	// queue): the session holds it until a shard calls Drain.
+	refused atomic.Bool
 
 	queueDropped atomic.Int64
 	limitLogged  atomic.Int64 // unix nanos of the last limit warning
+	checkpoints  atomic.Int64 // checkpoints written
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -267,11 +283,24 @@ type running struct {
 type shard struct {
 	r       *running
 	idx     int
-	ch      chan *hub.Message
+	ch      chan hub.Delivery
 	op      *engine.Operator
 	explain chan chan engine.Explain
-	snap    chan chan []byte
+	snap    chan chan shardSnap
 	ext     map[string]extEntry
+	// seq is the highest delivery sequence number processed (durable
+	// queries); restored is the one the last checkpoint covered, below
+	// which a replayed delivery is skipped; acks are the sequence numbers
+	// processed since the last snapshot.
+	seq, restored uint64
+	acks          []uint64
+}
+
+// shardSnap is a shard's state for a checkpoint and the deliveries it
+// covers.
+type shardSnap struct {
+	state []byte
+	acks  []uint64
 }
 
 type extEntry struct {
@@ -286,7 +315,7 @@ const SessionPrefix = hono.HubPrefix + "analytics-query/"
 
 func (s *Service) start(spec *query.Spec, plan *engine.Plan) (*running, error) {
 	r := &running{svc: s, spec: spec, plan: plan, started: s.opts.Now(),
-		sessID: SessionPrefix + spec.Name}
+		sessID: SessionPrefix + spec.Name, durable: spec.Query.From.Kind == query.FromEvent}
 	r.limits = engine.Limits{MaxKeys: int64(spec.MaxKeys), MaxWindows: int64(spec.MaxWindows), OnLimit: r.onLimit}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	n := 1
@@ -300,13 +329,14 @@ func (s *Service) start(spec *query.Spec, plan *engine.Plan) (*running, error) {
 		saved = cp.LoadState(spec.Tenant, spec.Name, spec.SQL, n)
 	}
 	for i := range n {
-		sh := &shard{r: r, idx: i, ch: make(chan *hub.Message, perShard), explain: make(chan chan engine.Explain),
-			snap: make(chan chan []byte), ext: map[string]extEntry{}}
+		sh := &shard{r: r, idx: i, ch: make(chan hub.Delivery, perShard), explain: make(chan chan engine.Explain),
+			snap: make(chan chan shardSnap), ext: map[string]extEntry{}}
 		sh.op = engine.NewOperator(plan, &r.limits, &r.stats, r.outputs.emit)
 		if i < len(saved) && saved[i] != nil {
-			if err := sh.op.Restore(saved[i]); err != nil {
+			if err := sh.restore(saved[i]); err != nil {
 				s.log.Warn("analytics checkpoint not restored: starting empty", "tenant", spec.Tenant, "query", spec.Name, "err", err)
 				sh.op = engine.NewOperator(plan, &r.limits, &r.stats, r.outputs.emit)
+				sh.seq, sh.restored = 0, 0
 			}
 		}
 		r.shards = append(r.shards, sh)
@@ -328,55 +358,115 @@ func (s *Service) start(spec *query.Spec, plan *engine.Plan) (*running, error) {
 	case query.FromMQTT:
 		filter = spec.Query.From.Arg
 	}
-	sess, _ := s.opts.Hub.Open(spec.Tenant, r.sessID, true)
-	sess.Attach(r)
-	// QoS 0: the hub hands every message over at once and never holds a
-	// device's acknowledgement for the query. NoLocal keeps a query off
-	// its own MQTT output.
-	if _, err := sess.Subscribe(hub.Subscription{Filter: filter, QoS: 0, NoLocal: true, RetainHandling: 2}); err != nil {
+	fail := func(sess *hub.Session, err error) (*running, error) {
 		sess.Detach(hub.Departure{})
 		r.cancel()
 		r.wg.Wait()
-		return nil, fmt.Errorf("subscribing to %s: %w", filter, err)
+		return nil, err
 	}
-	r.sess = sess
+	// Telemetry: a clean session subscribed at QoS 0, so that the hub
+	// hands every message over at once and never holds a device's
+	// acknowledgement for the query. Events: a durable session at QoS 1,
+	// whose store queue keeps each event until a checkpoint covers it;
+	// after a crash the hub hands the rest over again. NoLocal keeps a
+	// query off its own MQTT output.
+	sess, _ := s.opts.Hub.Open(spec.Tenant, r.sessID, !r.durable)
+	sub := hub.Subscription{Filter: filter, QoS: 0, NoLocal: true, RetainHandling: 2}
+	if r.durable {
+		sub.QoS = 1
+		if err := sess.MakeDurable(hub.Forever); err != nil {
+			return fail(sess, err)
+		}
+	}
+	r.sess.Store(sess)
+	sess.Attach(r)
+	if _, err := sess.Subscribe(sub); err != nil {
+		return fail(sess, fmt.Errorf("subscribing to %s: %w", filter, err))
+	}
 	return r, nil
 }
 
-// stop ends the query; with checkpoint, its state is written first.
-func (r *running) stop(checkpoint bool) {
+// How a query stops.
+type stopMode int
+
+const (
+	// stopKeep checkpoints the state and keeps a durable session (and
+	// its unprocessed events) for the next start: shutdown, or a
+	// replacement with the same SQL.
+	stopKeep stopMode = iota
+	// stopDiscard drops the state and the session: delete, or a
+	// replacement with other SQL.
+	stopDiscard
+	// stopAbort keeps the session but writes no checkpoint (a shutdown
+	// past its deadline): the next start replays what the last one did
+	// not cover.
+	stopAbort
+)
+
+// stop ends the query.
+func (r *running) stop(mode stopMode) {
 	r.stopMu.Lock()
 	defer r.stopMu.Unlock()
 	if r.done {
 		return
 	}
 	r.done = true
-	if r.sess != nil {
-		r.sess.Detach(hub.Departure{})
-	}
 	r.cancel()
 	r.wg.Wait()
-	if cp := r.svc.opts.Checkpoints; cp != nil && checkpoint {
-		r.checkpoint()
+	// The shards are gone: their state and queues are safe to read here.
+	var left []hub.Delivery
+	for _, sh := range r.shards {
+		for range len(sh.ch) {
+			left = append(left, <-sh.ch)
+		}
+	}
+	slices.SortFunc(left, func(a, b hub.Delivery) int { return cmpSeq(a.Seq, b.Seq) })
+	if mode == stopKeep && r.svc.opts.Checkpoints != nil {
+		snaps := make([]shardSnap, len(r.shards))
+		for i, sh := range r.shards {
+			snaps[i] = sh.snapshot()
+		}
+		r.saveState(snaps, nil)
+	}
+	if sess := r.sess.Load(); sess != nil {
+		dep := hub.Departure{}
+		if r.durable && mode != stopDiscard {
+			// What was queued for the shards goes back to the front of
+			// the session's queue.
+			dep = hub.Departure{Unacked: left, Expiry: hub.Forever}
+		}
+		sess.Detach(dep)
 	}
 	r.outputs.close()
 }
 
+func cmpSeq(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
 // checkpointLoop writes the query's state every CheckpointInterval, each
-// shard snapshotting its own operator between messages.
+// shard snapshotting its own operator between messages, then acknowledges
+// the events the checkpoint covers.
 func (r *running) checkpointLoop() {
 	defer r.wg.Done()
 	t := time.NewTicker(r.svc.opts.CheckpointInterval)
 	defer t.Stop()
+	var pending []uint64 // acknowledgements waiting for a written checkpoint
 	for {
 		select {
 		case <-r.ctx.Done():
 			return
 		case <-t.C:
 		}
-		snaps := make([][]byte, len(r.shards))
+		snaps := make([]shardSnap, len(r.shards))
 		for i, sh := range r.shards {
-			reply := make(chan []byte, 1)
+			reply := make(chan shardSnap, 1)
 			select {
 			case sh.snap <- reply:
 				snaps[i] = <-reply
@@ -384,24 +474,51 @@ func (r *running) checkpointLoop() {
 				return
 			}
 		}
-		r.saveState(snaps)
+		pending = r.saveState(snaps, pending)
 	}
 }
 
-// checkpoint writes the state of a stopped query (its shards are gone,
-// so their operators are safe to read here).
-func (r *running) checkpoint() {
-	snaps := make([][]byte, len(r.shards))
-	for i, sh := range r.shards {
-		snaps[i] = sh.op.Snapshot()
+// saveState writes a checkpoint of snaps and then acknowledges the events
+// it covers (with pending, those of earlier failed checkpoints); it
+// returns what is still to acknowledge.
+func (r *running) saveState(snaps []shardSnap, pending []uint64) []uint64 {
+	states := make([][]byte, len(snaps))
+	for i, sn := range snaps {
+		states[i] = sn.state
+		pending = append(pending, sn.acks...)
 	}
-	r.saveState(snaps)
-}
-
-func (r *running) saveState(snaps [][]byte) {
-	if err := r.svc.opts.Checkpoints.SaveState(r.spec.Tenant, r.spec.Name, r.spec.SQL, snaps); err != nil {
+	if err := r.svc.opts.Checkpoints.SaveState(r.spec.Tenant, r.spec.Name, r.spec.SQL, states); err != nil {
 		r.svc.log.Warn("analytics checkpoint failed", "tenant", r.spec.Tenant, "query", r.spec.Name, "err", err)
+		return pending
 	}
+	r.checkpoints.Add(1)
+	if sess := r.sess.Load(); sess != nil {
+		for _, seq := range pending {
+			sess.Acked(seq)
+		}
+	}
+	return pending[:0]
+}
+
+// snapshot is the shard's state with the sequence number it covers; it
+// hands over the acknowledgements gathered since the last one.
+func (sh *shard) snapshot() shardSnap {
+	b := binary.AppendUvarint(nil, sh.seq)
+	sn := shardSnap{state: append(b, sh.op.Snapshot()...), acks: sh.acks}
+	sh.acks = nil
+	return sn
+}
+
+func (sh *shard) restore(b []byte) error {
+	seq, n := binary.Uvarint(b)
+	if n <= 0 {
+		return engine.ErrSnapshot
+	}
+	if err := sh.op.Restore(b[n:]); err != nil {
+		return err
+	}
+	sh.seq, sh.restored = seq, seq
+	return nil
 }
 
 // onLimit logs a refused row at most once a minute per query.
@@ -416,8 +533,9 @@ func (r *running) onLimit(reason string) {
 		"max_keys", r.spec.MaxKeys, "max_windows", r.spec.MaxWindows)
 }
 
-// Deliver implements hub.Sink. It never blocks and never refuses: past a
-// full queue the message is dropped and counted.
+// Deliver implements hub.Sink. It never blocks: past a full queue,
+// telemetry is dropped and counted; an event is refused, and the durable
+// session keeps it until a shard has room (Drain).
 func (r *running) Deliver(d hub.Delivery) bool {
 	sh := r.shards[0]
 	if len(r.shards) > 1 {
@@ -427,8 +545,12 @@ func (r *running) Deliver(d hub.Delivery) bool {
 		sh = r.shards[h.Sum32()%uint32(len(r.shards))]
 	}
 	select {
-	case sh.ch <- d.Message:
+	case sh.ch <- d:
 	default:
+		if r.durable && d.Seq != 0 {
+			r.refused.Store(true)
+			return false
+		}
 		r.queueDropped.Add(1)
 	}
 	return true
@@ -458,13 +580,18 @@ func (sh *shard) run() {
 	var in engine.Input
 	for {
 		select {
-		case m := <-sh.ch:
+		case d := <-sh.ch:
 			now := r.svc.opts.Now()
-			sh.process(m, &in, now)
+			sh.process(d, &in, now)
 			// Drain what is queued before looking at the timers.
 			n := len(sh.ch)
 			for range n {
 				sh.process(<-sh.ch, &in, now)
+			}
+			if r.refused.Swap(false) {
+				if sess := r.sess.Load(); sess != nil {
+					sess.Drain() // the refused events, now that there is room
+				}
 			}
 			if n < batchPause {
 				// Let messages gather: woken for each one, the goroutine
@@ -481,15 +608,23 @@ func (sh *shard) run() {
 		case reply := <-sh.explain:
 			reply <- sh.op.Explain()
 		case reply := <-sh.snap:
-			reply <- sh.op.Snapshot()
+			reply <- sh.snapshot()
 		case <-r.ctx.Done():
 			return
 		}
 	}
 }
 
-func (sh *shard) process(m *hub.Message, in *engine.Input, now time.Time) {
+func (sh *shard) process(d hub.Delivery, in *engine.Input, now time.Time) {
 	r := sh.r
+	if d.Seq != 0 && r.durable {
+		sh.acks = append(sh.acks, d.Seq)
+		if d.Seq <= sh.restored {
+			return // counted before the restart: its checkpoint covers it
+		}
+		sh.seq = max(sh.seq, d.Seq)
+	}
+	m := d.Message
 	*in = engine.Input{Tenant: r.spec.Tenant, Payload: m.Payload, Props: props{m}}
 	if ep, device, ok := hono.ParseHubTopic(m.Topic); ok {
 		in.Device = device
