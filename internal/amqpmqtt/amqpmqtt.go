@@ -90,6 +90,36 @@ func Payload(m *amqp.Message) ([]byte, error) {
 	return nil, nil
 }
 
+// Fields are the MQTT payload, QoS and retain flag of m (Payload, QoS,
+// Retain).
+func Fields(m *amqp.Message) (payload []byte, qos byte, retain bool, err error) {
+	if payload, err = Payload(m); err != nil {
+		return nil, 0, false, err
+	}
+	if qos, err = QoS(m); err != nil {
+		return nil, 0, false, err
+	}
+	if retain, err = Retain(m); err != nil {
+		return nil, 0, false, err
+	}
+	return payload, qos, retain, nil
+}
+
+// CorrelationData is MQTT 5's correlation data from an AMQP
+// correlation-id: a binary or string one; nil for none or another type.
+func CorrelationData(p *amqp.Properties) []byte {
+	if p == nil {
+		return nil
+	}
+	switch c := p.CorrelationID.(type) {
+	case []byte:
+		return c
+	case string:
+		return []byte(c)
+	}
+	return nil
+}
+
 // Annotations are the annotations of an MQTT message with qos and retain.
 func Annotations(qos byte, retain bool) amqp.Annotations {
 	return amqp.Annotations{AnnotationQoS: int32(qos), AnnotationRetain: retain}

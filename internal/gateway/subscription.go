@@ -167,15 +167,7 @@ func (cl *client) delivered(p *packet.Publish) {
 // (or the network's routing key, or the subscription's filter when it has
 // no wildcard), QoS min(its own, granted), retained as annotated.
 func (s *subscription) toMQTT(m *amqp.Message) (*packet.Publish, error) {
-	payload, err := amqpmqtt.Payload(m)
-	if err != nil {
-		return nil, err
-	}
-	qos, err := amqpmqtt.QoS(m)
-	if err != nil {
-		return nil, err
-	}
-	retain, err := amqpmqtt.Retain(m)
+	payload, qos, retain, err := amqpmqtt.Fields(m)
 	if err != nil {
 		return nil, err
 	}
@@ -187,12 +179,7 @@ func (s *subscription) toMQTT(m *amqp.Message) (*packet.Publish, error) {
 	if pr := m.Properties; pr != nil {
 		p.Properties.ContentType = string(pr.ContentType)
 		p.Properties.ResponseTopic = pr.ReplyTo
-		switch c := pr.CorrelationID.(type) {
-		case []byte:
-			p.Properties.CorrelationData = c
-		case string:
-			p.Properties.CorrelationData = []byte(c)
-		}
+		p.Properties.CorrelationData = amqpmqtt.CorrelationData(pr)
 	}
 	if m.Header != nil && m.Header.TTL > 0 {
 		sec := uint32((m.Header.TTL + 999_999_999) / 1e9)

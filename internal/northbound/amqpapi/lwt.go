@@ -127,11 +127,7 @@ func parseWill(m *amqp.Message, clientID string) (*hub.Message, time.Duration, e
 	if err := topic.ValidateName(to); err != nil {
 		return nil, 0, fmt.Errorf("to is no topic name: %w", err)
 	}
-	qos, err := amqpmqtt.QoS(m)
-	if err != nil {
-		return nil, 0, err
-	}
-	retain, err := amqpmqtt.Retain(m)
+	_, qos, retain, err := amqpmqtt.Fields(m)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -166,30 +166,17 @@ func topicPublish(am *amqp.Message, to, origin string) (*hub.Message, error) {
 		}
 		to = p.To
 	}
-	payload, err := amqpmqtt.Payload(am)
+	payload, qos, retain, err := amqpmqtt.Fields(am)
 	if err != nil {
 		return nil, err
 	}
-	qos, err := amqpmqtt.QoS(am)
-	if err != nil {
-		return nil, err
-	}
-	retain, err := amqpmqtt.Retain(am)
-	if err != nil {
-		return nil, err
-	}
-	m := &hub.Message{Topic: to, Payload: payload, QoS: qos, Retain: retain, ContentType: string(p.ContentType), ResponseTopic: p.ReplyTo, Origin: origin, Created: time.Now()}
+	m := &hub.Message{Topic: to, Payload: payload, QoS: qos, Retain: retain, ContentType: string(p.ContentType), ResponseTopic: p.ReplyTo,
+		CorrelationData: amqpmqtt.CorrelationData(p), Origin: origin, Created: time.Now()}
 	if am.Header != nil && am.Header.TTL > 0 {
 		m.Expiry = m.Created.Add(am.Header.TTL)
 	}
 	if !p.AbsoluteExpiryTime.IsZero() && (m.Expiry.IsZero() || p.AbsoluteExpiryTime.Before(m.Expiry)) {
 		m.Expiry = p.AbsoluteExpiryTime
-	}
-	switch c := p.CorrelationID.(type) {
-	case []byte:
-		m.CorrelationData = c
-	case string:
-		m.CorrelationData = []byte(c)
 	}
 	for k, v := range am.ApplicationProperties {
 		if sv, ok := v.(string); ok {
