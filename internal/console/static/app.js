@@ -43,6 +43,36 @@ function flash(msg) {
   $("#flash").textContent = msg || "";
 }
 
+// turn numbers a load of a list; current reports whether it is still the
+// latest one, so that an older answer arriving late (a reload racing a
+// change) never overwrites a newer one.
+const turns = {};
+function turn(list) { turns[list] = (turns[list] || 0) + 1; return turns[list]; }
+function current(list, mine) { return turns[list] === mine; }
+
+// armed makes button ask for a second click within a few seconds before
+// it runs action: a change that cannot be undone needs two, and no modal
+// dialog stops the page.
+function armed(button, what, action) {
+  const label = button.textContent;
+  let timer = 0;
+  button.addEventListener("click", async () => {
+    if (!button.classList.contains("armed")) {
+      button.classList.add("armed");
+      button.textContent = "Click again to " + what;
+      timer = setTimeout(() => { button.classList.remove("armed"); button.textContent = label; }, 4000);
+      return;
+    }
+    clearTimeout(timer);
+    button.disabled = true;
+    try { await action(); } catch (e) { flash(e.message); }
+    button.disabled = false;
+    button.classList.remove("armed");
+    button.textContent = label;
+  });
+  return button;
+}
+
 class APIError extends Error {
   constructor(status, msg) { super(msg); this.status = status; }
 }
@@ -350,7 +380,9 @@ function stopStreams() {
 
 async function loadClients() {
   const q = $("#clients-search").value.trim();
+  const mine = turn("clients");
   const res = await call("GET", "/clients?q=" + enc(q));
+  if (!current("clients", mine)) return;
   $("#clients-total").textContent = res.total + " connected";
   $("#clients-table tbody").replaceChildren(...res.clients.map((c) => el("tr", { "data-client": c.client_id },
     el("td", {}, c.tenant), el("td", { class: "mono" }, c.client_id), el("td", {}, c.device || "–"),
@@ -372,11 +404,11 @@ async function clientDetails(tenant, id) {
     el("table", {}, el("tbody", {}, ...rows.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, v))))),
     el("h3", {}, "Subscriptions"),
     el("ul", {}, ...(c.subscriptions || []).map((s) => el("li", { class: "mono" }, s.filter + "  (QoS " + s.qos + ")"))),
-    el("button", { class: "danger", id: "client-kick", onclick: async () => {
-      if (!confirm("Disconnect " + c.client_id + "?")) return;
-      try { await call("POST", "/clients/" + enc(tenant) + "/" + enc(id) + "/kick"); box.hidden = true; loadClients(); }
-      catch (e) { flash(e.message); }
-    } }, "Kick"));
+    armed(el("button", { class: "danger", id: "client-kick" }, "Kick"), "disconnect " + c.client_id, async () => {
+      await call("POST", "/clients/" + enc(tenant) + "/" + enc(id) + "/kick");
+      box.hidden = true;
+      await loadClients();
+    }));
   box.hidden = false;
 }
 
@@ -384,7 +416,9 @@ $("#clients-refresh").addEventListener("click", () => loadClients().catch((e) =>
 $("#clients-search").addEventListener("input", () => loadClients().catch((e) => flash(e.message)));
 
 async function loadSessions() {
+  const mine = turn("sessions");
   const res = await call("GET", "/sessions?q=" + enc($("#sessions-search").value.trim()));
+  if (!current("sessions", mine)) return;
   $("#sessions-total").textContent = res.total + " sessions";
   $("#sessions-table tbody").replaceChildren(...res.sessions.map((s) => el("tr", {},
     el("td", {}, s.tenant), el("td", { class: "mono" }, s.client_id), el("td", {}, s.online ? "yes" : "no"),
@@ -402,16 +436,17 @@ function payloadText(m) {
 }
 
 async function loadRetained() {
+  const mine = turn("retained");
   const res = await call("GET", "/retained?tenant=" + enc(state.tenant) + "&filter=" + enc($("#retained-filter").value));
+  if (!current("retained", mine)) return;
   $("#retained-total").textContent = res.retained.length + (res.more ? "+" : "") + " retained in " + res.tenant;
   $("#retained-table tbody").replaceChildren(...res.retained.map((m) => el("tr", { "data-topic": m.topic },
     el("td", { class: "mono" }, m.topic), el("td", {}, m.qos), el("td", {}, m.size),
     el("td", { class: "payload mono" }, payloadText(m)),
-    el("td", {}, el("button", { class: "danger", onclick: async () => {
-      if (!confirm("Delete the retained message of " + m.topic + "?")) return;
-      try { await call("DELETE", "/retained?tenant=" + enc(state.tenant) + "&topic=" + enc(m.topic)); loadRetained(); }
-      catch (e) { flash(e.message); }
-    } }, "Delete")))));
+    el("td", {}, armed(el("button", { class: "danger delete" }, "Delete"), "delete", async () => {
+      await call("DELETE", "/retained?tenant=" + enc(state.tenant) + "&topic=" + enc(m.topic));
+      await loadRetained();
+    })))));
 }
 $("#retained-refresh").addEventListener("click", () => loadRetained().catch((e) => flash(e.message)));
 
@@ -425,8 +460,10 @@ function stateCell(on) {
 
 async function loadRegistry() {
   let tenants = [];
+  const mine = turn("tenants");
   try { tenants = (await call("GET", "/v1/tenants?pageSize=200")).result || []; }
   catch (e) { if (e.status !== 404) throw e; }
+  if (!current("tenants", mine)) return;
   $("#tenants-table tbody").replaceChildren(...tenants.map((t) => el("tr", { "data-tenant": t.id },
     el("td", {}, t.id), stateCell(enabled(t)),
     el("td", {}, el("button", { class: "toggle", onclick: () => toggle("/v1/tenants/" + enc(t.id)).then(loadRegistry, (e) => flash(e.message)) },
@@ -436,10 +473,12 @@ async function loadRegistry() {
 
 async function loadDevices() {
   let devices = [];
+  const mine = turn("devices");
   if (state.tenant) {
     try { devices = (await call("GET", "/v1/devices/" + enc(state.tenant) + "?pageSize=200")).result || []; }
     catch (e) { if (e.status !== 404) throw e; }
   }
+  if (!current("devices", mine)) return;
   $("#devices-table tbody").replaceChildren(...devices.map((d) => el("tr", { "data-device": d.id },
     el("td", { class: "mono" }, d.id), stateCell(enabled(d)),
     el("td", {},
