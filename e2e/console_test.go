@@ -27,14 +27,15 @@ import (
 // TestConsoleBrowser drives the web console in headless Chromium (Debian's
 // chromium, through chromedp) against a running Ferry: it logs in, sees
 // the connection count change when an MQTT device connects, creates a
-// tenant and a device and sets its password, watches a message arrive in
-// the topic inspector, sees an analytics row of the device, disables the
-// device and sees it disconnected. The
-// overview's screenshot is left in the test's artifact directory: run with
-// `go test -run TestConsoleBrowser -artifacts -outputdir DIR ./e2e/` to keep
-// it (overview.png, and inspector.png, analytics.png and registry.png, in a directory
-// under DIR/_artifacts/; without -artifacts it goes with the test's
-// temporary directory).
+// tenant and a device and sets its password, kicks a client, deletes a
+// retained message, watches a message arrive in the topic inspector, sees
+// an analytics row of the device, disables the device and sees it
+// disconnected, and logs in as an application user. Screenshots of the
+// overview (overview.png), the inspector, the analytics panel and the
+// registry are left in the test's artifact directory: run with
+// `go test -run TestConsoleBrowser -artifacts -outputdir DIR ./e2e/` to
+// keep them (in a directory under DIR/_artifacts/; without -artifacts
+// they go with the test's temporary directory).
 func TestConsoleBrowser(t *testing.T) {
 	chromium := requirePeer(t, "chromium", "chromium")
 	const adminPassword = "console-test-admin"
