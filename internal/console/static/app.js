@@ -13,13 +13,13 @@ const state = {
   me: null,
   tenant: "",
   view: "overview",
-  live: null,      // EventSource of /live
-  inspect: null,   // EventSource of /inspect
-  analytics: null, // EventSource of an analytics stream
-  plots: {},         // the overview's LivePlots
-  analyticsPlot: null,
-  analyticsSeen: new Set(),
-  refresh: 0,        // interval that reloads the clients or sessions
+  live: null,               // EventSource of /live
+  inspect: null,            // EventSource of /inspect
+  analytics: null,          // EventSource of an analytics stream
+  plots: {},                // the overview's LivePlots
+  analyticsPlot: null,      // the analytics panel's LivePlot
+  analyticsSeen: new Set(), // ids and revisions of the analytics rows shown
+  refresh: 0,               // interval that reloads the clients or sessions
 };
 
 const $ = (sel) => document.querySelector(sel);
