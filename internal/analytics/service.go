@@ -288,12 +288,26 @@ type shard struct {
 	explain chan chan engine.Explain
 	snap    chan chan shardSnap
 	ext     map[string]extEntry
-	// seq is the highest delivery sequence number processed (durable
-	// queries); restored is the one the last checkpoint covered, below
-	// which a replayed delivery is skipped; acks are the sequence numbers
-	// processed since the last snapshot.
-	seq, restored uint64
-	acks          []uint64
+	// Durable queries: the shard's state covers every delivery with a
+	// sequence number up to covered.seq that was created by covered.at
+	// (Unix ms), so that those the hub hands over again after a crash
+	// are skipped. The creation time tells them from new deliveries: the
+	// store numbers an emptied queue from 1 again after a restart. last is
+	// the sequence number last processed, acks those processed since the
+	// last snapshot.
+	covered cover
+	last    uint64
+	acks    []uint64
+}
+
+// cover is what a shard's state covers of a durable query's deliveries.
+type cover struct {
+	seq uint64
+	at  int64
+}
+
+func (c cover) covers(d hub.Delivery) bool {
+	return d.Seq <= c.seq && d.Message.Created.UnixMilli() <= c.at
 }
 
 // shardSnap is a shard's state for a checkpoint and the deliveries it
@@ -336,7 +350,7 @@ func (s *Service) start(spec *query.Spec, plan *engine.Plan) (*running, error) {
 			if err := sh.restore(saved[i]); err != nil {
 				s.log.Warn("analytics checkpoint not restored: starting empty", "tenant", spec.Tenant, "query", spec.Name, "err", err)
 				sh.op = engine.NewOperator(plan, &r.limits, &r.stats, r.outputs.emit)
-				sh.seq, sh.restored = 0, 0
+				sh.covered = cover{}
 			}
 		}
 		r.shards = append(r.shards, sh)
@@ -500,10 +514,16 @@ func (r *running) saveState(snaps []shardSnap, pending []uint64) []uint64 {
 	return pending[:0]
 }
 
-// snapshot is the shard's state with the sequence number it covers; it
-// hands over the acknowledgements gathered since the last one.
+// snapshot is the shard's state with what it covers; it hands over the
+// acknowledgements gathered since the last one.
 func (sh *shard) snapshot() shardSnap {
-	b := binary.AppendUvarint(nil, sh.seq)
+	if sh.acks != nil && sh.last != 0 {
+		// Deliveries are processed in order: everything up to last, and
+		// created before now, is in the state.
+		sh.covered = cover{seq: sh.last, at: sh.r.svc.opts.Now().UnixMilli()}
+	}
+	b := binary.AppendUvarint(nil, sh.covered.seq)
+	b = binary.AppendVarint(b, sh.covered.at)
 	sn := shardSnap{state: append(b, sh.op.Snapshot()...), acks: sh.acks}
 	sh.acks = nil
 	return sn
@@ -514,10 +534,14 @@ func (sh *shard) restore(b []byte) error {
 	if n <= 0 {
 		return engine.ErrSnapshot
 	}
-	if err := sh.op.Restore(b[n:]); err != nil {
+	at, m := binary.Varint(b[n:])
+	if m <= 0 {
+		return engine.ErrSnapshot
+	}
+	if err := sh.op.Restore(b[n+m:]); err != nil {
 		return err
 	}
-	sh.seq, sh.restored = seq, seq
+	sh.covered = cover{seq: seq, at: at}
 	return nil
 }
 
@@ -619,10 +643,10 @@ func (sh *shard) process(d hub.Delivery, in *engine.Input, now time.Time) {
 	r := sh.r
 	if d.Seq != 0 && r.durable {
 		sh.acks = append(sh.acks, d.Seq)
-		if d.Seq <= sh.restored {
+		if sh.covered.covers(d) {
 			return // counted before the restart: its checkpoint covers it
 		}
-		sh.seq = max(sh.seq, d.Seq)
+		sh.last = d.Seq
 	}
 	m := d.Message
 	*in = engine.Input{Tenant: r.spec.Tenant, Payload: m.Payload, Props: props{m}}
