@@ -397,3 +397,30 @@ func applyConsoleQuery(t *testing.T, httpAddr, adminPassword string) {
 		t.Fatalf("PUT the analytics query: %s %s", resp.Status, b)
 	}
 }
+
+// TestConsoleCLI runs `ferry clients list` and `ferry clients kick`
+// against a running node.
+func TestConsoleCLI(t *testing.T) {
+	n := startFerry(t, func(c *config.Config) { c.AdminPassword = "cli-pw" })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.Connect(ctx, client.Options{Server: "tcp://" + n.MQTTAddr().String(), ClientID: "cli-dev", Version: packet.V5, CleanStart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	api := []string{"--api-url", "http://" + n.HTTPAddr().String(), "--admin-password", "cli-pw"}
+	out := run(t, ferryBinary(t), append([]string{"clients", "list"}, api...)...)
+	if !strings.Contains(out, "DEFAULT_TENANT") || !strings.Contains(out, "cli-dev") || !strings.Contains(out, "mqtt 5.0") {
+		t.Fatalf("ferry clients list:\n%s", out)
+	}
+	out = run(t, ferryBinary(t), append([]string{"clients", "kick", "cli-dev"}, api...)...)
+	if !strings.Contains(out, "disconnected client cli-dev of tenant DEFAULT_TENANT") {
+		t.Fatalf("ferry clients kick: %s", out)
+	}
+	select {
+	case <-c.Done():
+	case <-ctx.Done():
+		t.Fatal("cli-dev is still connected")
+	}
+}
