@@ -13,10 +13,11 @@ import (
 	"time"
 )
 
-// TestAnalyticsCrash: a query over events, in a ferry process killed
-// with SIGKILL twice while its window is open. Events acknowledged before the
-// kill are all counted once in the window after the restart: those the
-// last checkpoint covered from the checkpoint, the rest replayed from the
+// TestAnalyticsCrash: a query over events and one over QoS 1 telemetry
+// with durable_input, in a ferry process killed with SIGKILL twice while
+// their window is open. Messages acknowledged before a kill are all
+// counted once in the window after the restarts: those the last
+// checkpoint covered from the checkpoint, the rest replayed from the
 // query's durable session, none twice.
 func TestAnalyticsCrash(t *testing.T) {
 	pub := requirePeer(t, "mosquitto_pub", "mosquitto-clients")
@@ -32,6 +33,12 @@ func TestAnalyticsCrash(t *testing.T) {
         SELECT device_id, count(*) AS n, sum(v) AS s FROM event
         GROUP BY device_id, TUMBLE(10s) TIME BY ts LATENESS 30s
       outputs: [{mqtt: "analytics/doors/{device_id}"}]
+    - name: temps
+      durable_input: true
+      sql: |
+        SELECT device_id, count(*) AS n, sum(v) AS s FROM telemetry
+        GROUP BY device_id, TUMBLE(10s) TIME BY ts LATENESS 30s
+      outputs: [{mqtt: "analytics/temps/{device_id}"}]
 `)
 	var cmd *exec.Cmd
 	var done chan struct{}
@@ -62,7 +69,7 @@ func TestAnalyticsCrash(t *testing.T) {
 		}
 	})
 	t0 := pastWindow()
-	sent, sum := 0, 0
+	sent, sum := 0, 0 // per endpoint
 	publish := func(from, to int) {
 		t.Helper()
 		var lines []string
@@ -71,10 +78,12 @@ func TestAnalyticsCrash(t *testing.T) {
 			sum += i
 		}
 		host, port, _ := net.SplitHostPort(mqttAddr)
-		c := exec.Command(pub, "-h", host, "-p", port, "-q", "1", "-t", "event/"+tenant+"/dev-k", "-l")
-		c.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
-		if b, err := c.CombinedOutput(); err != nil { // exits 0 once every PUBACK came
-			t.Fatalf("mosquitto_pub: %v\n%s", err, b)
+		for _, ep := range []string{"event", "telemetry"} {
+			c := exec.Command(pub, "-h", host, "-p", port, "-q", "1", "-t", ep+"/"+tenant+"/dev-k", "-l")
+			c.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
+			if b, err := c.CombinedOutput(); err != nil { // exits 0 once every PUBACK came
+				t.Fatalf("mosquitto_pub: %v\n%s", err, b)
+			}
 		}
 		sent += to - from
 	}
@@ -118,21 +127,32 @@ func TestAnalyticsCrash(t *testing.T) {
 	subs := func() int { return metric(`ferry_hub_subscriptions`) }
 	waitFor(t, "the query's subscription", func() bool { return subs() >= 1 })
 	before := subs()
-	s := startProc(t, sub, "-h", host, "-p", port, "-t", "analytics/doors/+", "-v", "-C", "1", "-W", "20")
+	s := startProc(t, sub, "-h", host, "-p", port, "-t", "analytics/+/+", "-v", "-C", "2", "-W", "20")
 	waitFor(t, "the subscriber", func() bool { return subs() > before })
-	// The closing event moves the device's watermark past the window.
-	closer := exec.Command(pub, "-h", host, "-p", port, "-q", "1", "-t", "event/"+tenant+"/dev-k", "-m",
-		fmt.Sprintf(`{"ts":%d,"v":0}`, t0.Add(45*time.Second).UnixMilli()))
-	if b, err := closer.CombinedOutput(); err != nil {
-		t.Fatalf("mosquitto_pub: %v\n%s", err, b)
+	// The closing message moves the device's watermark past the window.
+	for _, ep := range []string{"event", "telemetry"} {
+		closer := exec.Command(pub, "-h", host, "-p", port, "-q", "1", "-t", ep+"/"+tenant+"/dev-k", "-m",
+			fmt.Sprintf(`{"ts":%d,"v":0}`, t0.Add(45*time.Second).UnixMilli()))
+		if b, err := closer.CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_pub: %v\n%s", err, b)
+		}
 	}
-	rows := rowsOf(t, s.wait(t))
-	r, ok := rows["dev-k@"+t0.UTC().Format("2006-01-02T15:04:05.000Z")]
-	if !ok || r.N == nil || int(*r.N) != sent {
-		t.Fatalf("window after the crash: %+v, want n=%d (all rows: %v)", r, sent, rows)
-	}
-	if got := rowSum(t, s.out.String()); got != float64(sum) {
-		t.Errorf("sum after the crash = %v, want %d", got, sum)
+	out := s.wait(t)
+	for _, q := range []string{"doors", "temps"} {
+		var line string
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, "analytics/"+q+"/dev-k ") {
+				line = l
+			}
+		}
+		rows := rowsOf(t, line)
+		r, ok := rows["dev-k@"+t0.UTC().Format("2006-01-02T15:04:05.000Z")]
+		if !ok || r.N == nil || int(*r.N) != sent {
+			t.Fatalf("%s: window after the crashes: %+v, want n=%d (output: %s)", q, r, sent, out)
+		}
+		if got := rowSum(t, line); got != float64(sum) {
+			t.Errorf("%s: sum after the crashes = %v, want %d", q, got, sum)
+		}
 	}
 }
 

@@ -29,7 +29,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"runtime"
 	"slices"
@@ -329,7 +328,7 @@ const SessionPrefix = hono.HubPrefix + "analytics-query/"
 
 func (s *Service) start(spec *query.Spec, plan *engine.Plan) (*running, error) {
 	r := &running{svc: s, spec: spec, plan: plan, started: s.opts.Now(),
-		sessID: SessionPrefix + spec.Name, durable: spec.Query.From.Kind == query.FromEvent}
+		sessID: SessionPrefix + spec.Name, durable: spec.Query.From.Kind == query.FromEvent || spec.DurableInput}
 	r.limits = engine.Limits{MaxKeys: int64(spec.MaxKeys), MaxWindows: int64(spec.MaxWindows), OnLimit: r.onLimit}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	n := 1
@@ -564,9 +563,7 @@ func (r *running) Deliver(d hub.Delivery) bool {
 	sh := r.shards[0]
 	if len(r.shards) > 1 {
 		_, device, _ := hono.ParseHubTopic(d.Message.Topic)
-		h := fnv.New32a()
-		h.Write([]byte(device))
-		sh = r.shards[h.Sum32()%uint32(len(r.shards))]
+		sh = r.shards[fnv32a(device)%uint32(len(r.shards))]
 	}
 	select {
 	case sh.ch <- d:
@@ -578,6 +575,17 @@ func (r *running) Deliver(d hub.Delivery) bool {
 		r.queueDropped.Add(1)
 	}
 	return true
+}
+
+// fnv32a is FNV-1a of s, without the allocation of hash/fnv's hasher on
+// the router's path.
+func fnv32a(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
 }
 
 // A shard that found fewer than batchPause messages queued waits

@@ -34,6 +34,11 @@ type Spec struct {
 	// Queue bounds the messages waiting for the query; past it telemetry
 	// is dropped and counted (reason queue_full). Default 16384.
 	Queue int `yaml:"queue,omitempty" json:"queue,omitempty"`
+	// DurableInput makes a telemetry or MQTT query read through a durable
+	// session, as event queries always do: its QoS 1 messages are stored
+	// for it and acknowledged once a checkpoint covers them, so a crash
+	// loses none (QoS 0 stays at most once). Default false.
+	DurableInput bool `yaml:"durable_input,omitempty" json:"durable_input,omitempty"`
 
 	// Query is the parsed SQL, set by ParseSpec and Validate.
 	Query *Query `yaml:"-" json:"-"`
