@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -203,5 +204,30 @@ func TestAPI(t *testing.T) {
 	}
 	if code, _, _ := do("GET", q+"/a", "", true); code != 404 {
 		t.Fatalf("GET after DELETE: %d", code)
+	}
+}
+
+// TestDeviceExt: GROUP BY device.ext.site groups the devices of a site,
+// read from the registry once per device.
+func TestDeviceExt(t *testing.T) {
+	var reads atomic.Int64
+	sites := map[string]string{"d1": "north", "d2": "north", "d3": "south"}
+	s, h := newService(t, Options{Ext: func(_ context.Context, tenant, device string) (map[string]any, error) {
+		reads.Add(1)
+		return map[string]any{"site": sites[device]}, nil
+	}})
+	apply(t, s, "name: sites\nsql: SELECT device.ext.site AS site, count(*) AS n FROM telemetry GROUP BY device.ext.site, COUNT(2)\n")
+	for _, d := range []string{"d1", "d3", "d2", "d1", "d3"} {
+		telemetry(h, d, `{}`)
+	}
+	waitUntil(t, "two rows", func() bool { rows, _ := s.Latest("T", "sites", ""); return len(rows) == 2 })
+	for site, want := range map[string]string{"north": `"n":2`, "south": `"n":2`} {
+		rows, _ := s.Latest("T", "sites", site)
+		if len(rows) != 1 || !strings.Contains(string(rows[0]), `"site":"`+site+`"`) || !strings.Contains(string(rows[0]), want) {
+			t.Errorf("site %s: %s", site, rows)
+		}
+	}
+	if n := reads.Load(); n != 3 {
+		t.Errorf("%d registry reads for 3 devices", n)
 	}
 }
