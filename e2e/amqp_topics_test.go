@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -189,4 +190,30 @@ func TestAMQPReceivesMQTTWill(t *testing.T) {
 	if pm := nextPublish(t, received); string(pm.Payload) != "doomed is gone" {
 		t.Fatalf("MQTT subscriber got %q", pm.Payload)
 	}
+}
+
+// TestAMQPConnectionsCounted: AMQP applications and devices count in
+// ferry_connections by protocol, as MQTT clients do, and leave it when
+// they go.
+func TestAMQPConnectionsCounted(t *testing.T) {
+	n := startFerry(t)
+	base := "http://" + n.HTTPAddr().String()
+	gauge := func(protocol string) string {
+		_, m := httpGet(t, base+"/metrics")
+		for _, l := range strings.Split(m, "\n") {
+			if strings.HasPrefix(l, `ferry_connections{protocol="`+protocol+`",tenant="DEFAULT_TENANT"}`) {
+				return strings.Fields(l)[1]
+			}
+		}
+		return "none"
+	}
+	app, _ := dialContainer(t, n, "counted-app")
+	dev, err := goamqp.Dial(honoCtx(t), "amqp://"+n.AMQPAddr().String(), &goamqp.ConnOptions{SASLType: goamqp.SASLTypeAnonymous()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both counted", func() bool { return gauge("amqp-app") == "1" && gauge("amqp") == "1" })
+	app.Close()
+	dev.Close()
+	waitFor(t, "both gone", func() bool { return gauge("amqp-app") == "0" && gauge("amqp") == "0" })
 }

@@ -73,6 +73,7 @@ func (n *Node) startApps() error {
 		Kafka:          source,
 		KafkaTopics:    kafkaapi.Topics{Prefix: cfg.Hono.Kafka.TopicPrefix},
 		Wills:          lastwill.New(n.hub, n.log),
+		Metrics:        n.metrics,
 	})
 	if n.appLn != nil {
 		if err := n.apps.Serve(n.appLn); err != nil {

@@ -351,7 +351,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 			Downstream: n.downstream, Commands: n.cmds,
 			Authenticator: authn, Anonymous: !(cfg.Auth && !cfg.AllowAnonymous),
 			Tenant: config.DefaultTenant, ActsFor: actsFor(reg), MaxConnections: cfg.AMQP.MaxConnections,
-			CertLogin: certLogin(cfg, reg), Logger: log,
+			CertLogin: certLogin(cfg, reg), Logger: log, Metrics: n.metrics,
 		})
 		if n.devLn != nil {
 			if err := n.devAMQP.Serve(n.devLn); err != nil {

@@ -56,6 +56,16 @@ type Options struct {
 	// is not offered.
 	CertLogin *auth.CertLogin
 	Logger    *slog.Logger
+	// Metrics, if set, counts the device connections by tenant (protocol
+	// "amqp").
+	Metrics Connections
+}
+
+// Connections counts open connections by tenant and protocol
+// (metrics.Metrics).
+type Connections interface {
+	Connected(tenant, protocol string)
+	Disconnected(tenant, protocol string)
 }
 
 // Adapter serves AMQP devices.
@@ -192,6 +202,27 @@ func (a *Adapter) target(c *amqp.Conn, tenant, dev string) (string, string, stri
 		defer cancel()
 		return a.opts.ActsFor(ctx, lt, ld, d)
 	})
+}
+
+// HandleConn implements amqp.ConnHandler: it counts the connection, in
+// its device's tenant (an anonymous device's: Options.Tenant), until it
+// ends.
+func (a *Adapter) HandleConn(c *amqp.Conn) error {
+	if a.opts.Metrics == nil {
+		return nil
+	}
+	tenant, _ := device(c)
+	if tenant == "" {
+		tenant = a.opts.Tenant
+	}
+	a.opts.Metrics.Connected(tenant, "amqp")
+	a.links.Add(1)
+	go func() {
+		defer a.links.Done()
+		<-c.Done()
+		a.opts.Metrics.Disconnected(tenant, "amqp")
+	}()
+	return nil
 }
 
 // HandleLink implements amqp.Handler.

@@ -140,6 +140,34 @@ type Options struct {
 	KafkaTopics kafkaapi.Topics
 	// Wills, if set, serves the last-will address $lwt (LWTAddress).
 	Wills *lastwill.Service
+	// Metrics, if set, counts the application connections (protocol
+	// "amqp-app"), in the tenant their wills and topics are in.
+	Metrics Connections
+}
+
+// Connections counts open connections by tenant and protocol
+// (metrics.Metrics).
+type Connections interface {
+	Connected(tenant, protocol string)
+	Disconnected(tenant, protocol string)
+}
+
+// HandleConn implements amqp.ConnHandler: it counts the connection until
+// it ends.
+func (s *Server) HandleConn(c *amqp.Conn) error {
+	app := s.app(c)
+	if s.opts.Metrics == nil || app == nil {
+		return nil
+	}
+	tenant := willTenant(app)
+	s.opts.Metrics.Connected(tenant, "amqp-app")
+	s.members.Add(1)
+	go func() {
+		defer s.members.Done()
+		<-c.Done()
+		s.opts.Metrics.Disconnected(tenant, "amqp-app")
+	}()
+	return nil
 }
 
 // BridgePrefix starts the addresses a Bridge serves: kafka/<topic>...
