@@ -36,6 +36,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/ferry-iot/ferry/internal/analytics/engine"
 	"github.com/ferry-iot/ferry/internal/analytics/query"
 	"github.com/ferry-iot/ferry/internal/hono"
@@ -50,6 +52,13 @@ type Options struct {
 	// Kafka, if set, sends the rows of Kafka outputs; without it a query
 	// with one is refused.
 	Kafka KafkaProducer
+	// KafkaConsumer, if set, are the connection options of the consumers
+	// of Kafka sources; without them FROM kafka is refused.
+	KafkaConsumer []kgo.Opt
+	// HonoKafkaTopic, if set, names Hono's Kafka topic of an endpoint
+	// and tenant: telemetry and events travel on Kafka (Hono's Kafka
+	// messaging), so FROM telemetry and FROM event read them there.
+	HonoKafkaTopic func(ep hono.Endpoint, tenant string) string
 	// Checkpoints, if set, keeps query state and applied queries.
 	Checkpoints *Checkpoints
 	// CheckpointInterval is the period of state checkpoints. Default 10s.
@@ -109,6 +118,9 @@ func (s *Service) Apply(spec *query.Spec, persist bool) (created bool, err error
 	plan, err := engine.Compile(spec)
 	if err != nil {
 		return false, fmt.Errorf("sql %w", err)
+	}
+	if _, ok := s.kafkaTopic(spec); ok && s.opts.KafkaConsumer == nil {
+		return false, fmt.Errorf("sql %s: FROM kafka needs a Kafka cluster (analytics.kafka_brokers, or --kafka-brokers)", spec.Query.From.Pos)
 	}
 	for i, o := range spec.Outputs {
 		if o.Kafka != "" && s.opts.Kafka == nil {
@@ -266,6 +278,13 @@ type running struct {
 	// queue): the session holds it until a shard calls Drain.
 	refused atomic.Bool
 
+	// kafka consumes a Kafka source (FROM kafka, or Hono's topics in
+	// Kafka messaging mode); nil for hub sources. pendOffsets wait for
+	// the next commit (owned by whoever runs saveState: the checkpoint
+	// loop, or stop once the loop has ended).
+	kafka       *kgo.Client
+	pendOffsets map[string]map[int32]kgo.EpochOffset
+
 	queueDropped atomic.Int64
 	limitLogged  atomic.Int64 // unix nanos of the last limit warning
 	checkpoints  atomic.Int64 // checkpoints written
@@ -282,7 +301,7 @@ type running struct {
 type shard struct {
 	r       *running
 	idx     int
-	ch      chan hub.Delivery
+	ch      chan item
 	op      *engine.Operator
 	explain chan chan engine.Explain
 	snap    chan chan shardSnap
@@ -297,6 +316,16 @@ type shard struct {
 	covered cover
 	last    uint64
 	acks    []uint64
+	// offsets are the Kafka offsets to commit once a checkpoint covers
+	// what was processed (Kafka sources).
+	offsets map[string]map[int32]kgo.EpochOffset
+}
+
+// item is one message for a shard: a hub delivery, or a Kafka record
+// (whose offset the shard commits once a checkpoint covers it).
+type item struct {
+	d   hub.Delivery
+	rec *kgo.Record
 }
 
 // cover is what a shard's state covers of a durable query's deliveries.
@@ -312,8 +341,9 @@ func (c cover) covers(d hub.Delivery) bool {
 // shardSnap is a shard's state for a checkpoint and the deliveries it
 // covers.
 type shardSnap struct {
-	state []byte
-	acks  []uint64
+	state   []byte
+	acks    []uint64
+	offsets map[string]map[int32]kgo.EpochOffset
 }
 
 type extEntry struct {
@@ -332,8 +362,12 @@ func (s *Service) start(spec *query.Spec, plan *engine.Plan) (*running, error) {
 	r.limits = engine.Limits{MaxKeys: int64(spec.MaxKeys), MaxWindows: int64(spec.MaxWindows), OnLimit: r.onLimit}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	n := 1
-	if plan.DeviceSharded() {
+	topic, fromKafka := s.kafkaTopic(spec)
+	if plan.DeviceSharded() && !fromKafka {
 		n = s.opts.Shards
+	}
+	if fromKafka {
+		r.durable = false // the consumer group's offsets keep the position
 	}
 	r.outputs = newOutputs(r)
 	perShard := max(spec.Queue/n, 16)
@@ -342,7 +376,7 @@ func (s *Service) start(spec *query.Spec, plan *engine.Plan) (*running, error) {
 		saved = cp.LoadState(spec.Tenant, spec.Name, spec.SQL, n)
 	}
 	for i := range n {
-		sh := &shard{r: r, idx: i, ch: make(chan hub.Delivery, perShard), explain: make(chan chan engine.Explain),
+		sh := &shard{r: r, idx: i, ch: make(chan item, perShard), explain: make(chan chan engine.Explain),
 			snap: make(chan chan shardSnap), ext: map[string]extEntry{}}
 		sh.op = engine.NewOperator(plan, &r.limits, &r.stats, r.outputs.emit)
 		if i < len(saved) && saved[i] != nil {
@@ -361,6 +395,14 @@ func (s *Service) start(spec *query.Spec, plan *engine.Plan) (*running, error) {
 	if s.opts.Checkpoints != nil {
 		r.wg.Add(1)
 		go r.checkpointLoop()
+	}
+	if fromKafka {
+		if err := r.startKafka(topic); err != nil {
+			r.cancel()
+			r.wg.Wait()
+			return nil, fmt.Errorf("the Kafka source %s: %w", topic, err)
+		}
+		return r, nil
 	}
 	filter := ""
 	switch spec.Query.From.Kind {
@@ -430,7 +472,9 @@ func (r *running) stop(mode stopMode) {
 	var left []hub.Delivery
 	for _, sh := range r.shards {
 		for range len(sh.ch) {
-			left = append(left, <-sh.ch)
+			if it := <-sh.ch; it.rec == nil {
+				left = append(left, it.d)
+			}
 		}
 	}
 	slices.SortFunc(left, func(a, b hub.Delivery) int { return cmpSeq(a.Seq, b.Seq) })
@@ -440,6 +484,9 @@ func (r *running) stop(mode stopMode) {
 			snaps[i] = sh.snapshot()
 		}
 		r.saveState(snaps, nil)
+	}
+	if r.kafka != nil {
+		r.kafka.Close() // leaves the group: its partitions go to the other nodes
 	}
 	if sess := r.sess.Load(); sess != nil {
 		dep := hub.Departure{}
@@ -499,12 +546,14 @@ func (r *running) saveState(snaps []shardSnap, pending []uint64) []uint64 {
 	for i, sn := range snaps {
 		states[i] = sn.state
 		pending = append(pending, sn.acks...)
+		r.pendOffsets = mergeOffsets(r.pendOffsets, sn.offsets)
 	}
 	if err := r.svc.opts.Checkpoints.SaveState(r.spec.Tenant, r.spec.Name, r.spec.SQL, states); err != nil {
 		r.svc.log.Warn("analytics checkpoint failed", "tenant", r.spec.Tenant, "query", r.spec.Name, "err", err)
 		return pending
 	}
 	r.checkpoints.Add(1)
+	r.commitOffsets()
 	if sess := r.sess.Load(); sess != nil {
 		for _, seq := range pending {
 			sess.Acked(seq)
@@ -523,8 +572,8 @@ func (sh *shard) snapshot() shardSnap {
 	}
 	b := binary.AppendUvarint(nil, sh.covered.seq)
 	b = binary.AppendVarint(b, sh.covered.at)
-	sn := shardSnap{state: append(b, sh.op.Snapshot()...), acks: sh.acks}
-	sh.acks = nil
+	sn := shardSnap{state: append(b, sh.op.Snapshot()...), acks: sh.acks, offsets: sh.offsets}
+	sh.acks, sh.offsets = nil, nil
 	return sn
 }
 
@@ -566,7 +615,7 @@ func (r *running) Deliver(d hub.Delivery) bool {
 		sh = r.shards[fnv32a(device)%uint32(len(r.shards))]
 	}
 	select {
-	case sh.ch <- d:
+	case sh.ch <- item{d: d}:
 	default:
 		if r.durable && d.Seq != 0 {
 			r.refused.Store(true)
@@ -612,9 +661,9 @@ func (sh *shard) run() {
 	var in engine.Input
 	for {
 		select {
-		case d := <-sh.ch:
+		case it := <-sh.ch:
 			now := r.svc.opts.Now()
-			sh.process(d, &in, now)
+			sh.process(it, &in, now)
 			// Drain what is queued before looking at the timers.
 			n := len(sh.ch)
 			for range n {
@@ -647,8 +696,12 @@ func (sh *shard) run() {
 	}
 }
 
-func (sh *shard) process(d hub.Delivery, in *engine.Input, now time.Time) {
+func (sh *shard) process(it item, in *engine.Input, now time.Time) {
 	r := sh.r
+	d := it.d
+	if it.rec != nil {
+		sh.processed(it.rec)
+	}
 	if d.Seq != 0 && r.durable {
 		sh.acks = append(sh.acks, d.Seq)
 		if sh.covered.covers(d) {

@@ -13,6 +13,8 @@ import (
 	"github.com/ferry-iot/ferry/internal/analytics"
 	"github.com/ferry-iot/ferry/internal/analytics/query"
 	"github.com/ferry-iot/ferry/internal/config"
+	"github.com/ferry-iot/ferry/internal/hono"
+	"github.com/ferry-iot/ferry/internal/northbound/kafkaapi"
 )
 
 // startAnalytics starts the analytics service: the queries applied
@@ -56,8 +58,16 @@ func (n *Node) startAnalytics() error {
 	if err := n.analyticsKafka(&opts); err != nil {
 		return err
 	}
-	if cfg.ScaleOut() && len(specs) > 0 {
-		n.log.Warn("analytics with Kafka messaging: Hono telemetry and events go to Kafka only, so queries FROM telemetry or event see none; FROM mqtt works")
+	if cfg.ScaleOut() && !cfg.Hono.Disabled {
+		// Hono's messaging is on Kafka: telemetry and events are there,
+		// not in the hub.
+		topics := kafkaapi.Topics{Prefix: cfg.Hono.Kafka.TopicPrefix}
+		opts.HonoKafkaTopic = func(ep hono.Endpoint, tenant string) string {
+			if ep == hono.Event {
+				return topics.Event(tenant)
+			}
+			return topics.Telemetry(tenant)
+		}
 	}
 	svc := analytics.New(opts)
 	n.closers = append(n.closers, svc.Close)
@@ -75,8 +85,9 @@ func (n *Node) startAnalytics() error {
 	return nil
 }
 
-// analyticsKafka sets the producer of the queries' kafka outputs:
-// analytics.kafka_brokers, else the cluster's brokers, else none.
+// analyticsKafka sets the producer of the queries' kafka outputs and the
+// connection of their Kafka sources: analytics.kafka_brokers, else the
+// cluster's brokers, else none.
 func (n *Node) analyticsKafka(opts *analytics.Options) error {
 	var kopts []kgo.Opt
 	switch {
@@ -90,8 +101,8 @@ func (n *Node) analyticsKafka(opts *analytics.Options) error {
 	default:
 		return nil
 	}
-	kopts = append(kopts, kgo.AllowAutoTopicCreation(), kgo.MaxBufferedRecords(100_000))
-	cl, err := kgo.NewClient(kopts...)
+	opts.KafkaConsumer = append([]kgo.Opt{}, kopts...)
+	cl, err := kgo.NewClient(append(kopts, kgo.AllowAutoTopicCreation(), kgo.MaxBufferedRecords(100_000))...)
 	if err != nil {
 		return fmt.Errorf("analytics.kafka_brokers: %w", err)
 	}

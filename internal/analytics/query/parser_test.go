@@ -137,7 +137,6 @@ outputs:
 		{"name: a\nsql: SELECT count(*) FRM telemetry\n", "sql 1:17: expected ',' or FROM"},
 		{"name: 'a b'\nsql: x\n", "name"},
 		{"name: a\nsql: SELECT count(*) FROM telemetry GROUP BY TUMBLE(1s)\nbogus: 1\n", "field bogus not found"},
-		{"name: a\nsql: SELECT count(*) FROM kafka 't' GROUP BY TUMBLE(1s)\n", "scale-out"},
 	} {
 		if _, err := ParseSpec([]byte(tc.doc), "DEFAULT_TENANT"); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ParseSpec(%q) = %v, want %q", tc.doc, err, tc.want)

@@ -168,9 +168,6 @@ func (s *Spec) Validate() error {
 	if err != nil {
 		return fmt.Errorf("sql %w", err)
 	}
-	if q.From.Kind == FromKafka {
-		return fmt.Errorf("sql %s: FROM kafka needs the scale-out mode, which analytics does not support yet; use telemetry, event or mqtt", q.From.Pos)
-	}
 	s.Query = q
 	if s.MaxFutureSkew < 0 {
 		return errors.New("max_future_skew must not be negative")
