@@ -33,12 +33,13 @@ func (o *outputs) kafkaRecord(topic string, row *engine.Row, b []byte) *kgo.Reco
 	return &kgo.Record{Topic: topic, Key: []byte(UserKey(row.Key)), Value: b, Headers: hs}
 }
 
-// produce hands a row to Kafka without waiting: a full producer buffer
-// or a failed send counts the row as lost (output "kafka").
-func (o *outputs) produce(row *engine.Row, b []byte) {
+// produce hands a row's records to Kafka without waiting: a full
+// producer buffer or a failed send counts the row as lost (output
+// "kafka").
+func (o *outputs) produce(recs []*kgo.Record) {
 	p := o.r.svc.opts.Kafka
-	for _, t := range o.kafka {
-		p.TryProduce(o.r.ctx, o.kafkaRecord(t, row, b), func(_ *kgo.Record, err error) {
+	for _, rec := range recs {
+		p.TryProduce(o.r.ctx, rec, func(_ *kgo.Record, err error) {
 			if err != nil {
 				o.kafkaFailed.Add(1)
 			}

@@ -49,7 +49,9 @@ func newPromSeries(p *engine.Plan, out *query.PrometheusOutput) *promSeries {
 	return ps
 }
 
-func (ps *promSeries) set(row *engine.Row) {
+// prepare reads a row's label set and values; the function it returns
+// stores them.
+func (ps *promSeries) prepare(row *engine.Row) func() {
 	labels := make([]string, len(ps.keyIdx))
 	for i, k := range ps.keyIdx {
 		labels[i] = levelText(row.KeyVals[k])
@@ -62,6 +64,10 @@ func (ps *promSeries) set(row *engine.Row) {
 			vals[i] = v.Num
 		}
 	}
+	return func() { ps.store(id, labels, vals) }
+}
+
+func (ps *promSeries) store(id string, labels []string, vals []float64) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	s, ok := ps.series[id]

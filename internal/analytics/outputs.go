@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/ferry-iot/ferry/internal/analytics/engine"
 	"github.com/ferry-iot/ferry/internal/analytics/fields"
 	"github.com/ferry-iot/ferry/internal/analytics/query"
@@ -89,14 +91,30 @@ func UserKey(key string) string { return strings.ReplaceAll(key, "\x1f", ",") }
 
 // emit publishes one row (engine.Operator's emit function).
 func (o *outputs) emit(row *engine.Row) {
+	o.deliver(o.prepare(row), true)
+}
+
+// prepared is a row made ready for every output, so that it outlives the
+// engine's Row (reused after emit returns): the transactional Kafka path
+// sends the Kafka records inside its transaction and the rest after the
+// commit.
+type prepared struct {
+	key   string // UserKey
+	json  []byte
+	mqtt  []*hub.Message
+	amqp  []*hub.Message
+	kafka []*kgo.Record
+	prom  func()
+}
+
+func (o *outputs) prepare(row *engine.Row) *prepared {
 	b := row.AppendJSON(make([]byte, 0, 256))
 	r := o.r
-	h := r.svc.opts.Hub
 	now := r.svc.opts.Now()
+	p := &prepared{key: UserKey(row.Key), json: b}
 	for _, m := range o.mqtt {
-		msg := &hub.Message{Topic: expand(m.Topic, row), Payload: b, QoS: m.QoS, Retain: m.Retain,
-			ContentType: ContentType, Origin: r.sessID, Created: now}
-		o.publish(h, msg)
+		p.mqtt = append(p.mqtt, &hub.Message{Topic: expand(m.Topic, row), Payload: b, QoS: m.QoS, Retain: m.Retain,
+			ContentType: ContentType, Origin: r.sessID, Created: now})
 	}
 	if len(o.amqpTopic) > 0 {
 		props := []hub.Property{{Key: hono.PropTenantID, Value: r.spec.Tenant}, {Key: "query", Value: r.spec.Name},
@@ -105,28 +123,47 @@ func (o *outputs) emit(row *engine.Row) {
 			props = append(props, hub.Property{Key: hono.PropDeviceID, Value: v.Str})
 		}
 		for _, t := range o.amqpTopic {
-			o.publish(h, &hub.Message{Topic: t, Payload: b, ContentType: ContentType, Origin: r.sessID, Created: now, Properties: props})
+			p.amqp = append(p.amqp, &hub.Message{Topic: t, Payload: b, ContentType: ContentType, Origin: r.sessID, Created: now, Properties: props})
 		}
 	}
-	if len(o.kafka) > 0 {
-		o.produce(row, b)
+	for _, t := range o.kafka {
+		p.kafka = append(p.kafka, o.kafkaRecord(t, row, b))
 	}
 	if o.prom != nil {
-		o.prom.set(row)
+		p.prom = o.prom.prepare(row)
 	}
-	key := UserKey(row.Key)
+	return p
+}
+
+// deliver hands a prepared row to the outputs; with kafka, to the Kafka
+// outputs too (without waiting).
+func (o *outputs) deliver(p *prepared, kafka bool) {
+	r := o.r
+	h := r.svc.opts.Hub
+	for _, m := range p.mqtt {
+		o.publish(h, m)
+	}
+	for _, m := range p.amqp {
+		o.publish(h, m)
+	}
+	if kafka {
+		o.produce(p.kafka)
+	}
+	if p.prom != nil {
+		p.prom()
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if _, ok := o.latest[key]; !ok && len(o.latest) >= r.spec.MaxKeys {
+	if _, ok := o.latest[p.key]; !ok && len(o.latest) >= r.spec.MaxKeys {
 		for k := range o.latest { // full: forget one
 			delete(o.latest, k)
 			break
 		}
 	}
-	o.latest[key] = b
+	o.latest[p.key] = p.json
 	for s := range o.subs {
 		select {
-		case s.C <- b:
+		case s.C <- p.json:
 		default:
 			o.dropped.Add(1)
 			s.Missed.Add(1)
