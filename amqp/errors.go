@@ -193,6 +193,7 @@ const (
 	CondPreconditionFailed    = frame.CondPreconditionFailed
 	CondDetachForced          = frame.CondDetachForced
 	CondNotImplemented        = frame.CondNotImplemented
+	CondConnectionForced      = frame.CondConnectionForced
 )
 
 // Integer is any AMQP integer value as an int64 (see frame.Integer), for

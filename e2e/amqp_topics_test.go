@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"syscall"
@@ -196,7 +198,7 @@ func TestAMQPReceivesMQTTWill(t *testing.T) {
 // ferry_connections by protocol, as MQTT clients do, and leave it when
 // they go.
 func TestAMQPConnectionsCounted(t *testing.T) {
-	n := startFerry(t)
+	n := startFerry(t, func(c *config.Config) { c.AdminPassword = "console-pw" })
 	base := "http://" + n.HTTPAddr().String()
 	gauge := func(protocol string) string {
 		_, m := httpGet(t, base+"/metrics")
@@ -213,7 +215,34 @@ func TestAMQPConnectionsCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "both counted", func() bool { return gauge("amqp-app") == "1" && gauge("amqp") == "1" })
-	app.Close()
+
+	// Both are in the console's list of clients, and the operator may
+	// close one.
+	console := func(method, path string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, nil)
+		req.SetBasicAuth("admin", "console-pw")
+		req.Header.Set("X-CSRF-Token", "basic")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, list := console("GET", "/console/api/clients")
+	if code != 200 || !strings.Contains(list, `"client_id":"counted-app"`) || !strings.Contains(list, `"protocol":"amqp-app"`) || !strings.Contains(list, `"protocol":"amqp"`) {
+		t.Fatalf("console clients: %d %s", code, list)
+	}
+	if code, body := console("POST", "/console/api/clients/DEFAULT_TENANT/counted-app/kick"); code != http.StatusNoContent {
+		t.Fatalf("kick: %d %s", code, body)
+	}
+	select {
+	case <-app.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the kicked application is still connected")
+	}
 	dev.Close()
 	waitFor(t, "both gone", func() bool { return gauge("amqp-app") == "0" && gauge("amqp") == "0" })
 }

@@ -44,9 +44,9 @@ func TestClientsCommands(t *testing.T) {
 	h := hub.New(hub.Options{})
 	defer h.Close(context.Background())
 	fake := &connected{clients: []mqttadapter.Client{
-		{Tenant: "acme", ClientID: "dev-1", Device: "d1", Version: "5.0", RemoteAddr: "127.0.0.1:1"},
-		{Tenant: "acme", ClientID: "twin", Version: "3.1.1", RemoteAddr: "127.0.0.1:2"},
-		{Tenant: "other", ClientID: "twin", Version: "3.1.1", RemoteAddr: "127.0.0.1:3"},
+		{Tenant: "acme", ClientID: "dev-1", Protocol: "mqtt", Device: "d1", Version: "5.0", RemoteAddr: "127.0.0.1:1"},
+		{Tenant: "acme", ClientID: "twin", Protocol: "mqtt", Version: "3.1.1", RemoteAddr: "127.0.0.1:2"},
+		{Tenant: "other", ClientID: "twin", Protocol: "mqtt", Version: "3.1.1", RemoteAddr: "127.0.0.1:3"},
 	}}
 	c := console.New(console.Options{Hub: h, Clients: fake, AdminPassword: cliAdminPassword})
 	defer c.Close()

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cmp"
 	"encoding/base64"
 	"net/http"
 	"strconv"
@@ -8,7 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/ferry-iot/ferry/internal/adapter/mqttadapter"
+	"github.com/ferry-iot/ferry/internal/clients"
 	"github.com/ferry-iot/ferry/internal/hono"
 	"github.com/ferry-iot/ferry/internal/hub"
 	"github.com/ferry-iot/ferry/mqtt/topic"
@@ -193,15 +194,14 @@ func (c *Console) clientInfos(tenants []string, q string) []ClientInfo {
 	return out
 }
 
-func clientInfo(cl mqttadapter.Client, s hub.SessionInfo) ClientInfo {
+func clientInfo(cl clients.Client, s hub.SessionInfo) ClientInfo {
 	ci := ClientInfo{
-		Tenant: cl.Tenant, ClientID: cl.ClientID, Device: cl.Device, User: cl.User, Protocol: "mqtt",
+		Tenant: cl.Tenant, ClientID: cl.ClientID, Device: cl.Device, User: cl.User, Protocol: cl.Protocol,
 		Version: cl.Version, RemoteAddr: cl.RemoteAddr, TLS: cl.TLS, CleanStart: cl.CleanStart,
 		Durable: s.Durable, Inflight: cl.Inflight, Queued: cl.Queued, SessionQueued: s.Queued,
 		Dropped: cl.Dropped, NumSubscriptions: len(s.Subscriptions),
 	}
-	if !s.Attached.IsZero() {
-		at := s.Attached
+	if at := cmp.Or(cl.ConnectedAt, s.Attached); !at.IsZero() {
 		ci.ConnectedAt = &at
 	}
 	return ci

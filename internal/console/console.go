@@ -44,15 +44,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ferry-iot/ferry/docs/openapi"
-	"github.com/ferry-iot/ferry/internal/adapter/mqttadapter"
 	"github.com/ferry-iot/ferry/internal/auth"
+	"github.com/ferry-iot/ferry/internal/clients"
 	"github.com/ferry-iot/ferry/internal/hub"
 )
 
 // Clients lists and closes client connections; *mqttadapter.Adapter is
 // one.
 type Clients interface {
-	Clients(tenant string) []mqttadapter.Client
+	Clients(tenant string) []clients.Client
 	Kick(tenant, clientID string) bool
 }
 

@@ -90,8 +90,8 @@ func newEnv(t *testing.T) *env {
 	m.Connected("acme", "mqtt")
 	m.Connected("other", "mqtt")
 	clients := &fakeClients{clients: []mqttadapter.Client{
-		{Tenant: "acme", ClientID: "a-1", Device: "dev-a", Version: "5.0", RemoteAddr: "127.0.0.1:1000"},
-		{Tenant: "other", ClientID: "o-1", Device: "dev-o", Version: "3.1.1", RemoteAddr: "127.0.0.1:2000"},
+		{Tenant: "acme", ClientID: "a-1", Protocol: "mqtt", Device: "dev-a", Version: "5.0", RemoteAddr: "127.0.0.1:1000"},
+		{Tenant: "other", ClientID: "o-1", Protocol: "mqtt", Device: "dev-o", Version: "3.1.1", RemoteAddr: "127.0.0.1:2000"},
 	}}
 	c := New(Options{
 		Hub: h, Clients: clients, Metrics: m.Gatherer(),

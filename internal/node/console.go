@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/ferry-iot/ferry/internal/adapter/mqttadapter"
+	"github.com/ferry-iot/ferry/internal/clients"
 	"github.com/ferry-iot/ferry/internal/config"
 	"github.com/ferry-iot/ferry/internal/console"
 )
@@ -36,12 +37,33 @@ func (n *Node) mountConsole(mux *http.ServeMux) error {
 		DefaultTenant: config.DefaultTenant,
 		Logger:        n.log,
 	}
-	if a, ok := n.mqtt.Handler.(*mqttadapter.Adapter); ok {
-		opts.Clients = a
-	}
+	opts.Clients = frontEnds{n}
 	c := console.New(opts)
 	mux.Handle("/console", c.Handler())
 	mux.Handle("/console/", c.Handler())
 	n.http.RegisterOnShutdown(c.Close)
 	return nil
 }
+
+// frontEnds lists the clients of every front end the node runs. It looks
+// them up on each call: the console is mounted before the AMQP listeners
+// start (and before the HTTP listener serves).
+type frontEnds struct{ n *Node }
+
+func (f frontEnds) sources() clients.All {
+	var all clients.All
+	if a, ok := f.n.mqtt.Handler.(*mqttadapter.Adapter); ok {
+		all = append(all, a)
+	}
+	if f.n.devAMQP != nil {
+		all = append(all, f.n.devAMQP)
+	}
+	if f.n.apps != nil {
+		all = append(all, f.n.apps)
+	}
+	return all
+}
+
+func (f frontEnds) Clients(tenant string) []clients.Client { return f.sources().Clients(tenant) }
+
+func (f frontEnds) Kick(tenant, clientID string) bool { return f.sources().Kick(tenant, clientID) }

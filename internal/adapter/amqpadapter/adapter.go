@@ -27,6 +27,7 @@ import (
 	"github.com/ferry-iot/ferry/amqp"
 	"github.com/ferry-iot/ferry/internal/adapter/downstream"
 	"github.com/ferry-iot/ferry/internal/auth"
+	"github.com/ferry-iot/ferry/internal/clients"
 	"github.com/ferry-iot/ferry/internal/command"
 	"github.com/ferry-iot/ferry/internal/hono"
 	"github.com/ferry-iot/ferry/internal/registry"
@@ -70,10 +71,11 @@ type Connections interface {
 
 // Adapter serves AMQP devices.
 type Adapter struct {
-	opts Options
-	log  *slog.Logger
-	mu   sync.Mutex
-	lns  []*amqp.Listener
+	opts  Options
+	log   *slog.Logger
+	mu    sync.Mutex
+	lns   []*amqp.Listener
+	conns clients.AMQPConns
 	// links counts the device links still being served (upstream
 	// readers, command links until their OnDetach ran): Close waits for
 	// them, so nothing publishes after the hub closes.
@@ -204,26 +206,39 @@ func (a *Adapter) target(c *amqp.Conn, tenant, dev string) (string, string, stri
 	})
 }
 
-// HandleConn implements amqp.ConnHandler: it counts the connection, in
-// its device's tenant (an anonymous device's: Options.Tenant), until it
-// ends.
+// HandleConn implements amqp.ConnHandler: it lists and counts the
+// connection, in its device's tenant (an anonymous device's:
+// Options.Tenant), until it ends.
 func (a *Adapter) HandleConn(c *amqp.Conn) error {
-	if a.opts.Metrics == nil {
-		return nil
-	}
-	tenant, _ := device(c)
+	tenant, dev := device(c)
 	if tenant == "" {
 		tenant = a.opts.Tenant
 	}
-	a.opts.Metrics.Connected(tenant, "amqp")
+	cl := clients.Client{Tenant: tenant, ClientID: c.ContainerID(), Protocol: "amqp", Device: dev, User: dev,
+		Version: "1.0", RemoteAddr: c.RemoteAddr().String(), TLS: c.TLSState() != nil, ConnectedAt: time.Now()}
+	a.conns.Add(c, cl)
+	if a.opts.Metrics != nil {
+		a.opts.Metrics.Connected(tenant, "amqp")
+	}
 	a.links.Add(1)
 	go func() {
 		defer a.links.Done()
 		<-c.Done()
-		a.opts.Metrics.Disconnected(tenant, "amqp")
+		a.conns.Remove(c)
+		if a.opts.Metrics != nil {
+			a.opts.Metrics.Disconnected(tenant, "amqp")
+		}
 	}()
 	return nil
 }
+
+// Clients lists the open device connections of tenant (every tenant's
+// when empty), for operators.
+func (a *Adapter) Clients(tenant string) []clients.Client { return a.conns.Clients(tenant) }
+
+// Kick closes the connections of the container clientID in tenant, as an
+// operator asked (amqp:connection:forced).
+func (a *Adapter) Kick(tenant, clientID string) bool { return a.conns.Kick(tenant, clientID) }
 
 // HandleLink implements amqp.Handler.
 func (a *Adapter) HandleLink(req *amqp.LinkRequest) error {

@@ -1,35 +1,13 @@
 package mqttadapter
 
 import (
-	"slices"
-	"strings"
-
+	"github.com/ferry-iot/ferry/internal/clients"
 	"github.com/ferry-iot/ferry/mqtt"
 	"github.com/ferry-iot/ferry/mqtt/packet"
 )
 
-// Client describes one open MQTT connection, for operators (the web
-// console, `ferry clients list`). It holds no credential.
-type Client struct {
-	Tenant   string
-	ClientID string
-	// Device and User are the registry device and the auth-id it logged
-	// in with; empty for anonymous clients.
-	Device, User string
-	// Version is "3.1", "3.1.1" or "5.0".
-	Version    string
-	RemoteAddr string
-	TLS        bool
-	// CleanStart is the CONNECT's Clean Start (3.1.1: Clean Session).
-	CleanStart bool
-	// Inflight and Queued are the connection's outbound QoS 1/2 messages
-	// not yet acknowledged and the PUBLISH packets waiting to be written
-	// (mqtt.Conn.Outbound).
-	Inflight, Queued int
-	// Dropped counts outbound messages the client's Maximum Packet Size
-	// refused.
-	Dropped uint64
-}
+// Client describes one open connection for operators.
+type Client = clients.Client
 
 // Clients returns the open connections of tenant (every tenant's when
 // tenant is empty), sorted by tenant and client ID.
@@ -56,17 +34,12 @@ func (a *Adapter) Clients(tenant string) []Client {
 	for _, e := range conns {
 		inflight, queued := e.c.Outbound()
 		out = append(out, Client{
-			Tenant: e.st.tenant, ClientID: e.c.ClientID(), Device: e.st.device, User: e.st.user,
+			Tenant: e.st.tenant, ClientID: e.c.ClientID(), Protocol: "mqtt", Device: e.st.device, User: e.st.user,
 			Version: versionName(e.c.Version()), RemoteAddr: e.c.RemoteAddr().String(), TLS: e.c.TLS() != nil,
 			CleanStart: e.c.CleanStart(), Inflight: inflight, Queued: queued, Dropped: e.c.Dropped(),
 		})
 	}
-	slices.SortFunc(out, func(a, b Client) int {
-		if c := strings.Compare(a.Tenant, b.Tenant); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ClientID, b.ClientID)
-	})
+	clients.Sort(out)
 	return out
 }
 

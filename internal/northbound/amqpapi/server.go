@@ -89,6 +89,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/ferry-iot/ferry/amqp"
+	"github.com/ferry-iot/ferry/internal/clients"
 	"github.com/ferry-iot/ferry/internal/command"
 	"github.com/ferry-iot/ferry/internal/hono"
 	"github.com/ferry-iot/ferry/internal/hub"
@@ -152,23 +153,39 @@ type Connections interface {
 	Disconnected(tenant, protocol string)
 }
 
-// HandleConn implements amqp.ConnHandler: it counts the connection until
+// HandleConn implements amqp.ConnHandler: it lists and counts the
+// connection, in the tenant of the application's wills and topics, until
 // it ends.
 func (s *Server) HandleConn(c *amqp.Conn) error {
 	app := s.app(c)
-	if s.opts.Metrics == nil || app == nil {
+	if app == nil {
 		return nil
 	}
 	tenant := willTenant(app)
-	s.opts.Metrics.Connected(tenant, "amqp-app")
+	s.conns.Add(c, clients.Client{Tenant: tenant, ClientID: c.ContainerID(), Protocol: "amqp-app", User: app.Name,
+		Version: "1.0", RemoteAddr: c.RemoteAddr().String(), TLS: c.TLSState() != nil, ConnectedAt: time.Now()})
+	if s.opts.Metrics != nil {
+		s.opts.Metrics.Connected(tenant, "amqp-app")
+	}
 	s.members.Add(1)
 	go func() {
 		defer s.members.Done()
 		<-c.Done()
-		s.opts.Metrics.Disconnected(tenant, "amqp-app")
+		s.conns.Remove(c)
+		if s.opts.Metrics != nil {
+			s.opts.Metrics.Disconnected(tenant, "amqp-app")
+		}
 	}()
 	return nil
 }
+
+// Clients lists the open application connections of tenant (every
+// tenant's when empty), for operators.
+func (s *Server) Clients(tenant string) []clients.Client { return s.conns.Clients(tenant) }
+
+// Kick closes the connections of the container clientID in tenant, as an
+// operator asked (amqp:connection:forced).
+func (s *Server) Kick(tenant, clientID string) bool { return s.conns.Kick(tenant, clientID) }
 
 // BridgePrefix starts the addresses a Bridge serves: kafka/<topic>...
 const BridgePrefix = "kafka/"
@@ -188,6 +205,7 @@ type Server struct {
 	mu     sync.Mutex
 	groups map[groupKey]*group
 	lns    []*amqp.Listener
+	conns  clients.AMQPConns
 	// sessMu orders the opening of a group's hub session after the
 	// detach of the previous group of the same name.
 	sessMu sync.Mutex
