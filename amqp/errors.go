@@ -218,6 +218,18 @@ type (
 	ReceiverSettleMode = frame.ReceiverSettleMode
 )
 
+// Terminus durabilities and expiry policies (part 3, sections 3.5.5 and
+// 3.5.6).
+const (
+	DurabilityNone          = frame.DurabilityNone
+	DurabilityConfiguration = frame.DurabilityConfiguration
+	DurabilityUnsettled     = frame.DurabilityUnsettled
+	ExpiryLinkDetach        = frame.ExpiryLinkDetach
+	ExpirySessionEnd        = frame.ExpirySessionEnd
+	ExpiryConnectionClose   = frame.ExpiryConnectionClose
+	ExpiryNever             = frame.ExpiryNever
+)
+
 // Settle modes (part 2, sections 2.8.2 and 2.8.3).
 const (
 	SenderSettleUnsettled = frame.SenderSettleUnsettled

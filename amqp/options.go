@@ -170,10 +170,15 @@ type ReceiverOptions struct {
 	MaxMessageSize uint64
 	// DynamicSource asks the peer to create a node and name it.
 	DynamicSource bool
-	// Filter, SourceCapabilities and SourceDurability go into the source.
+	// Filter, SourceCapabilities, SourceDurability, SourceExpiryPolicy
+	// and SourceTimeout (seconds) go into the source: a durable
+	// subscription asks for durability and how long the node keeps it
+	// while the link is away (part 3, sections 3.5.5 and 3.5.6).
 	Filter             map[Symbol]any
 	SourceCapabilities []Symbol
 	SourceDurability   frame.Durability
+	SourceExpiryPolicy Symbol
+	SourceTimeout      uint32
 	// TargetAddress is the address of our target terminus, if any.
 	TargetAddress string
 	// OfferedCapabilities, DesiredCapabilities and Properties go into attach.

@@ -57,13 +57,17 @@ func TestTerminusFields(t *testing.T) {
 		s := mustSession(t, c)
 		filter := map[Symbol]any{selector: encoding.Described{Descriptor: uint64(0x468C00000004), Value: "a = 1"}}
 		r, err := s.NewReceiver(ctx, "filtered", &ReceiverOptions{Filter: filter,
-			SourceCapabilities: []Symbol{"topic"}, DesiredCapabilities: []Symbol{"ferry-cap"}})
+			SourceCapabilities: []Symbol{"topic"}, DesiredCapabilities: []Symbol{"ferry-cap"},
+			SourceDurability: DurabilityConfiguration, SourceExpiryPolicy: ExpiryLinkDetach, SourceTimeout: 300})
 		if err != nil {
 			t.Fatal(err)
 		}
 		req := <-reqs
 		if f := req.Attach.Source.Filter[selector].(encoding.Described); f.Value != "a = 1" || f.Descriptor != uint64(0x468C00000004) {
 			t.Fatalf("filter %#v", f)
+		}
+		if src := req.Attach.Source; src.Durable != DurabilityConfiguration || src.ExpiryPolicy != ExpiryLinkDetach || src.Timeout != 300 {
+			t.Fatalf("source durability %v, expiry %q, timeout %d", src.Durable, src.ExpiryPolicy, src.Timeout)
 		}
 		if !slices.Contains(r.RemoteAttach().OfferedCapabilities, "ferry-cap") {
 			t.Fatalf("offered %v", r.RemoteAttach().OfferedCapabilities)

@@ -332,3 +332,36 @@ func TestGatewayTLS(t *testing.T) {
 		t.Fatalf("an untrusted network certificate: CONNACK %v, want 0x88", ack)
 	}
 }
+
+// TestGatewayPersistentSession: an MQTT 5 client with a session expiry
+// gets durable links at a Ferry network, which keeps what is published
+// while the client is away; subscribing again after the reconnection (the
+// gateway says session present = 0) delivers it.
+func TestGatewayPersistentSession(t *testing.T) {
+	n := startFerry(t)
+	g := startGateway(t, "amqp://"+n.AppAddr().String())
+	expiry := uint32(300)
+	connect := func() (*paho.Client, net.Conn, chan *paho.Publish) {
+		cl, _, nc, received := pahoConnect(t, g.Addr().String(), &paho.Connect{ClientID: "persistent", KeepAlive: 30,
+			Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}})
+		subscribe(t, cl, 0, paho.SubscribeOptions{Topic: "persist/#", QoS: 1})
+		return cl, nc, received
+	}
+	_, nc, _ := connect()
+	nc.Close() // lost, not disconnected
+	waitFor(t, "the gateway's client gone", func() bool { return g.Gateway().Stats().Connections == 0 })
+
+	direct, _ := pahoGo(t, n.MQTTAddr().String(), "direct-publisher")
+	for i := range 3 {
+		if _, err := direct.Publish(ctx5(t), &paho.Publish{Topic: "persist/" + strconv.Itoa(i), QoS: 1, Payload: []byte(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl, _, received := connect()
+	t.Cleanup(func() { cl.Disconnect(&paho.Disconnect{}) })
+	for i := range 3 {
+		if m := nextPublish(t, received); string(m.Payload) != strconv.Itoa(i) {
+			t.Fatalf("after the reconnection: %s %q, want %d", m.Topic, m.Payload, i)
+		}
+	}
+}

@@ -23,6 +23,11 @@ type client struct {
 	password  string
 	will      *amqp.Message
 	willDelay time.Duration
+	// persistent: the client asked for a session that outlives the
+	// connection, for expiry seconds (0: for ever). Its subscriptions are
+	// durable links, which the network keeps while it is away.
+	persistent bool
+	expiry     uint32
 
 	// Set by open, immutable afterwards.
 	conn *amqp.Conn
@@ -344,7 +349,13 @@ func (cl *client) close(clean bool) {
 	cl.subs = nil
 	cl.mu.Unlock()
 	for _, s := range subs {
-		s.stop()
+		if cl.persistent {
+			// The connection's close suspends the durable links: the
+			// network keeps their messages for the next connection.
+			<-s.done
+		} else {
+			s.stop()
+		}
 	}
 	ctx, cancel := closeCtx()
 	defer cancel()

@@ -131,6 +131,15 @@ func (g *Gateway) Stats() Stats {
 // the client's connection to it opens (OpenSession).
 func (g *Gateway) Connect(c *mqtt.Conn, p *packet.Connect) mqtt.ConnectResult {
 	cl := &client{g: g, c: c, keepAlive: time.Duration(p.KeepAlive) * time.Second, user: p.Username, password: string(p.Password)}
+	switch {
+	case p.Version == packet.V5 && p.Properties.SessionExpiryInterval != nil && *p.Properties.SessionExpiryInterval > 0:
+		cl.persistent = true
+		if e := *p.Properties.SessionExpiryInterval; e != 0xFFFFFFFF {
+			cl.expiry = e
+		}
+	case p.Version != packet.V5 && !p.CleanStart:
+		cl.persistent = true // 3.1.1 sessions do not expire
+	}
 	if p.WillFlag {
 		cl.will = willMessage(p)
 		if d := p.WillProperties.WillDelayInterval; d != nil {

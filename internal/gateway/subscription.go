@@ -31,10 +31,17 @@ func (cl *client) subscribe(s packet.Subscription) packet.ReasonCode {
 	}
 	ctx, cancel := context.WithTimeout(cl.ctx, cl.g.opts.DialTimeout)
 	defer cancel()
-	rcv, err := cl.sess.NewReceiver(ctx, cl.g.opts.Addresses.filter(s.Filter), &amqp.ReceiverOptions{
-		Name:   cl.c.ClientID() + ":" + s.Filter,
-		Credit: uint32(cl.g.opts.Window),
-	})
+	opts := &amqp.ReceiverOptions{Name: cl.c.ClientID() + ":" + s.Filter, Credit: uint32(cl.g.opts.Window)}
+	if cl.persistent {
+		// A durable subscription under the container id (the client id)
+		// and the link name, kept by the network for the session expiry.
+		opts.SourceDurability = amqp.DurabilityConfiguration
+		opts.SourceExpiryPolicy, opts.SourceTimeout = amqp.ExpiryLinkDetach, cl.expiry
+		if cl.expiry == 0 {
+			opts.SourceExpiryPolicy = amqp.ExpiryNever
+		}
+	}
+	rcv, err := cl.sess.NewReceiver(ctx, cl.g.opts.Addresses.filter(s.Filter), opts)
 	if err != nil {
 		cl.g.log.Info("subscription refused by the AMQP network", "client", cl.c.ClientID(), "filter", s.Filter, "err", err)
 		var le *amqp.LinkError

@@ -30,10 +30,11 @@ type group struct {
 	srv  *Server
 	key  groupKey
 	sess *hub.Session
-	// filter and durable describe a topic link's group: the filter its
-	// session subscribes to, and whether the session outlives its links.
-	filter  string
-	durable bool
+	// filter and keep describe a topic link's group: the filter its
+	// session subscribes to, and how long the session outlives its links
+	// (0: not at all, hub.Forever).
+	filter string
+	keep   time.Duration
 
 	mu      sync.Mutex
 	members []*member
@@ -215,11 +216,12 @@ func unsubscribed(err error) bool {
 }
 
 // expiry is how long the group's session outlives its last member: an
-// event group's the retention time, a durable topic link's for ever.
+// event group's the retention time, a durable topic link's as its source
+// asked.
 func (g *group) expiry() time.Duration {
 	switch {
-	case g.key.topic && g.durable:
-		return hub.Forever
+	case g.key.topic:
+		return g.keep
 	case !g.key.topic && g.key.ep == hono.Event:
 		return g.srv.opts.EventRetention
 	}

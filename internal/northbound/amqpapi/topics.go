@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ferry-iot/ferry/amqp"
-	"github.com/ferry-iot/ferry/amqp/frame"
 	"github.com/ferry-iot/ferry/internal/amqpmqtt"
 	"github.com/ferry-iot/ferry/internal/hono"
 	"github.com/ferry-iot/ferry/internal/hub"
@@ -61,8 +60,8 @@ func (s *Server) handleTopic(req *amqp.LinkRequest, app *Application) error {
 	if hono.Reserved(filter) {
 		return &amqp.Error{Condition: amqp.CondUnauthorizedAccess, Description: fmt.Sprintf("%q is Ferry's own", filter)}
 	}
-	src := req.Attach.Source
-	durable := src != nil && src.Durable != frame.DurabilityNone && src.ExpiryPolicy == frame.ExpiryNever
+	keep := durability(req.Attach.Source)
+	durable := keep > 0
 	var name string
 	if durable {
 		if req.Conn.ContainerID() == "" || req.Attach.Name == "" {
@@ -72,9 +71,9 @@ func (s *Server) handleTopic(req *amqp.LinkRequest, app *Application) error {
 	} else {
 		name = "link-" + strconv.FormatUint(topicLinks.Add(1), 10)
 	}
-	g := &group{srv: s, key: groupKey{tenant: tenant, name: name, topic: true}, filter: filter, durable: durable}
+	g := &group{srv: s, key: groupKey{tenant: tenant, name: name, topic: true}, filter: filter, keep: keep}
 	err := s.joinGroup(g, req.Sender, !durable, func(sess *hub.Session) ([]hub.Delivery, error) {
-		return subscribeTopic(sess, filter, durable)
+		return subscribeTopic(sess, filter, keep)
 	})
 	switch {
 	case errors.Is(err, errOtherFilter):
@@ -88,13 +87,26 @@ func (s *Server) handleTopic(req *amqp.LinkRequest, app *Application) error {
 	return nil
 }
 
+// durability is how long a receiver's source asks its subscription to
+// outlive the link: for ever with expiry policy never, its timeout with
+// another policy; 0 for a source that is not durable.
+func durability(src *amqp.Source) time.Duration {
+	switch {
+	case src == nil || src.Durable == amqp.DurabilityNone:
+		return 0
+	case src.ExpiryPolicy == amqp.ExpiryNever:
+		return hub.Forever
+	}
+	return time.Duration(src.Timeout) * time.Second
+}
+
 // subscribeTopic prepares a topic link's session: a durable one is kept in
 // the store and, when it comes back, keeps its backlog and gets retained
 // messages only if its filter is new; a previous filter is dropped.
-func subscribeTopic(sess *hub.Session, filter string, durable bool) ([]hub.Delivery, error) {
+func subscribeTopic(sess *hub.Session, filter string, keep time.Duration) ([]hub.Delivery, error) {
 	var handling byte // retained messages on every attach
-	if durable {
-		if err := sess.MakeDurable(hub.Forever); err != nil {
+	if keep > 0 {
+		if err := sess.MakeDurable(keep); err != nil {
 			return nil, err
 		}
 		handling = 1
