@@ -68,8 +68,8 @@
 // the annotations x-opt-mqtt-qos and x-opt-retain-message; senders publish
 // to a topic, retained when x-opt-retain-message says so. A receiver whose
 // source is durable (durability configuration or unsettled-state, expiry
-// policy never) is a persistent session named by container-id and link
-// name: it keeps QoS 1/2 messages while the client is away, until a detach
+// policy never, or a timeout) is a persistent session named by
+// container-id and link name: it keeps QoS 1/2 messages while the client is away, until a detach
 // with closed=true ends it. A topic link is a group of its own (groupKey
 // topic), so it shares the groups' delivery and redelivery.
 package amqpapi
