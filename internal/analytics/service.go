@@ -55,6 +55,10 @@ type Options struct {
 	// KafkaConsumer, if set, are the connection options of the consumers
 	// of Kafka sources; without them FROM kafka is refused.
 	KafkaConsumer []kgo.Opt
+	// NodeID names this node in the transactional ids of exactly-once
+	// queries (ferry-analytics.<tenant>.<query>.<node>); it must be
+	// stable across restarts and unique in the cluster. Default "local".
+	NodeID string
 	// HonoKafkaTopic, if set, names Hono's Kafka topic of an endpoint
 	// and tenant: telemetry and events travel on Kafka (Hono's Kafka
 	// messaging), so FROM telemetry and FROM event read them there.
@@ -94,6 +98,9 @@ func New(opts Options) *Service {
 	if opts.CheckpointInterval <= 0 {
 		opts.CheckpointInterval = 10 * time.Second
 	}
+	if opts.NodeID == "" {
+		opts.NodeID = "local"
+	}
 	if opts.Shards <= 0 {
 		opts.Shards = min(runtime.GOMAXPROCS(0), 8)
 	}
@@ -118,6 +125,9 @@ func (s *Service) Apply(spec *query.Spec, persist bool) (created bool, err error
 	plan, err := engine.Compile(spec)
 	if err != nil {
 		return false, fmt.Errorf("sql %w", err)
+	}
+	if _, ok := s.kafkaTopic(spec); spec.ExactlyOnce && !ok {
+		return false, fmt.Errorf("exactly_once needs a Kafka source: FROM kafka, or FROM telemetry|event with Hono's Kafka messaging")
 	}
 	if _, ok := s.kafkaTopic(spec); ok && s.opts.KafkaConsumer == nil {
 		return false, fmt.Errorf("sql %s: FROM kafka needs a Kafka cluster (analytics.kafka_brokers, or --kafka-brokers)", spec.Query.From.Pos)
@@ -284,6 +294,9 @@ type running struct {
 	// loop, or stop once the loop has ended).
 	kafka       *kgo.Client
 	pendOffsets map[string]map[int32]kgo.EpochOffset
+	// txn runs an exactly-once Kafka query instead of shards; nil for
+	// the others.
+	txn *txnRunner
 
 	queueDropped atomic.Int64
 	limitLogged  atomic.Int64 // unix nanos of the last limit warning
@@ -369,8 +382,12 @@ func (s *Service) start(spec *query.Spec, plan *engine.Plan) (*running, error) {
 	if fromKafka {
 		r.durable = false // the consumer group's offsets keep the position
 	}
+	txn := fromKafka && spec.ExactlyOnce
+	if txn {
+		n = 0 // one operator per source partition instead of shards
+	}
 	r.outputs = newOutputs(r)
-	perShard := max(spec.Queue/n, 16)
+	perShard := max(spec.Queue/max(n, 1), 16)
 	var saved [][]byte
 	if cp := s.opts.Checkpoints; cp != nil {
 		saved = cp.LoadState(spec.Tenant, spec.Name, spec.SQL, n)
@@ -392,9 +409,17 @@ func (s *Service) start(spec *query.Spec, plan *engine.Plan) (*running, error) {
 		r.wg.Add(1)
 		go sh.run()
 	}
-	if s.opts.Checkpoints != nil {
+	if s.opts.Checkpoints != nil && !txn {
 		r.wg.Add(1)
 		go r.checkpointLoop()
+	}
+	if txn {
+		if err := r.startTxn(topic); err != nil {
+			r.cancel()
+			r.wg.Wait()
+			return nil, fmt.Errorf("the Kafka source %s: %w", topic, err)
+		}
+		return r, nil
 	}
 	if fromKafka {
 		if err := r.startKafka(topic); err != nil {
@@ -487,6 +512,9 @@ func (r *running) stop(mode stopMode) {
 	}
 	if r.kafka != nil {
 		r.kafka.Close() // leaves the group: its partitions go to the other nodes
+	}
+	if r.txn != nil {
+		r.txn.close()
 	}
 	if sess := r.sess.Load(); sess != nil {
 		dep := hub.Departure{}
@@ -814,6 +842,10 @@ func (s *Service) Explain(ctx context.Context, tenant, name string) (Explain, er
 	e := Explain{Plan: r.plan.Describe(), Shards: len(r.shards), Stats: r.statsSnapshot(), Started: r.started,
 		Outputs: r.outputs.describe(),
 		Limits:  map[string]int64{"max_keys": int64(r.spec.MaxKeys), "max_windows": int64(r.spec.MaxWindows), "queue": int64(r.spec.Queue)}}
+	if r.txn != nil {
+		x := r.txn.explain()
+		e.Keys, e.OpenWindows, e.StateBytes = x.Keys, x.OpenWindows, x.StateBytes
+	}
 	for _, sh := range r.shards {
 		reply := make(chan engine.Explain, 1)
 		select {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -35,8 +36,15 @@ func (n *Node) startAnalytics() error {
 		}
 		specs = append(specs, spec)
 	}
+	// Exactly-once queries' transactional ids need a name that stays the
+	// node's across restarts: the configured node id, else the host's.
+	nodeID := cfg.Cluster.NodeID
+	if nodeID == "" {
+		nodeID, _ = os.Hostname()
+	}
 	opts := analytics.Options{
 		Hub:                n.hub,
+		NodeID:             nodeID,
 		CheckpointInterval: time.Duration(cfg.Analytics.CheckpointInterval),
 		Logger:             n.log,
 		Ext: func(ctx context.Context, tenant, device string) (map[string]any, error) {

@@ -231,3 +231,15 @@ func (o *Operator) Restore(snap []byte) error {
 	o.keys = keys
 	return nil
 }
+
+// Release gives back the operator's keys and windows to the limits and
+// empties it (its partition moved to another node, or a rollback).
+func (o *Operator) Release() {
+	windows := 0
+	for _, ks := range o.keys {
+		windows += len(ks.windows)
+	}
+	o.limits.keys.Add(-int64(len(o.keys)))
+	o.limits.windows.Add(-int64(windows))
+	o.keys = map[string]*keyState{}
+}

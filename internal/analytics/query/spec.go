@@ -39,6 +39,10 @@ type Spec struct {
 	// for it and acknowledged once a checkpoint covers them, so a crash
 	// loses none (QoS 0 stays at most once). Default false.
 	DurableInput bool `yaml:"durable_input,omitempty" json:"durable_input,omitempty"`
+	// ExactlyOnce runs a query with a Kafka source in Kafka transactions:
+	// consumed offsets, the kafka outputs' rows and the state's
+	// changelog commit together (docs/analytics.md). Default false.
+	ExactlyOnce bool `yaml:"exactly_once,omitempty" json:"exactly_once,omitempty"`
 
 	// Query is the parsed SQL, set by ParseSpec and Validate.
 	Query *Query `yaml:"-" json:"-"`
