@@ -67,7 +67,7 @@ func (r *running) startTxn(topic string) error {
 		// what the topic holds, so that no record is missed.
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.TransactionalID(group+"."+r.svc.opts.NodeID),
-		kgo.TransactionTimeout(20*time.Second),
+		kgo.TransactionTimeout(10*time.Second),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.SessionTimeout(10*time.Second), kgo.HeartbeatInterval(time.Second),
 		// Static membership: a node that restarts takes its partitions
