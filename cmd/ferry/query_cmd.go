@@ -201,6 +201,7 @@ func newQueryCmd() *cobra.Command {
 				fmt.Fprintf(out, " %s %d", r, st.Dropped[r])
 			}
 			fmt.Fprintln(out)
+			fmt.Fprintf(out, "emit delay after window end + lateness: avg %.0f ms, max %d ms\n", st.EmitDelayAvgMs, st.EmitDelayMaxMs)
 			return nil
 		},
 	}

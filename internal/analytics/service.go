@@ -572,6 +572,10 @@ type Stats struct {
 	ParseErrors int64            `json:"parse_errors"`
 	Rows        int64            `json:"rows"`
 	Dropped     map[string]int64 `json:"dropped"`
+	// EmitDelayAvgMs and EmitDelayMaxMs: wall time from window end +
+	// lateness to the final row.
+	EmitDelayAvgMs float64 `json:"emit_delay_avg_ms"`
+	EmitDelayMaxMs int64   `json:"emit_delay_max_ms"`
 }
 
 func (r *running) statsSnapshot() Stats {
@@ -581,6 +585,10 @@ func (r *running) statsSnapshot() Stats {
 		st.Dropped[reason] = r.stats.Dropped[i].Load()
 	}
 	st.Dropped["queue_full"] = r.queueDropped.Load()
+	if n := r.stats.DelayCount.Load(); n > 0 {
+		st.EmitDelayAvgMs = float64(r.stats.DelaySum.Load()) / float64(n)
+	}
+	st.EmitDelayMaxMs = r.stats.DelayMax.Load()
 	return st
 }
 

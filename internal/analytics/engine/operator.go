@@ -45,6 +45,23 @@ type Stats struct {
 	ParseErrors atomic.Int64
 	Rows        atomic.Int64 // rows emitted (after HAVING)
 	Dropped     [5]atomic.Int64
+	// Delay sums, counts and bounds the wall time from window end +
+	// lateness to the window's first final row (time windows), in ms: how
+	// long results wait (exact with arrival time; with TIME BY it also
+	// holds the devices' clock offsets).
+	DelaySum, DelayCount, DelayMax atomic.Int64
+}
+
+func (st *Stats) delay(ms int64) {
+	ms = max(ms, 0)
+	st.DelaySum.Add(ms)
+	st.DelayCount.Add(1)
+	for {
+		m := st.DelayMax.Load()
+		if ms <= m || st.DelayMax.CompareAndSwap(m, ms) {
+			return
+		}
+	}
 }
 
 // DropReasons lists the reasons of Stats.Dropped, in order.
@@ -587,6 +604,9 @@ func (o *Operator) emitWindow(ks *keyState, w *window, final bool, now int64) {
 	keyVals := o.keyValues(ks)
 	*r = Row{Plan: p, Key: ks.key, KeyVals: keyVals, Start: w.start, End: w.end, Revision: w.revision, Final: final,
 		Aggs: aggs, Late: w.late, Dropped: w.dropped, ParseErrors: w.parseErrors}
+	if final && w.revision == 0 && p.Query.Window.Kind != query.CountWindow {
+		o.Stats.delay(now - (w.end + p.lateness))
+	}
 	w.revision++
 	if p.having != nil {
 		env := make([]fields.Value, 0, len(keyVals)+len(aggs))
