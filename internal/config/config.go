@@ -583,6 +583,7 @@ func Default() Config {
 			SysInterval:           Duration(10 * time.Second),
 		},
 		Analytics: Analytics{CheckpointInterval: Duration(10 * time.Second), KafkaBrokers: []string{}, Queries: []yaml.Node{}},
+		Gateway:   Gateway{Addresses: "mqtt", Window: 100},
 	}
 }
 
