@@ -92,9 +92,7 @@ func (r *running) consume(topic string) {
 				return
 			}
 			m := recordMessage(rec, ep, hubTopic)
-			select {
-			case sh.ch <- item{d: hub.Delivery{Message: m}, rec: rec}:
-			case <-r.ctx.Done():
+			if !sh.in.pushWait(r.ctx, item{d: hub.Delivery{Message: m}, rec: rec}) {
 				stopped = true
 			}
 		})

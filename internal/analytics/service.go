@@ -342,7 +342,7 @@ func (s *Service) start(spec *query.Spec, plan *engine.Plan) (*running, error) {
 		saved = cp.LoadState(spec.Tenant, spec.Name, spec.SQL, n)
 	}
 	for i := range n {
-		sh := &shard{r: r, idx: i, ch: make(chan item, perShard), explain: make(chan chan engine.Explain),
+		sh := &shard{r: r, idx: i, in: newInbox(perShard), explain: make(chan chan engine.Explain),
 			snap: make(chan chan shardSnap), ext: map[string]extEntry{}}
 		sh.op = engine.NewOperator(plan, &r.limits, &r.stats, r.outputs.emit)
 		if i < len(saved) && saved[i] != nil {
@@ -445,8 +445,8 @@ func (r *running) stop(mode stopMode) {
 	// The shards are gone: their state and queues are safe to read here.
 	var left []hub.Delivery
 	for _, sh := range r.shards {
-		for range len(sh.ch) {
-			if it := <-sh.ch; it.rec == nil {
+		for _, it := range sh.in.take(nil) {
+			if it.rec == nil {
 				left = append(left, it.d)
 			}
 		}

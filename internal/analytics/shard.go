@@ -12,12 +12,12 @@ import (
 	"github.com/ferry-iot/ferry/internal/hub"
 )
 
-// shard is one goroutine's share of a query: its queue and operator,
+// shard is one goroutine's share of a query: its inbox and operator,
 // owned by that goroutine.
 type shard struct {
 	r       *running
 	idx     int
-	ch      chan item
+	in      *inbox
 	op      *engine.Operator
 	explain chan chan engine.Explain
 	snap    chan chan shardSnap
@@ -107,9 +107,7 @@ func (r *running) Deliver(d hub.Delivery) bool {
 		_, device, _ := hono.ParseHubTopic(d.Message.Topic)
 		sh = r.shards[fnv32a(device)%uint32(len(r.shards))]
 	}
-	select {
-	case sh.ch <- item{d: d}:
-	default:
+	if !sh.in.push(item{d: d}) {
 		if r.durable && d.Seq != 0 {
 			r.refused.Store(true)
 			return false
@@ -152,15 +150,19 @@ func (sh *shard) run() {
 	pause := time.NewTimer(batchWait)
 	defer pause.Stop()
 	var in engine.Input
+	var batch []item
 	for {
 		select {
-		case it := <-sh.ch:
+		case <-sh.in.ready:
+			batch = sh.in.take(batch)
+			n := len(batch)
+			if n == 0 {
+				continue
+			}
 			now := r.svc.opts.Now()
-			sh.process(it, &in, now)
-			// Drain what is queued before looking at the timers.
-			n := len(sh.ch)
-			for range n {
-				sh.process(<-sh.ch, &in, now)
+			for i := range batch {
+				sh.process(batch[i], &in, now)
+				batch[i] = item{} // let the messages go
 			}
 			if r.refused.Swap(false) {
 				if sess := r.sess.Load(); sess != nil {
