@@ -51,6 +51,10 @@ func TestGatewayRabbitMQ(t *testing.T) {
 			t.Fatalf("native AMQP receiver got %q to %v %v, want QoS %d message %d", m.GetData(), m.Properties.To, m.Annotations, q, 20+q)
 		}
 	}
+	// The publishers' connections may still be closing: only the
+	// subscriber's may be left before the doomed client comes, so that
+	// the count of two below is its.
+	waitFor(t, "the publishers gone", func() bool { return g.Gateway().Stats().Connections == 1 })
 	doomed := startProc(t, sub, "-h", host, "-p", port, "-i", "rabbit-doomed", "-t", "nothing", "--will-topic", "plant/will", "--will-payload", "lost", "--will-qos", "1")
 	waitFor(t, "the doomed client", func() bool { return g.Gateway().Stats().Connections == 2 })
 	if err := doomed.cmd.Process.Signal(syscall.SIGKILL); err != nil {
