@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-iot/ferry/internal/console"
-	"github.com/ferry-iot/ferry/internal/registryapi"
 )
 
 // newClientsCmd returns `ferry clients`: the connected clients of a
@@ -133,49 +132,18 @@ func tenantOfClient(ctx context.Context, c *apiClient, id string) (string, error
 	return "", fmt.Errorf("kick client: client %s is connected in tenants %s: give --tenant", id, strings.Join(tenants, ", "))
 }
 
-// consoleCall sends one request to the console's API as user admin (HTTP
-// Basic) and returns the body of a 2xx answer. Changes carry the
-// X-CSRF-Token header, which the API wants of every change; its value does
-// not matter with Basic authentication.
+// consoleCall sends one request to the console's API as user admin and
+// returns the body of a 2xx answer.
 func consoleCall(ctx context.Context, c *apiClient, action, method, path string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
+	resp, err := c.do(ctx, action, method, path, nil, "")
+	var ae *apiError
+	if errors.As(err, &ae) && ae.status == http.StatusNotFound && strings.HasPrefix(path, "/console/api/clients?") {
+		return nil, fmt.Errorf("%s: this Ferry serves no console API (started with --console=false?)", action)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", action, err)
+		return nil, err
 	}
-	req.SetBasicAuth(registryapi.AdminUser, c.password)
-	if method != http.MethodGet {
-		req.Header.Set(console.CSRFHeader, "ferry-cli")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%s: cannot reach Ferry at %s (is `ferry serve` running? see --api-url): %w", action, c.base, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("%s: reading the response: %w", action, err)
-	}
-	if resp.StatusCode < 300 {
-		return b, nil
-	}
-	var e struct {
-		Error string `json:"error"`
-	}
-	_ = json.Unmarshal(b, &e)
-	detail := e.Error
-	if detail == "" {
-		detail = strings.TrimSpace(string(b))
-	}
-	switch resp.StatusCode {
-	case http.StatusUnauthorized:
-		return nil, fmt.Errorf("%s: unauthorized: the API refused the admin password (check --admin-password or FERRY_ADMIN_PASSWORD)", action)
-	case http.StatusNotFound:
-		if strings.HasPrefix(path, "/console/api/clients?") {
-			return nil, fmt.Errorf("%s: this Ferry serves no console API (started with --console=false?): %s", action, detail)
-		}
-		return nil, fmt.Errorf("%s: not found: %s", action, detail)
-	}
-	return nil, fmt.Errorf("%s: unexpected answer %s: %s", action, resp.Status, detail)
+	return resp.body, nil
 }
 
 func orDash(s string) string {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -82,13 +81,7 @@ func newQueryCmd() *cobra.Command {
 			if err := spec.Validate(); err != nil {
 				return err
 			}
-			c, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
-			defer cancel()
-			resp, err := c.do(ctx, "apply query "+spec.Name, http.MethodPut, path(spec.Tenant, spec.Name), spec, "")
+			resp, err := f.call(cmd, "apply query "+spec.Name, http.MethodPut, path(spec.Tenant, spec.Name), spec)
 			if err != nil {
 				return err
 			}
@@ -108,13 +101,7 @@ func newQueryCmd() *cobra.Command {
 		Short: "List a tenant's queries with their counters",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
-			defer cancel()
-			resp, err := c.do(ctx, "list queries", http.MethodGet, path(tenant, ""), nil, "")
+			resp, err := f.call(cmd, "list queries", http.MethodGet, path(tenant, ""), nil)
 			if err != nil {
 				return err
 			}
@@ -146,13 +133,7 @@ func newQueryCmd() *cobra.Command {
 		Short: "Stop a query and forget it and its state",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
-			defer cancel()
-			if _, err := c.do(ctx, "delete query "+args[0], http.MethodDelete, path(tenant, args[0]), nil, ""); err != nil {
+			if _, err := f.call(cmd, "delete query "+args[0], http.MethodDelete, path(tenant, args[0]), nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "query %s deleted\n", args[0])
@@ -166,13 +147,7 @@ func newQueryCmd() *cobra.Command {
 		Short: "Show a query's plan, keys, open windows, state bytes and counters",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
-			defer cancel()
-			resp, err := c.do(ctx, "explain query "+args[0], http.MethodGet, path(tenant, args[0])+"/explain", nil, "")
+			resp, err := f.call(cmd, "explain query "+args[0], http.MethodGet, path(tenant, args[0])+"/explain", nil)
 			if err != nil {
 				return err
 			}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferry-iot/ferry/internal/console"
 	"github.com/ferry-iot/ferry/internal/registryapi"
 )
 
@@ -115,6 +116,12 @@ func (c *apiClient) do(ctx context.Context, action, method, path string, body an
 	}
 	if ifMatch != "" {
 		req.Header.Set("If-Match", ifMatch)
+	}
+	if method != http.MethodGet {
+		// The console's API wants it of every change; with Basic
+		// authentication its value does not matter, and the registry
+		// API ignores it.
+		req.Header.Set(console.CSRFHeader, "ferry-cli")
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
