@@ -30,6 +30,7 @@
 package analytics
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -451,7 +452,7 @@ func (r *running) stop(mode stopMode) {
 			}
 		}
 	}
-	slices.SortFunc(left, func(a, b hub.Delivery) int { return cmpSeq(a.Seq, b.Seq) })
+	slices.SortFunc(left, func(a, b hub.Delivery) int { return cmp.Compare(a.Seq, b.Seq) })
 	if mode == stopKeep && r.svc.opts.Checkpoints != nil {
 		snaps := make([]shardSnap, len(r.shards))
 		for i, sh := range r.shards {
@@ -475,16 +476,6 @@ func (r *running) stop(mode stopMode) {
 		sess.Detach(dep)
 	}
 	r.outputs.close()
-}
-
-func cmpSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // checkpointLoop writes the query's state every CheckpointInterval, each

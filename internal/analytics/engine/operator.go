@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"sync/atomic"
@@ -436,19 +437,9 @@ func (o *Operator) newWindow(ks *keyState, start, end int64) *window {
 	}
 	w.dropped, w.parseErrors = ks.pendDropped, ks.pendParse
 	ks.pendDropped, ks.pendParse = 0, 0
-	i, _ := slices.BinarySearchFunc(ks.windows, start, func(w *window, s int64) int { return cmpInt(w.start, s) })
+	i, _ := slices.BinarySearchFunc(ks.windows, start, func(w *window, s int64) int { return cmp.Compare(w.start, s) })
 	ks.windows = slices.Insert(ks.windows, i, w)
 	return w
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func floorDiv(t, d int64) int64 {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"math"
 	"slices"
 
@@ -98,7 +99,7 @@ func (o *Operator) session(ks *keyState, t int64, vals []fields.Value, outOfOrde
 	}
 	if t < hit.start {
 		hit.start = t
-		slices.SortFunc(ks.windows, func(a, b *window) int { return cmpInt(a.start, b.start) })
+		slices.SortFunc(ks.windows, func(a, b *window) int { return cmp.Compare(a.start, b.start) })
 	}
 	hit.end = max(hit.end, t+gap)
 	o.update(hit, t, vals, outOfOrder)
