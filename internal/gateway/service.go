@@ -79,16 +79,8 @@ func Start(cfg config.Config, log *slog.Logger) (*Service, error) {
 		go func() { _ = s.http.Serve(hl) }() // ends with Shutdown
 	}
 	go func() { s.served <- s.srv.Serve(ln) }()
-	log.Info("gateway serving MQTT on the AMQP network", "mqtt", ln.Addr().String(), "network", redacted(gc.AMQPNetwork), "addresses", gw.opts.Addresses)
+	log.Info("gateway serving MQTT on the AMQP network", "mqtt", ln.Addr().String(), "network", gw.netURL.Redacted(), "addresses", gw.opts.Addresses)
 	return s, nil
-}
-
-// redacted is a network URL without its password, for logs.
-func redacted(network string) string {
-	if gw, err := New(Options{Network: network}); err == nil {
-		return gw.netURL.Redacted()
-	}
-	return network
 }
 
 // Addr is the MQTT listen address.

@@ -110,6 +110,18 @@ func HubFilter(e Endpoint) string { return HubPrefix + e.String() + "/#" }
 // to topic: it is Ferry's internal address of Hono traffic.
 func Reserved(topic string) bool { return strings.HasPrefix(topic, HubPrefix) }
 
+// NorthboundAddress reports whether addr is in the namespace of Hono's
+// northbound API: its first segment names one of Hono's endpoints, so it
+// is Hono's even when ParseNorthbound refuses it as malformed.
+func NorthboundAddress(addr string) bool {
+	first, _, _ := strings.Cut(addr, "/")
+	switch first {
+	case "telemetry", "event", "command", "command_response", "control":
+		return true
+	}
+	return false
+}
+
 // Northbound is a parsed northbound AMQP address.
 type Northbound struct {
 	Endpoint Endpoint

@@ -648,3 +648,14 @@ func TestParseErrorFilter(t *testing.T) {
 		}
 	}
 }
+
+func TestNorthboundAddress(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"telemetry/t": true, "telemetry": true, "event/t/x": true, "command_response/t": true, "control/t/d": true,
+		"sensors/temp": false, "": false, "telemetryx/t": false, "$lwt": false,
+	} {
+		if got := NorthboundAddress(addr); got != want {
+			t.Errorf("NorthboundAddress(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}

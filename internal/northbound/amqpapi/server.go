@@ -84,6 +84,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -205,7 +206,9 @@ type Server struct {
 	mu     sync.Mutex
 	groups map[groupKey]*group
 	lns    []*amqp.Listener
-	conns  clients.AMQPConns
+	// topicLinks numbers the hub sessions of non-durable topic links.
+	topicLinks atomic.Uint64
+	conns      clients.AMQPConns
 	// sessMu orders the opening of a group's hub session after the
 	// detach of the previous group of the same name.
 	sessMu sync.Mutex
@@ -357,7 +360,7 @@ func (s *Server) HandleLink(req *amqp.LinkRequest) error {
 	}
 	nb, ok := hono.ParseNorthbound(req.Address)
 	if !ok {
-		if req.Dynamic || honoAddress(req.Address) || (req.Address == "" && req.Sender != nil) {
+		if req.Dynamic || hono.NorthboundAddress(req.Address) || (req.Address == "" && req.Sender != nil) {
 			return &amqp.Error{Condition: amqp.CondNotFound, Description: fmt.Sprintf("no such address %q: use telemetry/<tenant>, event/<tenant>, command/<tenant>, command_response/<tenant>/<reply-id> or an MQTT topic", req.Address)}
 		}
 		return s.handleTopic(req, app)

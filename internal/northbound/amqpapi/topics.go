@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/ferry-iot/ferry/amqp"
@@ -15,21 +14,6 @@ import (
 	"github.com/ferry-iot/ferry/internal/hub"
 	"github.com/ferry-iot/ferry/mqtt/topic"
 )
-
-// honoAddress reports whether addr belongs to Hono's API (its first
-// segment names one of Hono's endpoints), so that a malformed Hono address
-// is refused instead of being taken for an MQTT topic.
-func honoAddress(addr string) bool {
-	first, _, _ := strings.Cut(addr, "/")
-	switch first {
-	case "telemetry", "event", "command", "command_response", "control":
-		return true
-	}
-	return false
-}
-
-// topicLinks numbers the hub sessions of non-durable topic links.
-var topicLinks atomic.Uint64
 
 // handleTopic serves a link whose address is an MQTT topic (a receiver's
 // source may be a filter with wildcards) in app's tenant: what EnMasse's
@@ -69,7 +53,7 @@ func (s *Server) handleTopic(req *amqp.LinkRequest, app *Application) error {
 		}
 		name = req.Conn.ContainerID() + "/" + req.Attach.Name
 	} else {
-		name = "link-" + strconv.FormatUint(topicLinks.Add(1), 10)
+		name = "link-" + strconv.FormatUint(s.topicLinks.Add(1), 10)
 	}
 	g := &group{srv: s, key: groupKey{tenant: tenant, name: name, topic: true}, filter: filter, keep: keep}
 	err := s.joinGroup(g, req.Sender, !durable, func(sess *hub.Session) ([]hub.Delivery, error) {
