@@ -86,21 +86,37 @@ type AMQPConns struct {
 	conns map[*amqp.Conn]Client
 }
 
-// Add lists c as cl until Remove.
-func (x *AMQPConns) Add(c *amqp.Conn, cl Client) {
+// Counter counts open connections by tenant and protocol
+// (metrics.Metrics).
+type Counter interface {
+	Connected(tenant, protocol string)
+	Disconnected(tenant, protocol string)
+}
+
+// Track lists c as cl, counted by m unless it is nil, until c ends. The
+// goroutine that waits for the end is in wg, which its owner waits on at
+// close.
+func (x *AMQPConns) Track(c *amqp.Conn, cl Client, m Counter, wg *sync.WaitGroup) {
 	x.mu.Lock()
-	defer x.mu.Unlock()
 	if x.conns == nil {
 		x.conns = map[*amqp.Conn]Client{}
 	}
 	x.conns[c] = cl
-}
-
-// Remove forgets c.
-func (x *AMQPConns) Remove(c *amqp.Conn) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	delete(x.conns, c)
+	x.mu.Unlock()
+	if m != nil {
+		m.Connected(cl.Tenant, cl.Protocol)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		<-c.Done()
+		x.mu.Lock()
+		delete(x.conns, c)
+		x.mu.Unlock()
+		if m != nil {
+			m.Disconnected(cl.Tenant, cl.Protocol)
+		}
+	}()
 }
 
 // Clients implements Source.

@@ -59,14 +59,7 @@ type Options struct {
 	Logger    *slog.Logger
 	// Metrics, if set, counts the device connections by tenant (protocol
 	// "amqp").
-	Metrics Connections
-}
-
-// Connections counts open connections by tenant and protocol
-// (metrics.Metrics).
-type Connections interface {
-	Connected(tenant, protocol string)
-	Disconnected(tenant, protocol string)
+	Metrics clients.Counter
 }
 
 // Adapter serves AMQP devices.
@@ -216,19 +209,7 @@ func (a *Adapter) HandleConn(c *amqp.Conn) error {
 	}
 	cl := clients.Client{Tenant: tenant, ClientID: c.ContainerID(), Protocol: "amqp", Device: dev, User: dev,
 		Version: "1.0", RemoteAddr: c.RemoteAddr().String(), TLS: c.TLSState() != nil, ConnectedAt: time.Now()}
-	a.conns.Add(c, cl)
-	if a.opts.Metrics != nil {
-		a.opts.Metrics.Connected(tenant, "amqp")
-	}
-	a.links.Add(1)
-	go func() {
-		defer a.links.Done()
-		<-c.Done()
-		a.conns.Remove(c)
-		if a.opts.Metrics != nil {
-			a.opts.Metrics.Disconnected(tenant, "amqp")
-		}
-	}()
+	a.conns.Track(c, cl, a.opts.Metrics, &a.links)
 	return nil
 }
 

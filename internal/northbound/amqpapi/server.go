@@ -144,14 +144,7 @@ type Options struct {
 	Wills *lastwill.Service
 	// Metrics, if set, counts the application connections (protocol
 	// "amqp-app"), in the tenant their wills and topics are in.
-	Metrics Connections
-}
-
-// Connections counts open connections by tenant and protocol
-// (metrics.Metrics).
-type Connections interface {
-	Connected(tenant, protocol string)
-	Disconnected(tenant, protocol string)
+	Metrics clients.Counter
 }
 
 // HandleConn implements amqp.ConnHandler: it lists and counts the
@@ -162,21 +155,8 @@ func (s *Server) HandleConn(c *amqp.Conn) error {
 	if app == nil {
 		return nil
 	}
-	tenant := willTenant(app)
-	s.conns.Add(c, clients.Client{Tenant: tenant, ClientID: c.ContainerID(), Protocol: "amqp-app", User: app.Name,
-		Version: "1.0", RemoteAddr: c.RemoteAddr().String(), TLS: c.TLSState() != nil, ConnectedAt: time.Now()})
-	if s.opts.Metrics != nil {
-		s.opts.Metrics.Connected(tenant, "amqp-app")
-	}
-	s.members.Add(1)
-	go func() {
-		defer s.members.Done()
-		<-c.Done()
-		s.conns.Remove(c)
-		if s.opts.Metrics != nil {
-			s.opts.Metrics.Disconnected(tenant, "amqp-app")
-		}
-	}()
+	s.conns.Track(c, clients.Client{Tenant: willTenant(app), ClientID: c.ContainerID(), Protocol: "amqp-app", User: app.Name,
+		Version: "1.0", RemoteAddr: c.RemoteAddr().String(), TLS: c.TLSState() != nil, ConnectedAt: time.Now()}, s.opts.Metrics, &s.members)
 	return nil
 }
 
