@@ -284,7 +284,7 @@ func (g *group) sendLocked(d hub.Delivery) bool {
 	var payload []byte
 	var err error
 	if g.key.topic {
-		payload, err = topicMessage(d).AppendTo(nil)
+		payload, err = topicEncoded(d)
 	} else {
 		payload, err = encoded(d.Message)
 	}

@@ -182,6 +182,32 @@ func topicPublish(am *amqp.Message, to, origin string) (*hub.Message, error) {
 	return m, nil
 }
 
+// topicForm is the encoded AMQP form of a plain delivery of a topic
+// message, shared by every topic link that gets it.
+type topicForm []byte
+
+// topicEncoded is d encoded for a topic link. A delivery as published (its
+// QoS, not retained, not a resend, no expiry whose ttl would age) is
+// encoded once for all the links it fans out to.
+func topicEncoded(d hub.Delivery) ([]byte, error) {
+	m := d.Message
+	if d.QoS != m.QoS || d.Retain || d.Dup || !m.Expiry.IsZero() {
+		return topicMessage(d).AppendTo(nil)
+	}
+	v := m.SharedForm(func() any {
+		b, err := topicMessage(d).AppendTo(nil)
+		if err != nil {
+			return nil // not kept: each delivery hears the error below
+		}
+		return topicForm(b)
+	})
+	if f, ok := v.(topicForm); ok {
+		return f, nil
+	}
+	// Another front end's form is there, or encoding failed.
+	return topicMessage(d).AppendTo(nil)
+}
+
 // topicMessage is a hub delivery as a topic link's receiver gets it:
 // to = the topic, the QoS and retain flag as annotations, durable when
 // QoS > 0, MQTT 5's properties in their AMQP places.
