@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os/exec"
 	"strings"
 	"testing"
@@ -107,7 +106,7 @@ func TestAnalyticsRestart(t *testing.T) {
 	cfg.MQTT.Addr, cfg.HTTP.Addr, cfg.AMQP.AppAddr = "127.0.0.1:0", "127.0.0.1:0", ""
 	cfg.MQTT.SysInterval = 0
 	cfg.DataDir = t.TempDir()
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := testLogger(t)
 	first, err := node.Start(cfg, log)
 	if err != nil {
 		t.Fatal(err)

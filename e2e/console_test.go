@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -318,7 +317,7 @@ func TestConsoleShutdown(t *testing.T) {
 	cfg.MQTT.SysInterval = 0
 	cfg.DataDir = t.TempDir()
 	cfg.AdminPassword = "pw"
-	n, err := node.Start(cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	n, err := node.Start(cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -254,10 +253,6 @@ func pahoConnectErr(t *testing.T, addr string, cp *paho.Connect) (*paho.Client, 
 	cl := paho.NewClient(paho.ClientConfig{Conn: nc})
 	ack, err := cl.Connect(ctx5(t), cp)
 	return cl, ack, err
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 // TestGatewayLogin: the gateway logs in to the network with SASL PLAIN,

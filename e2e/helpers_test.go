@@ -59,8 +59,7 @@ func startFerry(t *testing.T, mutate ...func(*config.Config)) *node.Node {
 // startNode runs a node with cfg until the test ends.
 func startNode(t testing.TB, cfg config.Config) *node.Node {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	n, err := node.Start(cfg, log)
+	n, err := node.Start(cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +71,11 @@ func startNode(t testing.TB, cfg config.Config) *node.Node {
 		}
 	})
 	return n
+}
+
+// testLogger writes warnings and errors into the test's log.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 type testWriter struct{ t testing.TB }
