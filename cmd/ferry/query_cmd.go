@@ -176,7 +176,8 @@ func newQueryCmd() *cobra.Command {
 				fmt.Fprintf(out, " %s %d", r, st.Dropped[r])
 			}
 			fmt.Fprintln(out)
-			fmt.Fprintf(out, "emit delay after window end + lateness: avg %.0f ms, max %d ms\n", st.EmitDelayAvgMs, st.EmitDelayMaxMs)
+			fmt.Fprintf(out, "emit delay after window end + lateness: closed by a newer row: %d windows, avg %.0f ms, max %d ms; idle close: %d windows, avg %.0f ms, max %d ms\n",
+				st.WatermarkCloses, st.EmitDelayAvgMs, st.EmitDelayMaxMs, st.IdleCloses, st.IdleDelayAvgMs, st.IdleDelayMaxMs)
 			return nil
 		},
 	}

@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"context"
+	"runtime"
 	"sync"
 )
 
@@ -31,13 +32,20 @@ func (q *inbox) push(it item) bool {
 		return false
 	}
 	q.buf = append(q.buf, it)
-	first := len(q.buf) == 1
+	n := len(q.buf)
 	q.mu.Unlock()
-	if first {
+	if n == 1 {
 		select {
 		case q.ready <- struct{}{}:
 		default:
 		}
+	}
+	if n >= q.limit/2 {
+		// The shard is behind: on a machine whose cores the publishers
+		// keep busy, it may wait tens of milliseconds for its turn, long
+		// enough for the queue to overflow. Yielding lets it run now
+		// without making the publisher wait for it.
+		runtime.Gosched()
 	}
 	return true
 }

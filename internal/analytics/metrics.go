@@ -115,9 +115,10 @@ var (
 	descWindows = prometheus.NewDesc("ferry_analytics_open_windows",
 		"Windows (HOP: panes) an analytics query holds open.", []string{"tenant", "query"}, nil)
 	descDelay = prometheus.NewDesc("ferry_analytics_emit_delay_seconds",
-		"Wall time from window end + lateness to the window's final row (time windows).", []string{"tenant", "query"}, nil)
+		"Wall time from window end + lateness to the window's final row (time windows), by what closed it: "+
+			"watermark (a newer row of the key) or idle (the idle close, 1 s later by design).", []string{"tenant", "query", "close"}, nil)
 	descDelayMax = prometheus.NewDesc("ferry_analytics_emit_delay_max_seconds",
-		"The longest ferry_analytics_emit_delay_seconds seen.", []string{"tenant", "query"}, nil)
+		"The longest ferry_analytics_emit_delay_seconds seen.", []string{"tenant", "query", "close"}, nil)
 	descCheckpoints = prometheus.NewDesc("ferry_analytics_checkpoints_total",
 		"Checkpoints of an analytics query's state written since it started.", []string{"tenant", "query"}, nil)
 	descOutputLost = prometheus.NewDesc("ferry_analytics_output_lost_total",
@@ -148,8 +149,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descParse, st.ParseErrors)
 		counter(descFiltered, st.Filtered)
 		counter(descCheckpoints, r.checkpoints.Load())
-		ch <- prometheus.MustNewConstSummary(descDelay, uint64(r.stats.DelayCount.Load()), float64(r.stats.DelaySum.Load())/1000, nil, t, q)
-		ch <- prometheus.MustNewConstMetric(descDelayMax, prometheus.GaugeValue, float64(r.stats.DelayMax.Load())/1000, t, q)
+		for _, d := range []struct {
+			close string
+			d     *engine.Delay
+		}{{"watermark", &r.stats.Delay}, {"idle", &r.stats.IdleDelay}} {
+			ch <- prometheus.MustNewConstSummary(descDelay, uint64(d.d.Count.Load()), float64(d.d.Sum.Load())/1000, nil, t, q, d.close)
+			ch <- prometheus.MustNewConstMetric(descDelayMax, prometheus.GaugeValue, float64(d.d.Max.Load())/1000, t, q, d.close)
+		}
 		for reason, n := range st.Dropped {
 			counter(descDropped, n, reason)
 		}

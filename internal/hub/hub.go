@@ -157,6 +157,7 @@ type Hub struct {
 	retired map[string]Stats
 
 	relay atomic.Pointer[Relay] // nil: none
+	taps  tapSet
 
 	// ctx ends at Close: the store calls of the hub's goroutines use it.
 	ctx    context.Context
@@ -451,7 +452,11 @@ func (h *Hub) DeliverRemote(tenantName string, m *Message) {
 	t := h.tenants[tenantName]
 	h.mu.RUnlock()
 	if t == nil {
-		return // no session of the tenant here
+		// No session of the tenant here; its taps may still want m.
+		if !m.Expired(h.opts.Now()) {
+			h.taps.tapped(tenantName, m)
+		}
+		return
 	}
 	if m.Expired(h.opts.Now()) {
 		t.stats.drop(DropExpired)
@@ -625,6 +630,7 @@ func (h *Hub) route(t *tenant, m *Message, w *waiter) (matched, lost int) {
 		targets[len(targets)-1].shared = pick.Val.Filter
 	})
 	t.mu.RUnlock()
+	matched = h.taps.tapped(t.name, m)
 
 	for i := range targets {
 		tg := &targets[i]
@@ -648,7 +654,7 @@ func (h *Hub) route(t *tenant, m *Message, w *waiter) (matched, lost int) {
 			lost++
 		}
 	}
-	return len(targets), lost
+	return matched + len(targets), lost
 }
 
 // Open returns the session of clientID in the tenant, creating it when there

@@ -46,23 +46,35 @@ type Stats struct {
 	ParseErrors atomic.Int64
 	Rows        atomic.Int64 // rows emitted (after HAVING)
 	Dropped     [5]atomic.Int64
-	// Delay sums, counts and bounds the wall time from window end +
-	// lateness to the window's first final row (time windows), in ms: how
-	// long results wait (exact with arrival time; with TIME BY it also
-	// holds the devices' clock offsets).
-	DelaySum, DelayCount, DelayMax atomic.Int64
+	// Delay is the wall time from window end + lateness to the first
+	// final row of windows a newer row closed (time windows), in ms: how
+	// long results wait under load (exact with arrival time; with TIME BY
+	// it also holds the devices' clock offsets). IdleDelay is the same
+	// for windows the idle close emitted, which waits 1 s more by design.
+	Delay, IdleDelay Delay
 }
 
-func (st *Stats) delay(ms int64) {
+// Delay sums, counts and bounds emit delays, in ms.
+type Delay struct{ Sum, Count, Max atomic.Int64 }
+
+func (d *Delay) add(ms int64) {
 	ms = max(ms, 0)
-	st.DelaySum.Add(ms)
-	st.DelayCount.Add(1)
+	d.Sum.Add(ms)
+	d.Count.Add(1)
 	for {
-		m := st.DelayMax.Load()
-		if ms <= m || st.DelayMax.CompareAndSwap(m, ms) {
+		m := d.Max.Load()
+		if ms <= m || d.Max.CompareAndSwap(m, ms) {
 			return
 		}
 	}
+}
+
+// Avg is the mean delay in ms (0 without any).
+func (d *Delay) Avg() float64 {
+	if n := d.Count.Load(); n > 0 {
+		return float64(d.Sum.Load()) / float64(n)
+	}
+	return 0
 }
 
 // DropReasons lists the reasons of Stats.Dropped, in order.
@@ -176,6 +188,7 @@ type Operator struct {
 	row     Row
 	aggBuf  []fields.Value
 	keyOne  [1]fields.Value
+	idle    bool // Tick is closing quiet keys' windows
 }
 
 // NewOperator returns an empty operator emitting through emit (called on
@@ -596,7 +609,11 @@ func (o *Operator) emitWindow(ks *keyState, w *window, final bool, now int64) {
 	*r = Row{Plan: p, Key: ks.key, KeyVals: keyVals, Start: w.start, End: w.end, Revision: w.revision, Final: final,
 		Aggs: aggs, Late: w.late, Dropped: w.dropped, ParseErrors: w.parseErrors}
 	if final && w.revision == 0 && p.Query.Window.Kind != query.CountWindow {
-		o.Stats.delay(now - (w.end + p.lateness))
+		d := &o.Stats.Delay
+		if o.idle {
+			d = &o.Stats.IdleDelay
+		}
+		d.add(now - (w.end + p.lateness))
 	}
 	w.revision++
 	if p.having != nil {
@@ -650,7 +667,9 @@ func (o *Operator) Tick(now int64) {
 			clock := ks.maxEvent + (now - ks.maxArrival)
 			if wm := clock - p.lateness - 1000; wm > ks.wm {
 				ks.wm = wm
+				o.idle = true
 				o.close(ks, now)
+				o.idle = false
 			}
 		}
 		if p.every > 0 {

@@ -32,7 +32,7 @@ type Spec struct {
 	// count as windows). Default 1000000.
 	MaxWindows int `yaml:"max_windows,omitempty" json:"max_windows,omitempty"`
 	// Queue bounds the messages waiting for the query; past it telemetry
-	// is dropped and counted (reason queue_full). Default 16384.
+	// is dropped and counted (reason queue_full). Default 65536.
 	Queue int `yaml:"queue,omitempty" json:"queue,omitempty"`
 	// DurableInput makes a telemetry or MQTT query read through a durable
 	// session, as event queries always do: its QoS 1 messages are stored
@@ -122,7 +122,7 @@ const (
 	DefaultMaxFutureSkew = 5 * time.Minute
 	DefaultMaxKeys       = 100_000
 	DefaultMaxWindows    = 1_000_000
-	DefaultQueue         = 16384
+	DefaultQueue         = 65536
 	DefaultMaxSeries     = 10_000
 )
 
