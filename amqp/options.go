@@ -156,8 +156,10 @@ type ReceiverOptions struct {
 	// Name is the link name. Default: a random name.
 	Name string
 	// Credit is the number of messages the receiver buffers; the peer is
-	// granted this much credit and topped up as messages are received.
-	// Default DefaultCredit.
+	// granted this much credit and topped up as messages are received
+	// presettled or are settled, so that at most Credit messages are
+	// queued or unsettled in the application's hands. Default
+	// DefaultCredit.
 	Credit uint32
 	// ManualCredit disables automatic top-ups: IssueCredit grants credit.
 	ManualCredit bool

@@ -29,6 +29,12 @@ type Receiver struct {
 	// unsettled holds deliveries whose settlement waits for the sender
 	// (rcv-settle-mode second).
 	unsettled map[uint32]*Delivery
+	// held counts the unsettled deliveries Receive handed out and the
+	// application has not settled yet; guarded by the Conn's mutex. They
+	// count against the credit as queued ones do, so that an application
+	// settling asynchronously has at most Credit messages in its hands,
+	// not Credit more with every top-up.
+	held uint32
 }
 
 func newReceiver(l *link, credit uint32, manual bool, maxSize uint64) *Receiver {
@@ -148,6 +154,7 @@ type Delivery struct {
 	// once): there is nothing to accept.
 	Settled bool
 
+	held      bool // counted in r.held; guarded by the Conn's mutex
 	r         *Receiver
 	raw       []byte
 	settledCh chan struct{} // rcv-settle-mode second: closed when the sender settles
@@ -274,7 +281,7 @@ func (r *Receiver) Receive(ctx context.Context) (*Delivery, error) {
 	c := r.l.s.c
 	for {
 		c.mu.Lock()
-		d := r.queue.pop()
+		d := r.popLocked()
 		c.mu.Unlock()
 		if d == nil {
 			select {
@@ -282,7 +289,7 @@ func (r *Receiver) Receive(ctx context.Context) (*Delivery, error) {
 				continue
 			case <-r.l.detached:
 				c.mu.Lock()
-				d = r.queue.pop()
+				d = r.popLocked()
 				err := r.l.err
 				c.mu.Unlock()
 				if d == nil {
@@ -292,7 +299,9 @@ func (r *Receiver) Receive(ctx context.Context) (*Delivery, error) {
 				return nil, ctx.Err()
 			}
 		}
-		r.topUp()
+		if d.Settled {
+			r.topUp() // an unsettled one frees its credit when settled
+		}
 		err := d.Message.Decode(d.raw)
 		d.raw = nil
 		if err == nil {
@@ -304,8 +313,35 @@ func (r *Receiver) Receive(ctx context.Context) (*Delivery, error) {
 	}
 }
 
-// topUp grants more credit once half the window has been consumed, so
-// that flow frames stay rare.
+// popLocked takes the next delivery off the queue; an unsettled one is
+// held until settled. c.mu must be held.
+func (r *Receiver) popLocked() *Delivery {
+	d := r.queue.pop()
+	if d != nil && !d.Settled {
+		d.held = true
+		r.held++
+	}
+	return d
+}
+
+// unhold frees the credit of a held delivery, at its first settlement.
+func (d *Delivery) unhold() {
+	r := d.r
+	c := r.l.s.c
+	c.mu.Lock()
+	held := d.held
+	if held {
+		d.held = false
+		r.held--
+	}
+	c.mu.Unlock()
+	if held {
+		r.topUp()
+	}
+}
+
+// topUp grants more credit once half the window has been consumed
+// (received presettled, or settled), so that flow frames stay rare.
 func (r *Receiver) topUp() {
 	if r.manual || r.consumed.Add(1) < max(r.maxCredit/2, 1) {
 		return
@@ -323,7 +359,7 @@ func (r *Receiver) grantLocked() {
 	if l.drain || l.detachSent || !l.remoteAttached || l.refused {
 		return
 	}
-	inFlight := uint32(r.queue.len())
+	inFlight := uint32(r.queue.len()) + r.held
 	if r.partial != nil {
 		inFlight++
 	}
@@ -414,6 +450,7 @@ func (d *Delivery) settle(ctx context.Context, state frame.DeliveryState) error 
 	if d.Settled {
 		return nil
 	}
+	d.unhold()
 	l := d.r.l
 	w := l.s.c.w
 	select {
