@@ -9,9 +9,9 @@
 // replaces) one: it becomes a hub tap of its tenant on the query's source
 // (events and durable_input: a durable hub session), whose messages go
 // into bounded queues read by one goroutine per shard; each shard owns an
-// engine.Operator. Keys are
-// spread over shards by device when the query groups by device, else one
-// shard holds them all. Rows go to the outputs from the shard goroutine.
+// engine.Operator. Keys are spread over shards by device when the query
+// groups by device, else one shard holds them all. Rows go to the outputs
+// from the shard goroutine.
 //
 // Kafka sources (kafkasource.go) replace the hub session by a consumer
 // group; exactly-once Kafka queries (kafkatxn.go) run in Kafka
