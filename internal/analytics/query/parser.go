@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ferry-iot/ferry/mqtt/topic"
 )
 
 // Error is a syntax or semantic error in a query, at a position of its SQL.
@@ -290,7 +292,18 @@ func (p *parser) source() (Source, error) {
 		if p.tok.kind != tokString || p.tok.text == "" {
 			return Source{}, p.expected("a quoted topic like 'plant/+/temp'")
 		}
-		return Source{Kind: kind, Arg: p.advance().text, Pos: pos}, nil
+		argPos := p.tok.pos
+		arg := p.advance().text
+		if kind == FromMQTT {
+			// A query sees every message of its filter: a shared group
+			// would hand it only its share.
+			if _, _, shared, err := topic.ParseShared(arg); shared {
+				return Source{}, semantic(argPos, "FROM mqtt takes a plain topic filter, not the shared subscription %q", arg)
+			} else if err != nil {
+				return Source{}, semantic(argPos, "FROM mqtt %q: %v", arg, err)
+			}
+		}
+		return Source{Kind: kind, Arg: arg, Pos: pos}, nil
 	}
 	return Source{}, p.expected("telemetry, event, mqtt '<filter>' or kafka '<topic>'")
 }

@@ -97,6 +97,8 @@ func TestParseErrors(t *testing.T) {
 		{"SELECT count(*) AS n, sum(x) AS n FROM telemetry GROUP BY TUMBLE(1s)", "appears twice"},
 		{"SELECT count(*) AS dropped FROM telemetry GROUP BY TUMBLE(1s)", "reserved"},
 		{"SELECT count(*) FROM mqtt GROUP BY TUMBLE(1s)", "expected a quoted topic"},
+		{"SELECT count(*) FROM mqtt 'a/#/b' GROUP BY TUMBLE(1s)", "1:27: FROM mqtt \"a/#/b\": topic: invalid topic filter: '#' must be the last level"},
+		{"SELECT count(*) FROM mqtt '$share/g/a/+' GROUP BY TUMBLE(1s)", "1:27: FROM mqtt takes a plain topic filter"},
 		{"SELECT count(*) FROM telemetry GROUP BY COUNT(0)", "COUNT needs a whole number"},
 		{"SELECT count(*) FROM telemetry GROUP BY TUMBLE(1s) LATENESS 1s LATENESS 2s", "LATENESS given twice"},
 		{"SELECT count(*) FROM telemetry GROUP BY TUMBLE(1s) € ", "illegal character"},
