@@ -397,11 +397,17 @@ func (s *Service) start(spec *query.Spec, plan *engine.Plan) (*running, error) {
 		// (20% of ingest at 600k messages/s). The origin check does what
 		// NoLocal does for a subscription: a query's own MQTT output is
 		// not its input.
-		r.untap = s.opts.Hub.Tap(spec.Tenant, filter, func(m *hub.Message) {
+		untap, err := s.opts.Hub.Tap(spec.Tenant, filter, func(m *hub.Message) {
 			if m.Origin != r.sessID {
 				r.Deliver(hub.Delivery{Message: m})
 			}
 		})
+		if err != nil {
+			r.cancel()
+			r.wg.Wait()
+			return nil, fmt.Errorf("reading %s: %w", filter, err)
+		}
+		r.untap = untap
 		return r, nil
 	}
 	fail := func(sess *hub.Session, err error) (*running, error) {

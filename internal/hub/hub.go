@@ -451,15 +451,15 @@ func (h *Hub) DeliverRemote(tenantName string, m *Message) {
 	h.mu.RLock()
 	t := h.tenants[tenantName]
 	h.mu.RUnlock()
-	if t == nil {
-		// No session of the tenant here; its taps may still want m.
-		if !m.Expired(h.opts.Now()) {
-			h.taps.tapped(tenantName, m)
+	if m.Expired(h.opts.Now()) {
+		if t != nil {
+			t.stats.drop(DropExpired)
 		}
 		return
 	}
-	if m.Expired(h.opts.Now()) {
-		t.stats.drop(DropExpired)
+	if t == nil {
+		// No session of the tenant here; its taps may still want m.
+		h.taps.tapped(tenantName, m)
 		return
 	}
 	if m.QoS == 0 {

@@ -19,7 +19,7 @@ func benchmarkPublish(b *testing.B, subscribers, tapped int) {
 	h := New(Options{})
 	for range tapped {
 		var n atomic.Int64
-		b.Cleanup(h.Tap("t", "telemetry/+", func(*Message) { n.Add(1) }))
+		b.Cleanup(mustTap(b, h, "t", "telemetry/+", func(*Message) { n.Add(1) }))
 	}
 	for i := range subscribers {
 		s, _ := h.Open("t", "app-"+strconv.Itoa(i), true)

@@ -1,6 +1,8 @@
 package hub
 
 import (
+	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -15,7 +17,6 @@ import (
 // telemetry), where a session's bookkeeping would cost the publishers
 // more than the consumer does.
 type tap struct {
-	tenant string
 	filter string
 	fn     func(*Message)
 }
@@ -32,35 +33,34 @@ type tapSet struct {
 
 // Tap calls fn with every message published in tenant (or delivered from
 // another node) on a topic matching filter, until stop is called. fn runs
-// on the publisher's goroutine and must not block; it must not keep m's
-// Payload past m's lifetime rules (messages are immutable once
-// published). A message a tap saw counts as matched, as a subscriber's
-// would. The filter must be valid and not shared.
-func (h *Hub) Tap(tenant, filter string, fn func(m *Message)) (stop func()) {
-	tp := &tap{tenant: tenant, filter: filter, fn: fn}
+// on the publisher's goroutine and must not block; like any receiver it
+// must not modify m. A message a tap saw counts as matched, as a
+// subscriber's would. A shared or invalid filter is refused: a tap sees
+// every message of its filter.
+func (h *Hub) Tap(tenant, filter string, fn func(m *Message)) (stop func(), err error) {
+	if _, _, shared, err := topic.ParseShared(filter); err != nil {
+		return nil, err
+	} else if shared {
+		return nil, fmt.Errorf("hub: a tap takes a plain filter, not the shared subscription %q", filter)
+	}
+	tp := &tap{filter: filter, fn: fn}
 	h.taps.change(func(next taps) { next[tenant] = append(next[tenant], tp) })
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			h.taps.change(func(next taps) {
-				list := next[tenant]
-				out := make([]*tap, 0, len(list))
-				for _, x := range list {
-					if x != tp {
-						out = append(out, x)
-					}
-				}
-				if len(out) == 0 {
-					delete(next, tenant)
+				if rest := slices.DeleteFunc(next[tenant], func(x *tap) bool { return x == tp }); len(rest) > 0 {
+					next[tenant] = rest
 				} else {
-					next[tenant] = out
+					delete(next, tenant)
 				}
 			})
 		})
-	}
+	}, nil
 }
 
-// change applies edit to a copy of the taps and publishes the copy.
+// change applies edit to a copy of the taps (slices included) and
+// publishes the copy.
 func (s *tapSet) change(edit func(taps)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

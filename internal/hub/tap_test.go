@@ -12,7 +12,7 @@ func TestTap(t *testing.T) {
 	h := New(Options{})
 	var mu sync.Mutex
 	var got []string
-	stop := h.Tap("t1", "telemetry/+", func(m *Message) {
+	stop := mustTap(t, h, "t1", "telemetry/+", func(m *Message) {
 		mu.Lock()
 		got = append(got, m.Topic)
 		mu.Unlock()
@@ -47,7 +47,7 @@ func TestTap(t *testing.T) {
 func TestTapWithoutSessions(t *testing.T) {
 	h := New(Options{})
 	n := 0
-	defer h.Tap("quiet", "#", func(*Message) { n++ })()
+	defer mustTap(t, h, "quiet", "#", func(*Message) { n++ })()
 	h.DeliverRemote("quiet", &Message{Topic: "telemetry/x"})
 	if n != 1 {
 		t.Errorf("tap saw %d relayed messages, want 1", n)
@@ -58,8 +58,8 @@ func TestTapWithoutSessions(t *testing.T) {
 func TestTapsIndependent(t *testing.T) {
 	h := New(Options{})
 	var a, b int
-	stopA := h.Tap("t", "#", func(*Message) { a++ })
-	stopB := h.Tap("t", "x", func(*Message) { b++ })
+	stopA := mustTap(t, h, "t", "#", func(*Message) { a++ })
+	stopB := mustTap(t, h, "t", "x", func(*Message) { b++ })
 	defer stopB()
 	h.Publish("t", &Message{Topic: "x"})
 	stopA()
@@ -67,4 +67,24 @@ func TestTapsIndependent(t *testing.T) {
 	if a != 1 || b != 2 {
 		t.Errorf("taps saw %d and %d messages, want 1 and 2", a, b)
 	}
+}
+
+// TestTapRefusesFilters: a tap's filter must be a valid, plain one.
+func TestTapRefusesFilters(t *testing.T) {
+	h := New(Options{})
+	for _, f := range []string{"a/#/b", "a+", "$share/g/a/+", ""} {
+		if stop, err := h.Tap("t", f, func(*Message) {}); err == nil {
+			stop()
+			t.Errorf("Tap(%q) accepted", f)
+		}
+	}
+}
+
+func mustTap(t testing.TB, h *Hub, tenant, filter string, fn func(*Message)) (stop func()) {
+	t.Helper()
+	stop, err := h.Tap(tenant, filter, fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stop
 }
