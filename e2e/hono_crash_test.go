@@ -55,8 +55,10 @@ func TestHonoEventsSurviveSIGKILL(t *testing.T) {
 	close(stop)
 	acked := <-ackedCh
 	c.Close()
-	if len(acked) < 150 {
-		t.Fatalf("only %d events acknowledged before the crash", len(acked))
+	// The publisher has one event in flight: the last one the
+	// application received may have been killed with its PUBACK unsent.
+	if len(acked) < 149 {
+		t.Fatalf("only %d events acknowledged before the crash, of 150 received", len(acked))
 	}
 
 	s.start()
