@@ -310,6 +310,13 @@ func (c *Cluster) start(ctx context.Context) error {
 	c.ret, err = kgo.NewClient(slices.Concat(consumer, []kgo.Opt{
 		kgo.ConsumeTopics(o.RetainedTopic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// franz-go may send its first fetch before every partition's
+		// start offset is known; the broker then holds that fetch for
+		// its max wait (5 s by default, all of catchUpIdle) over the
+		// partitions that have nothing, and the catch-up gave up just
+		// as the next fetch would have brought the rest. Several fetches
+		// fit in the idle window.
+		kgo.FetchMaxWait(catchUpIdle / 5),
 	})...)
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
