@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ferry-iot/ferry/internal/kafkatopics"
 	"github.com/ferry-iot/ferry/internal/northbound/kafkaapi"
@@ -78,8 +80,9 @@ func (p *ferryProc) commits(curl, query string) int {
 	return n
 }
 
-// eoSetup starts kfake with Hono's topics (partitions each), the output
-// and the changelog of query eo, and writes the configuration of eo.
+// eoSetup starts kfake with Hono's topics (partitions each) and the output
+// of query eo, and writes the configuration of eo. Ferry creates the
+// changelog.
 func eoSetup(t *testing.T, partitions int32) (kc *kfake.Cluster, prod *kgo.Client, cfg string) {
 	t.Helper()
 	kc, err := kfake.NewCluster(kfake.NumBrokers(1))
@@ -92,7 +95,7 @@ func eoSetup(t *testing.T, partitions int32) (kc *kfake.Cluster, prod *kgo.Clien
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	res, err := kafkatopics.Create(honoCtx(t), cl, append(kafkaapi.Topics{}.All(tenant), eoOut, eoChangelog),
+	res, err := kafkatopics.Create(honoCtx(t), cl, append(kafkaapi.Topics{}.All(tenant), eoOut),
 		kafkatopics.Spec{Partitions: partitions, Replication: 1})
 	if err == nil {
 		err = kafkatopics.Err(res)
@@ -207,6 +210,33 @@ func TestAnalyticsExactlyOnce(t *testing.T) {
 	node.start()
 	eoProduce(t, prod, t0.Add(45*time.Second), devices, 0, 1) // every device's watermark passes the window
 	eoCheck(t, kcat, brokers, t0, devices, rows, 20*time.Second)
+	if got := topicConfig(t, prod, eoChangelog, "cleanup.policy"); got != "compact" {
+		t.Errorf("changelog %s has cleanup.policy %q, want compact", eoChangelog, got)
+	}
+}
+
+// topicConfig returns the value of config name of topic.
+func topicConfig(t *testing.T, cl *kgo.Client, topic, name string) string {
+	t.Helper()
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	rr := kmsg.NewDescribeConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName, rr.ConfigNames = kmsg.ConfigResourceTypeTopic, topic, []string{name}
+	req.Resources = append(req.Resources, rr)
+	resp, err := req.RequestWith(honoCtx(t), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range resp.Resources {
+		if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+			t.Fatalf("describing %s: %v", topic, err)
+		}
+		for _, c := range r.Configs {
+			if c.Name == name && c.Value != nil {
+				return *c.Value
+			}
+		}
+	}
+	return ""
 }
 
 // TestAnalyticsTwoNodes: two ferry nodes share an exactly_once query's

@@ -3,6 +3,7 @@ package analytics
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/ferry-iot/ferry/internal/analytics/query"
 	"github.com/ferry-iot/ferry/internal/hono"
 	"github.com/ferry-iot/ferry/internal/hub"
+	"github.com/ferry-iot/ferry/internal/kafkatopics"
 )
 
 // Exactly-once Kafka queries (exactly_once: true, a Kafka source). The
@@ -60,6 +62,9 @@ const ChangelogSuffix = ".changelog"
 func (r *running) startTxn(topic string) error {
 	group := GroupPrefix + r.spec.Tenant + "." + r.spec.Name
 	t := &txnRunner{r: r, topic: topic, changelog: group + ChangelogSuffix, parts: map[int32]*txnPart{}}
+	if err := t.createChangelog(); err != nil {
+		return err
+	}
 	opts := append([]kgo.Opt{}, r.svc.opts.KafkaConsumer...)
 	opts = append(opts,
 		kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
@@ -84,6 +89,34 @@ func (r *running) startTxn(topic string) error {
 	r.txn = t
 	r.wg.Add(1)
 	go t.run()
+	return nil
+}
+
+// changelogWait bounds the creation of the changelog topic and the reading
+// of it when partitions are assigned.
+const changelogWait = 30 * time.Second
+
+// createChangelog creates the changelog topic, compacted, unless it is
+// there: a snapshot per source partition is all a reader needs. A topic
+// that can be neither created nor found refuses the query: without it no
+// state survives a move.
+func (t *txnRunner) createChangelog() error {
+	cl, err := kgo.NewClient(t.r.svc.opts.KafkaConsumer...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(t.r.ctx, changelogWait)
+	defer cancel()
+	res, err := kafkatopics.Create(ctx, cl, []string{t.changelog}, kafkatopics.Spec{Configs: map[string]string{"cleanup.policy": "compact"}})
+	if err == nil {
+		err = kafkatopics.Err(res)
+	}
+	if err != nil {
+		if _, perr := kafkatopics.Partitions(ctx, cl, t.changelog); perr != nil {
+			return fmt.Errorf("creating the changelog topic %s: %w", t.changelog, err)
+		}
+	}
 	return nil
 }
 
@@ -148,38 +181,57 @@ func (t *txnRunner) revoked(_ context.Context, _ *kgo.Client, revoked map[string
 	}
 }
 
-// readChangelog returns the last committed snapshot of every partition.
+// changelogIdle ends a changelog read that fetches nothing for this long:
+// the records up to the end were compacted away.
+const changelogIdle = 5 * time.Second
+
+// readChangelog returns the last committed snapshot of every partition. It
+// reads the changelog up to the last stable offsets it has now: the
+// offsets just committed with the snapshots belong to the same
+// transactions, and a transaction still open (a dead node's, until it
+// times out) commits neither.
 func (t *txnRunner) readChangelog(ctx context.Context) (map[int32][]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, changelogWait)
+	defer cancel()
+	spans, err := kafkatopics.CommittedOffsets(ctx, t.sess.Client(), t.changelog)
+	if err != nil {
+		return nil, err
+	}
+	ends, from := map[int32]int64{}, map[int32]kgo.Offset{}
+	for p, s := range spans {
+		if s.End > s.Start {
+			ends[p], from[p] = s.End, kgo.NewOffset().At(s.Start)
+		}
+	}
+	if len(ends) == 0 {
+		return nil, nil
+	}
 	opts := append([]kgo.Opt{}, t.r.svc.opts.KafkaConsumer...)
-	opts = append(opts, kgo.ConsumeTopics(t.changelog), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(200*time.Millisecond))
+	opts = append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{t.changelog: from}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords(),
+		kgo.FetchMaxWait(changelogIdle/5)) // several fetches in the idle window
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Close()
 	snaps := map[int32][]byte{}
-	// Caught up: two polls in a row bring nothing.
-	for empty := 0; empty < 2; {
-		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		fs := cl.PollFetches(pctx)
-		cancel()
-		if ctx.Err() != nil {
-			return snaps, ctx.Err()
+	left, err := kafkatopics.ReadTo(ctx, cl, ends, changelogIdle, func(rec *kgo.Record) {
+		if rec.Attrs.IsControl() {
+			return
 		}
-		n := 0
-		fs.EachRecord(func(rec *kgo.Record) {
-			n++
-			p, err := strconv.ParseInt(string(rec.Key), 10, 32)
-			if err == nil {
-				snaps[int32(p)] = rec.Value
-			}
-		})
-		if n == 0 {
-			empty++
-		} else {
-			empty = 0
+		if p, err := strconv.ParseInt(string(rec.Key), 10, 32); err == nil {
+			snaps[int32(p)] = rec.Value
 		}
+	}, func(topic string, p int32, err error) {
+		t.r.svc.log.Warn("analytics changelog: fetch failed", "query", t.r.spec.Name, "topic", topic, "partition", p, "err", err)
+	})
+	if err != nil {
+		return snaps, err
+	}
+	if len(left) > 0 {
+		t.r.svc.log.Warn("analytics changelog: no records up to its end offsets (compacted away?); read without them",
+			"query", t.r.spec.Name, "topic", t.changelog, "partitions_and_ends", left)
 	}
 	return snaps, nil
 }

@@ -516,39 +516,17 @@ var catchUpIdle = 5 * time.Second
 // of the partitions to read before the node is ready.
 func (c *Cluster) consumeRetained(behind map[int32]int64) {
 	defer c.wg.Done()
-	if len(behind) == 0 {
-		close(c.ready)
+	left, err := kafkatopics.ReadTo(c.ctx, c.ret, behind, catchUpIdle, c.handleRetained, func(topic string, p int32, err error) {
+		c.log.Warn("kafka fetch failed", "topic", topic, "partition", p, "err", err)
+	})
+	if err != nil {
+		return // closed
 	}
-	handle := func(r *kgo.Record) {
-		c.handleRetained(r)
-		if end, ok := behind[r.Partition]; ok && r.Offset+1 >= end {
-			delete(behind, r.Partition)
-			if len(behind) == 0 {
-				close(c.ready)
-			}
-		}
+	if len(left) > 0 {
+		c.log.Warn("retained topic: no records up to its end offsets (compacted away?); ready without them",
+			"topic", c.opts.RetainedTopic, "partitions_and_ends", left)
 	}
-	for len(behind) > 0 {
-		ctx, cancel := context.WithTimeout(c.ctx, catchUpIdle)
-		fs := c.ret.PollFetches(ctx)
-		cancel()
-		if c.ctx.Err() != nil || fs.IsClientClosed() {
-			return
-		}
-		if fs.NumRecords() == 0 && ctx.Err() != nil {
-			c.log.Warn("retained topic: no records up to its end offsets (compacted away?); ready without them",
-				"topic", c.opts.RetainedTopic, "partitions_and_ends", behind)
-			clear(behind)
-			close(c.ready)
-			break
-		}
-		fs.EachError(func(topic string, p int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) {
-				c.log.Warn("kafka fetch failed", "topic", topic, "partition", p, "err", err)
-			}
-		})
-		fs.EachRecord(handle)
-	}
+	close(c.ready)
 	for c.poll(c.ret, c.handleRetained) {
 	}
 }

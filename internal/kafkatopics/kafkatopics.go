@@ -1,7 +1,8 @@
 // Package kafkatopics is the Kafka administration Ferry needs, with plain
 // protocol requests (kmsg; kadm is not a dependency of the module):
 // waiting for brokers, creating topics (for the CLI and for the internal
-// topics nodes create at start), and reading partition offsets.
+// topics nodes create at start), reading partition offsets, and reading a
+// topic up to the offsets it had (a node catching up with its state).
 package kafkatopics
 
 import (
@@ -94,9 +95,26 @@ type Span struct{ Start, End int64 }
 // while Kafka answers with retriable errors (a topic just created has no
 // leaders yet) until ctx ends.
 func Offsets(ctx context.Context, cl *kgo.Client, topic string) (map[int32]Span, error) {
+	return offsets(ctx, cl, topic, readUncommitted)
+}
+
+// CommittedOffsets is Offsets as read_committed consumers see them: End is
+// the partition's last stable offset, below which every transaction is
+// decided (committed or aborted).
+func CommittedOffsets(ctx context.Context, cl *kgo.Client, topic string) (map[int32]Span, error) {
+	return offsets(ctx, cl, topic, readCommitted)
+}
+
+// The isolation levels of ListOffsets.
+const (
+	readUncommitted int8 = 0
+	readCommitted   int8 = 1
+)
+
+func offsets(ctx context.Context, cl *kgo.Client, topic string, isolation int8) (map[int32]Span, error) {
 	backoff := 20 * time.Millisecond
 	for {
-		spans, err := listOffsets(ctx, cl, topic)
+		spans, err := listOffsets(ctx, cl, topic, isolation)
 		if err == nil || !kerr.IsRetriable(err) {
 			return spans, err
 		}
@@ -111,7 +129,7 @@ func Offsets(ctx context.Context, cl *kgo.Client, topic string) (map[int32]Span,
 	}
 }
 
-func listOffsets(ctx context.Context, cl *kgo.Client, topic string) (map[int32]Span, error) {
+func listOffsets(ctx context.Context, cl *kgo.Client, topic string, isolation int8) (map[int32]Span, error) {
 	parts, err := Partitions(ctx, cl, topic)
 	if err != nil {
 		return nil, err
@@ -119,6 +137,7 @@ func listOffsets(ctx context.Context, cl *kgo.Client, topic string) (map[int32]S
 	spans := make(map[int32]Span, len(parts))
 	for _, ts := range []int64{-2, -1} { // earliest, latest
 		req := kmsg.NewPtrListOffsetsRequest()
+		req.IsolationLevel = isolation
 		rt := kmsg.NewListOffsetsRequestTopic()
 		rt.Topic = topic
 		for _, p := range parts {
@@ -196,4 +215,47 @@ func Ping(ctx context.Context, cl *kgo.Client) error {
 		case <-t.C:
 		}
 	}
+}
+
+// ReadTo hands handle every record cl fetches until, in each partition of
+// ends, the record just before its end offset came (cl consumes those
+// partitions from where the caller wants them read). It returns the
+// partitions it did not finish: those that brought nothing for idle,
+// because the records up to their end were compacted away. cl must keep
+// control records when a topic is transactional: its last record before
+// the end offset is then a commit marker. Fetch failures go to failed
+// (franz-go retries them); ReadTo ends early only with ctx or cl closed,
+// and says so in err.
+func ReadTo(ctx context.Context, cl *kgo.Client, ends map[int32]int64, idle time.Duration,
+	handle func(*kgo.Record), failed func(topic string, partition int32, err error)) (map[int32]int64, error) {
+	left := make(map[int32]int64, len(ends))
+	for p, end := range ends {
+		left[p] = end
+	}
+	for len(left) > 0 {
+		pctx, cancel := context.WithTimeout(ctx, idle)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		if err := ctx.Err(); err != nil {
+			return left, err
+		}
+		if fs.IsClientClosed() {
+			return left, kgo.ErrClientClosed
+		}
+		if fs.NumRecords() == 0 && pctx.Err() != nil {
+			return left, nil
+		}
+		fs.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				failed(topic, p, err)
+			}
+		})
+		fs.EachRecord(func(r *kgo.Record) {
+			handle(r)
+			if end, ok := left[r.Partition]; ok && r.Offset+1 >= end {
+				delete(left, r.Partition)
+			}
+		})
+	}
+	return nil, nil
 }
