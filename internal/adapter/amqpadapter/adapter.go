@@ -454,14 +454,40 @@ func (a *Adapter) serveCommands(req *amqp.LinkRequest) error {
 	} else {
 		cancels = append(cancels, a.opts.Commands.Subscribe(tenant, dev, gateway, cons))
 	}
-	a.opts.Downstream.Notify(tenant, dev, hono.AdapterAMQP, hono.TTDUntilFurtherNotice)
-	a.links.Add(1)
+	// The device is ready for commands once its receiver granted credit,
+	// not at attach: a command sent on the notification before the credit
+	// came would only be released (TrySend, below).
+	var (
+		mu    sync.Mutex
+		ready bool // the notification went out
+		gone  bool // the link ended
+	)
+	a.links.Add(2)
+	go func() {
+		defer a.links.Done()
+		select {
+		case <-req.Sender.CreditAvailable():
+		case <-req.Sender.Done():
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !gone {
+			ready = true
+			a.opts.Downstream.Notify(tenant, dev, hono.AdapterAMQP, hono.TTDUntilFurtherNotice)
+		}
+	}()
 	req.Sender.OnDetach(func() {
 		defer a.links.Done()
 		for _, c := range cancels {
 			c()
 		}
-		a.opts.Downstream.Notify(tenant, dev, hono.AdapterAMQP, hono.TTDGone)
+		mu.Lock()
+		defer mu.Unlock()
+		gone = true
+		if ready {
+			a.opts.Downstream.Notify(tenant, dev, hono.AdapterAMQP, hono.TTDGone)
+		}
 	})
 	return nil
 }
