@@ -441,8 +441,8 @@ func answer(c *client, tenant, dev string) error {
 
 // postHTTP sends the devices' telemetry to Hono's HTTP adapter: each
 // device a client with one keep-alive connection, PUT
-// /telemetry/<tenant>/<device> (unauthenticated) at QoS 0; every answer
-// must be 202.
+// /telemetry/<tenant>/<device> (unauthenticated) at QoS, 1 with Hono's
+// QoS-Level header; every answer must be 202.
 func (h Hono) postHTTP(ctx context.Context, run string) upstreamRun {
 	tr := &http.Transport{MaxIdleConnsPerHost: h.Devices, MaxConnsPerHost: h.Devices}
 	defer tr.CloseIdleConnections()
@@ -453,6 +453,9 @@ func (h Hono) postHTTP(ctx context.Context, run string) upstreamRun {
 			req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(stamped(h.Payload)))
 			if err != nil {
 				return err
+			}
+			if h.QoS == 1 {
+				req.Header.Set("QoS-Level", "1")
 			}
 			resp, err := cl.Do(req)
 			if err != nil {
