@@ -223,7 +223,9 @@ func Ping(ctx context.Context, cl *kgo.Client) error {
 // partitions it did not finish: those that brought nothing for idle,
 // because the records up to their end were compacted away. cl must keep
 // control records when a topic is transactional: its last record before
-// the end offset is then a commit marker. Fetch failures go to failed
+// the end offset is then a commit marker. Its FetchMaxWait must be well
+// under idle: a fetch the broker holds over partitions that have nothing
+// must not use the whole window up. Fetch failures go to failed
 // (franz-go retries them); ReadTo ends early only with ctx or cl closed,
 // and says so in err.
 func ReadTo(ctx context.Context, cl *kgo.Client, ends map[int32]int64, idle time.Duration,
