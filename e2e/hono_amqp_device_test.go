@@ -86,8 +86,17 @@ func TestHonoAMQPDevice(t *testing.T) {
 	}
 
 	// Commands: the device receives on command and answers on reply-to.
-	cmds, err := dev.NewReceiver(ctx, "command", &goamqp.ReceiverOptions{Credit: 10})
+	// The device is ready (ttd -1) once it granted credit, not at attach.
+	cmds, err := dev.NewReceiver(ctx, "command", &goamqp.ReceiverOptions{Credit: -1}) // manual credit
 	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	if m, err := events.Receive(sctx, nil); err == nil {
+		t.Fatalf("a notification before the device granted credit: %v", m.ApplicationProperties)
+	}
+	cancel()
+	if err := cmds.IssueCredit(10); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the device's command subscription", func() bool {
