@@ -200,18 +200,24 @@ func Partitions(ctx context.Context, cl *kgo.Client, topic string) ([]int32, err
 }
 
 // Ping waits for a broker to answer until ctx ends, since Kafka may be
-// starting with the node, and returns the last failure then.
+// starting with the node, and returns the last failure then: the last one
+// that says why (a certificate, a login), not the deadline that cut the
+// last try short.
 func Ping(ctx context.Context, cl *kgo.Client) error {
+	var last error
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
 		err := cl.Ping(ctx)
 		if err == nil {
 			return nil
 		}
+		if last == nil || ctx.Err() == nil {
+			last = err
+		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return err
+			return last
 		case <-t.C:
 		}
 	}
