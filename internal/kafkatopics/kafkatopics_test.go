@@ -53,7 +53,11 @@ func TestReadToCommitted(t *testing.T) {
 	t.Cleanup(kc.Close)
 	const topic = "changelog"
 	admin := client(t, kc)
-	if _, err := Create(ctx, admin, []string{topic}, Spec{Partitions: 2, Configs: map[string]string{"cleanup.policy": "compact"}}); err != nil {
+	res, err := Create(ctx, admin, []string{topic}, Spec{Partitions: 2, Configs: map[string]string{"cleanup.policy": "compact"}})
+	if err == nil {
+		err = Err(res)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	prod := client(t, kc, kgo.TransactionalID("writer"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
